@@ -1,0 +1,41 @@
+# The two commands a user needs: `make demo` and `make test`. Both install what is missing
+# (Debian packages, through scripts/install-deps.sh), configure a Release build in build/ and build.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+SHARED ?= $(abspath $(CURDIR)/../shared)
+MODEL ?= $(SHARED)/models/stories260K
+
+.PHONY: all deps configure build demo test bench fuzz clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# For now the main job runs in one process; the mesh issues turn it into a mesh of local nodes.
+demo: build
+	./$(BUILD)/troupe run $(MODEL)/stories260K.bin -z $(MODEL)/tok512.bin -t 0 -n 256 -i "Once upon a time"
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+bench: build
+	./bench/run.sh $(BUILD)
+
+# libFuzzer targets for the parsers of untrusted bytes (needs clang; not part of CI).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_C_COMPILER=clang -DTROUPE_FUZZ=ON -DTROUPE_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_checkpoint fuzz_tokenizer
+	./build-fuzz/fuzz/fuzz_checkpoint -max_total_time=$(FUZZ_SECONDS) -max_len=4096 fuzz/corpus/checkpoint
+	./build-fuzz/fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 fuzz/corpus/tokenizer
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,14 @@
+// The troupe sub-commands. Each registers its flags on the CLI11 app and returns the action to
+// run after parsing; actions throw InputError (exit 2) or RuntimeFailure (exit 1).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace troupe::cli {
+
+using Action = std::function<int()>;
+
+Action add_run_command(CLI::App& app);
+
+}  // namespace troupe::cli

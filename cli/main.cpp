@@ -1,0 +1,57 @@
+// troupe: one executable, one sub-command per job (see ../shared/CONTRACT.md).
+#include <cstdio>
+#include <string>
+#include <exception>
+#include <vector>
+
+#include "commands.hpp"
+#include "troupe/runtime/error.hpp"
+
+int main(int argc, char** argv) {
+  using namespace troupe;
+  CLI::App app{"troupe: run a Llama-family model on one device or on a mesh of devices"};
+  app.require_subcommand(1, 1);
+  std::vector<std::pair<CLI::App*, cli::Action>> commands;
+  const auto add = [&](cli::Action (*add_command)(CLI::App&)) {
+    const std::size_t before = app.get_subcommands({}).size();
+    cli::Action action = add_command(app);
+    commands.emplace_back(app.get_subcommands({}).at(before), std::move(action));
+  };
+  add(cli::add_run_command);
+
+  // CLI11 would only say "a subcommand is required"; name the word it did not know.
+  std::string known;
+  bool found = false;
+  for (auto& [sub, action] : commands) {
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+    found |= argc > 1 && sub->check_name(argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !found) {
+    std::fprintf(stderr, "troupe: unknown command '%s' (commands: %s)\n", argv[1], known.c_str());
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line that names the flag at fault, then where to look for the rest.
+    std::fprintf(stderr, "troupe: %s (see troupe --help)\n", e.what());
+    return 2;
+  }
+  try {
+    for (auto& [sub, action] : commands) {
+      if (sub->parsed()) return action();
+    }
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "troupe: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "troupe: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "troupe: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,174 @@
+// `troupe run`: the single-process engine, a drop-in for llama2.c's `run` (same flags, same
+// defaults, same stdout byte for byte); statistics go to stderr only.
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "commands.hpp"
+#include "model_paths.hpp"
+#include "troupe/kernels/kernels.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/generate.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string model;
+  std::string tokenizer;
+  float temperature = 1.0f;
+  float topp = 0.9f;
+  long long seed = 0;
+  int steps = 256;
+  std::string prompt;
+  std::string mode = "generate";
+  std::string system_prompt;
+  bool has_system_prompt = false;
+  int threads = 0;
+};
+
+double peak_rss_mib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+void print_piece(std::string_view piece) {
+  std::fwrite(piece.data(), 1, piece.size(), stdout);
+  std::fflush(stdout);
+}
+
+void report(const GenerationStats& s, int threads) {
+  if (s.positions > 1 && s.total_ms > 0) {
+    // run.c's line, for scripts written against it.
+    std::fprintf(stderr, "achieved tok/s: %f\n", (s.positions - 1) * 1000.0 / s.total_ms);
+  }
+  std::fprintf(stderr,
+               "troupe: prompt %d tok (%.1f tok/s), generated %d tok, %.2f tok/s, first token "
+               "%.1f ms, %.2f ms/token, peak RSS %.1f MiB, threads %d, isa %s\n",
+               s.prompt_tokens, s.prompt_tokens_per_s(), s.generated_tokens,
+               s.decode_tokens_per_s(), s.first_token_ms,
+               s.generated_tokens > 1 ? s.decode_ms / (s.generated_tokens - 1) : 0.0,
+               peak_rss_mib(), threads, std::string(kernels::isa_name(kernels::detected_isa())).c_str());
+}
+
+// Reads one line from stdin after printing `guide`, as run.c's read_stdin; false at end of input.
+bool read_line(const char* guide, std::string& line) {
+  std::fputs(guide, stdout);
+  std::fflush(stdout);
+  if (!std::getline(std::cin, line)) return false;
+  return true;
+}
+
+// run.c's chat loop: Llama 2 [INST] turns, the assistant's reply streamed until EOS (id 2).
+void chat(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler,
+          const RunOptions& opt, int steps) {
+  std::string system_prompt, user_prompt;
+  std::vector<int> prompt_tokens;
+  std::size_t user_idx = 0;
+  bool user_turn = true;
+  int next = 0, token = 0, pos = 0;
+  std::string text;
+  while (pos < steps) {
+    if (user_turn) {
+      if (pos == 0) {
+        if (opt.has_system_prompt) {
+          system_prompt = opt.system_prompt;
+        } else if (!read_line("Enter system prompt (optional): ", system_prompt)) {
+          break;
+        }
+      }
+      if (pos == 0 && !opt.prompt.empty()) {
+        user_prompt = opt.prompt;
+      } else if (!read_line("User: ", user_prompt)) {
+        break;
+      }
+      const std::string rendered =
+          pos == 0 && !system_prompt.empty()
+              ? "[INST] <<SYS>>\n" + system_prompt + "\n<</SYS>>\n\n" + user_prompt + " [/INST]"
+              : "[INST] " + user_prompt + " [/INST]";
+      prompt_tokens = tokenizer.encode(rendered, true, false);
+      user_idx = 0;
+      user_turn = false;
+      std::fputs("Assistant: ", stdout);
+    }
+    token = user_idx < prompt_tokens.size() ? prompt_tokens[user_idx++] : next;
+    if (token == Tokenizer::kEos) user_turn = true;
+    float* logits = transformer.forward(token, pos);
+    next = sampler.sample(logits);
+    pos++;
+    if (user_idx >= prompt_tokens.size() && next != Tokenizer::kEos) {
+      text.clear();
+      append_printable(text, tokenizer.decode(token, next));
+      print_piece(text);
+    }
+    if (next == Tokenizer::kEos) std::fputs("\n", stdout);
+  }
+  std::fputs("\n", stdout);
+}
+
+int run(RunOptions opt) {
+  // run.c's clamping of out-of-range values, kept for drop-in compatibility.
+  if (!std::isfinite(opt.temperature)) throw InputError("-t: temperature must be a number");
+  if (!std::isfinite(opt.topp)) throw InputError("-p: top-p must be a number");
+  if (opt.temperature < 0) opt.temperature = 0;
+  if (opt.topp < 0 || opt.topp > 1) opt.topp = 0.9f;
+  if (opt.steps < 0) opt.steps = 0;
+  if (opt.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
+  // run.c reads the seed with atoi into an unsigned 64-bit value; 0 means "from the clock".
+  uint64_t seed = static_cast<uint64_t>(static_cast<int64_t>(opt.seed));
+  if (seed == 0) seed = static_cast<unsigned int>(std::time(nullptr));
+
+  const std::string model_path = resolve_model(opt.model);
+  const Model model = load_model(model_path);
+  const ModelConfig& c = model.config;
+  const int steps = (opt.steps == 0 || opt.steps > c.seq_len) ? c.seq_len : opt.steps;
+  const std::string tok_path =
+      opt.tokenizer.empty() ? find_tokenizer(model_path, c.vocab_size) : opt.tokenizer;
+  const Tokenizer tokenizer = Tokenizer::load_llama2c(tok_path, c.vocab_size);
+  Sampler sampler(c.vocab_size, opt.temperature, opt.topp, seed);
+  ThreadPool pool(opt.threads);
+  Transformer transformer(model, LayerRange{0, c.n_layers}, steps, pool);
+
+  if (opt.mode == "chat") {
+    chat(transformer, tokenizer, sampler, opt, steps);
+    return 0;
+  }
+  const GenerationStats stats =
+      generate(transformer, tokenizer, sampler, opt.prompt, steps, print_piece);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  report(stats, pool.size());
+  return 0;
+}
+
+}  // namespace
+
+Action add_run_command(CLI::App& app) {
+  auto opt = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Generate text in this process (a drop-in for llama2.c's run)");
+  cmd->add_option("model", opt->model, "Model file (llama2.c checkpoint) or name")->required();
+  cmd->add_option("-z", opt->tokenizer, "Tokenizer file (default: beside the model)");
+  cmd->add_option("-t", opt->temperature, "Temperature, 0 = greedy (default 1.0)");
+  cmd->add_option("-p", opt->topp, "Top-p (nucleus) sampling threshold (default 0.9)");
+  cmd->add_option("-s", opt->seed, "Random seed (default: from the clock)");
+  cmd->add_option("-n", opt->steps, "Positions to run, prompt included; 0 = seq_len (default 256)");
+  cmd->add_option("-i", opt->prompt, "Prompt");
+  cmd->add_option("-m", opt->mode, "Mode: generate or chat")
+      ->check(CLI::IsMember({"generate", "chat"}));
+  cmd->add_option("-y", opt->system_prompt, "System prompt in chat mode");
+  cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
+  return [opt, cmd] {
+    opt->has_system_prompt = cmd->count("-y") > 0;
+    return run(*opt);
+  };
+}
+
+}  // namespace troupe::cli

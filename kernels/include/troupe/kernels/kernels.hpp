@@ -1,0 +1,57 @@
+// The math of a Llama forward pass, with no I/O and no threads.
+//
+// Each kernel has a plain scalar reference (kernels/src/reference.cpp) written to give exactly the
+// floats llama2.c's run.c gives (same order of operations, no contraction into FMA), and, for the
+// kernels that carry the memory traffic, SIMD paths (AVX2, AVX-512, NEON) chosen at run time by
+// CPU features and checked against the reference in tests. Row-range arguments [r0, r1) let the
+// caller split a matrix-vector product across threads without the kernels knowing about threads.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace troupe::kernels {
+
+enum class Isa { scalar, avx2, avx512, neon };
+
+std::string_view isa_name(Isa isa);
+
+// The best instruction set this CPU supports among those compiled in. The environment variable
+// TROUPE_ISA (scalar|avx2|avx512|neon) lowers it, e.g. to compare paths; it never raises it.
+Isa detected_isa();
+
+// True when `isa` is compiled in and this CPU can run it.
+bool isa_available(Isa isa);
+
+// Matrix-vector products over rows [r0, r1) of a row-major matrix with n columns.
+struct MatvecOps {
+  // y[r] = sum_j w[r*n + j] * x[j]
+  void (*f32)(float* y, const float* w, const float* x, int n, int r0, int r1);
+  // Weights and activations quantized symmetrically in groups of gs values (n % gs == 0):
+  // y[r] = sum_g (sum_k wq[r*n + g*gs + k] * xq[g*gs + k]) * ws[(r*n + g*gs)/gs] * xs[g]
+  // with the group's integer sum exact in int32 and the float sum over groups in order (runq.c).
+  void (*q8)(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs, int n,
+             int gs, int r0, int r1);
+};
+
+// The matvec implementation for an instruction set; scalar when that one is not available.
+const MatvecOps& matvec_ops(Isa isa);
+// The one for detected_isa(), chosen once.
+const MatvecOps& matvec_ops();
+
+// Reference kernels (scalar, run.c's order of operations).
+void rmsnorm(float* out, const float* x, const float* weight, int n, float eps);
+void softmax(float* x, int n);
+// Rotates pairs (q[i], q[i+1]) for i < q_dim, and the same pairs of k for i < k_dim, at position
+// pos, with the frequency depending on i % head_size (run.c's formula, base `theta`).
+void rope(float* q, float* k, int q_dim, int k_dim, int head_size, int pos, float theta);
+// hb[i] = silu(hb[i]) * hb2[i]
+void swiglu(float* hb, const float* hb2, int n);
+// Symmetric int8 quantization in groups of gs: s[g] = max|x| / 127, q = round(x / s).
+void quantize_q8(int8_t* q, float* s, const float* x, int n, int gs);
+// y += a * x
+void axpy(float* y, float a, const float* x, int n);
+// sum_i a[i] * b[i], in order
+float dot(const float* a, const float* b, int n);
+
+}  // namespace troupe::kernels

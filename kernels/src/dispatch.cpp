@@ -1,0 +1,123 @@
+// Run-time choice of the matvec implementation from the CPU's features and TROUPE_ISA.
+#include <cstdlib>
+#include <string_view>
+
+#include "matvec_impl.hpp"
+#include "troupe/kernels/kernels.hpp"
+
+#if defined(TROUPE_HAVE_NEON) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+namespace troupe::kernels {
+
+namespace {
+
+#if defined(TROUPE_HAVE_NEON)
+// sdot (ARMv8.2 dot product) is optional: e.g. Cortex-A72 (Raspberry Pi 4) lacks it.
+bool cpu_has_dotprod() {
+#if defined(__APPLE__)
+  return true;  // every Apple arm64 core has it
+#elif defined(__linux__)
+  constexpr unsigned long hwcap_asimddp = 1ul << 20;  // HWCAP_ASIMDDP in <asm/hwcap.h>
+  return (getauxval(AT_HWCAP) & hwcap_asimddp) != 0;
+#else
+  return false;
+#endif
+}
+#endif
+
+constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref};
+#if defined(TROUPE_HAVE_X86_SIMD)
+constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2};
+constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512, detail::matvec_q8_avx512};
+#endif
+#if defined(TROUPE_HAVE_NEON)
+constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon, detail::matvec_q8_neon_dotprod};
+constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon, detail::matvec_q8_neon};
+#endif
+
+Isa best_isa() {
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::neon}) {
+    if (isa_available(isa)) return isa;
+  }
+  return Isa::scalar;
+}
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
+  }
+  return "unknown";
+}
+
+bool isa_available(Isa isa) {
+  switch (isa) {
+    case Isa::scalar:
+      return true;
+    case Isa::avx2:
+#if defined(TROUPE_HAVE_X86_SIMD)
+      // libgcc's checks include the OS saving the wider registers (XGETBV).
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+      return false;
+#endif
+    case Isa::avx512:
+#if defined(TROUPE_HAVE_X86_SIMD)
+      // The q8 path uses VNNI (vpdpbusd), so a CPU without it (Skylake-X) gets avx2 instead.
+      return isa_available(Isa::avx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni");
+#else
+      return false;
+#endif
+    case Isa::neon:
+#if defined(TROUPE_HAVE_NEON)
+      return true;  // Advanced SIMD is mandatory on AArch64
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+Isa detected_isa() {
+  // Read each call (it is cheap) so that tests and tools can change TROUPE_ISA; matvec_ops()
+  // below is what the engine uses, and that one is fixed at first use.
+  const Isa best = best_isa();
+  const char* env = std::getenv("TROUPE_ISA");
+  if (env == nullptr) return best;
+  const std::string_view want(env);
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon}) {
+    // Anything available is at most `best`, so honouring it can only lower the choice.
+    // Unknown names and unavailable ISAs are ignored.
+    if (want == isa_name(isa) && isa_available(isa)) return isa;
+  }
+  return best;
+}
+
+const MatvecOps& matvec_ops(Isa isa) {
+  if (!isa_available(isa)) return scalar_ops;
+  switch (isa) {
+#if defined(TROUPE_HAVE_X86_SIMD)
+    case Isa::avx2: return avx2_ops;
+    case Isa::avx512: return avx512_ops;
+#endif
+#if defined(TROUPE_HAVE_NEON)
+    case Isa::neon: return cpu_has_dotprod() ? neon_dotprod_ops : neon_plain_ops;
+#endif
+    default: return scalar_ops;
+  }
+}
+
+const MatvecOps& matvec_ops() {
+  static const MatvecOps& ops = matvec_ops(detected_isa());  // thread-safe one-time init
+  return ops;
+}
+
+}  // namespace troupe::kernels

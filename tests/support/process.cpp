@@ -1,0 +1,122 @@
+#include "support/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace troupe::test {
+
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& env,
+                          const std::string& input, int timeout_s) {
+  signal(SIGPIPE, SIG_IGN);  // a child that exits without reading its stdin must not kill us
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    throw std::runtime_error("pipe failed");
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; e++) {
+    std::string s = *e;
+    bool overridden = false;
+    for (auto& [k, v] : env) overridden |= s.rfind(k + "=", 0) == 0;
+    if (!overridden) envs.push_back(s);
+  }
+  for (auto& [k, v] : env) envs.push_back(k + "=" + v);
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  for (auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
+  cenv.push_back(nullptr);
+
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (rc != 0) throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
+
+  ProcessResult r;
+  std::size_t written = 0;
+  if (input.empty()) {
+    close(in[1]);
+    in[1] = -1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  bool killed = false;
+  int open_fds = 2;
+  while (open_fds > 0) {
+    pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+    int n = poll(fds, in[1] >= 0 ? 3 : 2, 100);
+    if (std::chrono::steady_clock::now() > deadline && !killed) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+    if (n <= 0) continue;
+    for (int i = 0; i < 2; i++) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[65536];
+      ssize_t got = read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        (i == 0 ? r.out : r.err).append(buf, got);
+      } else {
+        close(fds[i].fd);
+        (i == 0 ? out[0] : err[0]) = -1;
+        open_fds--;
+      }
+    }
+    if (in[1] >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t put = (fds[2].revents & POLLOUT)
+                        ? write(in[1], input.data() + written, input.size() - written)
+                        : -1;
+      if (put > 0) written += put;
+      if (put <= 0 || written == input.size()) {
+        close(in[1]);
+        in[1] = -1;
+      }
+    }
+  }
+  if (in[1] >= 0) close(in[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+  }
+  return r;
+}
+
+ProcessResult run_troupe(const std::vector<std::string>& args,
+                         const std::vector<std::pair<std::string, std::string>>& env,
+                         const std::string& input) {
+  std::vector<std::string> argv = {TROUPE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, env, input);
+}
+
+std::string shared_dir() { return TROUPE_SHARED_DIR; }
+
+std::string temp_dir() {
+  std::string tmpl = "/tmp/troupe-test-XXXXXX";
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+}  // namespace troupe::test

@@ -1,0 +1,33 @@
+// Runs a child process for tests that exercise the real `troupe` executable.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace troupe::test {
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the signal that ended it, if any
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (argv[0] is a path) with extra environment variables, feeding `input` to stdin,
+// and collects everything it writes. Kills it after timeout_s seconds (signal = SIGKILL).
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& env = {},
+                          const std::string& input = "", int timeout_s = 60);
+
+// `troupe` with the given arguments.
+ProcessResult run_troupe(const std::vector<std::string>& args,
+                         const std::vector<std::pair<std::string, std::string>>& env = {},
+                         const std::string& input = "");
+
+// ../shared, beside the checkout.
+std::string shared_dir();
+// A fresh empty directory for a test's files.
+std::string temp_dir();
+
+}  // namespace troupe::test

@@ -1,0 +1,163 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "support/checkpoint_writer.hpp"
+#include "support/process.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/transformer.hpp"
+
+using namespace troupe;
+using troupe::test::shared_dir;
+
+namespace {
+std::string stories_path() { return shared_dir() + "/models/stories260K/stories260K.bin"; }
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+void write_all(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), bytes.size());
+}
+
+// Logits for a fixed token sequence, one position after another.
+std::vector<std::vector<float>> run_tokens(const Model& m, int threads) {
+  ThreadPool pool(threads);
+  Transformer t(m, LayerRange{0, m.config.n_layers}, 16, pool);
+  std::vector<std::vector<float>> out;
+  const int tokens[] = {1, 403, 407, 261, 378, 430, 285, 306};
+  for (int pos = 0; pos < 8; pos++) {
+    const float* l = t.forward(tokens[pos], pos);
+    out.emplace_back(l, l + m.config.vocab_size);
+  }
+  return out;
+}
+
+int argmax(const std::vector<float>& v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+}  // namespace
+
+TEST_CASE("stories260K loads with its shape", "[model]") {
+  const Model m = load_model(stories_path());
+  CHECK(m.format == "llama2.c v0 (legacy)");
+  CHECK(m.config.dim == 64);
+  CHECK(m.config.hidden_dim == 172);
+  CHECK(m.config.n_layers == 5);
+  CHECK(m.config.n_heads == 8);
+  CHECK(m.config.n_kv_heads == 4);
+  CHECK(m.config.vocab_size == 512);
+  CHECK(m.config.seq_len == 512);
+  CHECK(m.shared_classifier);
+  CHECK(m.layers.size() == 5);
+  CHECK(m.classifier.f32 == m.token_embedding.f32);
+  // Every layer matrix plus norms and the classifier, read once per token.
+  const std::size_t per_layer = (64 * 64 * 2 + 32 * 64 * 2 + 172 * 64 * 3 + 64 * 2) * 4;
+  CHECK(m.bytes_per_token() == 5 * per_layer + 512 * 64 * 4 + 64 * 4);
+}
+
+TEST_CASE("the forward pass does not depend on the thread count", "[model]") {
+  const Model m = load_model(stories_path());
+  CHECK(run_tokens(m, 1) == run_tokens(m, 2));
+  CHECK(run_tokens(m, 1) == run_tokens(m, 3));
+}
+
+TEST_CASE("a version-1 checkpoint gives the same logits as version 0", "[model]") {
+  const Model v0 = load_model(stories_path());
+  const std::string path = troupe::test::temp_dir() + "/v1.bin";
+  troupe::test::write_v1(v0, path);
+  const Model v1 = load_model(path);
+  CHECK(v1.format == "llama2.c v1");
+  CHECK(v1.shared_classifier);
+  CHECK(run_tokens(v1, 2) == run_tokens(v0, 2));
+}
+
+TEST_CASE("a version-2 (int8 groups) checkpoint stays close to fp32", "[model]") {
+  const Model v0 = load_model(stories_path());
+  const std::string path = troupe::test::temp_dir() + "/v2.bin";
+  // 4 divides both dim (64) and hidden_dim (172).
+  troupe::test::write_v2(v0, path, 4);
+  const Model v2 = load_model(path);
+  CHECK(v2.format == "llama2.c v2");
+  REQUIRE(v2.layers[0].wq.type == WeightType::q8);
+  const auto a = run_tokens(v0, 2), b = run_tokens(v2, 2);
+  int same_argmax = 0;
+  for (std::size_t pos = 0; pos < a.size(); pos++) {
+    double dot = 0, na = 0, nb = 0;
+    for (std::size_t i = 0; i < a[pos].size(); i++) {
+      dot += a[pos][i] * b[pos][i];
+      na += a[pos][i] * a[pos][i];
+      nb += b[pos][i] * b[pos][i];
+    }
+    CHECK(dot / std::sqrt(na * nb) > 0.99);
+    same_argmax += argmax(a[pos]) == argmax(b[pos]);
+  }
+  CHECK(same_argmax >= 6);
+  // The scalar and SIMD int8 paths agree bit for bit.
+  CHECK(run_tokens(v2, 1) == run_tokens(v2, 2));
+}
+
+TEST_CASE("version 2 needs a group size that divides both widths", "[model][errors]") {
+  const Model v0 = load_model(stories_path());
+  const std::string path = troupe::test::temp_dir() + "/v2.bin";
+  troupe::test::write_v2(v0, path, 64);  // 172 % 64 != 0
+  CHECK_THROWS_WITH(load_model(path), Catch::Contains("group size 64"));
+}
+
+TEST_CASE("truncated checkpoints are rejected at every length", "[model][errors]") {
+  const std::string bytes = read_all(stories_path());
+  const std::string path = troupe::test::temp_dir() + "/cut.bin";
+  // Everything the shared-classifier model uses ends before the RoPE tables it skips.
+  const std::size_t used = 28 + std::size_t(4) * (512 * 64 + 5 * (64 * 64 * 2 + 32 * 64 * 2 +
+                                                                  172 * 64 * 3 + 64 * 2) + 64);
+  for (std::size_t cut = 0; cut < used; cut += used / 97 + 1) {
+    write_all(path, bytes.substr(0, cut));
+    INFO("cut at " << cut);
+    CHECK_THROWS_AS(load_model(path), InputError);
+  }
+  write_all(path, bytes.substr(0, used));
+  CHECK_NOTHROW(load_model(path));
+}
+
+TEST_CASE("absurd header fields are rejected", "[model][errors]") {
+  const std::string bytes = read_all(stories_path());
+  const std::string path = troupe::test::temp_dir() + "/noisy.bin";
+  struct Case {
+    int field;
+    int32_t value;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {0, 0, "dim"},          {0, -64, "dim"},        {1, 1 << 30, "hidden_dim"},
+      {2, 0, "n_layers"},     {3, 0, "n_heads"},      {3, 7, "multiple of n_heads"},
+      {4, 3, "n_kv_heads"},   {4, 1 << 20, "n_kv_heads"}, {5, 0, "vocab_size"},
+      {5, INT32_MIN, "vocab_size"}, {6, -1, "seq_len"}, {2, 1000, "truncated"},
+      {5, 1 << 21, "truncated"},
+  };
+  for (const Case& c : cases) {
+    std::string noisy = bytes;
+    std::memcpy(noisy.data() + 4 * c.field, &c.value, 4);
+    write_all(path, noisy);
+    INFO("field " << c.field << " = " << c.value);
+    CHECK_THROWS_WITH(load_model(path), Catch::Contains(c.expect));
+  }
+}
+
+TEST_CASE("random bytes are never taken for a model", "[model][errors]") {
+  const std::string path = troupe::test::temp_dir() + "/noise.bin";
+  uint64_t s = 88172645463325252ull;
+  for (int round = 0; round < 200; round++) {
+    std::string noise(64 + round * 37, '\0');
+    for (auto& ch : noise) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      ch = static_cast<char>(s);
+    }
+    write_all(path, noise);
+    CHECK_THROWS_AS(load_model(path), InputError);
+  }
+}

@@ -33,9 +33,14 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_C_COMPILER=clang -DTROUPE_FUZZ=ON -DTROUPE_TESTS=OFF >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_checkpoint fuzz_tokenizer
-	./build-fuzz/fuzz/fuzz_checkpoint -max_total_time=$(FUZZ_SECONDS) -max_len=4096 fuzz/corpus/checkpoint
-	./build-fuzz/fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 fuzz/corpus/tokenizer
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_checkpoint fuzz_tokenizer fuzz_gguf
+	@mkdir -p build-fuzz/corpus/checkpoint build-fuzz/corpus/tokenizer build-fuzz/corpus/gguf
+	./build-fuzz/fuzz/fuzz_checkpoint -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  build-fuzz/corpus/checkpoint fuzz/corpus/checkpoint
+	./build-fuzz/fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  build-fuzz/corpus/tokenizer fuzz/corpus/tokenizer
+	./build-fuzz/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  build-fuzz/corpus/gguf fuzz/corpus/gguf
 
 clean:
 	rm -rf $(BUILD) build-fuzz

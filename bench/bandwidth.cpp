@@ -5,7 +5,7 @@
 // over threads by rows. This program does exactly that (minus the multiply), so its GB/s is the
 // ceiling a memory-bound decoder can reach: tok/s <= GB/s / (weight bytes read per token).
 //
-//   troupe-bandwidth [--threads N] [--mib 1024] [--reps 5] [--json]
+//   troupe-bandwidth [--threads N] [--mib 1024] [--reps 10] [--json]
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -86,7 +86,7 @@ volatile float g_sink;  // keeps the sums (and so the loads) alive
 int main(int argc, char** argv) {
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   size_t mib = 1024;
-  int reps = 5;
+  int reps = 10;
   bool json = false;
 
   CLI::App app{"Measure memory read bandwidth the way a matrix-vector product reads weights"};

@@ -99,16 +99,16 @@ void chat(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler
       std::fputs("Assistant: ", stdout);
     }
     token = user_idx < prompt_tokens.size() ? prompt_tokens[user_idx++] : next;
-    if (token == Tokenizer::kEos) user_turn = true;
+    if (token == tokenizer.special().eos) user_turn = true;
     float* logits = transformer.forward(token, pos);
     next = sampler.sample(logits);
     pos++;
-    if (user_idx >= prompt_tokens.size() && next != Tokenizer::kEos) {
+    if (user_idx >= prompt_tokens.size() && next != tokenizer.special().eos) {
       text.clear();
       append_printable(text, tokenizer.decode(token, next));
       print_piece(text);
     }
-    if (next == Tokenizer::kEos) std::fputs("\n", stdout);
+    if (next == tokenizer.special().eos) std::fputs("\n", stdout);
   }
   std::fputs("\n", stdout);
 }

@@ -2,6 +2,7 @@
 // SIMD path this machine can run against the reference.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -123,7 +124,7 @@ TEST_CASE("TROUPE_ISA lowers the detected ISA and never raises it", "[kernels][d
   const Isa best = tk::detected_isa();
   CHECK(tk::isa_available(best));
   for (Isa isa : kAllIsas) {
-    if (isa_available(isa) && isa != Isa::scalar && isa != best) {
+    if (tk::isa_available(isa) && isa != Isa::scalar && isa != best) {
       // best is the highest available, so nothing else available may be preferred over it
       CHECK((isa == Isa::avx2 && best == Isa::avx512));
     }
@@ -201,17 +202,52 @@ TEST_CASE("f32 matvec of every ISA matches the reference", "[kernels][matvec]") 
   }
 }
 
+TEST_CASE("f32 matvec results do not depend on the row range or the alignment", "[kernels][matvec]") {
+  // A row's floats must be the same however rows are split between threads and wherever the
+  // matrix sits in memory (checkpoint versions put the weights at different offsets).
+  std::mt19937 rng(99);
+  for (int n : {63, 172, 2048}) {
+    const int rows = 11;
+    const auto w = random_floats(rng, size_t(rows) * n);
+    const auto x = random_floats(rng, n);
+    for (Isa isa : runnable_isas()) {
+      INFO("isa " << tk::isa_name(isa) << " n " << n);
+      const auto f32 = tk::matvec_ops(isa).f32;
+      std::vector<float> whole(rows);
+      f32(whole.data(), w.data(), x.data(), n, 0, rows);
+      for (int r0 = 0; r0 < rows; r0++) {
+        for (int r1 = r0 + 1; r1 <= rows; r1++) {
+          std::vector<float> part(rows, NAN);
+          f32(part.data(), w.data(), x.data(), n, r0, r1);
+          for (int i = r0; i < r1; i++) CHECK(part[i] == whole[i]);
+        }
+      }
+      for (int shift = 1; shift < 16; shift++) {
+        std::vector<float> moved(w.size() + 16);
+        std::copy(w.begin(), w.end(), moved.begin() + shift);
+        std::vector<float> y(rows);
+        f32(y.data(), moved.data() + shift, x.data(), n, 0, rows);
+        CHECK(y == whole);
+      }
+    }
+  }
+}
+
 TEST_CASE("q8 matvec of every ISA is bit-identical to the reference", "[kernels][matvec]") {
   std::mt19937 rng(7);
   struct Shape {
     int n, gs;
   };
-  // gs multiples of 32 take the SIMD paths; 16, 24, 12 and 144 check the fallbacks.
-  const Shape shapes[] = {{32, 32},   {64, 32},   {64, 64},   {288, 32},   {288, 96},  {288, 144},
-                          {2048, 64}, {2048, 128}, {5632, 32}, {5632, 64}, {64, 16}, {72, 24},
-                          {60, 12}};
+  // gs multiples of 32 take the SIMD paths: 32 (even and odd group counts), 64 and its
+  // multiples, 96 and 160 (a 32-byte step after 64-byte ones), one group per row, and more groups
+  // than the AVX-512 path keeps on its stack (131200 / 32 = 4100). 16, 24, 12 and 144 check the
+  // fallbacks (AVX2 takes gs % 16 == 0, the others go to the reference).
+  const Shape shapes[] = {{32, 32},   {64, 32},   {64, 64},     {288, 32},  {288, 96},
+                          {320, 160}, {288, 144}, {2048, 64},   {2048, 128}, {2048, 256},
+                          {1024, 1024}, {5632, 32}, {5632, 64}, {131200, 32}, {64, 16},
+                          {72, 24},   {60, 12}};
   for (Shape s : shapes) {
-    const int rows = s.n >= 2048 ? 13 : 37;
+    const int rows = s.n >= 100000 ? 7 : s.n >= 2048 ? 13 : 37;
     const int groups = s.n / s.gs;
     // Full-range int8 (with -128) and random scales: the group sums must still be exact.
     const auto wq = random_int8(rng, size_t(rows) * s.n);

@@ -57,6 +57,9 @@ std::string_view isa_name(Isa isa) {
 }
 
 bool isa_available(Isa isa) {
+#if defined(TROUPE_HAVE_X86_SIMD)
+  __builtin_cpu_init();  // needed if we run before libgcc's constructor (static initializers)
+#endif
   switch (isa) {
     case Isa::scalar:
       return true;

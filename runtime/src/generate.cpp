@@ -50,7 +50,7 @@ GenerationStats generate(Transformer& transformer, const Tokenizer& tokenizer, S
       }
     }
     pos++;
-    if (next == Tokenizer::kBos) break;  // llama2.c models end a story with BOS
+    if (tokenizer.is_end(next)) break;
     text.clear();
     append_printable(text, tokenizer.decode(token, next));
     if (!text.empty()) emit(text);

@@ -10,5 +10,8 @@ namespace troupe::cli {
 using Action = std::function<int()>;
 
 Action add_run_command(CLI::App& app);
+Action add_info_command(CLI::App& app);
+Action add_convert_command(CLI::App& app);
+Action add_synth_command(CLI::App& app);
 
 }  // namespace troupe::cli

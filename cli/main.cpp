@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(action));
   };
   add(cli::add_run_command);
+  add(cli::add_info_command);
+  add(cli::add_convert_command);
+  add(cli::add_synth_command);
 
   // CLI11 would only say "a subcommand is required"; name the word it did not know.
   std::string known;

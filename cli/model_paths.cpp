@@ -3,10 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "troupe/runtime/error.hpp"
+#include "troupe/runtime/gguf.hpp"
 
 namespace fs = std::filesystem;
 
@@ -89,6 +92,30 @@ std::string find_tokenizer(const std::string& model_path, int vocab_size) {
     }
   }
   throw InputError(model_path + ": no tokenizer found beside it; name one with -z TOKENIZER");
+}
+
+namespace {
+bool is_gguf(const std::string& path) {
+  char magic[4] = {};
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  const bool ok = std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  std::fclose(f);
+  return ok;
+}
+}  // namespace
+
+Tokenizer load_tokenizer(const std::string& model_path, int vocab_size,
+                         const std::string& explicit_path) {
+  std::string path = explicit_path;
+  if (path.empty()) path = is_gguf(model_path) ? model_path : find_tokenizer(model_path, vocab_size);
+  if (!is_gguf(path)) return Tokenizer::load_llama2c(path, vocab_size);
+  Tokenizer t = Tokenizer::from_gguf(GgufFile::open(path));
+  if (t.vocab_size() != vocab_size) {
+    throw InputError(path + ": its vocabulary has " + std::to_string(t.vocab_size()) +
+                     " tokens, the model " + std::to_string(vocab_size));
+  }
+  return t;
 }
 
 }  // namespace troupe::cli

@@ -31,6 +31,8 @@ struct RunOptions {
   std::string system_prompt;
   bool has_system_prompt = false;
   int threads = 0;
+  std::string quantize;
+  bool mmap = false;
 };
 
 double peak_rss_mib() {
@@ -125,13 +127,14 @@ int run(RunOptions opt) {
   uint64_t seed = static_cast<uint64_t>(static_cast<int64_t>(opt.seed));
   if (seed == 0) seed = static_cast<unsigned int>(std::time(nullptr));
 
+  LoadOptions load;
+  load.mmap = opt.mmap;
+  if (!opt.quantize.empty()) load.quantize = parse_weight_type(opt.quantize, "--quantize");
   const std::string model_path = resolve_model(opt.model);
-  const Model model = load_model(model_path);
+  const Model model = load_model(model_path, load);
   const ModelConfig& c = model.config;
   const int steps = (opt.steps == 0 || opt.steps > c.seq_len) ? c.seq_len : opt.steps;
-  const std::string tok_path =
-      opt.tokenizer.empty() ? find_tokenizer(model_path, c.vocab_size) : opt.tokenizer;
-  const Tokenizer tokenizer = Tokenizer::load_llama2c(tok_path, c.vocab_size);
+  const Tokenizer tokenizer = load_tokenizer(model_path, c.vocab_size, opt.tokenizer);
   Sampler sampler(c.vocab_size, opt.temperature, opt.topp, seed);
   ThreadPool pool(opt.threads);
   Transformer transformer(model, LayerRange{0, c.n_layers}, steps, pool);
@@ -154,7 +157,7 @@ Action add_run_command(CLI::App& app) {
   auto opt = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand(
       "run", "Generate text in this process (a drop-in for llama2.c's run)");
-  cmd->add_option("model", opt->model, "Model file (llama2.c checkpoint) or name")->required();
+  cmd->add_option("model", opt->model, "Model file (GGUF or llama2.c checkpoint) or name")->required();
   cmd->add_option("-z", opt->tokenizer, "Tokenizer file (default: beside the model)");
   cmd->add_option("-t", opt->temperature, "Temperature, 0 = greedy (default 1.0)");
   cmd->add_option("-p", opt->topp, "Top-p (nucleus) sampling threshold (default 0.9)");
@@ -165,6 +168,10 @@ Action add_run_command(CLI::App& app) {
       ->check(CLI::IsMember({"generate", "chat"}));
   cmd->add_option("-y", opt->system_prompt, "System prompt in chat mode");
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
+  cmd->add_option("--quantize", opt->quantize, "Quantize f32/f16 weights on load: q8_0 or q4_0")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  cmd->add_flag("--mmap", opt->mmap,
+                "Leave the weights mapped from the file instead of loading them into memory");
   return [opt, cmd] {
     opt->has_system_prompt = cmd->count("-y") > 0;
     return run(*opt);

@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     troupe::Model model = troupe::load_model(path);
     if (model.bytes_per_token() < (1u << 20) && model.config.dim <= 1024) {
       troupe::ThreadPool pool(1);
-      troupe::Transformer t(model, {0, model.config.n_layers}, 2, pool);
+      troupe::Transformer t(model, troupe::LayerRange{0, model.config.n_layers}, 2, pool);
       t.forward(0, 0);
       t.forward(model.config.vocab_size - 1, 1);
     }

@@ -2,11 +2,16 @@
 // SIMD path this machine can run against the reference.
 #include <catch2/catch.hpp>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <set>
 #include <string>
@@ -96,7 +101,8 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
 #if defined(__x86_64__)
   CHECK_FALSE(tk::isa_available(Isa::neon));
   // The x86 paths are always compiled in on x86-64, so whatever the CPU has must be usable.
-  const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                        __builtin_cpu_supports("f16c");
   const bool cpu_avx512 = cpu_avx2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512vnni");
@@ -114,6 +120,14 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
   const tk::MatvecOps& ops = tk::matvec_ops();
   CHECK(ops.f32 != nullptr);
   CHECK(ops.q8 != nullptr);
+  for (Isa isa : kAllIsas) {
+    const tk::MatvecOps& o = tk::matvec_ops(isa);
+    CHECK(o.f32 != nullptr);
+    CHECK(o.q8 != nullptr);
+    CHECK(o.f16 != nullptr);
+    CHECK(o.q8_0 != nullptr);
+    CHECK(o.q4_0 != nullptr);
+  }
   CHECK(&tk::matvec_ops() == &ops);  // chosen once
 }
 
@@ -423,4 +437,513 @@ TEST_CASE("axpy and dot", "[kernels][reference]") {
   // In order, like a plain loop (not pairwise): 1e8 + 1 - 1e8 loses the 1.
   const float a[3] = {1e8f, 1.0f, -1e8f}, ones[3] = {1.0f, 1.0f, 1.0f};
   CHECK(tk::dot(a, ones, 3) == 0.0f);
+}
+
+// ---- fp16 and the ggml block formats ----
+
+namespace {
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+#if defined(__x86_64__)
+// The hardware conversions (F16C), round to nearest even; this file is built without -mf16c.
+__attribute__((target("f16c"))) uint16_t f16c_from_float(float f) {
+  return static_cast<uint16_t>(_cvtss_sh(f, 0));
+}
+__attribute__((target("f16c"))) float f16c_to_float(uint16_t h) { return _cvtsh_ss(h); }
+#endif
+
+// A random fp16 scale with magnitude in [lo, hi] and a random sign.
+uint16_t random_scale(std::mt19937& rng, float lo, float hi) {
+  std::uniform_real_distribution<float> mag(lo, hi);
+  const float v = mag(rng);
+  return tk::fp32_to_fp16(rng() % 2 ? v : -v);
+}
+
+// Rows of ggml blocks: Q8_0 with full-range quants (-128 included) or Q4_0 with any nibbles, and
+// random fp16 scales.
+std::vector<tk::BlockQ8_0> random_q8_0(std::mt19937& rng, int rows, int n) {
+  std::vector<tk::BlockQ8_0> b(size_t(rows) * n / tk::kBlock);
+  const auto q = random_int8(rng, b.size() * tk::kBlock);
+  for (size_t i = 0; i < b.size(); i++) {
+    b[i].d = random_scale(rng, 1e-4f, 1e-2f);
+    std::memcpy(b[i].qs, q.data() + i * tk::kBlock, tk::kBlock);
+  }
+  return b;
+}
+
+std::vector<tk::BlockQ4_0> random_q4_0(std::mt19937& rng, int rows, int n) {
+  std::vector<tk::BlockQ4_0> b(size_t(rows) * n / tk::kBlock);
+  for (auto& blk : b) {
+    blk.d = random_scale(rng, 1e-4f, 1e-2f);
+    for (uint8_t& q : blk.qs) q = static_cast<uint8_t>(rng());
+  }
+  return b;
+}
+
+std::vector<tk::BlockQ8_0> quantize_q8_0(const std::vector<float>& x) {
+  std::vector<tk::BlockQ8_0> b(x.size() / tk::kBlock);
+  tk::quantize_row_q8_0(b.data(), x.data(), int(x.size()));
+  return b;
+}
+
+std::vector<tk::BlockQ4_0> quantize_q4_0(const std::vector<float>& x) {
+  std::vector<tk::BlockQ4_0> b(x.size() / tk::kBlock);
+  tk::quantize_row_q4_0(b.data(), x.data(), int(x.size()));
+  return b;
+}
+
+std::vector<uint16_t> to_f16(const std::vector<float>& x) {
+  std::vector<uint16_t> h(x.size());
+  for (size_t i = 0; i < x.size(); i++) h[i] = tk::fp32_to_fp16(x[i]);
+  return h;
+}
+
+// The exact value of a half, from its fields.
+double half_value(uint16_t h) {
+  const int exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  const double mag = exp == 0x1F ? INFINITY  // NaNs are not passed here
+                     : exp == 0  ? std::ldexp(mant, -24)
+                                 : std::ldexp(1024 + mant, exp - 25);
+  return (h & 0x8000) ? -mag : mag;
+}
+
+}  // namespace
+
+TEST_CASE("fp16 conversions by hand", "[kernels][fp16]") {
+  struct Case {
+    float f;
+    uint16_t h;
+  };
+  const Case cases[] = {
+      {0.0f, 0x0000},
+      {-0.0f, 0x8000},
+      {1.0f, 0x3C00},
+      {-2.0f, 0xC000},
+      {0.5f, 0x3800},
+      {1.0f / 3.0f, 0x3555},
+      {65504.0f, 0x7BFF},                  // largest half
+      {65519.99f, 0x7BFF},                 // just below the midpoint to inf
+      {65520.0f, 0x7C00},                  // the midpoint: to even, which is inf
+      {1e6f, 0x7C00},                      // overflow
+      {-1e6f, 0xFC00},
+      {INFINITY, 0x7C00},
+      {-INFINITY, 0xFC00},
+      {1.0f + 0x1p-11f, 0x3C00},           // tie between 0x3C00 and 0x3C01: even
+      {1.0f + 3 * 0x1p-11f, 0x3C02},       // tie between 0x3C01 and 0x3C02: even
+      {1.0f + 0x1p-11f + 0x1p-20f, 0x3C01},  // just above the tie
+      {2047.0f / 1024.0f + 0x1p-11f, 0x4000},  // rounding carries into the exponent
+      {0x1p-14f, 0x0400},                  // smallest normal
+      {0x1p-14f - 0x1p-25f, 0x0400},       // rounds up from the subnormals to it
+      {0x1p-24f, 0x0001},                  // smallest subnormal
+      {0x1p-25f, 0x0000},                  // tie between 0 and the smallest subnormal: even
+      {0x1p-25f * 1.0000001f, 0x0001},     // just above it
+      {-0x1p-25f, 0x8000},
+      {3 * 0x1p-25f, 0x0002},              // tie between 1 and 2 (x 2^-24): even
+      {5 * 0x1p-25f, 0x0002},              // tie between 2 and 3: even
+      {1023 * 0x1p-24f, 0x03FF},           // largest subnormal
+      {1e-30f, 0x0000},
+      {0x1p-149f, 0x0000},                 // float subnormals go to 0
+  };
+  for (const Case& c : cases) {
+    INFO("f " << c.f << " want 0x" << std::hex << c.h);
+    CHECK(tk::fp32_to_fp16(c.f) == c.h);
+  }
+  // NaNs stay NaN (quiet), keeping the sign and the top payload bits.
+  CHECK(tk::fp32_to_fp16(float_of(0x7FC00000u)) == 0x7E00);
+  CHECK(tk::fp32_to_fp16(float_of(0xFFC00000u)) == 0xFE00);
+  CHECK(tk::fp32_to_fp16(float_of(0x7F800001u)) == 0x7E00);  // signalling, payload below the cut
+  CHECK(tk::fp32_to_fp16(float_of(0x7FA02000u)) == 0x7F01);
+  CHECK(std::isnan(tk::fp16_to_fp32(0x7C01)));
+  CHECK(bits_of(tk::fp16_to_fp32(0x7C01)) == 0x7FC02000u);  // made quiet
+  CHECK(bits_of(tk::fp16_to_fp32(0xFE00)) == 0xFFC00000u);
+  CHECK(tk::fp16_to_fp32(0x7C00) == INFINITY);
+  CHECK(tk::fp16_to_fp32(0xFC00) == -INFINITY);
+  CHECK(bits_of(tk::fp16_to_fp32(0x8000)) == 0x80000000u);
+}
+
+TEST_CASE("fp16 to fp32 and back for every half", "[kernels][fp16]") {
+  std::vector<float> all(65536);
+  for (uint32_t h = 0; h < 65536; h++) {
+    const float f = tk::fp16_to_fp32(static_cast<uint16_t>(h));
+    all[h] = f;
+    const bool nan = ((h >> 10) & 0x1F) == 0x1F && (h & 0x3FF) != 0;
+    if (nan) {
+      CHECK(std::isnan(f));
+      CHECK(tk::fp32_to_fp16(f) == (h | 0x200));  // quiet, same sign and payload
+    } else {
+      if (f != static_cast<float>(half_value(static_cast<uint16_t>(h)))) FAIL("half 0x" << std::hex << h);
+      if (tk::fp32_to_fp16(f) != h) FAIL("round trip of half 0x" << std::hex << h);
+    }
+  }
+  std::vector<float> deq(65536);
+  std::vector<uint16_t> hs(65536);
+  for (uint32_t h = 0; h < 65536; h++) hs[h] = static_cast<uint16_t>(h);
+  tk::dequantize_row_f16(deq.data(), hs.data(), 65536);
+  CHECK(std::memcmp(deq.data(), all.data(), sizeof(float) * 65536) == 0);
+}
+
+#if defined(__x86_64__)
+TEST_CASE("fp16 conversions equal F16C's", "[kernels][fp16]") {
+  if (!__builtin_cpu_supports("f16c")) {
+    std::printf("note: no F16C on this CPU, fp16 hardware comparison skipped\n");
+    return;
+  }
+  for (uint32_t h = 0; h < 65536; h++) {
+    const uint32_t a = bits_of(tk::fp16_to_fp32(static_cast<uint16_t>(h)));
+    const uint32_t b = bits_of(f16c_to_float(static_cast<uint16_t>(h)));
+    if (a != b) FAIL("half 0x" << std::hex << h << ": 0x" << a << " vs F16C 0x" << b);
+  }
+  // Every sign and exponent, with mantissas around each rounding boundary (the 13 bits that are
+  // cut, and the subnormal cuts of 14-24 bits) and random ones.
+  std::mt19937 rng(2024);
+  int64_t checked = 0;
+  auto check = [&](uint32_t u) {
+    const float f = float_of(u);
+    const uint16_t a = tk::fp32_to_fp16(f), b = f16c_from_float(f);
+    checked++;
+    if (a != b) FAIL("float 0x" << std::hex << u << ": 0x" << a << " vs F16C 0x" << b);
+  };
+  for (uint32_t sign = 0; sign < 2; sign++) {
+    for (uint32_t exp = 0; exp < 256; exp++) {
+      const uint32_t base = sign << 31 | exp << 23;
+      for (int cut = 13; cut <= 24; cut++) {
+        const uint32_t half = 1u << (cut - 1);
+        for (uint32_t hi : {0u, 1u, 2u, 3u, 0x155u, 0x3FEu, 0x3FFu, 0x7FFu}) {
+          const uint32_t top = (hi << cut) & 0x7FFFFFu;
+          for (int64_t delta : {-1, 0, 1}) {
+            for (uint32_t mid : {half, 0u, 2 * half}) {
+              const int64_t m = int64_t(top) + mid + delta;
+              if (m >= 0 && m <= 0x7FFFFF) check(base | uint32_t(m));
+            }
+          }
+        }
+      }
+      for (int k = 0; k < 2048; k++) check(base | (rng() & 0x7FFFFFu));
+    }
+  }
+  for (int k = 0; k < 200000; k++) check(static_cast<uint32_t>(rng()));
+  CHECK(checked > 1000000);
+}
+#endif
+
+TEST_CASE("Q8_0 quantization: a block by hand", "[kernels][quant]") {
+  // Largest magnitude 127, so d = 1 and id = 1: q = roundf(x), halves away from zero.
+  std::vector<float> x(32, 0.0f);
+  const float vals[] = {0.5f, 1.5f, -2.5f, 127.0f, -3.49f, 100.5f, -0.5f, 0.49f, -126.6f, 2.5f};
+  const int8_t want[] = {1, 2, -3, 127, -3, 101, -1, 0, -127, 3};
+  for (int i = 0; i < 10; i++) x[3 * i] = vals[i];
+  tk::BlockQ8_0 b;
+  tk::quantize_row_q8_0(&b, x.data(), 32);
+  CHECK(b.d == 0x3C00);
+  for (int j = 0; j < 32; j++) {
+    INFO("j " << j);
+    CHECK(b.qs[j] == (j % 3 == 0 && j < 30 ? want[j / 3] : 0));
+  }
+  std::vector<float> y(32);
+  tk::dequantize_row_q8_0(y.data(), &b, 32);
+  for (int j = 0; j < 32; j++) CHECK(y[j] == float(b.qs[j]));
+
+  // d = 254 / 127 = 2 exactly: q = roundf(x / 2); an all-zero block gets d = 0 and zeros.
+  std::vector<float> x2(64, 0.0f);
+  x2[0] = -254.0f;
+  x2[1] = 3.0f;   // 1.5 -> 2
+  x2[2] = -1.0f;  // -0.5 -> -1
+  x2[3] = 0.9f;   // 0.45 -> 0
+  tk::BlockQ8_0 b2[2];
+  tk::quantize_row_q8_0(b2, x2.data(), 64);
+  CHECK(b2[0].d == tk::fp32_to_fp16(2.0f));
+  CHECK(b2[0].qs[0] == -127);
+  CHECK(b2[0].qs[1] == 2);
+  CHECK(b2[0].qs[2] == -1);
+  CHECK(b2[0].qs[3] == 0);
+  CHECK(b2[1].d == 0);
+  for (int8_t q : b2[1].qs) CHECK(q == 0);
+}
+
+TEST_CASE("Q4_0 quantization: a block by hand", "[kernels][quant]") {
+  // The value of largest magnitude is -8 (x[5]), so d = -8 / -8 = 1, id = 1 and
+  // q = min(15, (int8)(x + 8.5)).
+  std::vector<float> x(32, 0.0f);
+  x[0] = 7.0f;     // 15.5 -> 15
+  x[1] = 7.6f;     // 16.1 -> 16 -> 15 (clipped)
+  x[2] = -0.6f;    // 7.9 -> 7
+  x[3] = 0.4f;     // 8.9 -> 8
+  x[4] = 0.5f;     // 9.0 -> 9
+  x[5] = -8.0f;    // 0.5 -> 0
+  x[6] = -7.5f;    // 1.0 -> 1
+  x[7] = 3.2f;     // 11.7 -> 11
+  x[16] = -1.0f;   // 7.5 -> 7
+  x[17] = 2.0f;    // 10.5 -> 10
+  x[18] = -7.9f;   // 0.6 -> 0
+  x[31] = 8.0f;    // 16.5 -> 16 -> 15 (equal magnitude to -8, but later: not the max)
+  // x[j] = 0 elsewhere: 8.5 -> 8.
+  const uint8_t want_lo[16] = {15, 15, 7, 8, 9, 0, 1, 11, 8, 8, 8, 8, 8, 8, 8, 8};
+  const uint8_t want_hi[16] = {7, 10, 0, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 15};
+  tk::BlockQ4_0 b;
+  tk::quantize_row_q4_0(&b, x.data(), 32);
+  CHECK(b.d == 0x3C00);  // 1.0
+  const uint8_t want_qs[16] = {0x7F, 0xAF, 0x07, 0x88, 0x89, 0x80, 0x81, 0x8B,
+                               0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0xF8};
+  for (int j = 0; j < 16; j++) {
+    INFO("j " << j);
+    CHECK(want_qs[j] == (want_lo[j] | want_hi[j] << 4));  // the table above, spelled out
+    CHECK(b.qs[j] == want_qs[j]);
+  }
+  std::vector<float> y(32);
+  tk::dequantize_row_q4_0(y.data(), &b, 32);
+  for (int j = 0; j < 16; j++) {
+    CHECK(y[j] == float(want_lo[j]) - 8.0f);
+    CHECK(y[16 + j] == float(want_hi[j]) - 8.0f);
+  }
+
+  // The first value of largest magnitude wins: here +8 (x[3]) before -8 (x[10]), so d = -1,
+  // id = -1: 8 -> (int8)(-8 + 8.5) = 0, -8 -> 16 -> 15, 1 -> 7.
+  std::vector<float> x2(32, 0.0f);
+  x2[3] = 8.0f;
+  x2[10] = -8.0f;
+  x2[20] = 1.0f;
+  tk::BlockQ4_0 b2;
+  tk::quantize_row_q4_0(&b2, x2.data(), 32);
+  CHECK(b2.d == 0xBC00);  // -1.0
+  CHECK(b2.qs[3] == 0x80);
+  CHECK(b2.qs[10] == 0x8F);
+  CHECK(b2.qs[4] == 0x78);  // x2[20] = 1 -> 7 in the high nibble of byte 4
+  std::vector<float> y2(32);
+  tk::dequantize_row_q4_0(y2.data(), &b2, 32);
+  CHECK(y2[3] == 8.0f);
+  CHECK(y2[10] == -7.0f);  // clipped: one step off
+  CHECK(y2[20] == 1.0f);
+
+  // All zero: d = 0 / -8 = -0 (as in ggml), every nibble 8 (value 0).
+  std::vector<float> z(32, 0.0f);
+  tk::BlockQ4_0 bz;
+  tk::quantize_row_q4_0(&bz, z.data(), 32);
+  CHECK(bz.d == 0x8000);
+  for (uint8_t q : bz.qs) CHECK(q == 0x88);
+}
+
+TEST_CASE("Q8_0 and Q4_0 round trips stay within their step", "[kernels][quant]") {
+  std::mt19937 rng(31);
+  for (float scale : {0.05f, 1.0f, 300.0f}) {  // d stays a normal half
+    const int n = 4096;
+    auto x = random_floats(rng, n, -scale, scale);
+    for (int i = 0; i < 32; i++) x[i] = 0.0f;  // an all-zero block
+    x[100] = 5 * scale;                        // an outlier
+    const auto q8 = quantize_q8_0(x);
+    const auto q4 = quantize_q4_0(x);
+    std::vector<float> y8(n), y4(n);
+    tk::dequantize_row_q8_0(y8.data(), q8.data(), n);
+    tk::dequantize_row_q4_0(y4.data(), q4.data(), n);
+    for (int b = 0; b < n / 32; b++) {
+      const float d8 = tk::fp16_to_fp32(q8[b].d), d4 = std::fabs(tk::fp16_to_fp32(q4[b].d));
+      float amax = 0.0f;
+      for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+      // d itself is rounded to fp16 (relative error <= 2^-11) while x / d used the float d.
+      CHECK(std::fabs(d8 - amax / 127) <= amax / 127 * 0x1p-11f);
+      for (int j = 0; j < 32; j++) {
+        const int i = b * 32 + j;
+        INFO("scale " << scale << " i " << i);
+        CHECK(q8[b].qs[j] >= -127);
+        CHECK(std::fabs(x[i] - y8[i]) <= d8 * (0.5f + 128 * 0x1p-11f));
+        // Q4_0: half a step, or one step for the values clipped at +7 (opposite the max).
+        CHECK(std::fabs(x[i] - y4[i]) <= d4 * (1.0f + 8 * 0x1p-11f));
+      }
+    }
+  }
+}
+
+namespace {
+
+// Weights, x and the reference answer for one shape, in every type.
+struct QuantCase {
+  int rows, n;
+  std::vector<uint16_t> wf16;
+  std::vector<float> x;
+  std::vector<tk::BlockQ8_0> w8, w8_real, x8;
+  std::vector<tk::BlockQ4_0> w4, w4_real;
+  std::vector<double> mag16;  // per row: sum |w * x| for f16
+};
+
+QuantCase make_quant_case(std::mt19937& rng, int rows, int n) {
+  QuantCase c;
+  c.rows = rows;
+  c.n = n;
+  const auto wf = random_floats(rng, size_t(rows) * n);
+  c.wf16 = to_f16(wf);
+  c.x = random_floats(rng, n, -3.0f, 3.0f);
+  c.mag16.assign(rows, 0.0);
+  for (int i = 0; i < rows; i++) {
+    for (int j = 0; j < n; j++) {
+      c.mag16[i] += std::fabs(double(tk::fp16_to_fp32(c.wf16[size_t(i) * n + j])) * c.x[j]);
+    }
+  }
+  if (n % tk::kBlock == 0) {
+    c.w8 = random_q8_0(rng, rows, n);
+    c.w4 = random_q4_0(rng, rows, n);
+    c.w8_real = quantize_q8_0(wf);  // the whole matrix as one row: same blocks
+    c.w4_real = quantize_q4_0(wf);
+    c.x8 = quantize_q8_0(c.x);
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernels][matvec]") {
+  std::mt19937 rng(17);
+  // Multiples of 32 for the block types (block counts 1, 2, 3, 9 odd and even, 64, 65, 176), and
+  // f16 also at sizes that leave every kind of tail.
+  for (int n : {1, 7, 15, 16, 17, 31, 33, 47, 100, 32, 64, 96, 288, 2048, 2080, 5632}) {
+    const int rows = n >= 2048 ? 13 : 37;
+    const QuantCase c = make_quant_case(rng, rows, n);
+    for (Isa isa : runnable_isas()) {
+      const tk::MatvecOps& ops = tk::matvec_ops(isa);
+      const tk::MatvecOps& ref = tk::matvec_ops(Isa::scalar);
+      for (RowRange rr : row_ranges(rows)) {
+        INFO("isa " << tk::isa_name(isa) << " n " << n << " rows [" << rr.r0 << ", " << rr.r1 << ")");
+        std::vector<float> want(rows, NAN), got(rows, NAN);
+        ref.f16(want.data(), c.wf16.data(), c.x.data(), n, rr.r0, rr.r1);
+        ops.f16(got.data(), c.wf16.data(), c.x.data(), n, rr.r0, rr.r1);
+        for (int i = 0; i < rows; i++) {
+          if (i < rr.r0 || i >= rr.r1) {
+            CHECK(std::isnan(got[i]));  // rows outside the range are not written
+          } else {
+            CHECK(std::fabs(double(got[i]) - want[i]) <= 1e-5 * c.mag16[i] + 1e-6);
+          }
+        }
+        if (n % tk::kBlock != 0) continue;
+        // Block types: the int sums are exact and the float order is the reference's, so
+        // bit-identical results, on random full-range quants and on quantized floats.
+        for (int data = 0; data < 2; data++) {
+          INFO((data == 0 ? "random quants" : "quantized floats"));
+          const auto& w8 = data == 0 ? c.w8 : c.w8_real;
+          const auto& w4 = data == 0 ? c.w4 : c.w4_real;
+          std::vector<float> want8(rows, NAN), got8(rows, NAN), want4(rows, NAN), got4(rows, NAN);
+          ref.q8_0(want8.data(), w8.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ops.q8_0(got8.data(), w8.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ref.q4_0(want4.data(), w4.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ops.q4_0(got4.data(), w4.data(), c.x8.data(), n, rr.r0, rr.r1);
+          for (int i = 0; i < rows; i++) {
+            INFO("row " << i);
+            if (i < rr.r0 || i >= rr.r1) {
+              CHECK(std::isnan(got8[i]));
+              CHECK(std::isnan(got4[i]));
+            } else {
+              CHECK(bits_of(got8[i]) == bits_of(want8[i]));
+              CHECK(bits_of(got4[i]) == bits_of(want4[i]));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("Q8_0 and Q4_0 reference matvec by hand", "[kernels][matvec]") {
+  // One row of two blocks. Q8_0: block 0 all 2 (d 0.5) against x all 3 (d 0.25): 32 * 6 = 192,
+  // times 0.125 = 24; block 1 alternating -128 / 127 (d 1) against x -127 / 127 (d 2):
+  // 16 * (128 * 127 + 127 * 127) = 518160, times 2. Q4_0: nibbles 0 (-8) low, 15 (+7) high, d 1.
+  tk::BlockQ8_0 w[2], x[2];
+  w[0].d = tk::fp32_to_fp16(0.5f);
+  x[0].d = tk::fp32_to_fp16(0.25f);
+  w[1].d = tk::fp32_to_fp16(1.0f);
+  x[1].d = tk::fp32_to_fp16(2.0f);
+  for (int j = 0; j < 32; j++) {
+    w[0].qs[j] = 2;
+    x[0].qs[j] = 3;
+    w[1].qs[j] = static_cast<int8_t>(j % 2 ? 127 : -128);
+    x[1].qs[j] = static_cast<int8_t>(j % 2 ? 127 : -127);
+  }
+  tk::BlockQ4_0 w4[2];
+  for (auto& b : w4) {
+    b.d = tk::fp32_to_fp16(1.0f);
+    for (uint8_t& q : b.qs) q = 0xF0;
+  }
+  const float want8 = 24.0f + 518160.0f * 2.0f;
+  // Block 0: (-8 * 3) * 16 + (7 * 3) * 16 = -48, * 0.25; block 1: x[0..15] and x[16..31] both
+  // alternate -127 / 127: -8 * 0 + 7 * 0 = 0.
+  const float want4 = -48.0f * 0.25f;
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << tk::isa_name(isa));
+    float y = NAN;
+    tk::matvec_ops(isa).q8_0(&y, w, x, 64, 0, 1);
+    CHECK(y == want8);
+    tk::matvec_ops(isa).q4_0(&y, w4, x, 64, 0, 1);
+    CHECK(y == want4);
+  }
+}
+
+TEST_CASE("f16, Q8_0 and Q4_0 results do not depend on the row range or the alignment",
+          "[kernels][matvec]") {
+  std::mt19937 rng(77);
+  for (int n : {47, 96, 288, 2080}) {
+    const int rows = 11;
+    const QuantCase c = make_quant_case(rng, rows, n);
+    const bool blocks = n % tk::kBlock == 0;
+    for (Isa isa : runnable_isas()) {
+      INFO("isa " << tk::isa_name(isa) << " n " << n);
+      const tk::MatvecOps& ops = tk::matvec_ops(isa);
+      std::vector<float> whole16(rows), whole8(rows), whole4(rows);
+      ops.f16(whole16.data(), c.wf16.data(), c.x.data(), n, 0, rows);
+      if (blocks) {
+        ops.q8_0(whole8.data(), c.w8_real.data(), c.x8.data(), n, 0, rows);
+        ops.q4_0(whole4.data(), c.w4_real.data(), c.x8.data(), n, 0, rows);
+      }
+      for (int r0 = 0; r0 < rows; r0++) {
+        for (int r1 = r0 + 1; r1 <= rows; r1++) {
+          std::vector<float> p16(rows, NAN), p8(rows, NAN), p4(rows, NAN);
+          ops.f16(p16.data(), c.wf16.data(), c.x.data(), n, r0, r1);
+          if (blocks) {
+            ops.q8_0(p8.data(), c.w8_real.data(), c.x8.data(), n, r0, r1);
+            ops.q4_0(p4.data(), c.w4_real.data(), c.x8.data(), n, r0, r1);
+          }
+          for (int i = r0; i < r1; i++) {
+            CHECK(bits_of(p16[i]) == bits_of(whole16[i]));
+            if (blocks) {
+              CHECK(bits_of(p8[i]) == bits_of(whole8[i]));
+              CHECK(bits_of(p4[i]) == bits_of(whole4[i]));
+            }
+          }
+        }
+      }
+      // The same bytes at every even offset within 64 (blocks are 2-byte aligned; GGUF gives no
+      // more within a row), x moved too.
+      for (int shift = 2; shift < 64; shift += 2) {
+        INFO("shift " << shift);
+        std::vector<uint64_t> wbuf(size_t(rows) * n * 34 / 32 / 8 + size_t(rows) * n / 4 + 16);
+        std::vector<uint64_t> xbuf(size_t(n) * 34 / 32 / 8 + size_t(n) / 2 + 16);
+        char* wp = reinterpret_cast<char*>(wbuf.data()) + shift;
+        char* xp = reinterpret_cast<char*>(xbuf.data()) + shift;
+        std::vector<float> y(rows);
+        std::memcpy(wp, c.wf16.data(), c.wf16.size() * 2);
+        const float* xf = c.x.data();
+        if (shift % 4 == 0) {  // a float* must be 4-byte aligned
+          std::memcpy(xp, c.x.data(), c.x.size() * 4);
+          xf = reinterpret_cast<const float*>(xp);
+        }
+        ops.f16(y.data(), reinterpret_cast<const uint16_t*>(wp), xf, n, 0, rows);
+        CHECK(y == whole16);
+        if (!blocks) continue;
+        std::memcpy(xp, c.x8.data(), c.x8.size() * sizeof(tk::BlockQ8_0));
+        const auto* xb = reinterpret_cast<const tk::BlockQ8_0*>(xp);
+        std::memcpy(wp, c.w8_real.data(), c.w8_real.size() * sizeof(tk::BlockQ8_0));
+        ops.q8_0(y.data(), reinterpret_cast<const tk::BlockQ8_0*>(wp), xb, n, 0, rows);
+        CHECK(y == whole8);
+        std::memcpy(wp, c.w4_real.data(), c.w4_real.size() * sizeof(tk::BlockQ4_0));
+        ops.q4_0(y.data(), reinterpret_cast<const tk::BlockQ4_0*>(wp), xb, n, 0, rows);
+        CHECK(y == whole4);
+      }
+    }
+  }
 }

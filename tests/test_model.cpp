@@ -53,7 +53,7 @@ TEST_CASE("stories260K loads with its shape", "[model]") {
   CHECK(m.config.seq_len == 512);
   CHECK(m.shared_classifier);
   CHECK(m.layers.size() == 5);
-  CHECK(m.classifier.f32 == m.token_embedding.f32);
+  CHECK(m.classifier.data == m.token_embedding.data);
   // Every layer matrix plus norms and the classifier, read once per token.
   const std::size_t per_layer = (64 * 64 * 2 + 32 * 64 * 2 + 172 * 64 * 3 + 64 * 2) * 4;
   CHECK(m.bytes_per_token() == 5 * per_layer + 512 * 64 * 4 + 64 * 4);
@@ -82,7 +82,7 @@ TEST_CASE("a version-2 (int8 groups) checkpoint stays close to fp32", "[model]")
   troupe::test::write_v2(v0, path, 4);
   const Model v2 = load_model(path);
   CHECK(v2.format == "llama2.c v2");
-  REQUIRE(v2.layers[0].wq.type == WeightType::q8);
+  REQUIRE(v2.layers[0].wq.type == WeightType::q8_groups);
   const auto a = run_tokens(v0, 2), b = run_tokens(v2, 2);
   int same_argmax = 0;
   for (std::size_t pos = 0; pos < a.size(); pos++) {
@@ -160,4 +160,87 @@ TEST_CASE("random bytes are never taken for a model", "[model][errors]") {
     write_all(path, noise);
     CHECK_THROWS_AS(load_model(path), InputError);
   }
+}
+
+TEST_CASE("a batched prompt gives the floats of one token at a time", "[model]") {
+  const Model m = load_model(stories_path());
+  ThreadPool pool(2);
+  const std::vector<int> tokens = {1, 403, 407, 261, 378, 430, 285, 306, 290, 300, 310};
+  Transformer one(m, LayerRange{0, 5}, 32, pool), batch(m, LayerRange{0, 5}, 32, pool);
+  std::vector<float> a;
+  for (int pos = 0; pos < static_cast<int>(tokens.size()); pos++) {
+    const float* l = one.forward(tokens[pos], pos);
+    a.assign(l, l + 512);
+  }
+  const float* b = batch.forward_batch(tokens, 0);
+  CHECK(std::vector<float>(b, b + 512) == a);
+  // And the caches agree, so generation continues identically.
+  const float* na = one.forward(5, 11);
+  std::vector<float> next_a(na, na + 512);
+  const float* nb = batch.forward(5, 11);
+  CHECK(std::vector<float>(nb, nb + 512) == next_a);
+}
+
+TEST_CASE("weights left mapped give the same floats as weights in memory", "[model]") {
+  LoadOptions mapped;
+  mapped.mmap = true;
+  CHECK(run_tokens(load_model(stories_path(), mapped), 2) == run_tokens(load_model(stories_path()), 2));
+}
+
+TEST_CASE("a stage holds only its own layers", "[model]") {
+  const Model all = load_model(stories_path());
+  LoadOptions middle;
+  middle.layers = LayerRange{1, 3};
+  const Model m = load_model(stories_path(), middle);
+  CHECK_FALSE(m.has_embedding());
+  CHECK_FALSE(m.has_head());
+  CHECK(m.layers[0].wq.data == nullptr);
+  CHECK(m.layers[1].wq.data != nullptr);
+  CHECK(m.layers[3].w2.data == nullptr);
+  CHECK(m.resident_weight_bytes() == all.layers[1].bytes() * 2 + 4 * 64 * 4);
+  // It runs its layers and nothing else.
+  ThreadPool pool(1);
+  CHECK_NOTHROW(Transformer(m, LayerRange{1, 3}, 8, pool));
+  CHECK_THROWS_AS(Transformer(m, LayerRange{0, 3}, 8, pool), InputError);
+  LoadOptions last;
+  last.layers = LayerRange{3, 5};
+  const Model tail = load_model(stories_path(), last);
+  CHECK(tail.has_head());
+  CHECK_FALSE(tail.has_embedding());
+  LoadOptions bad;
+  bad.layers = LayerRange{2, 9};
+  CHECK_THROWS_AS(load_model(stories_path(), bad), InputError);
+}
+
+TEST_CASE("a stage pipeline gives the floats of the whole model", "[model]") {
+  // Layers [0,2) then [2,5), handing the hidden state over as a mesh does.
+  const Model all = load_model(stories_path());
+  LoadOptions head, tail;
+  head.layers = LayerRange{0, 2};
+  tail.layers = LayerRange{2, 5};
+  const Model a = load_model(stories_path(), head), b = load_model(stories_path(), tail);
+  ThreadPool pool(2);
+  Transformer whole(all, LayerRange{0, 5}, 8, pool), first(a, LayerRange{0, 2}, 8, pool),
+      second(b, LayerRange{2, 5}, 8, pool);
+  std::vector<float> x(64);
+  for (int pos = 0; pos < 4; pos++) {
+    const int token = 300 + pos;
+    const float* want = whole.forward(token, pos);
+    std::vector<float> expected(want, want + 512);
+    first.embed(token, x.data());
+    first.forward_layers(x.data(), 1, pos);
+    second.forward_layers(x.data(), 1, pos);
+    const float* got = second.logits(x.data());
+    CHECK(std::vector<float>(got, got + 512) == expected);
+  }
+}
+
+TEST_CASE("an f32 GGUF written by llama.cpp gives the checkpoint's floats", "[model]") {
+  const Model bin = load_model(stories_path());
+  const Model gguf = load_model(shared_dir() + "/models/stories260K/stories260K-llamacpp-f32.gguf");
+  CHECK(gguf.format == "GGUF v3");
+  CHECK(gguf.config.dim == 64);
+  CHECK(gguf.config.n_kv_heads == 4);
+  CHECK(gguf.config.rms_eps == 1e-5f);
+  CHECK(run_tokens(gguf, 2) == run_tokens(bin, 2));
 }

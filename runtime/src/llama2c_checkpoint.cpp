@@ -99,18 +99,18 @@ Matrix f32_matrix(Cursor& cur, int rows, int cols, const char* what) {
   m.type = WeightType::f32;
   m.rows = rows;
   m.cols = cols;
-  m.f32 = cur.floats(uint64_t(rows) * uint64_t(cols), what);
+  m.data = cur.floats(uint64_t(rows) * uint64_t(cols), what);
   return m;
 }
 
 Matrix q8_matrix(Cursor& cur, int rows, int cols, int group_size, const char* what) {
   Matrix m;
-  m.type = WeightType::q8;
+  m.type = WeightType::q8_groups;
   m.rows = rows;
   m.cols = cols;
   m.group_size = group_size;
   const uint64_t n = uint64_t(rows) * uint64_t(cols);
-  m.q = cur.int8s(n, what);
+  m.data = cur.int8s(n, what);
   m.scales = cur.floats(n / group_size, what);
   return m;
 }
@@ -166,7 +166,7 @@ void read_v1_v2(Model& m, Cursor& cur, int version, int gs) {
 
 }  // namespace
 
-Model load_llama2c_checkpoint(MappedFile file) {
+Model parse_llama2c_checkpoint(const MappedFile& file) {
   Model m;
   m.path = file.path();
   const std::string& path = m.path;
@@ -219,7 +219,6 @@ Model load_llama2c_checkpoint(MappedFile file) {
   } else {
     read_v1_v2(m, cur, version, group_size);
   }
-  m.file = std::move(file);  // the mapping's address does not change when moved
   return m;
 }
 

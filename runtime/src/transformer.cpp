@@ -1,26 +1,24 @@
 #include "troupe/runtime/transformer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
-#include "troupe/kernels/kernels.hpp"
+#include "troupe/runtime/error.hpp"
 
 namespace troupe {
 
 namespace k = troupe::kernels;
 
 namespace {
-// Multiply-adds below which a loop runs on the calling thread alone.
+// Multiply-adds below which a loop runs on the calling thread alone: waking the other threads
+// costs microseconds.
 constexpr std::size_t kMinParallelWork = 1 << 15;
+// Weight bytes a tile of rows may span in a batched product, so it stays in L2 while every
+// token of the batch uses it.
+constexpr std::size_t kTileBytes = 96 * 1024;
 }  // namespace
-
-void Transformer::run_parts(int parts, const std::function<void(int)>& task) {
-  if (parts == 1) {
-    task(0);
-  } else {
-    pool_.run(task);
-  }
-}
 
 KvCache::KvCache(const ModelConfig& config, LayerRange layers, int context)
     : layers_(layers), context_(context), kv_dim_(config.kv_dim()) {
@@ -32,104 +30,186 @@ KvCache::KvCache(const ModelConfig& config, LayerRange layers, int context)
 Transformer::Transformer(const Model& model, LayerRange layers, int context, ThreadPool& pool)
     : model_(model), layers_(layers), pool_(pool), cache_(model.config, layers, context) {
   const ModelConfig& c = model.config;
-  x_.resize(c.dim);
-  xb_.resize(c.dim);
-  xb2_.resize(c.dim);
-  hb_.resize(c.hidden_dim);
-  hb2_.resize(c.hidden_dim);
-  q_.resize(c.dim);
-  att_.resize(std::size_t(c.n_heads) * context);
-  logits_.resize(c.vocab_size);
+  if (!model.loaded.contains(layers)) {
+    throw InputError(model.path + ": layers " + std::to_string(layers.begin) + ":" +
+                     std::to_string(layers.end) + " are not loaded in this process");
+  }
+  if (context < 1 || context > c.seq_len) {
+    throw InputError("context " + std::to_string(context) + " is outside 1.." +
+                     std::to_string(c.seq_len));
+  }
+  const std::size_t batch = kMaxBatch;
   const int widest = std::max(c.dim, c.hidden_dim);
-  xq_.resize(widest);
-  xs_.resize(widest);
+  x_.resize(batch * c.dim);
+  xb_.resize(batch * c.dim);
+  xb2_.resize(batch * c.dim);
+  hb_.resize(batch * c.hidden_dim);
+  hb2_.resize(batch * c.hidden_dim);
+  q_.resize(batch * c.dim);
+  att_.resize(std::size_t(pool.size()) * context);
+  logits_.resize(c.vocab_size);
+  xq_.resize(batch * widest);
+  xs_.resize(batch * widest);
+  xq8_.resize(batch * ((widest + k::kBlock - 1) / k::kBlock));
 }
 
-void Transformer::matvec(std::initializer_list<MatvecJob> jobs, const float* x, int n) {
-  const Matrix& first = *jobs.begin()->w;
-  if (first.type == WeightType::q8) {
-    // runq.c quantizes the input once per product; products sharing x share its quantization.
-    k::quantize_q8(xq_.data(), xs_.data(), x, n, first.group_size);
+void Transformer::run_parts(int parts, const std::function<void(int)>& task) {
+  if (parts == 1) {
+    task(0);
+  } else {
+    pool_.run(task);
+  }
+}
+
+void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride,
+                         int n, int count) {
+  // Quantized weights multiply quantized inputs; products sharing x share its quantization.
+  int group_size = 0;
+  bool blocks = false;
+  std::size_t work = 0;
+  for (const MatvecJob& job : jobs) {
+    if (job.w->type == WeightType::q8_groups) group_size = job.w->group_size;
+    if (job.w->type == WeightType::q8_0 || job.w->type == WeightType::q4_0) blocks = true;
+    work += std::size_t(job.w->rows) * n * count;
+  }
+  for (int t = 0; t < count; t++) {
+    if (group_size) {
+      k::quantize_q8(xq_.data() + std::size_t(t) * n, xs_.data() + std::size_t(t) * (n / group_size),
+                     x + std::size_t(t) * x_stride, n, group_size);
+    }
+    if (blocks) {
+      k::quantize_row_q8_0(xq8_.data() + std::size_t(t) * (n / k::kBlock),
+                           x + std::size_t(t) * x_stride, n);
+    }
   }
   const k::MatvecOps& ops = k::matvec_ops();
-  std::size_t work = 0;
-  for (const MatvecJob& job : jobs) work += std::size_t(job.w->rows) * n;
-  // Waking the other threads costs a few microseconds: not worth it for a small product.
   const int parts = work < kMinParallelWork ? 1 : pool_.size();
   run_parts(parts, [&](int part) {
     for (const MatvecJob& job : jobs) {
       const Matrix& w = *job.w;
       const Range r = split_range(w.rows, parts, part, 8);
-      if (r.begin >= r.end) continue;
-      if (w.type == WeightType::f32) {
-        ops.f32(job.out, w.f32, x, n, r.begin, r.end);
-      } else {
-        ops.q8(job.out, w.q, w.scales, xq_.data(), xs_.data(), n, w.group_size, r.begin, r.end);
+      const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
+      const int tile = count == 1 ? r.end - r.begin
+                                  : static_cast<int>(std::max<std::size_t>(8, kTileBytes / row_bytes));
+      for (int r0 = r.begin; r0 < r.end; r0 += tile) {
+        const int r1 = std::min(r.end, r0 + tile);
+        for (int t = 0; t < count; t++) {
+          float* y = job.out + std::size_t(t) * job.out_stride;
+          const float* xt = x + std::size_t(t) * x_stride;
+          switch (w.type) {
+            case WeightType::f32:
+              ops.f32(y, static_cast<const float*>(w.data), xt, n, r0, r1);
+              break;
+            case WeightType::f16:
+              ops.f16(y, static_cast<const uint16_t*>(w.data), xt, n, r0, r1);
+              break;
+            case WeightType::q8_0:
+              ops.q8_0(y, static_cast<const k::BlockQ8_0*>(w.data),
+                       xq8_.data() + std::size_t(t) * (n / k::kBlock), n, r0, r1);
+              break;
+            case WeightType::q4_0:
+              ops.q4_0(y, static_cast<const k::BlockQ4_0*>(w.data),
+                       xq8_.data() + std::size_t(t) * (n / k::kBlock), n, r0, r1);
+              break;
+            case WeightType::q8_groups:
+              ops.q8(y, static_cast<const int8_t*>(w.data), w.scales,
+                     xq_.data() + std::size_t(t) * n,
+                     xs_.data() + std::size_t(t) * (n / w.group_size), n, w.group_size, r0, r1);
+              break;
+          }
+        }
       }
     }
   });
 }
 
-void Transformer::embed(int token, float* x) const { model_.token_embedding.row(token, x); }
+void Transformer::embed(int token, float* x) const {
+  if (token < 0 || token >= model_.config.vocab_size) {
+    throw InputError("token " + std::to_string(token) + " is outside the vocabulary of " +
+                     std::to_string(model_.config.vocab_size));
+  }
+  model_.token_embedding.row(token, x);
+}
 
-void Transformer::attention(int layer, int pos) {
+void Transformer::attention(int layer, int count, int pos) {
   const ModelConfig& c = model_.config;
   const int head_size = c.head_size();
   const int kv_mul = c.n_heads / c.n_kv_heads;
   const float scale = sqrtf(static_cast<float>(head_size));
-  const int context = cache_.context();
-  const std::size_t work = std::size_t(c.n_heads) * (pos + 1) * head_size * 2;
+  const int items = count * c.n_heads;
+  const std::size_t work = std::size_t(items) * (pos + count) * head_size * 2;
   const int parts = work < kMinParallelWork ? 1 : pool_.size();
   run_parts(parts, [&](int part) {
-    const Range heads = split_range(c.n_heads, parts, part);
-    for (int h = heads.begin; h < heads.end; h++) {
-      const float* q = q_.data() + h * head_size;
-      float* att = att_.data() + std::size_t(h) * context;
+    float* att = att_.data() + std::size_t(part) * cache_.context();
+    const Range mine = split_range(items, parts, part);
+    for (int item = mine.begin; item < mine.end; item++) {
+      const int t = item / c.n_heads, h = item % c.n_heads;
+      const int p = pos + t;  // this token attends to positions 0..p
+      const float* q = q_.data() + std::size_t(t) * c.dim + h * head_size;
       const int kv_off = (h / kv_mul) * head_size;
-      for (int t = 0; t <= pos; t++) {
-        float score = k::dot(q, cache_.key(layer, t) + kv_off, head_size);
-        att[t] = score / scale;
-      }
-      k::softmax(att, pos + 1);
-      float* xb = xb_.data() + h * head_size;
+      for (int s = 0; s <= p; s++) att[s] = k::dot(q, cache_.key(layer, s) + kv_off, head_size) / scale;
+      k::softmax(att, p + 1);
+      float* xb = xb_.data() + std::size_t(t) * c.dim + h * head_size;
       std::memset(xb, 0, head_size * sizeof(float));
-      for (int t = 0; t <= pos; t++) k::axpy(xb, att[t], cache_.value(layer, t) + kv_off, head_size);
+      for (int s = 0; s <= p; s++) k::axpy(xb, att[s], cache_.value(layer, s) + kv_off, head_size);
     }
   });
 }
 
-void Transformer::forward_layers(float* x, int pos) {
+void Transformer::forward_layers(float* x, int count, int pos) {
   const ModelConfig& c = model_.config;
-  const int dim = c.dim, hidden = c.hidden_dim;
+  if (count < 1 || count > kMaxBatch || pos < 0 || pos + count > cache_.context()) {
+    throw InputError("positions " + std::to_string(pos) + ".." + std::to_string(pos + count - 1) +
+                     " do not fit the context of " + std::to_string(cache_.context()));
+  }
+  const int dim = c.dim, hidden = c.hidden_dim, kv_dim = c.kv_dim();
   for (int l = layers_.begin; l < layers_.end; l++) {
     const LayerWeights& w = model_.layers[l];
-    float* key = cache_.key(l, pos);
-    float* value = cache_.value(l, pos);
-    k::rmsnorm(xb_.data(), x, w.rms_att, dim, c.rms_eps);
-    matvec({{q_.data(), &w.wq}, {key, &w.wk}, {value, &w.wv}}, xb_.data(), dim);
-    k::rope(q_.data(), key, dim, c.kv_dim(), c.head_size(), pos, c.rope_theta);
-    attention(l, pos);
-    matvec({{xb2_.data(), &w.wo}}, xb_.data(), dim);
-    for (int i = 0; i < dim; i++) x[i] += xb2_[i];
-    k::rmsnorm(xb_.data(), x, w.rms_ffn, dim, c.rms_eps);
-    matvec({{hb_.data(), &w.w1}, {hb2_.data(), &w.w3}}, xb_.data(), dim);
-    k::swiglu(hb_.data(), hb2_.data(), hidden);
-    matvec({{xb_.data(), &w.w2}}, hb_.data(), hidden);
-    for (int i = 0; i < dim; i++) x[i] += xb_[i];
+    for (int t = 0; t < count; t++) {
+      k::rmsnorm(xb_.data() + t * dim, x + t * dim, w.rms_att, dim, c.rms_eps);
+    }
+    matmul({{q_.data(), dim, &w.wq}, {cache_.key(l, pos), kv_dim, &w.wk},
+            {cache_.value(l, pos), kv_dim, &w.wv}},
+           xb_.data(), dim, dim, count);
+    for (int t = 0; t < count; t++) {
+      k::rope(q_.data() + t * dim, cache_.key(l, pos + t), dim, kv_dim, c.head_size(), pos + t,
+              c.rope_theta);
+    }
+    attention(l, count, pos);
+    matmul({{xb2_.data(), dim, &w.wo}}, xb_.data(), dim, dim, count);
+    for (int i = 0; i < count * dim; i++) x[i] += xb2_[i];
+    for (int t = 0; t < count; t++) {
+      k::rmsnorm(xb_.data() + t * dim, x + t * dim, w.rms_ffn, dim, c.rms_eps);
+    }
+    matmul({{hb_.data(), hidden, &w.w1}, {hb2_.data(), hidden, &w.w3}}, xb_.data(), dim, dim, count);
+    k::swiglu(hb_.data(), hb2_.data(), hidden * count);
+    matmul({{xb_.data(), dim, &w.w2}}, hb_.data(), hidden, hidden, count);
+    for (int i = 0; i < count * dim; i++) x[i] += xb_[i];
   }
 }
 
 float* Transformer::logits(float* x) {
   const ModelConfig& c = model_.config;
   k::rmsnorm(x, x, model_.rms_final, c.dim, c.rms_eps);
-  matvec({{logits_.data(), &model_.classifier}}, x, c.dim);
+  matmul({{logits_.data(), c.vocab_size, &model_.classifier}}, x, c.dim, c.dim, 1);
   return logits_.data();
 }
 
 float* Transformer::forward(int token, int pos) {
   embed(token, x_.data());
-  forward_layers(x_.data(), pos);
+  forward_layers(x_.data(), 1, pos);
   return logits(x_.data());
+}
+
+float* Transformer::forward_batch(std::span<const int> tokens, int pos) {
+  const int dim = model_.config.dim;
+  int count = 0;
+  for (std::size_t at = 0; at < tokens.size(); at += count) {
+    count = static_cast<int>(std::min<std::size_t>(kMaxBatch, tokens.size() - at));
+    for (int t = 0; t < count; t++) embed(tokens[at + t], x_.data() + std::size_t(t) * dim);
+    forward_layers(x_.data(), count, pos + static_cast<int>(at));
+  }
+  return logits(x_.data() + std::size_t(count - 1) * dim);
 }
 
 }  // namespace troupe

@@ -3,24 +3,24 @@
 // One Transformer is what a pipeline stage runs: embed() if it holds layer 0, forward_layers()
 // over its own range, logits() if it holds the last layer. Run on the whole range it is the
 // single-process engine of `troupe run`, and forward() gives the same floats as run.c.
+//
+// A batch of positions (the prompt) goes through each layer as a matrix: every weight tile is
+// read from memory once and used for all the batch's tokens while it sits in cache. Each token's
+// floats are exactly those of running the tokens one at a time (the kernels compute a row from
+// that row and its input alone), so batching never changes the text.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <span>
 #include <vector>
 
+#include "troupe/kernels/kernels.hpp"
 #include "troupe/runtime/model.hpp"
 #include "troupe/runtime/thread_pool.hpp"
 
 namespace troupe {
-
-// Half-open range of layer indices [begin, end).
-struct LayerRange {
-  int begin = 0;
-  int end = 0;
-  int size() const { return end - begin; }
-  bool operator==(const LayerRange&) const = default;
-};
 
 // Keys and values of every position seen so far, for the layers of one range. Sized by the
 // context actually asked for, not the model's seq_len.
@@ -44,16 +44,22 @@ class KvCache {
 
 class Transformer {
  public:
-  // `context` bounds the positions this instance will see (1..seq_len).
+  // The most positions pushed through the layers at once; longer prompts go in chunks.
+  static constexpr int kMaxBatch = 64;
+
+  // `context` bounds the positions this instance will see (1..seq_len). The model must hold the
+  // weights of `layers` (and the embedding / head where forward() or logits() are used).
   Transformer(const Model& model, LayerRange layers, int context, ThreadPool& pool);
 
   // The whole model for one token at position pos; returns the logits (vocab_size floats).
   float* forward(int token, int pos);
+  // The whole model for tokens at positions pos, pos+1, ...; returns the logits of the last.
+  float* forward_batch(std::span<const int> tokens, int pos);
 
-  // The pieces a pipeline stage uses. x holds dim floats.
+  // The pieces a pipeline stage uses. x holds count rows of dim floats, for positions pos.. .
   void embed(int token, float* x) const;
-  void forward_layers(float* x, int pos);
-  float* logits(float* x);  // final norm (in place) and classifier
+  void forward_layers(float* x, int count, int pos);
+  float* logits(float* x);  // final norm (in place) and classifier, for one row
 
   const ModelConfig& config() const { return model_.config; }
   LayerRange layers() const { return layers_; }
@@ -63,11 +69,13 @@ class Transformer {
  private:
   struct MatvecJob {
     float* out;
+    int out_stride;  // floats between the outputs of consecutive tokens
     const Matrix* w;
   };
-  // out = W x for each job, all sharing input x, in one parallel pass over their rows.
-  void matvec(std::initializer_list<MatvecJob> jobs, const float* x, int n);
-  void attention(int layer, int pos);
+  // out[t] = W x[t] for each job and each of `count` inputs (rows of n floats, `x_stride` apart).
+  void matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride, int n,
+              int count);
+  void attention(int layer, int count, int pos);
   // task(0) alone when parts == 1, else task(i) on every thread of the pool.
   void run_parts(int parts, const std::function<void(int)>& task);
 
@@ -75,10 +83,11 @@ class Transformer {
   LayerRange layers_;
   ThreadPool& pool_;
   KvCache cache_;
-  // Scratch for one position.
+  // Scratch for up to kMaxBatch positions.
   std::vector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_;
-  std::vector<int8_t> xq_;   // input quantized for int8 weights
-  std::vector<float> xs_;    // its group scales
+  std::vector<int8_t> xq_;              // inputs quantized for llama2.c int8 weights
+  std::vector<float> xs_;               // their group scales
+  std::vector<kernels::BlockQ8_0> xq8_;  // inputs quantized for ggml Q8_0 / Q4_0 weights
 };
 
 }  // namespace troupe

@@ -45,7 +45,7 @@ struct SynthOptions {
   int dim = 0, hidden = 0, layers = 0, heads = 0, kv_heads = 0, vocab = 0, seq_len = 0;
   int layers_keep = 0;
   std::string type = "f32";
-  uint64_t seed = 1;
+  long long seed = 1;
   std::string tokenizer;
   std::string out;
   bool tied = false;
@@ -204,6 +204,7 @@ int synth(const SynthOptions& opt) {
   const std::optional<GgmlType> type = parse_ggml_weight_type(opt.type);
   if (!type) throw InputError("--type: '" + opt.type + "' is not one of f32, f16, q8_0, q4_0");
   if (opt.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
+  if (opt.seed < 0) throw InputError("--seed: " + std::to_string(opt.seed) + " is negative");
   std::string name;
   bool tied = false;
   const ModelConfig c = shape_config(opt, name, tied);
@@ -234,7 +235,7 @@ int synth(const SynthOptions& opt) {
     progress.set_total(total);
     progress.update(done);
   };
-  const uint64_t seed = opt.seed;
+  const uint64_t seed = static_cast<uint64_t>(opt.seed);
   const LlamaRowSource source = [seed](const LlamaTensor& t, int row, float* out) {
     if (!t.matrix) {
       std::fill(out, out + t.cols, 1.0f);

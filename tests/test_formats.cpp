@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/checkpoint_writer.hpp"
 #include "support/process.hpp"
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/runtime/error.hpp"
@@ -221,6 +222,39 @@ TEST_CASE("convert writes the vocabulary as llama.cpp's converter does", "[forma
     INFO(text);
     CHECK(ours.encode(text, true, false) == theirs.encode(text, true, false));
     CHECK(ours.encode(text, true, false) == llama2c.encode(text, true, false));
+  }
+}
+
+TEST_CASE("convert reads llama2.c versions 1 and 2 too", "[formats]") {
+  TempDir dir;
+  {
+    const MappedFile mapped(kBin);
+    const Model v0 = parse_llama2c_checkpoint(mapped);
+    troupe::test::write_v1(v0, dir / "v1.bin");
+    troupe::test::write_v2(v0, dir / "v2.bin", 4);  // 4 divides dim 64 and hidden 172
+  }
+  for (const std::string version : {"v1", "v2"}) {
+    INFO(version);
+    const std::string bin = dir / (version + ".bin");
+    ok({"convert", bin, "--tokenizer", kTok, "--out", dir / (version + ".gguf")});
+    const MappedFile mapped(bin);
+    const Model model = parse_llama2c_checkpoint(mapped);
+    const GgufFile file = GgufFile::open(dir / (version + ".gguf"));
+    CHECK(file.tensors().size() == 2 + 9 * std::size_t(model.config.n_layers));
+    for (const GgufTensorInfo& t : file.tensors()) {
+      INFO(t.name);
+      const std::vector<float> want = checkpoint_floats(model, t.name);
+      REQUIRE(t.elements() == want.size());
+      CHECK(std::memcmp(t.data, want.data(), want.size() * 4) == 0);
+    }
+    // Version 1 holds the same floats as the original.
+    if (version == "v1") {
+      const GgufFile v0 = GgufFile::open(converted("f32"));
+      for (const GgufTensorInfo& t : file.tensors()) {
+        INFO(t.name);
+        CHECK(std::memcmp(t.data, v0.find_tensor(t.name)->data, t.bytes) == 0);
+      }
+    }
   }
 }
 
@@ -493,6 +527,7 @@ TEST_CASE("model-file commands refuse bad input with one line and exit 2", "[for
   expect_bad_input({"synth", "--shape", "stories15m", "--layers-keep", "7", "--out", out}, "--layers-keep");
   expect_bad_input({"synth", "--shape", "stories15m", "--type", "int3", "--out", out}, "--type");
   expect_bad_input({"synth", "--shape", "stories15m", "--seed", "abc", "--out", out}, "--seed");
+  expect_bad_input({"synth", "--shape", "stories15m", "--seed", "-3", "--out", out}, "--seed");
   expect_bad_input({"synth", "--shape", "stories15m", "--out", "/nonexistent/dir/x.gguf"}, "/nonexistent/dir/x.gguf");
   expect_bad_input({"synth", "--shape", "stories15m", "--tokenizer", "/nonexistent/t.bin", "--out", out}, "/nonexistent/t.bin");
   expect_bad_input({"synth", "--shape", "stories15m", "--tokenizer", kTok, "--out", out}, "tok512.bin");

@@ -27,14 +27,22 @@ bool cpu_has_dotprod() {
 }
 #endif
 
-constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref};
+constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref, detail::matvec_f16_ref,
+                               detail::matvec_q8_0_ref, detail::matvec_q4_0_ref};
 #if defined(TROUPE_HAVE_X86_SIMD)
-constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2};
-constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512, detail::matvec_q8_avx512};
+constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2, detail::matvec_f16_avx2,
+                             detail::matvec_q8_0_avx2, detail::matvec_q4_0_avx2};
+constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512, detail::matvec_q8_avx512,
+                               detail::matvec_f16_avx512, detail::matvec_q8_0_avx512,
+                               detail::matvec_q4_0_avx512};
 #endif
 #if defined(TROUPE_HAVE_NEON)
-constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon, detail::matvec_q8_neon_dotprod};
-constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon, detail::matvec_q8_neon};
+constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon, detail::matvec_q8_neon_dotprod,
+                                     detail::matvec_f16_neon, detail::matvec_q8_0_neon_dotprod,
+                                     detail::matvec_q4_0_neon_dotprod};
+constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon, detail::matvec_q8_neon,
+                                   detail::matvec_f16_neon, detail::matvec_q8_0_neon,
+                                   detail::matvec_q4_0_neon};
 #endif
 
 Isa best_isa() {
@@ -65,8 +73,10 @@ bool isa_available(Isa isa) {
       return true;
     case Isa::avx2:
 #if defined(TROUPE_HAVE_X86_SIMD)
-      // libgcc's checks include the OS saving the wider registers (XGETBV).
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      // libgcc's checks include the OS saving the wider registers (XGETBV). F16C (the f16 path)
+      // comes with every AVX2 CPU, but a hypervisor may hide it.
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
 #else
       return false;
 #endif

@@ -1,4 +1,5 @@
-// AVX2 + FMA matvec. Compiled with -mavx2 -mfma and only called when the CPU has both.
+// AVX2 + FMA (+ F16C) matvec. Compiled with -mavx2 -mfma -mf16c and only called when the CPU has
+// all three.
 //
 // Everything here has internal linkage and no standard-library templates are used: an inline
 // template instantiated in this TU would carry AVX2 code that the linker might share with
@@ -122,6 +123,190 @@ void q8_rows(float* y, const int8_t* wq, const float* ws, const int8_t* xq, cons
   }
 }
 
+// f16 weights: as f32_rows, each 8 halves widened by vcvtph2ps (exact). 32 columns a step (64 bytes
+// of each row, one prefetch), alternating the two accumulators; the tail (n % 8) goes through a
+// zero-padded copy, since AVX2 has no 16-bit masked load. Prefetching as in f32_rows.
+__m256 load_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <int R>
+void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
+  __m256 a[R], b[R];
+  for (int r = 0; r < R; r++) a[r] = b[r] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
+    const __m256 x2 = _mm256_loadu_ps(x + j + 16), x3 = _mm256_loadu_ps(x + j + 24);
+    for (int r = 0; r < R; r++) {
+      const uint16_t* wr = w + r * n + j;
+      _mm_prefetch(ahead(wr, R * n * 2), _MM_HINT_T0);
+      a[r] = _mm256_fmadd_ps(load_f16(wr), x0, a[r]);
+      b[r] = _mm256_fmadd_ps(load_f16(wr + 8), x1, b[r]);
+      a[r] = _mm256_fmadd_ps(load_f16(wr + 16), x2, a[r]);
+      b[r] = _mm256_fmadd_ps(load_f16(wr + 24), x3, b[r]);
+    }
+  }
+  for (int k = 0; k < 3 && j + 8 <= n; k++, j += 8) {  // alternating as above: a, b, a
+    const __m256 x0 = _mm256_loadu_ps(x + j);
+    for (int r = 0; r < R; r++) {
+      if (k == 1) {
+        b[r] = _mm256_fmadd_ps(load_f16(w + r * n + j), x0, b[r]);
+      } else {
+        a[r] = _mm256_fmadd_ps(load_f16(w + r * n + j), x0, a[r]);
+      }
+    }
+  }
+  if (j < n) {
+    const __m256i m = tail_mask(n - j);
+    const __m256 x0 = _mm256_maskload_ps(x + j, m);
+    for (int r = 0; r < R; r++) {
+      uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t k = j; k < n; k++) tmp[k - j] = w[r * n + k];
+      b[r] = _mm256_fmadd_ps(load_f16(tmp), x0, b[r]);
+    }
+  }
+  for (int r = 0; r < R; r++) a[r] = _mm256_add_ps(a[r], b[r]);
+  if constexpr (R == 4) {
+    _mm_storeu_ps(y, hsum4_ps(a[0], a[1], a[2], a[3]));
+  } else {
+    for (int r = 0; r < R; r++) y[r] = _mm_cvtss_f32(hsum4_ps(a[r], a[r], a[r], a[r]));
+  }
+}
+
+// ---- ggml Q8_0 / Q4_0 against Q8_0 x ----
+//
+// Four rows at a time, two blocks a step (the x loads shared by the rows, the int sums of the
+// 4 x 2 blocks reduced together), one block in the last step when the count is odd. Each block's
+// int sum is exact and the float part is the reference's, row by row and block by block:
+// sum += (float)isum * (d_w * d_x), so results are bit-identical to matvec_q8_0_ref /
+// matvec_q4_0_ref, whatever the row range, the thread split or the alignment. The last r1 - r0
+// mod 4 rows run the same code with a row stride of 0 (four copies of one row).
+
+// {dx[b] x4, dx[b+1] x4}; with One, dx[b+1] is not read.
+template <bool One>
+__m256 x_scales(const BlockQ8_0* x) {
+  const uint32_t d = x[0].d | (One ? 0u : static_cast<uint32_t>(x[1].d) << 16);
+  const __m128 two = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d)));
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(two), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+}
+
+// {d of rows 0-3 in block b, the same in block b+1}
+template <bool One, typename Block>
+__m256 w_scales(const Block* w, int64_t stride) {
+  const Block* w1 = w + stride;
+  const Block* w2 = w + 2 * stride;
+  const Block* w3 = w + 3 * stride;
+  const __m128i d =
+      One ? _mm_setr_epi16(w[0].d, w1[0].d, w2[0].d, w3[0].d, 0, 0, 0, 0)
+          : _mm_setr_epi16(w[0].d, w1[0].d, w2[0].d, w3[0].d, w[1].d, w1[1].d, w2[1].d, w3[1].d);
+  return _mm256_cvtph_ps(d);
+}
+
+// val += (float)isum * (d_w * d_x) for block b (low half of isum, dw, dx), then block b+1.
+template <bool One>
+__m128 scale_add(__m128 val, __m256i isum, __m256 dw, __m256 dx) {
+  const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx));
+  val = _mm_add_ps(val, _mm256_castps256_ps128(f));
+  if constexpr (!One) val = _mm_add_ps(val, _mm256_extractf128_ps(f, 1));
+  return val;
+}
+
+// Rows a..d, each {block b: 4 lanes | block b+1: 4 lanes} -> {a, b, c, d of block b | of b+1}.
+__m256i hsum4_pairs(__m256i a, __m256i b, __m256i c, __m256i d) {
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+}
+
+// Exact int8 dot of 32 bytes into 8 int32 lanes: maddubs(|w|, x with w's sign) pairs, then madd
+// by ones. |w| is read unsigned, so w = -128 works; negating x is wrong only for x = -128, which
+// quantize_row_q8_0 never gives (|q| <= 127, the x precondition). Pair sums are at most
+// 2 * 128 * 127 = 32512: no int16 saturation.
+__m256i dot_q8(__m256i w, __m256i x) {
+  const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+__m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+template <bool One>
+[[gnu::always_inline]] inline void q8_0_step(__m128& val, const BlockQ8_0* w, int64_t stride, const BlockQ8_0* x) {
+  const __m256i x0 = load32(x[0].qs);
+  const __m256i x1 = One ? _mm256_setzero_si256() : load32(x[1].qs);
+  __m256i acc[4];
+  for (int r = 0; r < 4; r++) {
+    const BlockQ8_0* wr = w + r * stride;
+    // 68 bytes a step: two prefetches keep every 64-byte line covered.
+    _mm_prefetch(ahead(wr, 4 * stride * 34), _MM_HINT_T0);
+    _mm_prefetch(ahead(wr, 4 * stride * 34 + 64), _MM_HINT_T0);
+    const __m256i s0 = dot_q8(load32(wr[0].qs), x0);
+    const __m256i s1 = One ? _mm256_setzero_si256() : dot_q8(load32(wr[1].qs), x1);
+    // {s0 lanes 0-3 + 4-7 | s1 lanes 4-7 + 0-3}
+    acc[r] = _mm256_add_epi32(_mm256_blend_epi32(s0, s1, 0xF0), _mm256_permute2x128_si256(s0, s1, 0x21));
+  }
+  const __m256i isum = hsum4_pairs(acc[0], acc[1], acc[2], acc[3]);
+  val = scale_add<One>(val, isum, w_scales<One>(w, stride), x_scales<One>(x));
+}
+
+// Q4_0: nibbles (0..15, unsigned) times x (signed) with maddubs, exact for every x (pair sums
+// <= 2 * 15 * 128), minus 8 * sum(x): that correction is one int16 vector per step shared by the
+// rows (-8 * pair sums of x), added before the widening (|lane| <= 2 * 3840 + 4096, no overflow).
+// Layout: {block b | block b+1} of 16 bytes each, low nibbles against x[0..15], high against
+// x[16..31] of the same block.
+__m128i load16(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+template <bool One>
+[[gnu::always_inline]] inline void q4_0_step(__m128& val, const BlockQ4_0* w, int64_t stride, const BlockQ8_0* x) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256i xlo, xhi;
+  if constexpr (One) {
+    xlo = _mm256_zextsi128_si256(load16(x[0].qs));
+    xhi = _mm256_zextsi128_si256(load16(x[0].qs + 16));
+  } else {
+    xlo = _mm256_inserti128_si256(_mm256_castsi128_si256(load16(x[0].qs)), load16(x[1].qs), 1);
+    xhi = _mm256_inserti128_si256(_mm256_castsi128_si256(load16(x[0].qs + 16)), load16(x[1].qs + 16), 1);
+  }
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i xsum = _mm256_add_epi16(_mm256_maddubs_epi16(ones8, xlo), _mm256_maddubs_epi16(ones8, xhi));
+  const __m256i corr = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(xsum, 3));
+  __m256i acc[4];
+  for (int r = 0; r < 4; r++) {
+    const BlockQ4_0* wr = w + r * stride;
+    _mm_prefetch(ahead(wr, 4 * stride * 18), _MM_HINT_T0);  // 36 bytes a step
+    const __m256i v = One ? _mm256_zextsi128_si256(load16(wr[0].qs))
+                          : _mm256_inserti128_si256(_mm256_castsi128_si256(load16(wr[0].qs)), load16(wr[1].qs), 1);
+    const __m256i lo = _mm256_and_si256(v, m4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    const __m256i p = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi)), corr);
+    acc[r] = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+  }
+  const __m256i isum = hsum4_pairs(acc[0], acc[1], acc[2], acc[3]);
+  val = scale_add<One>(val, isum, w_scales<One>(w, stride), x_scales<One>(x));
+}
+
+// Rows w, w + stride, w + 2 stride, w + 3 stride (in blocks).
+template <typename Block, void (*Step2)(__m128&, const Block*, int64_t, const BlockQ8_0*),
+          void (*Step1)(__m128&, const Block*, int64_t, const BlockQ8_0*)>
+__m128 blocks_rows4(const Block* w, int64_t stride, const BlockQ8_0* x, int64_t nb) {
+  __m128 val = _mm_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) Step2(val, w + b, stride, x + b);
+  if (b < nb) Step1(val, w + b, stride, x + b);
+  return val;
+}
+
+template <typename Block, void (*Step2)(__m128&, const Block*, int64_t, const BlockQ8_0*),
+          void (*Step1)(__m128&, const Block*, int64_t, const BlockQ8_0*)>
+void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  const int64_t nb = n / 32;
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) {
+    _mm_storeu_ps(y + i, blocks_rows4<Block, Step2, Step1>(w + i * nb, nb, x, nb));
+  }
+  for (; i < r1; i++) {
+    y[i] = _mm_cvtss_f32(blocks_rows4<Block, Step2, Step1>(w + i * nb, 0, x, nb));
+  }
+}
+
 }  // namespace
 
 void matvec_f32_avx2(float* y, const float* w, const float* x, int n, int r0, int r1) {
@@ -144,6 +329,20 @@ void matvec_q8_avx2(float* y, const int8_t* wq, const float* ws, const int8_t* x
   for (; i < r1; i++) {
     q8_rows<1>(y + i, wq + static_cast<int64_t>(i) * n, ws + i * groups, xq, xs, n, gs);
   }
+}
+
+void matvec_f16_avx2(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
+  for (; i < r1; i++) f16_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
+}
+
+void matvec_q8_0_avx2(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ8_0, q8_0_step<false>, q8_0_step<true>>(y, w, x, n, r0, r1);
+}
+
+void matvec_q4_0_avx2(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ4_0, q4_0_step<false>, q4_0_step<true>>(y, w, x, n, r0, r1);
 }
 
 }  // namespace troupe::kernels::detail

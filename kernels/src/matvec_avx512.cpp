@@ -189,6 +189,219 @@ void q8_row1(float* y, const int8_t* wq, const float* ws, const int8_t* xq, cons
   *y = val;
 }
 
+// f16 weights: as f32_rows, each 16 halves widened by vcvtph2ps (exact); the tail by a masked
+// 16-bit load. 32 columns (64 bytes of each row, one prefetch) a step.
+__m512 load_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+template <int R>
+void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
+  __m512 a[R], b[R];
+  for (int r = 0; r < R; r++) a[r] = b[r] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + j), x1 = _mm512_loadu_ps(x + j + 16);
+    for (int r = 0; r < R; r++) {
+      _mm_prefetch(ahead(w + r * n + j, R * n * 2), _MM_HINT_T0);
+      a[r] = _mm512_fmadd_ps(load_f16(w + r * n + j), x0, a[r]);
+      b[r] = _mm512_fmadd_ps(load_f16(w + r * n + j + 16), x1, b[r]);
+    }
+  }
+  if (j + 16 <= n) {
+    const __m512 x0 = _mm512_loadu_ps(x + j);
+    for (int r = 0; r < R; r++) a[r] = _mm512_fmadd_ps(load_f16(w + r * n + j), x0, a[r]);
+    j += 16;
+  }
+  if (j < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1);
+    const __m512 x0 = _mm512_maskz_loadu_ps(m, x + j);
+    for (int r = 0; r < R; r++) {
+      const __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + r * n + j));
+      b[r] = _mm512_fmadd_ps(wv, x0, b[r]);
+    }
+  }
+  for (int r = 0; r < R; r++) a[r] = _mm512_add_ps(a[r], b[r]);
+  if constexpr (R == 4) {
+    _mm_storeu_ps(y, hsum4_ps(a[0], a[1], a[2], a[3]));
+  } else {
+    for (int r = 0; r < R; r++) y[r] = _mm_cvtss_f32(hsum4_ps(a[r], a[r], a[r], a[r]));
+  }
+}
+
+// ---- ggml Q8_0 / Q4_0 against Q8_0 x ----
+//
+// Four rows at a time, two blocks a step: one 64-byte vector holds the 64 quants of blocks b and
+// b+1, and vpdpbusd sums them against x, 4 bytes into each int32 lane, lanes 0-7 block b, 8-15
+// block b+1. Blocks are 34 (Q8_0) or 18 (Q4_0) bytes, so the quants are cut out of the loaded
+// bytes with a 16-bit permute (blocks are whole words apart); the same loads give the scales.
+// The last step has one block when the count is odd; its loads are masked to that block.
+// The x side (its quants, the bias correction, its scales) is prepared once per call, for up to
+// 8192 columns at a time (longer rows go in column chunks, each row's sum carried in y).
+//
+// Each block's int sum is exact and the float part is the reference's, row by row and block by
+// block: sum += (float)isum * (d_w * d_x). So results are bit-identical to matvec_q8_0_ref /
+// matvec_q4_0_ref, whatever the row range, thread split or alignment. The last r1 - r0 mod 4 rows
+// run the same code with a row stride of 0 (four copies of one row).
+
+// 16-bit permute indices (0-31 from the first source, 32-63 from the second).
+struct Perm {
+  alignas(64) uint16_t q8_pair[32];  // qs of 2 Q8_0 blocks: bytes 2-33 and 36-67
+  alignas(64) uint16_t q4_pair[32];  // qs of 2 Q4_0 blocks, each twice: bytes 2-17 x2, 20-35 x2
+  alignas(64) uint16_t x_scales[32];  // d of 2 Q8_0 blocks, each 4 times (words 0 and 17)
+  alignas(64) uint16_t q8_scales[32];  // {d_b of a, of b, d_b+1 of a, of b} (words 0, 17)
+  alignas(64) uint16_t q4_scales[32];  // the same for Q4_0 (words 0, 9)
+};
+
+constexpr Perm make_perm() {
+  Perm p{};
+  for (int i = 0; i < 32; i++) {
+    p.q8_pair[i] = static_cast<uint16_t>(i < 16 ? i + 1 : i < 30 ? i + 2 : 32 + i - 30);
+    p.q4_pair[i] = static_cast<uint16_t>(i < 16 ? 1 + i % 8 : 10 + i % 8);
+    p.x_scales[i] = static_cast<uint16_t>(i >= 4 && i < 8 ? 17 : 0);
+  }
+  const uint16_t q8[4] = {0, 32, 17, 49}, q4[4] = {0, 32, 9, 41};
+  for (int i = 0; i < 4; i++) {
+    p.q8_scales[i] = q8[i];
+    p.q4_scales[i] = q4[i];
+  }
+  return p;
+}
+
+constexpr Perm kPerm = make_perm();
+
+__m512i perm_index(const uint16_t* p) { return _mm512_load_si512(p); }
+
+// The x side of blocks b, b+1, shared by all rows.
+struct XPair {
+  __m512i q;     // their 64 quants (block b+1's zero when there is none)
+  __m512i init;  // accumulator start: minus what the weights' offset adds (see the kernels)
+  __m256 dx;     // {dx[b] x4, dx[b+1] x4}
+};
+
+constexpr int64_t kChunkBlocks = 256;  // x prepared for 8192 columns at a time: 24 KiB of stack
+
+// `offset` holds, per byte, what the kernel adds to each weight quant before vpdpbusd (which
+// takes those unsigned); init = -sum(offset * x) per int32 lane takes it off again.
+void prepare_x(XPair* xp, const BlockQ8_0* x, int64_t nb, __m512i offset) {
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool one = b + 1 == nb;
+    const __m512i v1 = one ? _mm512_maskz_loadu_epi8((1ull << 34) - 1, x + b) : _mm512_loadu_si512(x + b);
+    const __m512i v2 = one ? _mm512_setzero_si512()
+                           : _mm512_maskz_loadu_epi16(0x3, reinterpret_cast<const char*>(x + b) + 64);
+    XPair& p = xp[b / 2];
+    p.q = _mm512_permutex2var_epi16(v1, perm_index(kPerm.q8_pair), v2);
+    p.init = _mm512_sub_epi32(_mm512_setzero_si512(),
+                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, p.q));
+    p.dx = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(perm_index(kPerm.x_scales), v1)));
+  }
+}
+
+// {d of rows 0-3 in block b, of rows 0-3 in block b+1} from the rows' loaded bytes.
+__m256 w_scales(const __m512i v[4], const uint16_t* idx) {
+  const __m512i i = perm_index(idx);
+  const __m128i t01 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[0], i, v[1]));
+  const __m128i t23 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], i, v[3]));
+  return _mm256_cvtph_ps(_mm_unpacklo_epi32(t01, t23));
+}
+
+// Rows a..d, lanes 0-7 block b, 8-15 block b+1 -> {a, b, c, d of block b | of b+1}. With
+// HighX16, lanes 4-7 and 12-15 hold 16 times their value (Q4_0's high nibbles, unshifted).
+template <bool HighX16>
+__m256i hsum4_pairs(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  // Per 128-bit lane L0..L3: {a, b, c, d} summed over that lane.
+  __m512i abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+  if constexpr (HighX16) abcd = _mm512_mask_srai_epi32(abcd, 0xF0F0, abcd, 4);  // exact: multiples of 16
+  const __m512i t = _mm512_shuffle_i32x4(abcd, abcd, _MM_SHUFFLE(3, 1, 2, 0));  // L0, L2, L1, L3
+  return _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+}
+
+// val += (float)isum * (d_w * d_x) for block b (low halves), then block b+1.
+template <bool One>
+__m128 scale_add_pairs(__m128 val, __m256i isum, __m256 dw, __m256 dx) {
+  const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx));
+  val = _mm_add_ps(val, _mm256_castps256_ps128(f));
+  if constexpr (!One) val = _mm_add_ps(val, _mm256_extractf128_ps(f, 1));
+  return val;
+}
+
+// Q8_0: weight bytes offset to unsigned (w ^ 0x80 = w + 128); init takes 128 * sum(x) off. Exact
+// for every int8 (see q8_rows4).
+
+template <bool One>
+[[gnu::always_inline]] inline __m128 q8_0_step(__m128 val, const BlockQ8_0* w, int64_t stride, const XPair& xp) {
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i idx = perm_index(kPerm.q8_pair);
+  __m512i v[4], acc[4];
+  for (int r = 0; r < 4; r++) {
+    const BlockQ8_0* wr = w + r * stride;
+    // 68 bytes a step: two prefetches keep every 64-byte line covered.
+    _mm_prefetch(ahead(wr, 4 * stride * 34), _MM_HINT_T0);
+    _mm_prefetch(ahead(wr, 4 * stride * 34 + 64), _MM_HINT_T0);
+    v[r] = One ? _mm512_maskz_loadu_epi8((1ull << 34) - 1, wr) : _mm512_loadu_si512(wr);
+    const __m512i v2 = One ? _mm512_setzero_si512()
+                           : _mm512_maskz_loadu_epi16(0x3, reinterpret_cast<const char*>(wr) + 64);
+    const __m512i q = _mm512_xor_si512(_mm512_permutex2var_epi16(v[r], idx, v2), bias);
+    acc[r] = _mm512_dpbusd_epi32(xp.init, q, xp.q);
+  }
+  const __m256i isum = hsum4_pairs<false>(acc[0], acc[1], acc[2], acc[3]);
+  return scale_add_pairs<One>(val, isum, w_scales(v, kPerm.q8_scales), xp.dx);
+}
+
+// Q4_0: each block's 16 bytes placed twice, {b, b, b+1, b+1}, then masked to the low nibbles in
+// the first copy and the high nibbles (times 16, unshifted) in the second: unsigned quants
+// against x's natural order. init takes 8 * sum(x) off (128 * sum(x) in the high-nibble lanes),
+// and the high-nibble lane sums are divided by 16 in the reduction.
+
+template <bool One>
+[[gnu::always_inline]] inline __m128 q4_0_step(__m128 val, const BlockQ4_0* w, int64_t stride, const XPair& xp) {
+  const __m512i nibbles = _mm512_mask_blend_epi32(0xF0F0, _mm512_set1_epi8(0x0F),
+                                                  _mm512_set1_epi8(static_cast<char>(0xF0)));
+  const __m512i idx = perm_index(kPerm.q4_pair);
+  __m512i v[4], acc[4];
+  for (int r = 0; r < 4; r++) {
+    const BlockQ4_0* wr = w + r * stride;
+    _mm_prefetch(ahead(wr, 4 * stride * 18), _MM_HINT_T0);  // 36 bytes a step
+    v[r] = _mm512_maskz_loadu_epi8(One ? (1ull << 18) - 1 : (1ull << 36) - 1, wr);
+    const __m512i q = _mm512_and_si512(_mm512_permutexvar_epi16(idx, v[r]), nibbles);
+    acc[r] = _mm512_dpbusd_epi32(xp.init, q, xp.q);
+  }
+  const __m256i isum = hsum4_pairs<true>(acc[0], acc[1], acc[2], acc[3]);
+  return scale_add_pairs<One>(val, isum, w_scales(v, kPerm.q4_scales), xp.dx);
+}
+
+// Rows w, w + stride, w + 2 stride, w + 3 stride (in blocks), blocks [0, nb) of them, adding to val.
+template <typename Block, __m128 (*Step2)(__m128, const Block*, int64_t, const XPair&),
+          __m128 (*Step1)(__m128, const Block*, int64_t, const XPair&)>
+__m128 blocks_rows4(__m128 val, const Block* w, int64_t stride, const XPair* xp, int64_t nb) {
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) val = Step2(val, w + b, stride, xp[b / 2]);
+  if (b < nb) val = Step1(val, w + b, stride, xp[b / 2]);
+  return val;
+}
+
+template <typename Block, __m128 (*Step2)(__m128, const Block*, int64_t, const XPair&),
+          __m128 (*Step1)(__m128, const Block*, int64_t, const XPair&)>
+void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, int r1, __m512i offset) {
+  const int64_t nb = n / 32;
+  XPair xp[kChunkBlocks / 2];
+  for (int64_t c0 = 0; c0 < nb; c0 += kChunkBlocks) {  // the chunk's blocks: [c0, c0 + cb)
+    const int64_t cb = nb - c0 < kChunkBlocks ? nb - c0 : kChunkBlocks;
+    prepare_x(xp, x + c0, cb, offset);
+    int i = r0;
+    for (; i + 4 <= r1; i += 4) {
+      const __m128 val = c0 == 0 ? _mm_setzero_ps() : _mm_loadu_ps(y + i);
+      _mm_storeu_ps(y + i, blocks_rows4<Block, Step2, Step1>(val, w + i * nb + c0, nb, xp, cb));
+    }
+    for (; i < r1; i++) {
+      const __m128 val = c0 == 0 ? _mm_setzero_ps() : _mm_set1_ps(y[i]);
+      y[i] = _mm_cvtss_f32(blocks_rows4<Block, Step2, Step1>(val, w + i * nb + c0, 0, xp, cb));
+    }
+  }
+}
+
 }  // namespace
 
 void matvec_f32_avx512(float* y, const float* w, const float* x, int n, int r0, int r1) {
@@ -225,6 +438,24 @@ void matvec_q8_avx512(float* y, const int8_t* wq, const float* ws, const int8_t*
     q8_row1(y + i, wq + static_cast<int64_t>(i) * n, ws + static_cast<int64_t>(i) * groups, xq, xs,
             corr, n, gs);
   }
+}
+
+void matvec_f16_avx512(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
+  for (; i < r1; i++) f16_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
+}
+
+void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ8_0, q8_0_step<false>, q8_0_step<true>>(y, w, x, n, r0, r1,
+                                                             _mm512_set1_epi8(static_cast<char>(0x80)));
+}
+
+void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  // 8 per quant in the low-nibble lanes, 8 * 16 in the high-nibble ones (128-bit lanes 1, 3).
+  const __m512i offset = _mm512_mask_blend_epi32(0xF0F0, _mm512_set1_epi8(8),
+                                                 _mm512_set1_epi8(static_cast<char>(128)));
+  blocks_matvec<BlockQ4_0, q4_0_step<false>, q4_0_step<true>>(y, w, x, n, r0, r1, offset);
 }
 
 }  // namespace troupe::kernels::detail

@@ -6,12 +6,19 @@
 
 #include <cstdint>
 
+#include "troupe/kernels/kernels.hpp"
+
 namespace troupe::kernels::detail {
 
 // Scalar reference (reference.cpp): run.c / runq.c order of operations.
 void matvec_f32_ref(float* y, const float* w, const float* x, int n, int r0, int r1);
 void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs,
                    int n, int gs, int r0, int r1);
+// ggml's scalar order: in-order float sum for f16; exact int32 block sums, then
+// sum += (float)isum * (d_w * d_x) block by block for Q8_0 / Q4_0.
+void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
+void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 
 #if defined(TROUPE_HAVE_X86_SIMD)
 void matvec_f32_avx2(float* y, const float* w, const float* x, int n, int r0, int r1);
@@ -20,6 +27,13 @@ void matvec_q8_avx2(float* y, const int8_t* wq, const float* ws, const int8_t* x
 void matvec_f32_avx512(float* y, const float* w, const float* x, int n, int r0, int r1);
 void matvec_q8_avx512(float* y, const int8_t* wq, const float* ws, const int8_t* xq,
                       const float* xs, int n, int gs, int r0, int r1);
+// AVX2 + F16C (dispatch checks f16c with avx2).
+void matvec_f16_avx2(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
+void matvec_q8_0_avx2(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_q4_0_avx2(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_f16_avx512(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
+void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 #endif
 
 #if defined(TROUPE_HAVE_NEON)
@@ -30,6 +44,13 @@ void matvec_q8_neon_dotprod(float* y, const int8_t* wq, const float* ws, const i
 // Plain ARMv8 NEON (widening multiplies), for cores without sdot.
 void matvec_q8_neon(float* y, const int8_t* wq, const float* ws, const int8_t* xq,
                     const float* xs, int n, int gs, int r0, int r1);
+void matvec_f16_neon(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
+void matvec_q8_0_neon_dotprod(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0,
+                              int r1);
+void matvec_q4_0_neon_dotprod(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0,
+                              int r1);
+void matvec_q8_0_neon(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_q4_0_neon(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 #endif
 
 }  // namespace troupe::kernels::detail

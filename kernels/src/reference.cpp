@@ -1,7 +1,10 @@
 // Scalar reference kernels. Each loop mirrors llama2.c's run.c (runq.c for q8) statement by
 // statement so that, built with -ffp-contract=off and no fast-math, it yields the same floats.
+// The ggml block formats (Q8_0, Q4_0, fp16) follow ggml's reference C code the same way.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "matvec_impl.hpp"
 #include "troupe/kernels/kernels.hpp"
@@ -35,7 +38,183 @@ void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq
   }
 }
 
+void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+  for (int i = r0; i < r1; i++) {
+    const uint16_t* row = w + static_cast<int64_t>(i) * n;
+    float val = 0.0f;
+    for (int j = 0; j < n; j++) val += fp16_to_fp32(row[j]) * x[j];
+    y[i] = val;
+  }
+}
+
+// ggml's scalar vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 per row: exact int32 block sums, then
+// sum += (float)isum * (d_w * d_x) block by block.
+void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  const int nb = n / kBlock;
+  for (int i = r0; i < r1; i++) {
+    const BlockQ8_0* row = w + static_cast<int64_t>(i) * nb;
+    float sum = 0.0f;
+    for (int b = 0; b < nb; b++) {
+      int32_t isum = 0;
+      for (int j = 0; j < kBlock; j++) {
+        isum += static_cast<int32_t>(row[b].qs[j]) * static_cast<int32_t>(x[b].qs[j]);
+      }
+      sum += static_cast<float>(isum) * (fp16_to_fp32(row[b].d) * fp16_to_fp32(x[b].d));
+    }
+    y[i] = sum;
+  }
+}
+
+void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  const int nb = n / kBlock;
+  for (int i = r0; i < r1; i++) {
+    const BlockQ4_0* row = w + static_cast<int64_t>(i) * nb;
+    float sum = 0.0f;
+    for (int b = 0; b < nb; b++) {
+      int32_t isum = 0;
+      for (int j = 0; j < kBlock / 2; j++) {
+        const int32_t v0 = (row[b].qs[j] & 0x0F) - 8;
+        const int32_t v1 = (row[b].qs[j] >> 4) - 8;
+        isum += v0 * x[b].qs[j] + v1 * x[b].qs[j + kBlock / 2];
+      }
+      sum += static_cast<float>(isum) * (fp16_to_fp32(row[b].d) * fp16_to_fp32(x[b].d));
+    }
+    y[i] = sum;
+  }
+}
+
 }  // namespace detail
+
+namespace {
+
+uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// float -> int8 as the C cast does for finite values in range; 0 for NaN and out-of-range
+// values (only reachable from non-finite inputs), where the cast would be undefined.
+int8_t to_int8(float v) { return v > -129.0f && v < 128.0f ? static_cast<int8_t>(v) : int8_t{0}; }
+
+}  // namespace
+
+// Bit manipulation rather than float tricks, so that the result does not depend on the rounding
+// mode or DAZ/FTZ. NaNs keep their sign and top payload bits and come out quiet, as with F16C.
+float fp16_to_fp32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  if (exp == 0x1F) {  // inf, or NaN made quiet
+    return bits_float(sign | 0x7F800000u | (mant << 13) | (mant != 0 ? 0x00400000u : 0u));
+  }
+  if (exp != 0) return bits_float(sign | ((exp + 112) << 23) | (mant << 13));
+  if (mant == 0) return bits_float(sign);  // +-0
+  // Subnormal: mant * 2^-24. Shift the leading one up to bit 10 (the implicit bit).
+  uint32_t e = 113;
+  while ((mant & 0x400u) == 0) {
+    mant <<= 1;
+    e--;
+  }
+  return bits_float(sign | (e << 23) | ((mant & 0x3FFu) << 13));
+}
+
+uint16_t fp32_to_fp16(float f) {
+  const uint32_t u = float_bits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) {  // NaN: quiet, top 9 payload bits kept
+    return static_cast<uint16_t>(sign | 0x7E00u | ((a >> 13) & 0x3FFu));
+  }
+  if (a >= 0x47800000u) return static_cast<uint16_t>(sign | 0x7C00u);  // >= 65536 (and inf): inf
+  if (a >= 0x38800000u) {  // normal in half (>= 2^-14): rebias, round to nearest even
+    const uint32_t h = (a - 0x38000000u) >> 13;  // exponent - 112, 10 mantissa bits
+    const uint32_t rest = a & 0x1FFFu;
+    // A carry out of the mantissa moves to the next binade, or to inf above 65504: both right.
+    const uint32_t up = rest > 0x1000u || (rest == 0x1000u && (h & 1u)) ? 1u : 0u;
+    return static_cast<uint16_t>(sign | (h + up));
+  }
+  if (a <= 0x33000000u) return sign;  // <= 2^-25: halfway to the smallest subnormal or less: 0
+  // Subnormal in half: (1.mant) * 2^(e-127) in units of 2^-24, rounded to nearest even; may round
+  // up to the smallest normal (0x0400), which the same addition gives.
+  const uint32_t m = (a & 0x7FFFFFu) | 0x800000u;
+  const uint32_t shift = 126 - (a >> 23);  // 14 .. 24
+  const uint32_t h = m >> shift;
+  const uint32_t rest = m & ((1u << shift) - 1);
+  const uint32_t half = 1u << (shift - 1);
+  const uint32_t up = rest > half || (rest == half && (h & 1u)) ? 1u : 0u;
+  return static_cast<uint16_t>(sign | (h + up));
+}
+
+void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) {
+  for (int i = 0; i < n / kBlock; i++) {
+    const float* xb = x + static_cast<int64_t>(i) * kBlock;
+    float amax = 0.0f;
+    for (int j = 0; j < kBlock; j++) {
+      const float v = fabsf(xb[j]);
+      amax = amax > v ? amax : v;  // ggml's MAX(amax, v), NaN handling included
+    }
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kBlock; j++) y[i].qs[j] = to_int8(roundf(xb[j] * id));
+  }
+}
+
+void quantize_row_q4_0(BlockQ4_0* y, const float* x, int n) {
+  for (int i = 0; i < n / kBlock; i++) {
+    const float* xb = x + static_cast<int64_t>(i) * kBlock;
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = 0; j < kBlock; j++) {
+      const float v = xb[j];
+      if (amax < fabsf(v)) {
+        amax = fabsf(v);
+        max = v;
+      }
+    }
+    const float d = max / -8;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < kBlock / 2; j++) {
+      const float x0 = xb[j] * id;
+      const float x1 = xb[kBlock / 2 + j] * id;
+      const uint8_t xi0 = static_cast<uint8_t>(std::min<int>(15, to_int8(x0 + 8.5f)));
+      const uint8_t xi1 = static_cast<uint8_t>(std::min<int>(15, to_int8(x1 + 8.5f)));
+      y[i].qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
+    }
+  }
+}
+
+void dequantize_row_q8_0(float* y, const BlockQ8_0* x, int n) {
+  for (int i = 0; i < n / kBlock; i++) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < kBlock; j++) y[static_cast<int64_t>(i) * kBlock + j] = x[i].qs[j] * d;
+  }
+}
+
+void dequantize_row_q4_0(float* y, const BlockQ4_0* x, int n) {
+  for (int i = 0; i < n / kBlock; i++) {
+    const float d = fp16_to_fp32(x[i].d);
+    float* yb = y + static_cast<int64_t>(i) * kBlock;
+    for (int j = 0; j < kBlock / 2; j++) {
+      const int x0 = (x[i].qs[j] & 0x0F) - 8;
+      const int x1 = (x[i].qs[j] >> 4) - 8;
+      yb[j] = x0 * d;
+      yb[j + kBlock / 2] = x1 * d;
+    }
+  }
+}
+
+void dequantize_row_f16(float* y, const uint16_t* x, int n) {
+  for (int i = 0; i < n; i++) y[i] = fp16_to_fp32(x[i]);
+}
 
 void rmsnorm(float* out, const float* x, const float* weight, int n, float eps) {
   float ss = 0.0f;

@@ -144,7 +144,13 @@ class TempFile {
   TempFile& operator=(const TempFile&) = delete;
 
   void write(const void* p, std::size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) fail("cannot write");
+    // In pieces: one huge fwrite of a quarter-gigabyte tensor measured 3x slower here.
+    constexpr std::size_t kPiece = 8 << 20;
+    const char* c = static_cast<const char*>(p);
+    for (std::size_t done = 0; done < n; done += kPiece) {
+      const std::size_t len = std::min(kPiece, n - done);
+      if (std::fwrite(c + done, 1, len, f_) != len) fail("cannot write");
+    }
   }
   void zeros(std::size_t n) {
     static const char pad[256] = {};

@@ -23,7 +23,35 @@ Isa detected_isa();
 // True when `isa` is compiled in and this CPU can run it.
 bool isa_available(Isa isa);
 
+// ggml's block formats (ggml-common.h), 32 values a block, bytes exactly as in GGUF files.
+constexpr int kBlock = 32;
+struct BlockQ8_0 {
+  uint16_t d;  // fp16 scale
+  int8_t qs[kBlock];  // value i = qs[i] * d
+};
+struct BlockQ4_0 {
+  uint16_t d;  // fp16 scale
+  uint8_t qs[kBlock / 2];  // value i < 16: ((qs[i] & 15) - 8) * d; i >= 16: ((qs[i-16] >> 4) - 8) * d
+};
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18, "ggml block layouts");
+
+// IEEE half precision, round to nearest even (as ggml's reference conversion).
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);
+// ggml's reference quantizers (n % 32 == 0): Q8_0 d = max|x|/127, q = roundf(x/d);
+// Q4_0 d = (the value of largest magnitude)/-8, q = min(15, (int8)(x/d + 8.5)).
+void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n);
+void quantize_row_q4_0(BlockQ4_0* y, const float* x, int n);
+void dequantize_row_q8_0(float* y, const BlockQ8_0* x, int n);
+void dequantize_row_q4_0(float* y, const BlockQ4_0* x, int n);
+void dequantize_row_f16(float* y, const uint16_t* x, int n);
+
 // Matrix-vector products over rows [r0, r1) of a row-major matrix with n columns.
+//
+// Every path computes a row's result from that row, x and n alone: not from r0/r1, the thread
+// split or where the matrix sits in memory. So a model gives the same floats whatever the
+// thread count, file layout or pipeline split, and a batch of tokens (the rows tiled, each tile
+// run for every token) gives exactly the floats of one token at a time.
 struct MatvecOps {
   // y[r] = sum_j w[r*n + j] * x[j]
   void (*f32)(float* y, const float* w, const float* x, int n, int r0, int r1);
@@ -32,6 +60,12 @@ struct MatvecOps {
   // with the group's integer sum exact in int32 and the float sum over groups in order (runq.c).
   void (*q8)(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs, int n,
              int gs, int r0, int r1);
+  // fp16 weights, f32 input.
+  void (*f16)(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
+  // ggml Q8_0 / Q4_0 weights against the input quantized to Q8_0 (quantize_row_q8_0), n % 32 == 0:
+  // y[r] = sum over blocks b of (float)(int dot of block b) * (d_w[b] * d_x[b]).
+  void (*q8_0)(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+  void (*q4_0)(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 };
 
 // The matvec implementation for an instruction set; scalar when that one is not available.

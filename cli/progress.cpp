@@ -36,6 +36,8 @@ void Progress::update(uint64_t done) {
   done_ = done;
   if (!enabled_ || finished_) return;
   const auto now = std::chrono::steady_clock::now();
+  // Nothing for a job that takes only a moment; then a few redraws a second.
+  if (!drawn_ && now - start_ < std::chrono::milliseconds(500)) return;
   if (drawn_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   draw(false);
@@ -43,7 +45,7 @@ void Progress::update(uint64_t done) {
 
 void Progress::finish() {
   if (finished_) return;
-  if (enabled_) {
+  if (enabled_ && drawn_) {
     if (total_ > 0) done_ = total_;
     draw(true);
     std::fputs("\n", stderr);

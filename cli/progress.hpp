@@ -1,5 +1,6 @@
-// Progress of a long job (writing a model file) on stderr: one line redrawn in place, shown only
-// when stderr is a terminal, so that scripts and logs see nothing. Never touches stdout.
+// Progress of a long job (writing or loading a model file) on stderr: one line redrawn in place,
+// shown only when stderr is a terminal (scripts and logs see nothing) and only once the job has
+// taken more than a moment. Never touches stdout.
 #pragma once
 
 #include <chrono>

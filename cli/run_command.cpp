@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "model_paths.hpp"
+#include "progress.hpp"
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/generate.hpp"
@@ -46,18 +47,20 @@ void print_piece(std::string_view piece) {
   std::fflush(stdout);
 }
 
-void report(const GenerationStats& s, int threads) {
+void report(const GenerationStats& s, int threads, const Model& model) {
   if (s.positions > 1 && s.total_ms > 0) {
     // run.c's line, for scripts written against it.
     std::fprintf(stderr, "achieved tok/s: %f\n", (s.positions - 1) * 1000.0 / s.total_ms);
   }
   std::fprintf(stderr,
                "troupe: prompt %d tok (%.1f tok/s), generated %d tok, %.2f tok/s, first token "
-               "%.1f ms, %.2f ms/token, peak RSS %.1f MiB, threads %d, isa %s\n",
+               "%.1f ms, %.2f ms/token, peak RSS %.1f MiB, weights %.1f MB/token, threads %d, "
+               "isa %s\n",
                s.prompt_tokens, s.prompt_tokens_per_s(), s.generated_tokens,
                s.decode_tokens_per_s(), s.first_token_ms,
                s.generated_tokens > 1 ? s.decode_ms / (s.generated_tokens - 1) : 0.0,
-               peak_rss_mib(), threads, std::string(kernels::isa_name(kernels::detected_isa())).c_str());
+               peak_rss_mib(), model.bytes_per_token() / 1e6, threads,
+               std::string(kernels::isa_name(kernels::detected_isa())).c_str());
 }
 
 // Reads one line from stdin after printing `guide`, as run.c's read_stdin; false at end of input.
@@ -131,7 +134,13 @@ int run(RunOptions opt) {
   load.mmap = opt.mmap;
   if (!opt.quantize.empty()) load.quantize = parse_weight_type(opt.quantize, "--quantize");
   const std::string model_path = resolve_model(opt.model);
+  Progress progress("loading " + model_path, 0);
+  load.progress = [&](uint64_t done, uint64_t total) {
+    progress.set_total(total);
+    progress.update(done);
+  };
   const Model model = load_model(model_path, load);
+  progress.finish();
   const ModelConfig& c = model.config;
   const int steps = (opt.steps == 0 || opt.steps > c.seq_len) ? c.seq_len : opt.steps;
   const Tokenizer tokenizer = load_tokenizer(model_path, c.vocab_size, opt.tokenizer);
@@ -147,7 +156,7 @@ int run(RunOptions opt) {
       generate(transformer, tokenizer, sampler, opt.prompt, steps, print_piece);
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  report(stats, pool.size());
+  report(stats, pool.size(), model);
   return 0;
 }
 

@@ -231,39 +231,51 @@ void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
 
 // ---- ggml Q8_0 / Q4_0 against Q8_0 x ----
 //
-// Four rows at a time, two blocks a step: one 64-byte vector holds the 64 quants of blocks b and
-// b+1, and vpdpbusd sums them against x, 4 bytes into each int32 lane, lanes 0-7 block b, 8-15
-// block b+1. Blocks are 34 (Q8_0) or 18 (Q4_0) bytes, so the quants are cut out of the loaded
-// bytes with a 16-bit permute (blocks are whole words apart); the same loads give the scales.
-// The last step has one block when the count is odd; its loads are masked to that block.
-// The x side (its quants, the bias correction, its scales) is prepared once per call, for up to
-// 8192 columns at a time (longer rows go in column chunks, each row's sum carried in y).
+// Four rows and four blocks a step. Each row's quants of the four blocks are cut out of its loaded
+// bytes with 16-bit permutes (blocks are 34 or 18 bytes, whole words apart) into two 64-byte
+// vectors: quants 0-15 and 16-31 of each block, one block per 128-bit lane. Two vpdpbusd against
+// x laid out the same way leave each block's sum in 4 int32 lanes, and one transposing reduction
+// gives the step's 16 sums (4 rows x 4 blocks). The same loads give the weight scales. The last
+// step takes the 1-3 blocks left, its loads masked to them. x's side (its quants in that layout,
+// the offset correction, its scales) is prepared once per call, for up to 8192 columns at a time
+// (longer rows go in column chunks, each row's sum carried over in y).
 //
-// Each block's int sum is exact and the float part is the reference's, row by row and block by
-// block: sum += (float)isum * (d_w * d_x). So results are bit-identical to matvec_q8_0_ref /
+// vpdpbusd multiplies unsigned by signed bytes: the weight quants are made unsigned by an offset
+// (Q8_0: w ^ 0x80 = w + 128; Q4_0: the nibble itself, q + 8), and the accumulators start at
+// -offset * (x sum) per lane, which takes it off again. vpdpbusd does not saturate, so every block
+// sum is exact for all quant values (Q8_0's -128 included).
+//
+// The float part is the reference's, row by row and block by block:
+// sum += (float)isum * (d_w * d_x), so results are bit-identical to matvec_q8_0_ref /
 // matvec_q4_0_ref, whatever the row range, thread split or alignment. The last r1 - r0 mod 4 rows
 // run the same code with a row stride of 0 (four copies of one row).
 
-// 16-bit permute indices (0-31 from the first source, 32-63 from the second).
+// 16-bit permute indices (0-31 pick from the first source, 32-63 from the second).
 struct Perm {
-  alignas(64) uint16_t q8_pair[32];  // qs of 2 Q8_0 blocks: bytes 2-33 and 36-67
-  alignas(64) uint16_t q4_pair[32];  // qs of 2 Q4_0 blocks, each twice: bytes 2-17 x2, 20-35 x2
-  alignas(64) uint16_t x_scales[32];  // d of 2 Q8_0 blocks, each 4 times (words 0 and 17)
-  alignas(64) uint16_t q8_scales[32];  // {d_b of a, of b, d_b+1 of a, of b} (words 0, 17)
-  alignas(64) uint16_t q4_scales[32];  // the same for Q4_0 (words 0, 9)
+  alignas(64) uint16_t q4[32];         // Q4_0 quants of blocks 0-3: words 9j+1 .. 9j+8
+  alignas(64) uint16_t q4_scales[32];  // {d0 of rows a, b; d1 of a, b; ...}: words 9j
+  alignas(64) uint16_t q8_lo[32];      // Q8_0 quants 0-15 of blocks 0-3, from bytes 0-127
+  alignas(64) uint16_t q8_hi[32];      // quants 16-31, from bytes 18-145
+  alignas(64) uint16_t q8_scales01[32];  // {d0 of rows a, b; d1 of a, b} from bytes 0-63
+  alignas(64) uint16_t q8_scales23[32];  // {d2 of a, b; d3 of a, b} from bytes 64-127
 };
 
 constexpr Perm make_perm() {
   Perm p{};
   for (int i = 0; i < 32; i++) {
-    p.q8_pair[i] = static_cast<uint16_t>(i < 16 ? i + 1 : i < 30 ? i + 2 : 32 + i - 30);
-    p.q4_pair[i] = static_cast<uint16_t>(i < 16 ? 1 + i % 8 : 10 + i % 8);
-    p.x_scales[i] = static_cast<uint16_t>(i >= 4 && i < 8 ? 17 : 0);
+    const int j = i / 8, k = i % 8;  // block, word within its 8
+    p.q4[i] = static_cast<uint16_t>(9 * j + 1 + k);
+    p.q8_lo[i] = static_cast<uint16_t>(17 * j + 1 + k);  // byte 34j + 2 + 2k
+    p.q8_hi[i] = static_cast<uint16_t>(17 * j + k);      // byte 34j + 18 + 2k, counted from 18
   }
-  const uint16_t q8[4] = {0, 32, 17, 49}, q4[4] = {0, 32, 9, 41};
+  for (int j = 0; j < 4; j++) {
+    p.q4_scales[2 * j] = static_cast<uint16_t>(9 * j);
+    p.q4_scales[2 * j + 1] = static_cast<uint16_t>(32 + 9 * j);
+  }
+  const uint16_t s01[4] = {0, 32, 17, 49}, s23[4] = {2, 34, 19, 51};  // bytes 0, 34; 68, 102
   for (int i = 0; i < 4; i++) {
-    p.q8_scales[i] = q8[i];
-    p.q4_scales[i] = q4[i];
+    p.q8_scales01[i] = s01[i];
+    p.q8_scales23[i] = s23[i];
   }
   return p;
 }
@@ -272,132 +284,180 @@ constexpr Perm kPerm = make_perm();
 
 __m512i perm_index(const uint16_t* p) { return _mm512_load_si512(p); }
 
-// The x side of blocks b, b+1, shared by all rows.
-struct XPair {
-  __m512i q;     // their 64 quants (block b+1's zero when there is none)
-  __m512i init;  // accumulator start: minus what the weights' offset adds (see the kernels)
-  __m256 dx;     // {dx[b] x4, dx[b+1] x4}
+// Bytes [0, len) of p, len <= 64; masked-off bytes are not read.
+__m512i load_bytes(const void* p, int64_t len) {
+  return _mm512_maskz_loadu_epi8(len >= 64 ? ~0ull : (1ull << len) - 1, p);
+}
+
+// The x side of blocks b .. b+3, shared by all rows.
+struct XQuad {
+  __m512i lo, hi;  // quants 0-15 and 16-31 of each block, one block per 128-bit lane
+  __m512i init;    // accumulator start: -offset * (sum of the lane's 8 x quants)
+  __m512 dx;       // {dx[b] x4, dx[b+1] x4, dx[b+2] x4, dx[b+3] x4}
 };
 
-constexpr int64_t kChunkBlocks = 256;  // x prepared for 8192 columns at a time: 24 KiB of stack
+constexpr int64_t kChunkBlocks = 256;  // x prepared for 8192 columns at a time: 16 KiB of stack
 
-// `offset` holds, per byte, what the kernel adds to each weight quant before vpdpbusd (which
-// takes those unsigned); init = -sum(offset * x) per int32 lane takes it off again.
-void prepare_x(XPair* xp, const BlockQ8_0* x, int64_t nb, __m512i offset) {
-  for (int64_t b = 0; b < nb; b += 2) {
-    const bool one = b + 1 == nb;
-    const __m512i v1 = one ? _mm512_maskz_loadu_epi8((1ull << 34) - 1, x + b) : _mm512_loadu_si512(x + b);
-    const __m512i v2 = one ? _mm512_setzero_si512()
-                           : _mm512_maskz_loadu_epi16(0x3, reinterpret_cast<const char*>(x + b) + 64);
-    XPair& p = xp[b / 2];
-    p.q = _mm512_permutex2var_epi16(v1, perm_index(kPerm.q8_pair), v2);
-    p.init = _mm512_sub_epi32(_mm512_setzero_si512(),
-                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, p.q));
-    p.dx = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(perm_index(kPerm.x_scales), v1)));
+void prepare_x(XQuad* xq, const BlockQ8_0* x, int64_t nb, int offset) {
+  for (int64_t b = 0; b < nb; b += 4) {
+    __m128i lo[4], hi[4];
+    alignas(64) float dx[16];
+    for (int k = 0; k < 4; k++) {
+      const bool in = b + k < nb;  // blocks past the end: zeros
+      lo[k] = in ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b + k].qs)) : _mm_setzero_si128();
+      hi[k] = in ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b + k].qs + 16)) : _mm_setzero_si128();
+      const float d = in ? _cvtsh_ss(x[b + k].d) : 0.0f;
+      for (int i = 0; i < 4; i++) dx[4 * k + i] = d;
+    }
+    XQuad& q = xq[b / 4];
+    q.lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lo[1], lo[0])), _mm256_set_m128i(lo[3], lo[2]), 1);
+    q.hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(hi[1], hi[0])), _mm256_set_m128i(hi[3], hi[2]), 1);
+    const __m512i off = _mm512_set1_epi8(static_cast<char>(offset));
+    const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, q.lo), off, q.hi);
+    q.init = _mm512_sub_epi32(_mm512_setzero_si512(), sum);
+    q.dx = _mm512_load_ps(dx);
   }
 }
 
-// {d of rows 0-3 in block b, of rows 0-3 in block b+1} from the rows' loaded bytes.
-__m256 w_scales(const __m512i v[4], const uint16_t* idx) {
-  const __m512i i = perm_index(idx);
-  const __m128i t01 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[0], i, v[1]));
-  const __m128i t23 = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], i, v[3]));
-  return _mm256_cvtph_ps(_mm_unpacklo_epi32(t01, t23));
-}
-
-// Rows a..d, lanes 0-7 block b, 8-15 block b+1 -> {a, b, c, d of block b | of b+1}. With
-// HighX16, lanes 4-7 and 12-15 hold 16 times their value (Q4_0's high nibbles, unshifted).
-template <bool HighX16>
-__m256i hsum4_pairs(__m512i a, __m512i b, __m512i c, __m512i d) {
+// Rows a..d, each with one block per 128-bit lane -> per 128-bit lane {a, b, c, d} summed over it.
+__m512i hsum4_blocks(__m512i a, __m512i b, __m512i c, __m512i d) {
   const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
   const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
-  // Per 128-bit lane L0..L3: {a, b, c, d} summed over that lane.
-  __m512i abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
-  if constexpr (HighX16) abcd = _mm512_mask_srai_epi32(abcd, 0xF0F0, abcd, 4);  // exact: multiples of 16
-  const __m512i t = _mm512_shuffle_i32x4(abcd, abcd, _MM_SHUFFLE(3, 1, 2, 0));  // L0, L2, L1, L3
-  return _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
 }
 
-// val += (float)isum * (d_w * d_x) for block b (low halves), then block b+1.
-template <bool One>
-__m128 scale_add_pairs(__m128 val, __m256i isum, __m256 dw, __m256 dx) {
-  const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx));
-  val = _mm_add_ps(val, _mm256_castps256_ps128(f));
-  if constexpr (!One) val = _mm_add_ps(val, _mm256_extractf128_ps(f, 1));
+// From {d_j of rows a, b for blocks j} and the same for rows c, d (words 0-7 each):
+// per 128-bit lane j {d_j of a, b, c, d}, as floats.
+__m512 scales4(__m128i ab01, __m128i cd01, __m128i ab23, __m128i cd23) {
+  const __m128i s01 = _mm_unpacklo_epi32(ab01, cd01);
+  const __m128i s23 = _mm_unpacklo_epi32(ab23, cd23);
+  return _mm512_cvtph_ps(_mm256_set_m128i(s23, s01));
+}
+
+// val += (float)isum * (d_w * d_x) for blocks 0 .. K-1 (128-bit lanes) in order.
+template <int K>
+__m128 scale_add_blocks(__m128 val, __m512i isum, __m512 dw, __m512 dx) {
+  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, dx));
+  val = _mm_add_ps(val, _mm512_castps512_ps128(f));
+  if constexpr (K > 1) val = _mm_add_ps(val, _mm512_extractf32x4_ps(f, 1));
+  if constexpr (K > 2) val = _mm_add_ps(val, _mm512_extractf32x4_ps(f, 2));
+  if constexpr (K > 3) val = _mm_add_ps(val, _mm512_extractf32x4_ps(f, 3));
   return val;
 }
 
-// Q8_0: weight bytes offset to unsigned (w ^ 0x80 = w + 128); init takes 128 * sum(x) off. Exact
-// for every int8 (see q8_rows4).
-
-template <bool One>
-[[gnu::always_inline]] inline __m128 q8_0_step(__m128 val, const BlockQ8_0* w, int64_t stride, const XPair& xp) {
+// Q8_0, K (1-4) blocks from each row w + r * stride.
+template <int K>
+[[gnu::always_inline]] inline __m128 q8_0_step(__m128 val, const BlockQ8_0* w, int64_t stride, const XQuad& xq) {
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __m512i idx = perm_index(kPerm.q8_pair);
-  __m512i v[4], acc[4];
+  const __m512i ilo = perm_index(kPerm.q8_lo), ihi = perm_index(kPerm.q8_hi);
+  constexpr int64_t len = 34 * K;  // bytes of the step
+  __m512i v1[4], v2[4], acc[4];
+#pragma GCC unroll 4
   for (int r = 0; r < 4; r++) {
-    const BlockQ8_0* wr = w + r * stride;
-    // 68 bytes a step: two prefetches keep every 64-byte line covered.
+    const char* wr = reinterpret_cast<const char*>(w + r * stride);
+    // 136 bytes a step: three prefetches keep every 64-byte line covered.
     _mm_prefetch(ahead(wr, 4 * stride * 34), _MM_HINT_T0);
     _mm_prefetch(ahead(wr, 4 * stride * 34 + 64), _MM_HINT_T0);
-    v[r] = One ? _mm512_maskz_loadu_epi8((1ull << 34) - 1, wr) : _mm512_loadu_si512(wr);
-    const __m512i v2 = One ? _mm512_setzero_si512()
-                           : _mm512_maskz_loadu_epi16(0x3, reinterpret_cast<const char*>(wr) + 64);
-    const __m512i q = _mm512_xor_si512(_mm512_permutex2var_epi16(v[r], idx, v2), bias);
-    acc[r] = _mm512_dpbusd_epi32(xp.init, q, xp.q);
+    _mm_prefetch(ahead(wr, 4 * stride * 34 + 128), _MM_HINT_T0);
+    __m512i u1, u2;
+    if constexpr (K == 4) {
+      v1[r] = _mm512_loadu_si512(wr);
+      v2[r] = _mm512_loadu_si512(wr + 64);
+      u1 = _mm512_loadu_si512(wr + 18);
+      u2 = load_bytes(wr + 82, len - 82);
+    } else {
+      v1[r] = load_bytes(wr, len);
+      v2[r] = len > 64 ? load_bytes(wr + 64, len - 64) : _mm512_setzero_si512();
+      u1 = load_bytes(wr + 18, len - 18);
+      u2 = len > 82 ? load_bytes(wr + 82, len - 82) : _mm512_setzero_si512();
+    }
+    // Past the last block the permutes pick zeros: 0 ^ 0x80 = 128 against x = 0 there.
+    const __m512i lo = _mm512_xor_si512(_mm512_permutex2var_epi16(v1[r], ilo, v2[r]), bias);
+    const __m512i hi = _mm512_xor_si512(_mm512_permutex2var_epi16(u1, ihi, u2), bias);
+    acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.init, lo, xq.lo), hi, xq.hi);
   }
-  const __m256i isum = hsum4_pairs<false>(acc[0], acc[1], acc[2], acc[3]);
-  return scale_add_pairs<One>(val, isum, w_scales(v, kPerm.q8_scales), xp.dx);
+  const __m512i i01 = perm_index(kPerm.q8_scales01), i23 = perm_index(kPerm.q8_scales23);
+  const __m512 dw = scales4(_mm512_castsi512_si128(_mm512_permutex2var_epi16(v1[0], i01, v1[1])),
+                            _mm512_castsi512_si128(_mm512_permutex2var_epi16(v1[2], i01, v1[3])),
+                            _mm512_castsi512_si128(_mm512_permutex2var_epi16(v2[0], i23, v2[1])),
+                            _mm512_castsi512_si128(_mm512_permutex2var_epi16(v2[2], i23, v2[3])));
+  return scale_add_blocks<K>(val, hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw, xq.dx);
 }
 
-// Q4_0: each block's 16 bytes placed twice, {b, b, b+1, b+1}, then masked to the low nibbles in
-// the first copy and the high nibbles (times 16, unshifted) in the second: unsigned quants
-// against x's natural order. init takes 8 * sum(x) off (128 * sum(x) in the high-nibble lanes),
-// and the high-nibble lane sums are divided by 16 in the reduction.
-
-template <bool One>
-[[gnu::always_inline]] inline __m128 q4_0_step(__m128 val, const BlockQ4_0* w, int64_t stride, const XPair& xp) {
-  const __m512i nibbles = _mm512_mask_blend_epi32(0xF0F0, _mm512_set1_epi8(0x0F),
-                                                  _mm512_set1_epi8(static_cast<char>(0xF0)));
-  const __m512i idx = perm_index(kPerm.q4_pair);
+// Q4_0, K (1-4) blocks from each row: low nibbles against x quants 0-15, high against 16-31.
+template <int K>
+[[gnu::always_inline]] inline __m128 q4_0_step(__m128 val, const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i idx = perm_index(kPerm.q4);
   __m512i v[4], acc[4];
+#pragma GCC unroll 4
   for (int r = 0; r < 4; r++) {
-    const BlockQ4_0* wr = w + r * stride;
-    _mm_prefetch(ahead(wr, 4 * stride * 18), _MM_HINT_T0);  // 36 bytes a step
-    v[r] = _mm512_maskz_loadu_epi8(One ? (1ull << 18) - 1 : (1ull << 36) - 1, wr);
-    const __m512i q = _mm512_and_si512(_mm512_permutexvar_epi16(idx, v[r]), nibbles);
-    acc[r] = _mm512_dpbusd_epi32(xp.init, q, xp.q);
+    const char* wr = reinterpret_cast<const char*>(w + r * stride);
+    // 72 bytes a step: two prefetches keep every 64-byte line covered.
+    _mm_prefetch(ahead(wr, 4 * stride * 18), _MM_HINT_T0);
+    _mm_prefetch(ahead(wr, 4 * stride * 18 + 64), _MM_HINT_T0);
+    __m512i v2;
+    if constexpr (K == 4) {
+      v[r] = _mm512_loadu_si512(wr);
+      v2 = _mm512_zextsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wr + 64)));
+    } else {
+      v[r] = load_bytes(wr, 18 * K);
+      v2 = _mm512_setzero_si512();
+    }
+    const __m512i q = _mm512_permutex2var_epi16(v[r], idx, v2);
+    const __m512i lo = _mm512_and_si512(q, m4);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.init, lo, xq.lo), hi, xq.hi);
   }
-  const __m256i isum = hsum4_pairs<true>(acc[0], acc[1], acc[2], acc[3]);
-  return scale_add_pairs<One>(val, isum, w_scales(v, kPerm.q4_scales), xp.dx);
+  const __m512i is = perm_index(kPerm.q4_scales);
+  const __m128i ab = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[0], is, v[1]));
+  const __m128i cd = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], is, v[3]));
+  // ab = {d0 of a, b; d1 of a, b; d2 ...; d3 ...}: blocks 2, 3 are its high 64 bits.
+  const __m512 dw = scales4(ab, cd, _mm_unpackhi_epi64(ab, ab), _mm_unpackhi_epi64(cd, cd));
+  return scale_add_blocks<K>(val, hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw, xq.dx);
 }
 
 // Rows w, w + stride, w + 2 stride, w + 3 stride (in blocks), blocks [0, nb) of them, adding to val.
-template <typename Block, __m128 (*Step2)(__m128, const Block*, int64_t, const XPair&),
-          __m128 (*Step1)(__m128, const Block*, int64_t, const XPair&)>
-__m128 blocks_rows4(__m128 val, const Block* w, int64_t stride, const XPair* xp, int64_t nb) {
+template <typename Block, template <int> class Step>
+__m128 blocks_rows4(__m128 val, const Block* w, int64_t stride, const XQuad* xq, int64_t nb) {
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) val = Step2(val, w + b, stride, xp[b / 2]);
-  if (b < nb) val = Step1(val, w + b, stride, xp[b / 2]);
-  return val;
+  for (; b + 4 <= nb; b += 4) val = Step<4>::run(val, w + b, stride, xq[b / 4]);
+  switch (nb - b) {
+    case 1: return Step<1>::run(val, w + b, stride, xq[b / 4]);
+    case 2: return Step<2>::run(val, w + b, stride, xq[b / 4]);
+    case 3: return Step<3>::run(val, w + b, stride, xq[b / 4]);
+    default: return val;
+  }
 }
 
-template <typename Block, __m128 (*Step2)(__m128, const Block*, int64_t, const XPair&),
-          __m128 (*Step1)(__m128, const Block*, int64_t, const XPair&)>
-void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, int r1, __m512i offset) {
+template <int K>
+struct Q8_0Step {
+  static __m128 run(__m128 val, const BlockQ8_0* w, int64_t stride, const XQuad& xq) {
+    return q8_0_step<K>(val, w, stride, xq);
+  }
+};
+template <int K>
+struct Q4_0Step {
+  static __m128 run(__m128 val, const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
+    return q4_0_step<K>(val, w, stride, xq);
+  }
+};
+
+template <typename Block, template <int> class Step>
+void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, int r1, int offset) {
   const int64_t nb = n / 32;
-  XPair xp[kChunkBlocks / 2];
+  XQuad xq[kChunkBlocks / 4];
   for (int64_t c0 = 0; c0 < nb; c0 += kChunkBlocks) {  // the chunk's blocks: [c0, c0 + cb)
     const int64_t cb = nb - c0 < kChunkBlocks ? nb - c0 : kChunkBlocks;
-    prepare_x(xp, x + c0, cb, offset);
+    prepare_x(xq, x + c0, cb, offset);
     int i = r0;
     for (; i + 4 <= r1; i += 4) {
       const __m128 val = c0 == 0 ? _mm_setzero_ps() : _mm_loadu_ps(y + i);
-      _mm_storeu_ps(y + i, blocks_rows4<Block, Step2, Step1>(val, w + i * nb + c0, nb, xp, cb));
+      _mm_storeu_ps(y + i, blocks_rows4<Block, Step>(val, w + i * nb + c0, nb, xq, cb));
     }
     for (; i < r1; i++) {
       const __m128 val = c0 == 0 ? _mm_setzero_ps() : _mm_set1_ps(y[i]);
-      y[i] = _mm_cvtss_f32(blocks_rows4<Block, Step2, Step1>(val, w + i * nb + c0, 0, xp, cb));
+      y[i] = _mm_cvtss_f32(blocks_rows4<Block, Step>(val, w + i * nb + c0, 0, xq, cb));
     }
   }
 }
@@ -447,15 +507,11 @@ void matvec_f16_avx512(float* y, const uint16_t* w, const float* x, int n, int r
 }
 
 void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ8_0, q8_0_step<false>, q8_0_step<true>>(y, w, x, n, r0, r1,
-                                                             _mm512_set1_epi8(static_cast<char>(0x80)));
+  blocks_matvec<BlockQ8_0, Q8_0Step>(y, w, x, n, r0, r1, 0x80);
 }
 
 void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  // 8 per quant in the low-nibble lanes, 8 * 16 in the high-nibble ones (128-bit lanes 1, 3).
-  const __m512i offset = _mm512_mask_blend_epi32(0xF0F0, _mm512_set1_epi8(8),
-                                                 _mm512_set1_epi8(static_cast<char>(128)));
-  blocks_matvec<BlockQ4_0, q4_0_step<false>, q4_0_step<true>>(y, w, x, n, r0, r1, offset);
+  blocks_matvec<BlockQ4_0, Q4_0Step>(y, w, x, n, r0, r1, 8);
 }
 
 }  // namespace troupe::kernels::detail

@@ -222,7 +222,13 @@ void place_weights(Model& m, const Source& src, const LoadOptions& opt) {
     }
     return to;
   };
+  std::size_t placed = 0;
+  auto report = [&](std::size_t bytes) {
+    placed += bytes;
+    if (opt.progress) opt.progress(placed, total);
+  };
   for (Matrix* x : matrices) {
+    report(0);
     if (quantizable(*x, opt)) {
       std::byte* dst = arena->take(type_bytes(*opt.quantize, std::size_t(x->rows) * x->cols, 0));
       quantize_matrix(*x, *opt.quantize, dst);
@@ -235,6 +241,7 @@ void place_weights(Model& m, const Source& src, const LoadOptions& opt) {
     } else if (!opt.mmap) {
       x->data = copy(x->data, x->bytes());
     }
+    report(x->bytes());
   }
   if (!opt.mmap) {
     for (const float** p : norms) *p = reinterpret_cast<const float*>(copy(*p, m.config.dim * 4));

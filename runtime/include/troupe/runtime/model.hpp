@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,8 @@ struct LoadOptions {
   // Quantize f32/f16 matrices while loading (q8_0 or q4_0); matrices whose rows are not whole
   // 32-value blocks stay as they are.
   std::optional<WeightType> quantize;
+  // Called as weights are placed: bytes done, bytes in all.
+  std::function<void(uint64_t, uint64_t)> progress;
 };
 
 struct Model {

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -25,6 +26,14 @@ using tk::Isa;
 namespace {
 
 constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon};
+
+#if defined(__x86_64__)
+// CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c").
+bool cpu_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+#endif
 
 // The ISAs to test here; says once per run which ones this CPU or build cannot run.
 std::vector<Isa> runnable_isas() {
@@ -101,8 +110,7 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
 #if defined(__x86_64__)
   CHECK_FALSE(tk::isa_available(Isa::neon));
   // The x86 paths are always compiled in on x86-64, so whatever the CPU has must be usable.
-  const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                        __builtin_cpu_supports("f16c");
+  const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c();
   const bool cpu_avx512 = cpu_avx2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512vnni");
@@ -582,7 +590,9 @@ TEST_CASE("fp16 to fp32 and back for every half", "[kernels][fp16]") {
       CHECK(std::isnan(f));
       CHECK(tk::fp32_to_fp16(f) == (h | 0x200));  // quiet, same sign and payload
     } else {
-      if (f != static_cast<float>(half_value(static_cast<uint16_t>(h)))) FAIL("half 0x" << std::hex << h);
+      if (f != static_cast<float>(half_value(static_cast<uint16_t>(h)))) {
+        FAIL("half 0x" << std::hex << h);
+      }
       if (tk::fp32_to_fp16(f) != h) FAIL("round trip of half 0x" << std::hex << h);
     }
   }
@@ -595,7 +605,7 @@ TEST_CASE("fp16 to fp32 and back for every half", "[kernels][fp16]") {
 
 #if defined(__x86_64__)
 TEST_CASE("fp16 conversions equal F16C's", "[kernels][fp16]") {
-  if (!__builtin_cpu_supports("f16c")) {
+  if (!cpu_f16c()) {
     std::printf("note: no F16C on this CPU, fp16 hardware comparison skipped\n");
     return;
   }
@@ -802,10 +812,11 @@ QuantCase make_quant_case(std::mt19937& rng, int rows, int n) {
 
 TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernels][matvec]") {
   std::mt19937 rng(17);
-  // Multiples of 32 for the block types (block counts 1, 2, 3, 9 odd and even, 64, 65, 176), and
-  // f16 also at sizes that leave every kind of tail.
-  for (int n : {1, 7, 15, 16, 17, 31, 33, 47, 100, 32, 64, 96, 288, 2048, 2080, 5632}) {
-    const int rows = n >= 2048 ? 13 : 37;
+  // Multiples of 32 for the block types (block counts 1, 2, 3, 9, 64, 65, 176, and 257 and 261:
+  // past the 8192 columns the x86 paths prepare x for at a time), and f16 also at sizes that leave
+  // every kind of tail.
+  for (int n : {1, 7, 15, 16, 17, 31, 33, 47, 100, 32, 64, 96, 288, 2048, 2080, 5632, 8224, 8352}) {
+    const int rows = n > 5632 ? 7 : n >= 2048 ? 13 : 37;
     const QuantCase c = make_quant_case(rng, rows, n);
     for (Isa isa : runnable_isas()) {
       const tk::MatvecOps& ops = tk::matvec_ops(isa);
@@ -887,8 +898,8 @@ TEST_CASE("Q8_0 and Q4_0 reference matvec by hand", "[kernels][matvec]") {
 TEST_CASE("f16, Q8_0 and Q4_0 results do not depend on the row range or the alignment",
           "[kernels][matvec]") {
   std::mt19937 rng(77);
-  for (int n : {47, 96, 288, 2080}) {
-    const int rows = 11;
+  for (int n : {47, 96, 288, 2080, 8352}) {
+    const int rows = n > 5632 ? 6 : 11;
     const QuantCase c = make_quant_case(rng, rows, n);
     const bool blocks = n % tk::kBlock == 0;
     for (Isa isa : runnable_isas()) {

@@ -8,6 +8,9 @@
 #if defined(TROUPE_HAVE_NEON) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#if defined(TROUPE_HAVE_X86_SIMD)
+#include <cpuid.h>
+#endif
 
 namespace troupe::kernels {
 
@@ -27,11 +30,21 @@ bool cpu_has_dotprod() {
 }
 #endif
 
-constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref, detail::matvec_f16_ref,
-                               detail::matvec_q8_0_ref, detail::matvec_q4_0_ref};
 #if defined(TROUPE_HAVE_X86_SIMD)
-constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2, detail::matvec_f16_avx2,
-                             detail::matvec_q8_0_avx2, detail::matvec_q4_0_avx2};
+// F16C (CPUID.1:ECX bit 29). Not through __builtin_cpu_supports: clang 14 does not know "f16c".
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+#endif
+
+constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref,
+                               detail::matvec_f16_ref, detail::matvec_q8_0_ref,
+                               detail::matvec_q4_0_ref};
+#if defined(TROUPE_HAVE_X86_SIMD)
+constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2,
+                             detail::matvec_f16_avx2, detail::matvec_q8_0_avx2,
+                             detail::matvec_q4_0_avx2};
 constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512, detail::matvec_q8_avx512,
                                detail::matvec_f16_avx512, detail::matvec_q8_0_avx512,
                                detail::matvec_q4_0_avx512};
@@ -75,8 +88,7 @@ bool isa_available(Isa isa) {
 #if defined(TROUPE_HAVE_X86_SIMD)
       // libgcc's checks include the OS saving the wider registers (XGETBV). F16C (the f16 path)
       // comes with every AVX2 CPU, but a hypervisor may hide it.
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
       return false;
 #endif

@@ -202,6 +202,7 @@ void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
   int64_t j = 0;
   for (; j + 32 <= n; j += 32) {
     const __m512 x0 = _mm512_loadu_ps(x + j), x1 = _mm512_loadu_ps(x + j + 16);
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
       _mm_prefetch(ahead(w + r * n + j, R * n * 2), _MM_HINT_T0);
       a[r] = _mm512_fmadd_ps(load_f16(w + r * n + j), x0, a[r]);
@@ -216,6 +217,7 @@ void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
   if (j < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1);
     const __m512 x0 = _mm512_maskz_loadu_ps(m, x + j);
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
       const __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + r * n + j));
       b[r] = _mm512_fmadd_ps(wv, x0, b[r]);
@@ -255,7 +257,11 @@ struct Perm {
   alignas(64) uint16_t q4[32];         // Q4_0 quants of blocks 0-3: words 9j+1 .. 9j+8
   alignas(64) uint16_t q4_scales[32];  // {d0 of rows a, b; d1 of a, b; ...}: words 9j
   alignas(64) uint16_t q8_lo[32];      // Q8_0 quants 0-15 of blocks 0-3, from bytes 0-127
-  alignas(64) uint16_t q8_hi[32];      // quants 16-31, from bytes 18-145
+  alignas(64) uint16_t q8_hi[32];      // quants 16-31 from bytes 0-127; block 3's last 8 bytes
+                                       // are not there: those slots take the 4 scales instead
+  alignas(64) uint16_t q8_dT[32];      // {d_j of rows 0-3} per j, from the rows' {d0-d3} in qwords
+                                       // 0, 1, 4, 5
+  alignas(64) uint16_t x_scales[32];   // {d_j x4} per j, from bytes 0-127
   alignas(64) uint16_t q8_scales01[32];  // {d0 of rows a, b; d1 of a, b} from bytes 0-63
   alignas(64) uint16_t q8_scales23[32];  // {d2 of a, b; d3 of a, b} from bytes 64-127
 };
@@ -266,7 +272,11 @@ constexpr Perm make_perm() {
     const int j = i / 8, k = i % 8;  // block, word within its 8
     p.q4[i] = static_cast<uint16_t>(9 * j + 1 + k);
     p.q8_lo[i] = static_cast<uint16_t>(17 * j + 1 + k);  // byte 34j + 2 + 2k
-    p.q8_hi[i] = static_cast<uint16_t>(17 * j + k);      // byte 34j + 18 + 2k, counted from 18
+    // byte 34j + 18 + 2k; the last 4 slots take the scales, words 0, 17, 34, 51
+    p.q8_hi[i] = static_cast<uint16_t>(i < 28 ? 17 * j + 9 + k : 17 * (i - 28));
+    const int qword[4] = {0, 1, 4, 5};
+    p.q8_dT[i] = static_cast<uint16_t>(i < 16 ? 4 * qword[i % 4] + i / 4 : 0);
+    p.x_scales[i] = static_cast<uint16_t>(i < 16 ? 17 * (i / 4) : 0);
   }
   for (int j = 0; j < 4; j++) {
     p.q4_scales[2 * j] = static_cast<uint16_t>(9 * j);
@@ -298,24 +308,25 @@ struct XQuad {
 
 constexpr int64_t kChunkBlocks = 256;  // x prepared for 8192 columns at a time: 16 KiB of stack
 
+// The quants are cut out as for Q8_0 weights (q8_0_sums), the scales with one more permute.
 void prepare_x(XQuad* xq, const BlockQ8_0* x, int64_t nb, int offset) {
+  const __m512i off = _mm512_set1_epi8(static_cast<char>(offset));
   for (int64_t b = 0; b < nb; b += 4) {
-    __m128i lo[4], hi[4];
-    alignas(64) float dx[16];
-    for (int k = 0; k < 4; k++) {
-      const bool in = b + k < nb;  // blocks past the end: zeros
-      lo[k] = in ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b + k].qs)) : _mm_setzero_si128();
-      hi[k] = in ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b + k].qs + 16)) : _mm_setzero_si128();
-      const float d = in ? _cvtsh_ss(x[b + k].d) : 0.0f;
-      for (int i = 0; i < 4; i++) dx[4 * k + i] = d;
-    }
+    const char* p = reinterpret_cast<const char*>(x + b);
+    const int64_t len = 34 * (nb - b < 4 ? nb - b : 4);  // blocks past the end: zeros
+    const __m512i v1 = load_bytes(p, len);
+    const __m512i v2 = len > 64 ? load_bytes(p + 64, len - 64) : _mm512_setzero_si512();
     XQuad& q = xq[b / 4];
-    q.lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lo[1], lo[0])), _mm256_set_m128i(lo[3], lo[2]), 1);
-    q.hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(hi[1], hi[0])), _mm256_set_m128i(hi[3], hi[2]), 1);
-    const __m512i off = _mm512_set1_epi8(static_cast<char>(offset));
-    const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, q.lo), off, q.hi);
+    q.lo = _mm512_permutex2var_epi16(v1, perm_index(kPerm.q8_lo), v2);
+    const __m512i hi = _mm512_permutex2var_epi16(v1, perm_index(kPerm.q8_hi), v2);
+    int64_t last = 0;  // block 3's quants 24-31 (bytes 128-135), or zeros without a block 3
+    if (len == 136) __builtin_memcpy(&last, p + 128, 8);
+    q.hi = _mm512_mask_set1_epi64(hi, 0x80, last);
+    const __m512i sum =
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), off, q.lo), off, q.hi);
     q.init = _mm512_sub_epi32(_mm512_setzero_si512(), sum);
-    q.dx = _mm512_load_ps(dx);
+    const __m512i d = _mm512_permutex2var_epi16(v1, perm_index(kPerm.x_scales), v2);
+    q.dx = _mm512_cvtph_ps(_mm512_castsi512_si256(d));
   }
 }
 
@@ -334,10 +345,16 @@ __m512 scales4(__m128i ab01, __m128i cd01, __m128i ab23, __m128i cd23) {
   return _mm512_cvtph_ps(_mm256_set_m128i(s23, s01));
 }
 
+// A step's 16 block sums and weight scales: per 128-bit lane j, block j of rows 0-3.
+struct Sums {
+  __m512i isum;
+  __m512 dw;
+};
+
 // val += (float)isum * (d_w * d_x) for blocks 0 .. K-1 (128-bit lanes) in order.
 template <int K>
-__m128 scale_add_blocks(__m128 val, __m512i isum, __m512 dw, __m512 dx) {
-  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, dx));
+__m128 scale_add_blocks(__m128 val, Sums s, __m512 dx) {
+  const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s.isum), _mm512_mul_ps(s.dw, dx));
   val = _mm_add_ps(val, _mm512_castps512_ps128(f));
   if constexpr (K > 1) val = _mm_add_ps(val, _mm512_extractf32x4_ps(f, 1));
   if constexpr (K > 2) val = _mm_add_ps(val, _mm512_extractf32x4_ps(f, 2));
@@ -345,13 +362,14 @@ __m128 scale_add_blocks(__m128 val, __m512i isum, __m512 dw, __m512 dx) {
   return val;
 }
 
-// Q8_0, K (1-4) blocks from each row w + r * stride.
+// Q8_0, K (1-4) blocks from each row w + r * stride: bytes 0-127 in two vectors (the fewer
+// 64-byte loads the better: unaligned ones each touch two cache lines), the last 8 of 136 apart.
 template <int K>
-[[gnu::always_inline]] inline __m128 q8_0_step(__m128 val, const BlockQ8_0* w, int64_t stride, const XQuad& xq) {
+[[gnu::always_inline]] inline Sums q8_0_sums(const BlockQ8_0* w, int64_t stride, const XQuad& xq) {
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i ilo = perm_index(kPerm.q8_lo), ihi = perm_index(kPerm.q8_hi);
   constexpr int64_t len = 34 * K;  // bytes of the step
-  __m512i v1[4], v2[4], acc[4];
+  __m512i v1[4], v2[4], hd[4], acc[4];
 #pragma GCC unroll 4
   for (int r = 0; r < 4; r++) {
     const char* wr = reinterpret_cast<const char*>(w + r * stride);
@@ -359,34 +377,45 @@ template <int K>
     _mm_prefetch(ahead(wr, 4 * stride * 34), _MM_HINT_T0);
     _mm_prefetch(ahead(wr, 4 * stride * 34 + 64), _MM_HINT_T0);
     _mm_prefetch(ahead(wr, 4 * stride * 34 + 128), _MM_HINT_T0);
-    __m512i u1, u2;
     if constexpr (K == 4) {
       v1[r] = _mm512_loadu_si512(wr);
       v2[r] = _mm512_loadu_si512(wr + 64);
-      u1 = _mm512_loadu_si512(wr + 18);
-      u2 = load_bytes(wr + 82, len - 82);
     } else {
       v1[r] = load_bytes(wr, len);
       v2[r] = len > 64 ? load_bytes(wr + 64, len - 64) : _mm512_setzero_si512();
-      u1 = load_bytes(wr + 18, len - 18);
-      u2 = len > 82 ? load_bytes(wr + 82, len - 82) : _mm512_setzero_si512();
     }
     // Past the last block the permutes pick zeros: 0 ^ 0x80 = 128 against x = 0 there.
-    const __m512i lo = _mm512_xor_si512(_mm512_permutex2var_epi16(v1[r], ilo, v2[r]), bias);
-    const __m512i hi = _mm512_xor_si512(_mm512_permutex2var_epi16(u1, ihi, u2), bias);
-    acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.init, lo, xq.lo), hi, xq.hi);
+    const __m512i lo = _mm512_permutex2var_epi16(v1[r], ilo, v2[r]);
+    hd[r] = _mm512_permutex2var_epi16(v1[r], ihi, v2[r]);  // its last 8 bytes: the 4 scales
+    __m512i hi = hd[r];
+    if constexpr (K == 4) {  // block 3's quants 24-31: bytes 128-135
+      int64_t last;
+      __builtin_memcpy(&last, wr + 128, 8);
+      hi = _mm512_mask_set1_epi64(hi, 0x80, last);
+    }  // (with K < 4, the scales there meet x = 0: block 3 is not there)
+    acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.init, _mm512_xor_si512(lo, bias), xq.lo),
+                                 _mm512_xor_si512(hi, bias), xq.hi);
+  }
+  if constexpr (K == 4) {
+    // Qword 7 of each row's hd holds its {d0, d1, d2, d3}: gather the four, then transpose.
+    const __m512i t01 = _mm512_unpackhi_epi64(hd[0], hd[1]);  // 128-bit lane 3: rows 0, 1
+    const __m512i t23 = _mm512_unpackhi_epi64(hd[2], hd[3]);
+    const __m512i d = _mm512_shuffle_i64x2(t01, t23, _MM_SHUFFLE(3, 3, 3, 3));  // qwords 0, 1, 4, 5
+    const __m512i dT = _mm512_permutexvar_epi16(perm_index(kPerm.q8_dT), d);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(dT));
+    return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw};
   }
   const __m512i i01 = perm_index(kPerm.q8_scales01), i23 = perm_index(kPerm.q8_scales23);
   const __m512 dw = scales4(_mm512_castsi512_si128(_mm512_permutex2var_epi16(v1[0], i01, v1[1])),
                             _mm512_castsi512_si128(_mm512_permutex2var_epi16(v1[2], i01, v1[3])),
                             _mm512_castsi512_si128(_mm512_permutex2var_epi16(v2[0], i23, v2[1])),
                             _mm512_castsi512_si128(_mm512_permutex2var_epi16(v2[2], i23, v2[3])));
-  return scale_add_blocks<K>(val, hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw, xq.dx);
+  return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw};
 }
 
 // Q4_0, K (1-4) blocks from each row: low nibbles against x quants 0-15, high against 16-31.
 template <int K>
-[[gnu::always_inline]] inline __m128 q4_0_step(__m128 val, const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
+[[gnu::always_inline]] inline Sums q4_0_sums(const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i idx = perm_index(kPerm.q4);
   __m512i v[4], acc[4];
@@ -414,37 +443,48 @@ template <int K>
   const __m128i cd = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], is, v[3]));
   // ab = {d0 of a, b; d1 of a, b; d2 ...; d3 ...}: blocks 2, 3 are its high 64 bits.
   const __m512 dw = scales4(ab, cd, _mm_unpackhi_epi64(ab, ab), _mm_unpackhi_epi64(cd, cd));
-  return scale_add_blocks<K>(val, hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw, xq.dx);
+  return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw};
 }
 
-// Rows w, w + stride, w + 2 stride, w + 3 stride (in blocks), blocks [0, nb) of them, adding to val.
+// Rows w, w + stride, w + 2 stride, w + 3 stride (in blocks), blocks [0, nb) of them, adding to
+// val. Software-pipelined: the float part of a step comes after the int part of the next, so the
+// core has independent work while a step's long chain (loads, dot products, reduction) finishes.
 template <typename Block, template <int> class Step>
 __m128 blocks_rows4(__m128 val, const Block* w, int64_t stride, const XQuad* xq, int64_t nb) {
   int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) val = Step<4>::run(val, w + b, stride, xq[b / 4]);
+  if (nb >= 4) {
+    Sums s = Step<4>::sums(w, stride, xq[0]);
+    for (b = 4; b + 4 <= nb; b += 4) {
+      const Sums next = Step<4>::sums(w + b, stride, xq[b / 4]);
+      val = scale_add_blocks<4>(val, s, xq[b / 4 - 1].dx);
+      s = next;
+    }
+    val = scale_add_blocks<4>(val, s, xq[b / 4 - 1].dx);
+  }
   switch (nb - b) {
-    case 1: return Step<1>::run(val, w + b, stride, xq[b / 4]);
-    case 2: return Step<2>::run(val, w + b, stride, xq[b / 4]);
-    case 3: return Step<3>::run(val, w + b, stride, xq[b / 4]);
+    case 1: return scale_add_blocks<1>(val, Step<1>::sums(w + b, stride, xq[b / 4]), xq[b / 4].dx);
+    case 2: return scale_add_blocks<2>(val, Step<2>::sums(w + b, stride, xq[b / 4]), xq[b / 4].dx);
+    case 3: return scale_add_blocks<3>(val, Step<3>::sums(w + b, stride, xq[b / 4]), xq[b / 4].dx);
     default: return val;
   }
 }
 
 template <int K>
 struct Q8_0Step {
-  static __m128 run(__m128 val, const BlockQ8_0* w, int64_t stride, const XQuad& xq) {
-    return q8_0_step<K>(val, w, stride, xq);
+  static Sums sums(const BlockQ8_0* w, int64_t stride, const XQuad& xq) {
+    return q8_0_sums<K>(w, stride, xq);
   }
 };
 template <int K>
 struct Q4_0Step {
-  static __m128 run(__m128 val, const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
-    return q4_0_step<K>(val, w, stride, xq);
+  static Sums sums(const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
+    return q4_0_sums<K>(w, stride, xq);
   }
 };
 
 template <typename Block, template <int> class Step>
-void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, int r1, int offset) {
+void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, int r1,
+                   int offset) {
   const int64_t nb = n / 32;
   XQuad xq[kChunkBlocks / 4];
   for (int64_t c0 = 0; c0 < nb; c0 += kChunkBlocks) {  // the chunk's blocks: [c0, c0 + cb)

@@ -1,6 +1,7 @@
-// NEON matvec for AArch64. The f32 path and the plain q8 path use only baseline ARMv8 NEON; the
-// dotprod q8 path needs sdot (ARMv8.2 +dotprod), which dispatch.cpp checks before using it. The
-// file is built with +dotprod, but the compiler emits sdot only where vdotq_s32 is written.
+// NEON matvec for AArch64. The f32 and f16 paths and the plain q8 / Q8_0 / Q4_0 paths use only
+// baseline ARMv8 NEON; the dotprod paths need sdot (ARMv8.2 +dotprod), which dispatch.cpp checks
+// before using it. The file is built with +dotprod, but the compiler emits sdot only where
+// vdotq_s32 is written.
 // As in the x86 files: internal linkage only, no standard-library templates.
 #if defined(__aarch64__)
 
@@ -86,6 +87,101 @@ void q8_matvec(float* y, const int8_t* wq, const float* ws, const int8_t* xq, co
   }
 }
 
+// Prefetches of the next block of rows run past the end of the matrix on the last block: they
+// never fault, but forming a pointer out of bounds is undefined, so the address is an integer.
+const char* ahead(const void* p, int64_t bytes) {
+  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes));
+}
+
+// Exact conversion (fcvt), as fp16_to_fp32.
+float half_to_float(uint16_t d) {
+  __fp16 h;
+  __builtin_memcpy(&h, &d, sizeof h);
+  return h;
+}
+
+// f16 weights: as f32_rows, each 8 halves widened (fcvtl, exact); scalar tail.
+template <int R>
+void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
+  float32x4_t a[R], b[R];
+  for (int r = 0; r < R; r++) a[r] = b[r] = vdupq_n_f32(0.0f);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const float32x4_t x0 = vld1q_f32(x + j), x1 = vld1q_f32(x + j + 4);
+    for (int r = 0; r < R; r++) {
+      const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w + r * n + j));
+      a[r] = vfmaq_f32(a[r], vcvt_f32_f16(vget_low_f16(h)), x0);
+      b[r] = vfmaq_f32(b[r], vcvt_high_f32_f16(h), x1);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    float s = vaddvq_f32(vaddq_f32(a[r], b[r]));
+    for (int64_t k = j; k < n; k++) s += half_to_float(w[r * n + k]) * x[k];
+    y[r] = s;
+  }
+}
+
+// ggml Q8_0 / Q4_0 against Q8_0 x: four rows at a time sharing the x loads, the next four rows'
+// bytes prefetched; each block's int sum exact (sdot or widening multiplies), and the float part
+// the reference's, row by row and block by block: sum += (float)isum * (d_w * d_x). So results
+// are bit-identical to matvec_q8_0_ref / matvec_q4_0_ref, whatever the row range or split.
+template <int R, typename Dot>
+void q8_0_rows(float* y, const BlockQ8_0* w, int64_t stride, const BlockQ8_0* x, int64_t nb) {
+  float val[R];
+  for (int r = 0; r < R; r++) val[r] = 0.0f;
+  for (int64_t b = 0; b < nb; b++) {
+    const int8x16_t x0 = vld1q_s8(x[b].qs), x1 = vld1q_s8(x[b].qs + 16);
+    const float dx = half_to_float(x[b].d);
+    for (int r = 0; r < R; r++) {
+      const BlockQ8_0* wb = w + r * stride + b;
+      __builtin_prefetch(ahead(wb, R * stride * 34));
+      int32x4_t acc = Dot::step(vdupq_n_s32(0), vld1q_s8(wb->qs), x0);
+      acc = Dot::step(acc, vld1q_s8(wb->qs + 16), x1);
+      val[r] += static_cast<float>(vaddvq_s32(acc)) * (half_to_float(wb->d) * dx);
+    }
+  }
+  for (int r = 0; r < R; r++) y[r] = val[r];
+}
+
+// Q4_0: nibble - 8 is in [-8, 7], a signed byte, so the dot is the same as for Q8_0.
+template <int R, typename Dot>
+void q4_0_rows(float* y, const BlockQ4_0* w, int64_t stride, const BlockQ8_0* x, int64_t nb) {
+  const uint8x16_t m4 = vdupq_n_u8(0x0F);
+  const int8x16_t eight = vdupq_n_s8(8);
+  float val[R];
+  for (int r = 0; r < R; r++) val[r] = 0.0f;
+  for (int64_t b = 0; b < nb; b++) {
+    const int8x16_t x0 = vld1q_s8(x[b].qs), x1 = vld1q_s8(x[b].qs + 16);
+    const float dx = half_to_float(x[b].d);
+    for (int r = 0; r < R; r++) {
+      const BlockQ4_0* wb = w + r * stride + b;
+      __builtin_prefetch(ahead(wb, R * stride * 18));
+      const uint8x16_t v = vld1q_u8(wb->qs);
+      const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
+      const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+      const int32x4_t acc = Dot::step(Dot::step(vdupq_n_s32(0), lo, x0), hi, x1);
+      val[r] += static_cast<float>(vaddvq_s32(acc)) * (half_to_float(wb->d) * dx);
+    }
+  }
+  for (int r = 0; r < R; r++) y[r] = val[r];
+}
+
+template <typename Dot>
+void q8_0_matvec(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  const int64_t nb = n / 32;
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) q8_0_rows<4, Dot>(y + i, w + i * nb, nb, x, nb);
+  for (; i < r1; i++) q8_0_rows<1, Dot>(y + i, w + i * nb, nb, x, nb);
+}
+
+template <typename Dot>
+void q4_0_matvec(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  const int64_t nb = n / 32;
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) q4_0_rows<4, Dot>(y + i, w + i * nb, nb, x, nb);
+  for (; i < r1; i++) q4_0_rows<1, Dot>(y + i, w + i * nb, nb, x, nb);
+}
+
 }  // namespace
 
 void matvec_f32_neon(float* y, const float* w, const float* x, int n, int r0, int r1) {
@@ -102,6 +198,30 @@ void matvec_q8_neon_dotprod(float* y, const int8_t* wq, const float* ws, const i
 void matvec_q8_neon(float* y, const int8_t* wq, const float* ws, const int8_t* xq,
                     const float* xs, int n, int gs, int r0, int r1) {
   q8_matvec<DotWiden>(y, wq, ws, xq, xs, n, gs, r0, r1);
+}
+
+void matvec_f16_neon(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
+  for (; i < r1; i++) f16_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
+}
+
+void matvec_q8_0_neon_dotprod(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0,
+                              int r1) {
+  q8_0_matvec<DotSdot>(y, w, x, n, r0, r1);
+}
+
+void matvec_q4_0_neon_dotprod(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0,
+                              int r1) {
+  q4_0_matvec<DotSdot>(y, w, x, n, r0, r1);
+}
+
+void matvec_q8_0_neon(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  q8_0_matvec<DotWiden>(y, w, x, n, r0, r1);
+}
+
+void matvec_q4_0_neon(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+  q4_0_matvec<DotWiden>(y, w, x, n, r0, r1);
 }
 
 }  // namespace troupe::kernels::detail

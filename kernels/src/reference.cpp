@@ -103,6 +103,16 @@ float bits_float(uint32_t u) {
 // values (only reachable from non-finite inputs), where the cast would be undefined.
 int8_t to_int8(float v) { return v > -129.0f && v < 128.0f ? static_cast<int8_t>(v) : int8_t{0}; }
 
+// to_int8(roundf(v)), without the libm call (this runs on every matvec input): round half away
+// from zero. v - trunc(v) is exact, so the comparisons with 1/2 are too.
+int8_t round_to_int8(float v) {
+  v = v > -128.5f && v < 127.5f ? v : 0.0f;  // roundf(v) outside int8, or NaN: 0 (branch-free)
+  int t = static_cast<int>(v);  // toward zero
+  const float frac = v - static_cast<float>(t);
+  t += (frac >= 0.5f ? 1 : 0) - (frac <= -0.5f ? 1 : 0);
+  return static_cast<int8_t>(t);
+}
+
 }  // namespace
 
 // Bit manipulation rather than float tricks, so that the result does not depend on the rounding
@@ -152,18 +162,24 @@ uint16_t fp32_to_fp16(float f) {
   return static_cast<uint16_t>(sign | (h + up));
 }
 
+// The same bytes as ggml's for all finite x (the maximum is taken in four interleaved runs, which
+// only matters for NaNs), and fast enough to run on every matvec input.
 void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) {
   for (int i = 0; i < n / kBlock; i++) {
     const float* xb = x + static_cast<int64_t>(i) * kBlock;
-    float amax = 0.0f;
-    for (int j = 0; j < kBlock; j++) {
-      const float v = fabsf(xb[j]);
-      amax = amax > v ? amax : v;  // ggml's MAX(amax, v), NaN handling included
+    float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int j = 0; j < kBlock; j += 4) {
+      for (int k = 0; k < 4; k++) {
+        const float v = fabsf(xb[j + k]);
+        m[k] = m[k] > v ? m[k] : v;  // ggml's MAX(amax, v)
+      }
     }
+    const float m01 = m[0] > m[1] ? m[0] : m[1], m23 = m[2] > m[3] ? m[2] : m[3];
+    const float amax = m01 > m23 ? m01 : m23;
     const float d = amax / ((1 << 7) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
-    for (int j = 0; j < kBlock; j++) y[i].qs[j] = to_int8(roundf(xb[j] * id));
+    for (int j = 0; j < kBlock; j++) y[i].qs[j] = round_to_int8(xb[j] * id);
   }
 }
 

@@ -60,10 +60,12 @@ struct MatvecOps {
   // with the group's integer sum exact in int32 and the float sum over groups in order (runq.c).
   void (*q8)(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs, int n,
              int gs, int r0, int r1);
-  // fp16 weights, f32 input.
+  // fp16 weights, f32 input, any n (SIMD paths sum in another order than the in-order reference).
   void (*f16)(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
   // ggml Q8_0 / Q4_0 weights against the input quantized to Q8_0 (quantize_row_q8_0), n % 32 == 0:
-  // y[r] = sum over blocks b of (float)(int dot of block b) * (d_w[b] * d_x[b]).
+  // y[r] = sum over blocks b of (float)(int dot of block b) * (d_w[b] * d_x[b]), the float sum
+  // over blocks in order: every path gives the reference's floats bit for bit. Weight quants may
+  // take any value; x's must be in [-127, 127], as quantize_row_q8_0 gives (AVX2 relies on it).
   void (*q8_0)(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
   void (*q4_0)(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 };

@@ -11,13 +11,19 @@
 
 #include <array>
 #include <mutex>
-#include <queue>
+#include <optional>
 
+#include "symbol_merge.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/tokenizer.hpp"
 
 namespace troupe {
 namespace {
+
+using detail::merge_symbols;
+using detail::split_utf8;
+using detail::Symbol;
+using detail::utf8_len;
 
 // ---- pre-tokenizers -------------------------------------------------------------------------
 
@@ -244,33 +250,8 @@ const ByteMap& byte_map() {
   return map;
 }
 
-std::size_t utf8_len(char lead) {
-  static constexpr std::size_t lookup[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-  return lookup[static_cast<unsigned char>(lead) >> 4];
-}
 
 // ---- merges -------------------------------------------------------------------------------
-
-struct Symbol {
-  int prev;
-  int next;
-  std::size_t start;
-  std::size_t n;  // 0 once merged into its left neighbour
-};
-
-struct Bigram {
-  int left;
-  int right;
-  int rank;
-  std::size_t size;  // symbols only grow, so a pair whose sizes no longer add up is stale
-};
-
-// The lowest rank first; on ties the leftmost pair (llama.cpp's llm_bigram_bpe::comparator).
-struct BigramOrder {
-  bool operator()(const Bigram& l, const Bigram& r) const {
-    return l.rank > r.rank || (l.rank == r.rank && l.left > r.left);
-  }
-};
 
 // One pre-tokenized piece, already byte-mapped.
 void tokenize_word(const Vocabulary& vocab, std::string_view word, bool ignore_merges,
@@ -282,41 +263,15 @@ void tokenize_word(const Vocabulary& vocab, std::string_view word, bool ignore_m
       return;
     }
   }
-  std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
-  for (std::size_t at = 0; at < word.size();) {
-    const std::size_t n = std::min(utf8_len(word[at]), word.size() - at);
-    const int index = static_cast<int>(symbols.size());
-    symbols.push_back({index - 1, at + n == word.size() ? -1 : index + 1, at, n});
-    at += n;
-  }
-
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
+  std::vector<Symbol> symbols = split_utf8(word);
+  // The lowest-ranked merge first (llama.cpp's llm_bigram_bpe order).
   std::string key;
-  auto try_add = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
-    const Symbol& l = symbols[left];
-    const Symbol& r = symbols[right];
+  merge_symbols(symbols, [&](const Symbol& l, const Symbol& r) -> std::optional<double> {
     key.assign(word.substr(l.start, l.n)).append(" ").append(word.substr(r.start, r.n));
     const auto it = vocab.merge_rank.find(key);
-    if (it == vocab.merge_rank.end()) return;
-    queue.push({left, right, it->second, l.n + r.n});
-  };
-  for (int i = 1; i < static_cast<int>(symbols.size()); i++) try_add(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
-    Symbol& left = symbols[bigram.left];
-    Symbol& right = symbols[bigram.right];
-    if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size) continue;
-    left.n += right.n;
-    right.n = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = bigram.left;
-    try_add(left.prev, bigram.left);
-    try_add(bigram.left, left.next);
-  }
+    if (it == vocab.merge_rank.end()) return std::nullopt;
+    return -static_cast<double>(it->second);
+  });
 
   for (int i = 0; i != -1; i = symbols[i].next) {
     const std::string_view piece = word.substr(symbols[i].start, symbols[i].n);

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "symbol_merge.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/mapped_file.hpp"
 #include "troupe/runtime/tokenizer.hpp"
@@ -110,14 +111,7 @@ std::vector<int> encode_llama2c(const Vocabulary& vocab, std::string_view text) 
   return tokens;
 }
 
-namespace {
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
+using detail::hex_digit;
 
 std::vector<std::string> token_bytes_llama2c(const Vocabulary& vocab) {
   std::vector<std::string> out(vocab.size());

@@ -1,44 +1,21 @@
 // SentencePiece vocabularies from GGUF (tokenizer.ggml.model = "llama"), tokenized as llama.cpp's
 // llm_tokenizer_spm does it, so that ids agree with llama.cpp's for the same text.
 #include <cstdint>
-#include <queue>
+#include <optional>
 
+#include "symbol_merge.hpp"
 #include "troupe/runtime/tokenizer.hpp"
 
 namespace troupe {
 namespace {
 
+using detail::hex_digit;
+using detail::merge_symbols;
+using detail::split_utf8;
+using detail::Symbol;
+using detail::utf8_len;
+
 constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's escaped space
-
-// Length of the UTF-8 sequence a lead byte announces (a stray continuation byte counts as one).
-std::size_t utf8_len(char lead) {
-  static constexpr std::size_t lookup[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-  return lookup[static_cast<unsigned char>(lead) >> 4];
-}
-
-// A run of the text, linked to its neighbours; n = 0 once merged into its left neighbour.
-struct Symbol {
-  int prev;
-  int next;
-  std::size_t start;
-  std::size_t n;
-};
-
-// A candidate merge of two adjacent symbols into a vocabulary piece. `size` is the byte length
-// when it was queued: symbols only ever grow, so a pair whose sizes no longer add up is stale.
-struct Bigram {
-  int left;
-  int right;
-  float score;
-  std::size_t size;
-};
-
-// The best score first; on ties the leftmost pair (llama.cpp's llm_bigram_spm::comparator).
-struct BigramOrder {
-  bool operator()(const Bigram& l, const Bigram& r) const {
-    return l.score < r.score || (l.score == r.score && l.left > r.left);
-  }
-};
 
 // The token of one byte: its "<0xXX>" piece, else the byte itself as a piece, else <unk>.
 int byte_token(const Vocabulary& vocab, unsigned char byte) {
@@ -52,40 +29,13 @@ int byte_token(const Vocabulary& vocab, unsigned char byte) {
 // One stretch of plain text, already escaped (spaces as U+2581).
 void tokenize_spm(const Vocabulary& vocab, std::string_view text, std::vector<int>& out) {
   if (text.empty()) return;
-  // One symbol per UTF-8 character.
-  std::vector<Symbol> symbols;
-  symbols.reserve(text.size());
-  for (std::size_t at = 0; at < text.size();) {
-    const std::size_t n = std::min(utf8_len(text[at]), text.size() - at);
-    const int index = static_cast<int>(symbols.size());
-    symbols.push_back({index - 1, at + n == text.size() ? -1 : index + 1, at, n});
-    at += n;
-  }
-
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
-  auto try_add = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
-    const std::size_t size = symbols[left].n + symbols[right].n;
-    const int id = vocab.lookup(text.substr(symbols[left].start, size));
-    if (id < 0 || id >= static_cast<int>(vocab.scores.size())) return;
-    queue.push({left, right, vocab.scores[id], size});
-  };
-  for (int i = 1; i < static_cast<int>(symbols.size()); i++) try_add(i - 1, i);
-
-  // Merge the best pair, then queue the pairs the merged symbol forms with its new neighbours.
-  while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
-    Symbol& left = symbols[bigram.left];
-    Symbol& right = symbols[bigram.right];
-    if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size) continue;
-    left.n += right.n;
-    right.n = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = bigram.left;
-    try_add(left.prev, bigram.left);
-    try_add(bigram.left, left.next);
-  }
+  std::vector<Symbol> symbols = split_utf8(text);
+  // The best-scoring merge first (llama.cpp's llm_bigram_spm order).
+  merge_symbols(symbols, [&](const Symbol& l, const Symbol& r) -> std::optional<double> {
+    const int id = vocab.lookup(text.substr(l.start, l.n + r.n));
+    if (id < 0 || id >= static_cast<int>(vocab.scores.size())) return std::nullopt;
+    return vocab.scores[id];
+  });
 
   // Every merged symbol is a piece of the vocabulary (only pieces are merged), so SentencePiece's
   // resegmentation through recorded merges never has a merge to undo here (as in llama.cpp,
@@ -105,12 +55,6 @@ void tokenize_spm(const Vocabulary& vocab, std::string_view text, std::vector<in
   }
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -162,8 +106,8 @@ std::vector<std::string> token_bytes_spm(const Vocabulary& vocab) {
       case TokenType::byte:
         // "<0xXX>"
         if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>' &&
-            hex_value(piece[3]) >= 0 && hex_value(piece[4]) >= 0) {
-          out[i] = std::string(1, static_cast<char>(hex_value(piece[3]) * 16 + hex_value(piece[4])));
+            hex_digit(piece[3]) >= 0 && hex_digit(piece[4]) >= 0) {
+          out[i] = std::string(1, static_cast<char>(hex_digit(piece[3]) * 16 + hex_digit(piece[4])));
         } else {
           out[i] = piece;
         }

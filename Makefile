@@ -18,9 +18,9 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# For now the main job runs in one process; the mesh issues turn it into a mesh of local nodes.
+# The main job: a small mesh of local nodes (two stages and an entry node) answers a prompt.
 demo: build
-	./$(BUILD)/troupe run $(MODEL)/stories260K.bin -z $(MODEL)/tok512.bin -t 0 -n 256 -i "Once upon a time"
+	./scripts/demo-mesh.sh $(BUILD) $(MODEL) "Once upon a time"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
@@ -33,14 +33,17 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_C_COMPILER=clang -DTROUPE_FUZZ=ON -DTROUPE_TESTS=OFF >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_checkpoint fuzz_tokenizer fuzz_gguf
-	@mkdir -p build-fuzz/corpus/checkpoint build-fuzz/corpus/tokenizer build-fuzz/corpus/gguf
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_checkpoint fuzz_tokenizer fuzz_gguf fuzz_wire
+	@mkdir -p build-fuzz/corpus/checkpoint build-fuzz/corpus/tokenizer build-fuzz/corpus/gguf \
+	  build-fuzz/corpus/wire
 	./build-fuzz/fuzz/fuzz_checkpoint -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  build-fuzz/corpus/checkpoint fuzz/corpus/checkpoint
 	./build-fuzz/fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  build-fuzz/corpus/tokenizer fuzz/corpus/tokenizer
 	./build-fuzz/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  build-fuzz/corpus/gguf fuzz/corpus/gguf
+	./build-fuzz/fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  build-fuzz/corpus/wire fuzz/corpus/wire
 
 clean:
 	rm -rf $(BUILD) build-fuzz

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace troupe::cli {
 
@@ -13,5 +14,12 @@ Action add_run_command(CLI::App& app);
 Action add_info_command(CLI::App& app);
 Action add_convert_command(CLI::App& app);
 Action add_synth_command(CLI::App& app);
+Action add_node_command(CLI::App& app);
+Action add_generate_command(CLI::App& app);
+Action add_chat_command(CLI::App& app);
+Action add_status_command(CLI::App& app);
+
+// HOST:PORT with a port in 1..65535; InputError naming `flag` otherwise.
+void check_address(const std::string& address, const std::string& flag);
 
 }  // namespace troupe::cli

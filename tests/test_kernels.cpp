@@ -958,3 +958,80 @@ TEST_CASE("f16, Q8_0 and Q4_0 results do not depend on the row range or the alig
     }
   }
 }
+
+namespace {
+
+// The NaN-filled outputs of `count` tokens with a row stride wider than the matrix.
+std::vector<float> nan_outputs(int count, int ldy) { return std::vector<float>(size_t(count) * ldy, NAN); }
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("f32 matmul of every ISA gives its matvec's floats, token by token", "[kernels][matmul]") {
+  std::mt19937 rng(23);
+  for (int n : {1, 7, 16, 17, 31, 33, 48, 64, 172, 2048, 5632}) {
+    const int rows = n >= 2048 ? 13 : 37;
+    const auto w = random_floats(rng, size_t(rows) * n);
+    for (int count : {1, 2, 3, 5, 8, 17}) {
+      const int ldx = n + 5, ldy = rows + 3;
+      const auto x = random_floats(rng, size_t(count) * ldx, -2.0f, 2.0f);
+      for (Isa isa : runnable_isas()) {
+        for (RowRange rr : row_ranges(rows)) {
+          INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " rows [" << rr.r0
+                      << ", " << rr.r1 << ")");
+          auto want = nan_outputs(count, ldy), got = nan_outputs(count, ldy);
+          for (int t = 0; t < count; t++) {
+            tk::matvec_ops(isa).f32(want.data() + size_t(t) * ldy, w.data(),
+                                    x.data() + size_t(t) * ldx, n, rr.r0, rr.r1);
+          }
+          tk::matmul_ops(isa).f32(got.data(), ldy, w.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
+          CHECK(same_bits(got, want));  // NaN bits included: rows outside the range stay unwritten
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("Q8_0 and Q4_0 matmul of every ISA give its matvec's floats, token by token",
+          "[kernels][matmul]") {
+  std::mt19937 rng(29);
+  // Block counts 1, 2, 3, 5, 9, 64, 176, and 257 and 261 (past the 8192 columns x86 prepares x for
+  // at a time).
+  for (int n : {32, 64, 96, 160, 288, 2048, 5632, 8224, 8352}) {
+    const int rows = n > 5632 ? 7 : n >= 2048 ? 13 : 37;
+    const int nb = n / tk::kBlock;
+    const auto w8 = random_q8_0(rng, rows, n);
+    const auto w4 = random_q4_0(rng, rows, n);
+    for (int count : {1, 2, 3, 4, 5, 8, 17}) {
+      const int ldx = nb + 1, ldy = rows + 3;
+      std::vector<tk::BlockQ8_0> x(size_t(count) * ldx);
+      for (int t = 0; t < count; t++) {
+        const auto xf = random_floats(rng, n, -3.0f, 3.0f);
+        tk::quantize_row_q8_0(x.data() + size_t(t) * ldx, xf.data(), n);
+      }
+      for (Isa isa : runnable_isas()) {
+        const tk::MatvecOps& mv = tk::matvec_ops(isa);
+        const tk::MatmulOps& mm = tk::matmul_ops(isa);
+        for (RowRange rr : row_ranges(rows)) {
+          INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " rows [" << rr.r0
+                      << ", " << rr.r1 << ")");
+          auto want8 = nan_outputs(count, ldy), got8 = nan_outputs(count, ldy);
+          auto want4 = nan_outputs(count, ldy), got4 = nan_outputs(count, ldy);
+          for (int t = 0; t < count; t++) {
+            mv.q8_0(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n,
+                    rr.r0, rr.r1);
+            mv.q4_0(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n,
+                    rr.r0, rr.r1);
+          }
+          mm.q8_0(got8.data(), ldy, w8.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
+          mm.q4_0(got4.data(), ldy, w4.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
+          CHECK(same_bits(got8, want8));
+          CHECK(same_bits(got4, want4));
+        }
+      }
+    }
+  }
+}

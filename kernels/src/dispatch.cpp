@@ -1,4 +1,5 @@
 // Run-time choice of the matvec implementation from the CPU's features and TROUPE_ISA.
+#include <cstddef>
 #include <cstdlib>
 #include <string_view>
 
@@ -56,6 +57,48 @@ constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon, detail::matvec_q8_
 constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon, detail::matvec_q8_neon,
                                    detail::matvec_f16_neon, detail::matvec_q8_0_neon,
                                    detail::matvec_q4_0_neon};
+#endif
+
+// Batched products where an ISA has no batched kernel: its matvec once per token (bit-identical
+// by construction).
+template <const MatvecOps& Ops>
+void matmul_f32_by_rows(float* y, int ldy, const float* w, const float* x, int ldx, int n,
+                        int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    Ops.f32(y + static_cast<std::ptrdiff_t>(t) * ldy, w, x + static_cast<std::ptrdiff_t>(t) * ldx,
+            n, r0, r1);
+  }
+}
+template <const MatvecOps& Ops>
+void matmul_q8_0_by_rows(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x,
+                         int ldx_blocks, int n, int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    Ops.q8_0(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
+             x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
+  }
+}
+template <const MatvecOps& Ops>
+void matmul_q4_0_by_rows(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x,
+                         int ldx_blocks, int n, int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    Ops.q4_0(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
+             x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
+  }
+}
+template <const MatvecOps& Ops>
+constexpr MatmulOps by_rows_ops{matmul_f32_by_rows<Ops>, matmul_q8_0_by_rows<Ops>,
+                                matmul_q4_0_by_rows<Ops>};
+
+constexpr MatmulOps scalar_matmul_ops = by_rows_ops<scalar_ops>;
+#if defined(TROUPE_HAVE_X86_SIMD)
+constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2, detail::matmul_q8_0_avx2,
+                                    detail::matmul_q4_0_avx2};
+constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512, detail::matmul_q8_0_avx512,
+                                      detail::matmul_q4_0_avx512};
+#endif
+#if defined(TROUPE_HAVE_NEON)
+constexpr MatmulOps neon_dotprod_matmul_ops = by_rows_ops<neon_dotprod_ops>;
+constexpr MatmulOps neon_plain_matmul_ops = by_rows_ops<neon_plain_ops>;
 #endif
 
 Isa best_isa() {
@@ -142,6 +185,29 @@ const MatvecOps& matvec_ops(Isa isa) {
 
 const MatvecOps& matvec_ops() {
   static const MatvecOps& ops = matvec_ops(detected_isa());  // thread-safe one-time init
+  return ops;
+}
+
+}  // namespace troupe::kernels
+
+namespace troupe::kernels {
+
+const MatmulOps& matmul_ops(Isa isa) {
+  if (!isa_available(isa)) return scalar_matmul_ops;
+  switch (isa) {
+#if defined(TROUPE_HAVE_X86_SIMD)
+    case Isa::avx2: return avx2_matmul_ops;
+    case Isa::avx512: return avx512_matmul_ops;
+#endif
+#if defined(TROUPE_HAVE_NEON)
+    case Isa::neon: return cpu_has_dotprod() ? neon_dotprod_matmul_ops : neon_plain_matmul_ops;
+#endif
+    default: return scalar_matmul_ops;
+  }
+}
+
+const MatmulOps& matmul_ops() {
+  static const MatmulOps& ops = matmul_ops(detected_isa());
   return ops;
 }
 

@@ -346,7 +346,90 @@ void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, 
   }
 }
 
+// Batched f32 (matmul): R rows x T tokens, each (row, token) with f32_rows's two accumulators,
+// the same columns into each, the same tail and the same reduction (a row's lane of hsum4_ps does
+// not depend on the other three rows), so each result is the matvec's; each weight load feeds T
+// tokens. 2 x 2 keeps the 8 accumulators, 4 x vectors and 2 weights in the 16 registers.
+template <int R, int T>
+void f32_tile(float* y, int64_t ldy, const float* w, const float* x, int64_t ldx, int64_t n) {
+  __m256 a[R][T], b[R][T];
+  for (int r = 0; r < R; r++) {
+    for (int t = 0; t < T; t++) a[r][t] = b[r][t] = _mm256_setzero_ps();
+  }
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m256 x0[T], x1[T];
+    for (int t = 0; t < T; t++) {
+      x0[t] = _mm256_loadu_ps(x + t * ldx + j);
+      x1[t] = _mm256_loadu_ps(x + t * ldx + j + 8);
+    }
+    for (int r = 0; r < R; r++) {
+      __m256 w0 = _mm256_loadu_ps(w + r * n + j), w1 = _mm256_loadu_ps(w + r * n + j + 8);
+      // Into registers: else GCC folds the loads into the FMAs and loads each weight T times.
+      asm("" : "+v"(w0), "+v"(w1));
+      for (int t = 0; t < T; t++) {
+        a[r][t] = _mm256_fmadd_ps(w0, x0[t], a[r][t]);
+        b[r][t] = _mm256_fmadd_ps(w1, x1[t], b[r][t]);
+      }
+    }
+  }
+  if (j + 8 <= n) {
+    for (int r = 0; r < R; r++) {
+      const __m256 w0 = _mm256_loadu_ps(w + r * n + j);
+      for (int t = 0; t < T; t++) a[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * ldx + j), a[r][t]);
+    }
+    j += 8;
+  }
+  if (j < n) {
+    const __m256i m = tail_mask(n - j);
+    for (int r = 0; r < R; r++) {
+      const __m256 w0 = _mm256_maskload_ps(w + r * n + j, m);
+      for (int t = 0; t < T; t++) {
+        b[r][t] = _mm256_fmadd_ps(w0, _mm256_maskload_ps(x + t * ldx + j, m), b[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int t = 0; t < T; t++) {
+      const __m256 s = _mm256_add_ps(a[r][t], b[r][t]);
+      y[t * ldy + r] = _mm_cvtss_f32(hsum4_ps(s, s, s, s));
+    }
+  }
+}
+
+template <int T>
+void f32_tokens(float* y, int64_t ldy, const float* w, const float* x, int64_t ldx, int64_t n,
+                int r0, int r1) {
+  int i = r0;
+  for (; i + 2 <= r1; i += 2) f32_tile<2, T>(y + i, ldy, w + i * n, x, ldx, n);
+  for (; i < r1; i++) f32_tile<1, T>(y + i, ldy, w + i * n, x, ldx, n);
+}
+
 }  // namespace
+
+void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count,
+                     int r0, int r1) {
+  int t = 0;
+  for (; t + 2 <= count; t += 2) {
+    f32_tokens<2>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
+  }
+  if (t < count) f32_tokens<1>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
+}
+
+// Q8_0 / Q4_0: the matvec once per token (no batched AVX2 path yet).
+void matmul_q8_0_avx2(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
+                      int n, int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    matvec_q8_0_avx2(y + int64_t(t) * ldy, w, x + int64_t(t) * ldx_blocks, n, r0, r1);
+  }
+}
+
+void matmul_q4_0_avx2(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks,
+                      int n, int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    matvec_q4_0_avx2(y + int64_t(t) * ldy, w, x + int64_t(t) * ldx_blocks, n, r0, r1);
+  }
+}
 
 void matvec_f32_avx2(float* y, const float* w, const float* x, int n, int r0, int r1) {
   int i = r0;

@@ -502,7 +502,281 @@ void blocks_matvec(float* y, const Block* w, const BlockQ8_0* x, int n, int r0, 
   }
 }
 
+// ---- Batched products (matmul): each row's floats exactly as the matvec above gives them ----
+
+// f32: R rows x T tokens, each (row, token) with f32_rows's two accumulators, the same columns
+// into each, the same tail handling and the same reduction; each weight load feeds T tokens.
+template <int R, int T>
+void f32_tile(float* y, int64_t ldy, const float* w, const float* x, int64_t ldx, int64_t n) {
+  __m512 a[R][T], b[R][T];
+  for (int r = 0; r < R; r++) {
+    for (int t = 0; t < T; t++) a[r][t] = b[r][t] = _mm512_setzero_ps();
+  }
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    __m512 x0[T], x1[T];
+    for (int t = 0; t < T; t++) {
+      x0[t] = _mm512_loadu_ps(x + t * ldx + j);
+      x1[t] = _mm512_loadu_ps(x + t * ldx + j + 16);
+    }
+    for (int r = 0; r < R; r++) {
+      __m512 w0 = _mm512_loadu_ps(w + r * n + j), w1 = _mm512_loadu_ps(w + r * n + j + 16);
+      // Into registers: else GCC folds the loads into the FMAs and loads each weight T times.
+      asm("" : "+v"(w0), "+v"(w1));
+      for (int t = 0; t < T; t++) {
+        a[r][t] = _mm512_fmadd_ps(w0, x0[t], a[r][t]);
+        b[r][t] = _mm512_fmadd_ps(w1, x1[t], b[r][t]);
+      }
+    }
+  }
+  if (j + 16 <= n) {
+    for (int r = 0; r < R; r++) {
+      const __m512 w0 = _mm512_loadu_ps(w + r * n + j);
+      for (int t = 0; t < T; t++) a[r][t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * ldx + j), a[r][t]);
+    }
+    j += 16;
+  }
+  if (j < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1);
+    for (int r = 0; r < R; r++) {
+      const __m512 w0 = _mm512_maskz_loadu_ps(m, w + r * n + j);
+      for (int t = 0; t < T; t++) {
+        b[r][t] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + t * ldx + j), b[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int t = 0; t < T; t++) a[r][t] = _mm512_add_ps(a[r][t], b[r][t]);
+  }
+  for (int t = 0; t < T; t++) {
+    if constexpr (R == 4) {
+      _mm_storeu_ps(y + t * ldy, hsum4_ps(a[0][t], a[1][t], a[2][t], a[3][t]));
+    } else {
+      for (int r = 0; r < R; r++) {
+        y[t * ldy + r] = _mm_cvtss_f32(hsum4_ps(a[r][t], a[r][t], a[r][t], a[r][t]));
+      }
+    }
+  }
+}
+
+template <int T>
+void f32_tokens(float* y, int64_t ldy, const float* w, const float* x, int64_t ldx, int64_t n,
+                int r0, int r1) {
+  int i = r0;
+  for (; i + 4 <= r1; i += 4) f32_tile<4, T>(y + i, ldy, w + i * n, x, ldx, n);
+  for (; i < r1; i++) f32_tile<1, T>(y + i, ldy, w + i * n, x, ldx, n);
+}
+
+// Q8_0 / Q4_0: a step of 4 rows x 4 blocks is cut out of the weights once (as q8_0_sums<4> /
+// q4_0_sums<4> do) and multiplied with each token's x; each token's float part is the matvec's
+// scale_add_blocks in block order, so its floats are the matvec's.
+struct WStep {
+  __m512i lo[4], hi[4];  // unsigned (offset) quants, laid out as XQuad's lo / hi
+  __m512 dw;             // per 128-bit lane j: d of block j of rows 0-3
+};
+
+[[gnu::always_inline]] inline WStep q8_0_decode(const BlockQ8_0* w, int64_t stride) {
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i ilo = perm_index(kPerm.q8_lo), ihi = perm_index(kPerm.q8_hi);
+  WStep s;
+  __m512i hd[4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    const char* wr = reinterpret_cast<const char*>(w + r * stride);
+    const __m512i v1 = _mm512_loadu_si512(wr), v2 = _mm512_loadu_si512(wr + 64);
+    s.lo[r] = _mm512_xor_si512(_mm512_permutex2var_epi16(v1, ilo, v2), bias);
+    hd[r] = _mm512_permutex2var_epi16(v1, ihi, v2);
+    int64_t last;
+    __builtin_memcpy(&last, wr + 128, 8);
+    s.hi[r] = _mm512_xor_si512(_mm512_mask_set1_epi64(hd[r], 0x80, last), bias);
+  }
+  const __m512i t01 = _mm512_unpackhi_epi64(hd[0], hd[1]);
+  const __m512i t23 = _mm512_unpackhi_epi64(hd[2], hd[3]);
+  const __m512i d = _mm512_shuffle_i64x2(t01, t23, _MM_SHUFFLE(3, 3, 3, 3));
+  const __m512i dT = _mm512_permutexvar_epi16(perm_index(kPerm.q8_dT), d);
+  s.dw = _mm512_cvtph_ps(_mm512_castsi512_si256(dT));
+  return s;
+}
+
+[[gnu::always_inline]] inline WStep q4_0_decode(const BlockQ4_0* w, int64_t stride) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i idx = perm_index(kPerm.q4);
+  WStep s;
+  __m512i v[4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    const char* wr = reinterpret_cast<const char*>(w + r * stride);
+    v[r] = _mm512_loadu_si512(wr);
+    const __m512i v2 =
+        _mm512_zextsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wr + 64)));
+    const __m512i q = _mm512_permutex2var_epi16(v[r], idx, v2);
+    s.lo[r] = _mm512_and_si512(q, m4);
+    s.hi[r] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+  }
+  const __m512i is = perm_index(kPerm.q4_scales);
+  const __m128i ab = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[0], is, v[1]));
+  const __m128i cd = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], is, v[3]));
+  s.dw = scales4(ab, cd, _mm_unpackhi_epi64(ab, ab), _mm_unpackhi_epi64(cd, cd));
+  return s;
+}
+
+[[gnu::always_inline]] inline Sums wstep_sums(const WStep& w, const XQuad& xq) {
+  __m512i acc[4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.init, w.lo[r], xq.lo), w.hi[r], xq.hi);
+  }
+  return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), w.dw};
+}
+
+template <int K>
+struct Q8_0Decode {
+  static WStep decode(const BlockQ8_0* w, int64_t stride) { return q8_0_decode(w, stride); }
+};
+template <int K>
+struct Q4_0Decode {
+  static WStep decode(const BlockQ4_0* w, int64_t stride) { return q4_0_decode(w, stride); }
+};
+
+// T tokens (xq: T runs of xstride XQuads) against rows w + r * stride, blocks [0, nb), adding to
+// val[t]; the same float operations per row and token as blocks_rows4.
+template <int T, typename Block, template <int> class Step, template <int> class Decode>
+void blocks_rows4_tokens(__m128* val, const Block* w, int64_t stride, const XQuad* xq,
+                         int64_t xstride, int64_t nb) {
+  int64_t b = 0;
+  if constexpr (T == 4) {
+    // The four tokens' sums in one vector, {token 0 rows 0-3, token 1 rows 0-3, ...}: each step's
+    // block terms, transposed to one vector per block, are added in block order, the same float
+    // adds per row and token as scale_add_blocks<4>, with a quarter of the instructions.
+    __m512 v = _mm512_insertf32x4(_mm512_castps128_ps512(val[0]), val[1], 1);
+    v = _mm512_insertf32x4(v, val[2], 2);
+    v = _mm512_insertf32x4(v, val[3], 3);
+    for (; b + 4 <= nb; b += 4) {
+      for (int r = 0; r < 4; r++) {
+        const char* wr = reinterpret_cast<const char*>(w + b + r * stride);
+        _mm_prefetch(ahead(wr, 4 * stride * int64_t(sizeof(Block))), _MM_HINT_T0);
+        _mm_prefetch(ahead(wr, 4 * stride * int64_t(sizeof(Block)) + 64), _MM_HINT_T0);
+        if (sizeof(Block) == 34) _mm_prefetch(ahead(wr, 4 * stride * 34 + 128), _MM_HINT_T0);
+      }
+      const WStep ws = Decode<4>::decode(w + b, stride);
+      __m512 f[4];  // per token, per 128-bit lane j: block j's terms of rows 0-3
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; t++) {
+        const XQuad& x = xq[t * xstride + b / 4];
+        const Sums s = wstep_sums(ws, x);
+        f[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(s.isum), _mm512_mul_ps(s.dw, x.dx));
+      }
+      const __m512 a = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(1, 0, 1, 0));
+      const __m512 c = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(1, 0, 1, 0));
+      const __m512 d = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(3, 2, 3, 2));
+      const __m512 e = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(3, 2, 3, 2));
+      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)));  // block 0
+      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));  // block 1
+      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(2, 0, 2, 0)));  // block 2
+      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(3, 1, 3, 1)));  // block 3
+    }
+    val[0] = _mm512_castps512_ps128(v);
+    val[1] = _mm512_extractf32x4_ps(v, 1);
+    val[2] = _mm512_extractf32x4_ps(v, 2);
+    val[3] = _mm512_extractf32x4_ps(v, 3);
+  }
+  for (; b + 4 <= nb; b += 4) {
+    // The next step's bytes (see q8_0_sums): the weights of the first token pass come from DRAM.
+    for (int r = 0; r < 4; r++) {
+      const char* wr = reinterpret_cast<const char*>(w + b + r * stride);
+      _mm_prefetch(ahead(wr, 4 * stride * int64_t(sizeof(Block))), _MM_HINT_T0);
+      _mm_prefetch(ahead(wr, 4 * stride * int64_t(sizeof(Block)) + 64), _MM_HINT_T0);
+      if (sizeof(Block) == 34) _mm_prefetch(ahead(wr, 4 * stride * 34 + 128), _MM_HINT_T0);
+    }
+    const WStep ws = Decode<4>::decode(w + b, stride);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) {
+      const XQuad& x = xq[t * xstride + b / 4];
+      val[t] = scale_add_blocks<4>(val[t], wstep_sums(ws, x), x.dx);
+    }
+  }
+  for (int t = 0; t < T; t++) {
+    const XQuad& x = xq[t * xstride + b / 4];
+    switch (nb - b) {
+      case 1: val[t] = scale_add_blocks<1>(val[t], Step<1>::sums(w + b, stride, x), x.dx); break;
+      case 2: val[t] = scale_add_blocks<2>(val[t], Step<2>::sums(w + b, stride, x), x.dx); break;
+      case 3: val[t] = scale_add_blocks<3>(val[t], Step<3>::sums(w + b, stride, x), x.dx); break;
+      default: break;
+    }
+  }
+}
+
+constexpr int kMatmulTokens = 4;  // tokens a pass over the rows
+
+template <typename Block, template <int> class Step, template <int> class Decode>
+void blocks_matmul(float* y, int64_t ldy, const Block* w, const BlockQ8_0* x, int64_t ldx, int n,
+                   int count, int r0, int r1, int offset) {
+  const int64_t nb = n / 32;
+  constexpr int64_t xs = kChunkBlocks / 4;
+  XQuad xq[kMatmulTokens * xs];
+  for (int64_t c0 = 0; c0 < nb; c0 += kChunkBlocks) {  // the chunk's blocks: [c0, c0 + cb)
+    const int64_t cb = nb - c0 < kChunkBlocks ? nb - c0 : kChunkBlocks;
+    for (int t0 = 0; t0 < count; t0 += kMatmulTokens) {
+      const int tn = count - t0 < kMatmulTokens ? count - t0 : kMatmulTokens;
+      for (int t = 0; t < tn; t++) prepare_x(xq + t * xs, x + (t0 + t) * ldx + c0, cb, offset);
+      float* yt = y + t0 * ldy;
+      __m128 val[kMatmulTokens];
+      int i = r0;
+      for (; i < r1; i += 4) {
+        const bool four = i + 4 <= r1;  // else one row, stride 0, as the matvec's last rows
+        for (int t = 0; t < tn; t++) {
+          if (four) {
+            val[t] = c0 == 0 ? _mm_setzero_ps() : _mm_loadu_ps(yt + t * ldy + i);
+          } else {
+            val[t] = c0 == 0 ? _mm_setzero_ps() : _mm_set1_ps(yt[t * ldy + i]);
+          }
+        }
+        const Block* wi = w + i * nb + c0;
+        const int64_t stride = four ? nb : 0;
+        if (tn == kMatmulTokens) {
+          blocks_rows4_tokens<kMatmulTokens, Block, Step, Decode>(val, wi, stride, xq, xs, cb);
+        } else {
+          for (int t = 0; t < tn; t++) {
+            blocks_rows4_tokens<1, Block, Step, Decode>(val + t, wi, stride, xq + t * xs, xs, cb);
+          }
+        }
+        for (int t = 0; t < tn; t++) {
+          if (four) {
+            _mm_storeu_ps(yt + t * ldy + i, val[t]);
+          } else {
+            yt[t * ldy + i] = _mm_cvtss_f32(val[t]);
+          }
+        }
+        if (!four) i -= 3;  // one row at a time from here
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void matmul_f32_avx512(float* y, int ldy, const float* w, const float* x, int ldx, int n,
+                       int count, int r0, int r1) {
+  int t = 0;
+  for (; t + 3 <= count; t += 3) {
+    f32_tokens<3>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
+  }
+  if (t + 2 <= count) {
+    f32_tokens<2>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
+    t += 2;
+  }
+  if (t < count) f32_tokens<1>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
+}
+
+void matmul_q8_0_avx512(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
+                        int n, int count, int r0, int r1) {
+  blocks_matmul<BlockQ8_0, Q8_0Step, Q8_0Decode>(y, ldy, w, x, ldx_blocks, n, count, r0, r1, 0x80);
+}
+
+void matmul_q4_0_avx512(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks,
+                        int n, int count, int r0, int r1) {
+  blocks_matmul<BlockQ4_0, Q4_0Step, Q4_0Decode>(y, ldy, w, x, ldx_blocks, n, count, r0, r1, 8);
+}
 
 void matvec_f32_avx512(float* y, const float* w, const float* x, int n, int r0, int r1) {
   int i = r0;

@@ -34,6 +34,19 @@ void matvec_q4_0_avx2(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, i
 void matvec_f16_avx512(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
 void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+// Batched (MatmulOps): each output the same ISA's matvec's, bit for bit.
+void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count,
+                     int r0, int r1);
+void matmul_q8_0_avx2(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
+                      int n, int count, int r0, int r1);
+void matmul_q4_0_avx2(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks,
+                      int n, int count, int r0, int r1);
+void matmul_f32_avx512(float* y, int ldy, const float* w, const float* x, int ldx, int n,
+                       int count, int r0, int r1);
+void matmul_q8_0_avx512(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
+                        int n, int count, int r0, int r1);
+void matmul_q4_0_avx512(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks,
+                        int n, int count, int r0, int r1);
 #endif
 
 #if defined(TROUPE_HAVE_NEON)

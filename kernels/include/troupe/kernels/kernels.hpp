@@ -75,6 +75,28 @@ const MatvecOps& matvec_ops(Isa isa);
 // The one for detected_isa(), chosen once.
 const MatvecOps& matvec_ops();
 
+// Batched products: `count` tokens against rows [r0, r1), y[t * ldy + r] = row r . x_t.
+//
+// Each output is bit-identical to what the same ISA's matvec (matvec_ops(isa)) gives for row r
+// and input x_t, so a prompt processed as a batch gives exactly the floats of one token at a time;
+// the kernels only reuse each weight load for several tokens. Rows of y outside [r0, r1) are not
+// written. (f16 and the llama2.c q8 groups have no batched form: use the matvec per token.)
+struct MatmulOps {
+  // x_t = x + t * ldx (n floats)
+  void (*f32)(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count, int r0,
+              int r1);
+  // x_t = x + t * ldx_blocks: n / 32 Q8_0 blocks from quantize_row_q8_0
+  void (*q8_0)(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks, int n,
+               int count, int r0, int r1);
+  void (*q4_0)(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks, int n,
+               int count, int r0, int r1);
+};
+
+// As matvec_ops: scalar when `isa` is not available; the no-argument one for detected_isa(),
+// chosen once (so it always pairs with matvec_ops()).
+const MatmulOps& matmul_ops(Isa isa);
+const MatmulOps& matmul_ops();
+
 // Reference kernels (scalar, run.c's order of operations).
 void rmsnorm(float* out, const float* x, const float* weight, int n, float eps);
 void softmax(float* x, int n);

@@ -1,0 +1,218 @@
+// StageActor: the node's layer range, run for every session that passes through it.
+//
+// Per session it keeps one Transformer (its KV cache and scratch), the sampler when it holds the
+// last layer, and where results go. Messages of one session arrive in order (each comes over one
+// connection from one sender); the positions they carry are checked against the cache all the
+// same, so a confused or hostile sender gets an error, never a write outside the cache.
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include "actors.hpp"
+#include "messages.hpp"
+#include "troupe/actors/plan.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/sampler.hpp"
+#include "troupe/runtime/transformer.hpp"
+
+namespace troupe::actors {
+
+namespace {
+
+struct StageSession {
+  std::unique_ptr<Transformer> transformer;
+  std::optional<Sampler> sampler;  // the last stage's
+  std::string entry;               // where sampled tokens and errors go
+  std::string next;                // the next stage; empty for the last
+  std::vector<std::string> peers;  // every node the session depends on
+  int next_pos = 0;                // the position the next input must start at
+  uint64_t seq = 0;
+};
+
+struct StageState {
+  Routes routes;
+  std::unordered_map<uint64_t, StageSession> sessions;
+  std::vector<float> x;  // the rows being computed (one message at a time)
+};
+
+}  // namespace
+
+caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
+                          caf::actor transport) {
+  const LayerRange layers = *node->layers;
+  const ModelConfig& config = node->model->config;
+  const bool first = layers.begin == 0;
+  const bool last = layers.end == config.n_layers;
+  const std::string where = "stage " + format_range(layers) + " on " + node->name;
+  auto state = std::make_shared<StageState>();
+  state->x.resize(std::size_t(Transformer::kMaxBatch) * config.dim);
+  state->routes.transport = transport;
+  state->routes.stage = caf::actor_cast<caf::actor>(self);
+
+  auto send = [=](const std::string& to, uint64_t id, uint64_t seq, wire::Body body) {
+    send_to(self, node, state->routes, to, wire::Message{id, seq, std::move(body)});
+  };
+  auto fail = [=](uint64_t id, const std::string& entry, const std::string& why) {
+    spdlog::warn("session {:x}: {}", id, why);
+    if (!entry.empty()) send(entry, id, 0, wire::Error{1, where + ": " + why});
+    state->sessions.erase(id);
+  };
+
+  // After forward_layers on `count` rows at `pos`: on to the next stage, or (last stage) sample
+  // from the final row when asked to.
+  auto emit = [=](uint64_t id, StageSession& s, int pos, int count, bool sample) {
+    s.next_pos = pos + count;
+    if (!last) {
+      wire::Activations a =
+          wire::Activations::pack(state->x.data(), count, config.dim, node->encoding);
+      a.pos = pos;
+      a.sample = sample;
+      send(s.next, id, ++s.seq, std::move(a));
+      return;
+    }
+    if (!sample) return;
+    float* row = state->x.data() + std::size_t(count - 1) * config.dim;
+    const int token = s.sampler->sample(s.transformer->logits(row));
+    send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token});
+  };
+
+  auto check_position = [](const StageSession& s, int pos, int count) {
+    if (pos != s.next_pos) {
+      throw InputError("position " + std::to_string(pos) + " arrived where " +
+                       std::to_string(s.next_pos) + " was due");
+    }
+    if (count < 1 || count > Transformer::kMaxBatch || pos + count > s.transformer->context()) {
+      throw InputError("positions " + std::to_string(pos) + "+" + std::to_string(count) +
+                       " do not fit the session's " + std::to_string(s.transformer->context()));
+    }
+  };
+
+  auto start = [=](uint64_t id, wire::SessionStart& m) {
+    if (state->sessions.count(id)) {
+      spdlog::warn("session {:x} started twice; the second start is dropped", id);
+      return;
+    }
+    if (state->sessions.size() >= std::size_t(wire::kMaxSessions)) {
+      send(m.entry, id, 0,
+           wire::Error{1, where + " is busy: " + std::to_string(wire::kMaxSessions) + " sessions"});
+      return;
+    }
+    std::size_t i = 0;
+    while (i < m.route.size() && m.route[i].layers != layers) i++;
+    if (i == m.route.size() || (i == 0) != first || (i + 1 == m.route.size()) != last) {
+      send(m.entry, id, 0, wire::Error{1, where + ": the session's route does not fit this stage"});
+      return;
+    }
+    if (first != !m.tokens.empty() || int(m.tokens.size()) > m.steps) {
+      send(m.entry, id, 0, wire::Error{1, where + ": the session's prompt is malformed"});
+      return;
+    }
+    StageSession s;
+    try {
+      s.transformer = std::make_unique<Transformer>(*node->model, layers, m.steps, *node->pool);
+    } catch (const std::exception& e) {
+      send(m.entry, id, 0, wire::Error{1, where + ": " + e.what()});
+      return;
+    }
+    if (last) {
+      s.sampler.emplace(config.vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
+    }
+    s.entry = m.entry;
+    s.next = last ? std::string() : m.route[i + 1].address;
+    s.peers.push_back(m.entry);
+    for (const auto& r : m.route) s.peers.push_back(r.address);
+    StageSession& session = state->sessions.emplace(id, std::move(s)).first->second;
+    std::vector<int> tokens = std::move(m.tokens);
+    if (!last) {
+      // The next stage learns of the session before its first activations, over the same link.
+      m.tokens.clear();
+      send(session.next, id, ++session.seq, m);
+    }
+    // The first stage runs the prompt, a batch at a time; the next stage works on one batch while
+    // this one computes the following.
+    try {
+      const int n = static_cast<int>(tokens.size());
+      for (int at = 0; at < n; at += Transformer::kMaxBatch) {
+        const int count = std::min(Transformer::kMaxBatch, n - at);
+        for (int t = 0; t < count; t++) {
+          session.transformer->embed(tokens[at + t], state->x.data() + std::size_t(t) * config.dim);
+        }
+        session.transformer->forward_layers(state->x.data(), count, at);
+        emit(id, session, at, count, at + count == n);
+      }
+    } catch (const std::exception& e) {
+      fail(id, session.entry, e.what());
+    }
+  };
+
+  auto step = [=](uint64_t id, const wire::Step& m) {
+    auto it = state->sessions.find(id);
+    if (it == state->sessions.end()) {
+      spdlog::warn("dropped a step for unknown session {:x}", id);
+      return;
+    }
+    StageSession& s = it->second;
+    try {
+      if (!first) throw InputError("a token arrived at a stage that does not embed");
+      check_position(s, m.pos, 1);
+      s.transformer->embed(m.token, state->x.data());
+      s.transformer->forward_layers(state->x.data(), 1, m.pos);
+      emit(id, s, m.pos, 1, true);
+    } catch (const std::exception& e) {
+      fail(id, s.entry, e.what());
+    }
+  };
+
+  auto activations = [=](uint64_t id, const wire::Activations& m) {
+    auto it = state->sessions.find(id);
+    if (it == state->sessions.end()) {
+      spdlog::warn("dropped activations for unknown session {:x}", id);
+      return;
+    }
+    StageSession& s = it->second;
+    try {
+      if (first) throw InputError("activations arrived at the first stage");
+      check_position(s, m.pos, m.count);
+      m.unpack(state->x.data(), config.dim);
+      s.transformer->forward_layers(state->x.data(), m.count, m.pos);
+      emit(id, s, m.pos, m.count, m.sample);
+    } catch (const std::exception& e) {
+      fail(id, s.entry, e.what());
+    }
+  };
+
+  return {
+      [=](init_atom, caf::actor node_actor) { state->routes.node = std::move(node_actor); },
+      [=](wire_atom, const std::string&, wire::Message& message) {
+        const uint64_t id = message.session;
+        if (auto* m = std::get_if<wire::SessionStart>(&message.body)) {
+          start(id, *m);
+        } else if (auto* m = std::get_if<wire::Step>(&message.body)) {
+          step(id, *m);
+        } else if (auto* m = std::get_if<wire::Activations>(&message.body)) {
+          activations(id, *m);
+        } else if (std::get_if<wire::SessionEnd>(&message.body)) {
+          state->sessions.erase(id);
+        } else {
+          spdlog::warn("stage dropped an unexpected {} frame", wire::type_name(message.type()));
+        }
+      },
+      [=](peer_lost_atom, const std::string& address) {
+        // Sessions that needed the lost peer cannot finish; their entry (if it is alive) hears
+        // of the loss on its own.
+        for (auto it = state->sessions.begin(); it != state->sessions.end();) {
+          const auto& peers = it->second.peers;
+          if (std::find(peers.begin(), peers.end(), address) != peers.end()) {
+            spdlog::info("session {:x} dropped: peer {} was lost", it->first, address);
+            it = state->sessions.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      },
+  };
+}
+
+}  // namespace troupe::actors

@@ -1,0 +1,239 @@
+// The mesh's clients: `troupe generate` (stdout as `troupe run` prints it, byte for byte),
+// `troupe chat` (a streaming REPL) and `troupe status`. Each talks to one node (--peer), any
+// node, whether it holds a stage or not.
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "commands.hpp"
+#include "troupe/actors/client.hpp"
+#include "troupe/actors/plan.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/generate.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+// Tokens come at least this often from a working mesh; a stalled one is reported, not waited on.
+constexpr auto kReplyTimeout = std::chrono::seconds(300);
+
+struct SamplingFlags {
+  float temperature = 1.0f;
+  float topp = 0.9f;
+  long long seed = 0;
+  int steps = 256;
+};
+
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, int default_steps) {
+  f.steps = default_steps;
+  cmd->add_option("-t", f.temperature, "Temperature, 0 = greedy (default 1.0)");
+  cmd->add_option("-p", f.topp, "Top-p (nucleus) sampling threshold (default 0.9)");
+  cmd->add_option("-s", f.seed, "Random seed (default: from the clock)");
+  cmd->add_option("-n", f.steps, "Positions to run, prompt included; 0 = the model's context");
+}
+
+wire::GenerateRequest request(const SamplingFlags& f, std::string prompt, bool chat) {
+  wire::GenerateRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling = sampling_settings(f.temperature, f.topp, f.seed, std::time(nullptr));
+  r.steps = std::max(f.steps, 0);
+  r.chat = chat;
+  return r;
+}
+
+// Streams one completion's text to stdout; returns its statistics. An error from the mesh
+// throws: InputError for bad input (exit 2), RuntimeFailure otherwise (exit 1).
+GenerationStats stream(MeshClient& client, const std::string& peer, const wire::GenerateRequest& r) {
+  client.send(wire::Message{0, 1, r});
+  while (true) {
+    const wire::Message m = client.receive(kReplyTimeout);
+    if (const auto* text = std::get_if<wire::Text>(&m.body)) {
+      std::fwrite(text->text.data(), 1, text->text.size(), stdout);
+      std::fflush(stdout);
+    } else if (const auto* done = std::get_if<wire::Done>(&m.body)) {
+      return done->stats;
+    } else if (const auto* error = std::get_if<wire::Error>(&m.body)) {
+      if (error->code == 2) throw InputError(error->message);
+      throw RuntimeFailure(error->message + " (via peer " + peer + ")");
+    } else {
+      throw RuntimeFailure("peer " + peer + " sent an unexpected " + wire::type_name(m.type()) +
+                           " frame");
+    }
+  }
+}
+
+void report(const GenerationStats& s, const std::string& peer) {
+  if (s.positions > 1 && s.total_ms > 0) {
+    std::fprintf(stderr, "achieved tok/s: %f\n", (s.positions - 1) * 1000.0 / s.total_ms);
+  }
+  std::fprintf(stderr,
+               "troupe: prompt %d tok, generated %d tok, %.2f tok/s, first token %.1f ms, "
+               "%.2f ms/token, via %s\n",
+               s.prompt_tokens, s.generated_tokens, s.decode_tokens_per_s(), s.first_token_ms,
+               s.generated_tokens > 1 ? s.decode_ms / (s.generated_tokens - 1) : 0.0, peer.c_str());
+}
+
+struct GenerateFlags {
+  std::string peer;
+  SamplingFlags sampling;
+  std::string prompt;
+};
+
+int run_generate(const GenerateFlags& f) {
+  check_address(f.peer, "--peer");
+  const wire::GenerateRequest r = request(f.sampling, f.prompt, false);
+  MeshClient client(f.peer);
+  const GenerationStats stats = stream(client, f.peer, r);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  report(stats, f.peer);
+  return 0;
+}
+
+struct ChatFlags {
+  std::string peer;
+  SamplingFlags sampling;
+  std::string system_prompt;
+};
+
+// Each turn sends the whole conversation so far (Llama 2 [INST] turns, as run.c's chat renders
+// them) as one completion, and streams the reply: the mesh keeps no state between turns.
+int run_chat(const ChatFlags& f) {
+  check_address(f.peer, "--peer");
+  MeshClient client(f.peer);
+  std::string conversation, line;
+  bool first = true;
+  while (true) {
+    std::fputs("User: ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (first && !f.system_prompt.empty()) {
+      conversation += "[INST] <<SYS>>\n" + f.system_prompt + "\n<</SYS>>\n\n" + line + " [/INST]";
+    } else {
+      conversation += "[INST] " + line + " [/INST]";
+    }
+    first = false;
+    std::fputs("Assistant: ", stdout);
+    std::fflush(stdout);
+    // The reply is both printed and kept for the next turn's prompt.
+    wire::GenerateRequest r = request(f.sampling, conversation, true);
+    client.send(wire::Message{0, 1, r});
+    std::string reply;
+    while (true) {
+      const wire::Message m = client.receive(kReplyTimeout);
+      if (const auto* text = std::get_if<wire::Text>(&m.body)) {
+        reply += text->text;
+        std::fwrite(text->text.data(), 1, text->text.size(), stdout);
+        std::fflush(stdout);
+      } else if (std::get_if<wire::Done>(&m.body)) {
+        break;
+      } else if (const auto* error = std::get_if<wire::Error>(&m.body)) {
+        if (error->code == 2) throw InputError(error->message);
+        throw RuntimeFailure(error->message + " (via peer " + f.peer + ")");
+      }
+    }
+    conversation += " " + reply + " ";
+    std::fputs("\n", stdout);
+  }
+  std::fputs("\n", stdout);
+  return 0;
+}
+
+struct StatusFlags {
+  std::string peer;
+  bool json = false;
+};
+
+nlohmann::json layers_json(const std::optional<LayerRange>& r) {
+  return r ? nlohmann::json::array({r->begin, r->end}) : nlohmann::json(nullptr);
+}
+
+int run_status(const StatusFlags& f) {
+  check_address(f.peer, "--peer");
+  MeshClient client(f.peer);
+  client.send(wire::Message{0, 1, wire::StatusRequest{}});
+  const wire::Message m = client.receive(std::chrono::seconds(10));
+  const auto* s = std::get_if<wire::Status>(&m.body);
+  if (!s) throw RuntimeFailure("peer " + f.peer + " answered a status request with " + wire::type_name(m.type()));
+  if (f.json) {
+    nlohmann::json j;
+    j["node"] = s->self;
+    j["term"] = s->term;
+    j["coordinator"] = s->coordinator ? nlohmann::json(*s->coordinator) : nlohmann::json(nullptr);
+    j["members"] = nlohmann::json::array();
+    for (const auto& x : s->members) {
+      j["members"].push_back({{"name", x.name}, {"address", x.address}, {"state", x.state},
+                              {"layers", layers_json(x.layers)}});
+    }
+    j["plan"] = {{"version", s->plan_version}, {"stages", nlohmann::json::array()}};
+    for (const auto& st : s->stages) {
+      j["plan"]["stages"].push_back(
+          {{"node", st.node}, {"address", st.address}, {"layers", {st.layers.begin, st.layers.end}}});
+    }
+    j["model_layers"] = s->model_layers;
+    j["serving"] = s->serving;
+    j["problem"] = s->serving ? nlohmann::json(nullptr) : nlohmann::json(s->problem);
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("node %s: term %llu, coordinator %s\n", s->self.c_str(),
+              static_cast<unsigned long long>(s->term),
+              s->coordinator ? s->coordinator->c_str() : "none (static plan)");
+  std::printf("members:\n");
+  for (const auto& x : s->members) {
+    std::printf("  %-20s %-22s %-6s layers %s\n", x.name.c_str(), x.address.c_str(), x.state.c_str(),
+                x.layers ? format_range(*x.layers).c_str() : "none");
+  }
+  std::printf("plan v%llu (%d layers):", static_cast<unsigned long long>(s->plan_version), s->model_layers);
+  for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), format_range(st.layers).c_str());
+  std::printf("\n%s\n", s->serving ? "serving" : ("not serving: " + s->problem).c_str());
+  return 0;
+}
+
+}  // namespace
+
+void check_address(const std::string& address, const std::string& flag) {
+  const auto colon = address.rfind(':');
+  const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+  bool ok = colon != std::string::npos && colon > 0 && !port.empty() && port.size() <= 5 &&
+            port.find_first_not_of("0123456789") == std::string::npos;
+  if (ok) {
+    const int p = std::stoi(port);
+    ok = p >= 1 && p <= 65535;
+  }
+  if (!ok || address.size() > wire::kMaxNameBytes) {
+    throw InputError(flag + " " + address + ": expected HOST:PORT");
+  }
+}
+
+Action add_generate_command(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text through the mesh (as troupe run)");
+  cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
+  add_sampling_flags(cmd, f->sampling, 256);
+  cmd->add_option("-i", f->prompt, "Prompt")->required();
+  return [f] { return run_generate(*f); };
+}
+
+Action add_chat_command(CLI::App& app) {
+  auto f = std::make_shared<ChatFlags>();
+  CLI::App* cmd = app.add_subcommand("chat", "Chat through the mesh (reads turns from stdin)");
+  cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
+  cmd->add_option("-y", f->system_prompt, "System prompt");
+  add_sampling_flags(cmd, f->sampling, 0);
+  return [f] { return run_chat(*f); };
+}
+
+Action add_status_command(CLI::App& app) {
+  auto f = std::make_shared<StatusFlags>();
+  CLI::App* cmd = app.add_subcommand("status", "Show the mesh as one node sees it");
+  cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
+  cmd->add_flag("--json", f->json, "One JSON object");
+  return [f] { return run_status(*f); };
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,166 @@
+// `troupe node`: one device of the mesh. Loads the weights of its --layers range (or none: an
+// entry point only), listens at --listen, introduces itself to the --join nodes, and serves until
+// SIGINT or SIGTERM.
+#include <pthread.h>
+#include <signal.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "commands.hpp"
+#include "model_paths.hpp"
+#include "troupe/actors/node.hpp"
+#include "troupe/actors/plan.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/gguf.hpp"
+#include "troupe/runtime/llama_gguf.hpp"
+#include "troupe/runtime/mapped_file.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+struct NodeFlags {
+  std::string listen;
+  std::string model;
+  std::string tokenizer;
+  std::vector<std::string> joins;
+  std::string layers;
+  std::string name;
+  std::string mem_budget;
+  std::string http;
+  std::string activations = "f32";
+  int threads = 0;
+};
+
+// A model's shape without placing any weights, for a node that holds no stage.
+ModelConfig read_model_config(const std::string& path) {
+  MappedFile file(path);
+  const auto bytes = file.bytes();
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0) {
+    const GgufFile gguf(std::move(file));
+    return parse_gguf_model(gguf).config;
+  }
+  return parse_llama2c_checkpoint(file).config;
+}
+
+LayerRange parse_layers(const std::string& text) {
+  const auto colon = text.find(':');
+  auto number = [&](const std::string& s) {
+    if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos) {
+      throw InputError("--layers " + text + ": expected A:B, the half-open layer range [A, B)");
+    }
+    return std::stoi(s);
+  };
+  if (colon == std::string::npos) number("");
+  const LayerRange r{number(text.substr(0, colon)), number(text.substr(colon + 1))};
+  if (r.end <= r.begin) throw InputError("--layers " + text + ": the range is empty");
+  return r;
+}
+
+// "512M", "2G", "1.5GiB", "1000000": bytes. Only checked here: the coordinator that sizes
+// stages by memory arrives with the discovery issue.
+uint64_t parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  if (unit == "K" || unit == "KB" || unit == "KIB") scale = 1024.0;
+  if (unit == "M" || unit == "MB" || unit == "MIB") scale = 1024.0 * 1024;
+  if (unit == "G" || unit == "GB" || unit == "GIB") scale = 1024.0 * 1024 * 1024;
+  if (unit == "T" || unit == "TB" || unit == "TIB") scale = 1024.0 * 1024 * 1024 * 1024;
+  if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0) {
+    throw InputError("--mem-budget " + text + ": expected a size such as 512M or 2G");
+  }
+  return static_cast<uint64_t>(value * scale);
+}
+
+int run_node(const NodeFlags& flags) {
+  // Termination signals are taken by sigwait below, in this thread: block them before any other
+  // thread (thread pool, actor system, ZeroMQ) exists, so that all inherit the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  check_address(flags.listen, "--listen");
+  for (const auto& j : flags.joins) check_address(j, "--join");
+  if (!flags.http.empty()) {
+    check_address(flags.http, "--http");
+    throw InputError("--http " + flags.http + ": the HTTP API is not supported yet");
+  }
+  if (!flags.mem_budget.empty()) parse_size(flags.mem_budget);
+  if (flags.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
+
+  NodeOptions options;
+  options.listen = flags.listen;
+  options.name = flags.name.empty() ? flags.listen : flags.name;
+  options.joins = flags.joins;
+  options.threads = flags.threads;
+  options.activations = flags.activations == "f16" ? wire::ActivationEncoding::f16
+                                                   : wire::ActivationEncoding::f32;
+  if (!flags.layers.empty()) options.layers = parse_layers(flags.layers);
+  if (options.name.size() > wire::kMaxNameBytes) throw InputError("--name: too long");
+
+  auto logger = spdlog::stderr_color_mt(options.name);
+  logger->set_pattern("%^[%H:%M:%S.%e] %n %l%$: %v");
+  spdlog::set_default_logger(logger);
+
+  const std::string model_path = resolve_model(flags.model);
+  Model model;
+  if (options.layers) {
+    LoadOptions load;
+    load.layers = options.layers;
+    model = load_model(model_path, load);
+  } else {
+    model.path = model_path;
+    model.config = read_model_config(model_path);
+  }
+  const Tokenizer tokenizer = load_tokenizer(model_path, model.config.vocab_size, flags.tokenizer);
+
+  Node node(options, model, tokenizer);
+  spdlog::info("listening on {}, model {} ({}), layers {}", options.listen, model_path,
+               model_fingerprint(model.config),
+               options.layers ? format_range(*options.layers) : "none (entry point only)");
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  spdlog::info("stopping ({})", strsignal(signal));
+  node.stop();
+  return 0;
+}
+
+}  // namespace
+
+Action add_node_command(CLI::App& app) {
+  auto flags = std::make_shared<NodeFlags>();
+  CLI::App* cmd = app.add_subcommand("node", "Run one device of the mesh");
+  cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on (peers and clients)")->required();
+  cmd->add_option("--model", flags->model, "Model file (GGUF or llama2.c checkpoint) or name")
+      ->required();
+  cmd->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (default: the model's)");
+  cmd->add_option("--join", flags->joins, "HOST:PORT of a node to join (repeatable)");
+  cmd->add_option("--layers", flags->layers, "Half-open layer range A:B this node runs");
+  cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");
+  cmd->add_option("--mem-budget", flags->mem_budget, "Memory this node may use (e.g. 2G)");
+  cmd->add_option("--http", flags->http, "HOST:PORT for the HTTP API");
+  cmd->add_option("--threads", flags->threads, "Threads of the forward pass (default: all cores)");
+  cmd->add_option("--activations", flags->activations,
+                  "How hidden states travel between stages: f32 (exact) or f16")
+      ->check(CLI::IsMember({"f32", "f16"}));
+  return [flags] { return run_node(*flags); };
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,186 @@
+// The wire protocol between troupe nodes and their clients (docs/protocol.md).
+//
+// Every frame is one msgpack array: the envelope [magic, version, type, session, seq, payload],
+// where payload is an array of the message's fields in a fixed order (new fields are appended,
+// and a reader ignores fields it does not know). Activations travel as a msgpack bin of raw
+// little-endian floats (f32, or f16 as an option), never as text. Token ids travel as a bin of
+// little-endian int32.
+//
+// Decoding takes untrusted bytes: anything malformed, oversized, of another protocol version or
+// outside the limits below throws InputError with a message that says what was wrong; nothing
+// crashes, and no allocation is larger than the frame's own size allows.
+//
+// Frames carry no secrets and assume nothing about the link: a later issue authenticates and
+// encrypts the connections under them (ZeroMQ CURVE with a shared mesh key) without changing them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "troupe/runtime/generate.hpp"
+#include "troupe/runtime/model.hpp"
+
+namespace troupe::wire {
+
+inline constexpr uint32_t kMagic = 0x54525550;  // "TRUP"
+// Bumped on any change a node of the previous version would misread; frames of another version
+// are dropped (with a log line) rather than guessed at.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// Hard limits. A frame over kMaxFrameBytes is refused before it is parsed (ZeroMQ drops the
+// connection that sends one).
+inline constexpr std::size_t kMaxFrameBytes = std::size_t(16) << 20;
+inline constexpr int kMaxSessions = 64;          // in flight per node, as entry or as stage
+inline constexpr std::size_t kMaxPeers = 256;     // in a hello's peer list and in a status
+inline constexpr std::size_t kMaxRouteStages = 256;
+inline constexpr std::size_t kMaxNameBytes = 256;       // names, addresses, model fingerprints
+inline constexpr std::size_t kMaxTextBytes = 1 << 20;   // prompts, text pieces, error messages
+inline constexpr int kMaxPositions = 1 << 20;           // positions, steps, prompt tokens
+inline constexpr int kMaxActivationRows = 1024;         // positions in one activations frame
+
+enum class MessageType : uint8_t {
+  // Between nodes.
+  hello = 1,          // who I am, what I hold, whom I know; also the heartbeat
+  session_start = 2,  // a session's settings (and, to the first stage, its prompt)
+  step = 3,           // entry -> first stage: the token to run at a position
+  activations = 4,    // stage -> next stage: hidden states of `count` positions
+  sampled = 5,        // last stage -> entry: the token sampled after a position
+  session_end = 6,    // entry -> stages: drop the session's state
+  error = 7,          // a session failed (stage -> entry, entry -> client)
+  // Between a client and the node it entered through.
+  generate = 16,      // client -> entry: a completion
+  text = 17,          // entry -> client: printable text, as it comes
+  done = 18,          // entry -> client: the completion ended; statistics
+  status_request = 19,
+  status = 20,
+};
+const char* type_name(MessageType type);
+
+struct PeerInfo {
+  std::string name;
+  std::string address;  // host:port of its ROUTER socket
+  std::optional<LayerRange> layers;
+  bool operator==(const PeerInfo&) const = default;
+};
+
+struct Hello {
+  PeerInfo self;
+  std::string model;  // fingerprint of the model's shape; peers with another model are refused
+  int model_layers = 0;
+  std::vector<PeerInfo> peers;  // the other nodes this one knows of (gossip)
+};
+
+struct RouteStage {
+  std::string address;
+  LayerRange layers;
+  bool operator==(const RouteStage&) const = default;
+};
+
+struct SessionStart {
+  std::string entry;               // where sampled tokens go
+  std::vector<RouteStage> route;   // the stages in layer order
+  SamplingSettings sampling;       // the last stage's sampler (the seed travels with the session)
+  int steps = 0;                   // positions the session may run (its KV cache size)
+  std::vector<int> tokens;         // the prompt, to the first stage only
+};
+
+struct Step {
+  int pos = 0;
+  int token = 0;
+};
+
+enum class ActivationEncoding : uint8_t { f32 = 0, f16 = 1 };
+const char* encoding_name(ActivationEncoding e);
+
+struct Activations {
+  int pos = 0;        // position of the first row
+  int count = 0;      // rows
+  bool sample = false;  // the last stage samples from the last row
+  ActivationEncoding encoding = ActivationEncoding::f32;
+  std::vector<uint8_t> data;  // count * dim values, little-endian
+
+  // Packs `count` rows of `dim` floats.
+  static Activations pack(const float* x, int count, int dim, ActivationEncoding encoding);
+  // Writes the rows into x (count * dim floats); InputError when the data is not count * dim
+  // values of the encoding.
+  void unpack(float* x, int dim) const;
+};
+
+struct Sampled {
+  int pos = 0;    // positions run before this token
+  int token = 0;
+};
+
+struct SessionEnd {
+  std::string reason;
+};
+
+struct Error {
+  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure
+  std::string message;
+};
+
+struct GenerateRequest {
+  std::string prompt;
+  SamplingSettings sampling;
+  int steps = 0;      // as -n: 0 = the model's context
+  bool chat = false;  // chat turn: the prompt is not echoed and EOS ends the reply
+};
+
+struct Text {
+  std::string text;
+};
+
+struct Done {
+  GenerationStats stats;
+};
+
+struct StatusRequest {};
+
+struct Member {
+  std::string name;
+  std::string address;
+  std::string state;  // alive, suspect, dead
+  std::optional<LayerRange> layers;
+};
+
+struct PlanStage {
+  std::string node;
+  std::string address;
+  LayerRange layers;
+};
+
+struct Status {
+  std::string self;  // the answering node's name
+  uint64_t term = 0;
+  std::optional<std::string> coordinator;
+  std::vector<Member> members;
+  uint64_t plan_version = 0;
+  std::vector<PlanStage> stages;
+  int model_layers = 0;
+  bool serving = false;  // the stages cover every layer exactly once
+  std::string problem;   // why not, when not
+};
+
+using Body = std::variant<Hello, SessionStart, Step, Activations, Sampled, SessionEnd, Error,
+                          GenerateRequest, Text, Done, StatusRequest, Status>;
+
+struct Message {
+  uint64_t session = 0;
+  uint64_t seq = 0;
+  Body body;
+
+  MessageType type() const;
+};
+
+// One frame. Throws InputError when a field is over its limit.
+std::vector<uint8_t> encode(const Message& message);
+// Throws InputError for anything but one well-formed frame of this protocol version.
+Message decode(std::span<const uint8_t> frame);
+
+}  // namespace troupe::wire

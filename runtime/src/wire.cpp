@@ -1,0 +1,554 @@
+#include "troupe/runtime/wire.hpp"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <msgpack.hpp>
+#include <type_traits>
+
+#include "troupe/kernels/kernels.hpp"
+#include "troupe/runtime/error.hpp"
+
+namespace troupe::wire {
+
+static_assert(std::endian::native == std::endian::little,
+              "the wire carries little-endian floats and ints as raw bytes");
+
+const char* type_name(MessageType type) {
+  switch (type) {
+    case MessageType::hello: return "hello";
+    case MessageType::session_start: return "session_start";
+    case MessageType::step: return "step";
+    case MessageType::activations: return "activations";
+    case MessageType::sampled: return "sampled";
+    case MessageType::session_end: return "session_end";
+    case MessageType::error: return "error";
+    case MessageType::generate: return "generate";
+    case MessageType::text: return "text";
+    case MessageType::done: return "done";
+    case MessageType::status_request: return "status_request";
+    case MessageType::status: return "status";
+  }
+  return "unknown";
+}
+
+const char* encoding_name(ActivationEncoding e) {
+  return e == ActivationEncoding::f16 ? "f16" : "f32";
+}
+
+MessageType Message::type() const {
+  static constexpr MessageType kTypes[] = {
+      MessageType::hello,    MessageType::session_start, MessageType::step,
+      MessageType::activations, MessageType::sampled,    MessageType::session_end,
+      MessageType::error,    MessageType::generate,      MessageType::text,
+      MessageType::done,     MessageType::status_request, MessageType::status};
+  static_assert(std::size(kTypes) == std::variant_size_v<Body>);
+  return kTypes[body.index()];
+}
+
+// --- activations -------------------------------------------------------------------------------
+
+Activations Activations::pack(const float* x, int count, int dim, ActivationEncoding encoding) {
+  Activations a;
+  a.count = count;
+  a.encoding = encoding;
+  const std::size_t n = std::size_t(count) * dim;
+  if (encoding == ActivationEncoding::f32) {
+    a.data.resize(n * 4);
+    std::memcpy(a.data.data(), x, n * 4);
+  } else {
+    a.data.resize(n * 2);
+    for (std::size_t i = 0; i < n; i++) {
+      const uint16_t h = kernels::fp32_to_fp16(x[i]);
+      std::memcpy(a.data.data() + 2 * i, &h, 2);
+    }
+  }
+  return a;
+}
+
+void Activations::unpack(float* x, int dim) const {
+  const std::size_t n = std::size_t(count) * dim;
+  const std::size_t width = encoding == ActivationEncoding::f32 ? 4 : 2;
+  if (data.size() != n * width) {
+    throw InputError("activations: " + std::to_string(data.size()) + " bytes for " +
+                     std::to_string(count) + " rows of " + std::to_string(dim) + " " +
+                     encoding_name(encoding) + " values");
+  }
+  if (encoding == ActivationEncoding::f32) {
+    std::memcpy(x, data.data(), n * 4);
+  } else {
+    for (std::size_t i = 0; i < n; i++) {
+      uint16_t h;
+      std::memcpy(&h, data.data() + 2 * i, 2);
+      x[i] = kernels::fp16_to_fp32(h);
+    }
+  }
+}
+
+// --- encoding ----------------------------------------------------------------------------------
+
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+void check_size(std::size_t size, std::size_t limit, const char* what) {
+  if (size > limit) {
+    throw InputError(std::string(what) + " of " + std::to_string(size) + " bytes is over the limit of " +
+                     std::to_string(limit));
+  }
+}
+
+void put(Packer& p, const std::string& s, std::size_t limit, const char* what) {
+  check_size(s.size(), limit, what);
+  p.pack_str(static_cast<uint32_t>(s.size()));
+  p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void put(Packer& p, const std::optional<LayerRange>& r) {
+  if (!r) {
+    p.pack_nil();
+    return;
+  }
+  p.pack_array(2);
+  p.pack_int32(r->begin);
+  p.pack_int32(r->end);
+}
+
+void put(Packer& p, const PeerInfo& peer) {
+  p.pack_array(3);
+  put(p, peer.name, kMaxNameBytes, "peer name");
+  put(p, peer.address, kMaxNameBytes, "peer address");
+  put(p, peer.layers);
+}
+
+void put(Packer& p, const SamplingSettings& s) {
+  p.pack_array(3);
+  p.pack_float(s.temperature);
+  p.pack_float(s.topp);
+  p.pack_uint64(s.seed);
+}
+
+void put_bin(Packer& p, const void* data, std::size_t bytes) {
+  p.pack_bin(static_cast<uint32_t>(bytes));
+  p.pack_bin_body(static_cast<const char*>(data), static_cast<uint32_t>(bytes));
+}
+
+void payload(Packer& p, const Hello& m) {
+  if (m.peers.size() > kMaxPeers) throw InputError("hello: too many peers");
+  p.pack_array(4);
+  put(p, m.self);
+  put(p, m.model, kMaxNameBytes, "model fingerprint");
+  p.pack_int32(m.model_layers);
+  p.pack_array(static_cast<uint32_t>(m.peers.size()));
+  for (const auto& peer : m.peers) put(p, peer);
+}
+
+void payload(Packer& p, const SessionStart& m) {
+  if (m.route.size() > kMaxRouteStages) throw InputError("session_start: route too long");
+  if (m.tokens.size() > std::size_t(kMaxPositions)) throw InputError("session_start: too many tokens");
+  p.pack_array(5);
+  put(p, m.entry, kMaxNameBytes, "entry address");
+  p.pack_array(static_cast<uint32_t>(m.route.size()));
+  for (const auto& s : m.route) {
+    p.pack_array(2);
+    put(p, s.address, kMaxNameBytes, "stage address");
+    put(p, std::optional<LayerRange>(s.layers));
+  }
+  put(p, m.sampling);
+  p.pack_int32(m.steps);
+  std::vector<int32_t> tokens(m.tokens.begin(), m.tokens.end());
+  put_bin(p, tokens.data(), tokens.size() * 4);
+}
+
+void payload(Packer& p, const Step& m) {
+  p.pack_array(2);
+  p.pack_int32(m.pos);
+  p.pack_int32(m.token);
+}
+
+void payload(Packer& p, const Activations& m) {
+  p.pack_array(5);
+  p.pack_int32(m.pos);
+  p.pack_int32(m.count);
+  p.pack(m.sample);
+  p.pack_uint8(static_cast<uint8_t>(m.encoding));
+  check_size(m.data.size(), kMaxFrameBytes, "activations");
+  put_bin(p, m.data.data(), m.data.size());
+}
+
+void payload(Packer& p, const Sampled& m) {
+  p.pack_array(2);
+  p.pack_int32(m.pos);
+  p.pack_int32(m.token);
+}
+
+void payload(Packer& p, const SessionEnd& m) {
+  p.pack_array(1);
+  put(p, m.reason, kMaxTextBytes, "reason");
+}
+
+void payload(Packer& p, const Error& m) {
+  p.pack_array(2);
+  p.pack_int32(m.code);
+  put(p, m.message, kMaxTextBytes, "error message");
+}
+
+void payload(Packer& p, const GenerateRequest& m) {
+  p.pack_array(4);
+  put(p, m.prompt, kMaxTextBytes, "prompt");
+  put(p, m.sampling);
+  p.pack_int32(m.steps);
+  p.pack(m.chat);
+}
+
+void payload(Packer& p, const Text& m) {
+  p.pack_array(1);
+  put(p, m.text, kMaxTextBytes, "text");
+}
+
+void payload(Packer& p, const Done& m) {
+  const GenerationStats& s = m.stats;
+  p.pack_array(6);
+  p.pack_int32(s.prompt_tokens);
+  p.pack_int32(s.generated_tokens);
+  p.pack_int32(s.positions);
+  p.pack_double(s.first_token_ms);
+  p.pack_double(s.decode_ms);
+  p.pack_double(s.total_ms);
+}
+
+void payload(Packer& p, const StatusRequest&) { p.pack_array(0); }
+
+void payload(Packer& p, const Status& m) {
+  if (m.members.size() > kMaxPeers || m.stages.size() > kMaxRouteStages) {
+    throw InputError("status: too many members or stages");
+  }
+  p.pack_array(9);
+  put(p, m.self, kMaxNameBytes, "name");
+  p.pack_uint64(m.term);
+  if (m.coordinator) {
+    put(p, *m.coordinator, kMaxNameBytes, "coordinator");
+  } else {
+    p.pack_nil();
+  }
+  p.pack_array(static_cast<uint32_t>(m.members.size()));
+  for (const auto& x : m.members) {
+    p.pack_array(4);
+    put(p, x.name, kMaxNameBytes, "member name");
+    put(p, x.address, kMaxNameBytes, "member address");
+    put(p, x.state, kMaxNameBytes, "member state");
+    put(p, x.layers);
+  }
+  p.pack_uint64(m.plan_version);
+  p.pack_array(static_cast<uint32_t>(m.stages.size()));
+  for (const auto& s : m.stages) {
+    p.pack_array(3);
+    put(p, s.node, kMaxNameBytes, "stage node");
+    put(p, s.address, kMaxNameBytes, "stage address");
+    put(p, std::optional<LayerRange>(s.layers));
+  }
+  p.pack_int32(m.model_layers);
+  p.pack(m.serving);
+  put(p, m.problem, kMaxTextBytes, "problem");
+}
+
+// --- decoding ----------------------------------------------------------------------------------
+
+// The fields of one msgpack array, read in order with their types and ranges checked.
+class Fields {
+ public:
+  Fields(const msgpack::object& o, const char* what) : what_(what) {
+    if (o.type != msgpack::type::ARRAY) fail("expected an array");
+    a_ = o.via.array;
+  }
+
+  [[noreturn]] void fail(const std::string& why) const {
+    throw InputError(std::string(what_) + ": " + why);
+  }
+  const msgpack::object& next() {
+    if (i_ >= a_.size) fail("missing field " + std::to_string(i_ + 1));
+    return a_.ptr[i_++];
+  }
+  bool next_is_nil() const { return i_ < a_.size && a_.ptr[i_].type == msgpack::type::NIL; }
+  std::size_t size() const { return a_.size; }
+
+  uint64_t u64() {
+    const auto& o = next();
+    if (o.type != msgpack::type::POSITIVE_INTEGER) fail("expected an unsigned integer");
+    return o.via.u64;
+  }
+  int64_t i64() {
+    const auto& o = next();
+    if (o.type == msgpack::type::POSITIVE_INTEGER) {
+      if (o.via.u64 > uint64_t(INT64_MAX)) fail("integer out of range");
+      return static_cast<int64_t>(o.via.u64);
+    }
+    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
+    fail("expected an integer");
+  }
+  int integer(int64_t lo, int64_t hi, const char* name) {
+    const int64_t v = i64();
+    if (v < lo || v > hi) {
+      fail(std::string(name) + " " + std::to_string(v) + " is outside " + std::to_string(lo) +
+           ".." + std::to_string(hi));
+    }
+    return static_cast<int>(v);
+  }
+  bool boolean() {
+    const auto& o = next();
+    if (o.type != msgpack::type::BOOLEAN) fail("expected a boolean");
+    return o.via.boolean;
+  }
+  double real() {
+    const auto& o = next();
+    if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) return o.via.f64;
+    if (o.type == msgpack::type::POSITIVE_INTEGER) return static_cast<double>(o.via.u64);
+    if (o.type == msgpack::type::NEGATIVE_INTEGER) return static_cast<double>(o.via.i64);
+    fail("expected a number");
+  }
+  std::string str(std::size_t limit, const char* name) {
+    const auto& o = next();
+    if (o.type != msgpack::type::STR) fail(std::string(name) + ": expected a string");
+    if (o.via.str.size > limit) fail(std::string(name) + " is over " + std::to_string(limit) + " bytes");
+    return std::string(o.via.str.ptr, o.via.str.size);
+  }
+  std::span<const uint8_t> bin(const char* name) {
+    const auto& o = next();
+    if (o.type != msgpack::type::BIN) fail(std::string(name) + ": expected binary data");
+    return {reinterpret_cast<const uint8_t*>(o.via.bin.ptr), o.via.bin.size};
+  }
+  Fields array(const char* name) { return Fields(next(), name); }
+  std::optional<LayerRange> layers() {
+    if (next_is_nil()) {
+      next();
+      return std::nullopt;
+    }
+    Fields r = array("layers");
+    LayerRange range;
+    range.begin = r.integer(0, kMaxPositions, "first layer");
+    range.end = r.integer(0, kMaxPositions, "end layer");
+    if (range.end <= range.begin) fail("empty layer range");
+    return range;
+  }
+
+ private:
+  const char* what_;
+  msgpack::object_array a_{};
+  uint32_t i_ = 0;
+};
+
+PeerInfo read_peer(Fields f) {
+  PeerInfo p;
+  p.name = f.str(kMaxNameBytes, "name");
+  p.address = f.str(kMaxNameBytes, "address");
+  p.layers = f.layers();
+  return p;
+}
+
+SamplingSettings read_sampling(Fields f) {
+  SamplingSettings s;
+  s.temperature = static_cast<float>(f.real());
+  s.topp = static_cast<float>(f.real());
+  s.seed = f.u64();
+  if (!std::isfinite(s.temperature) || s.temperature < 0) f.fail("bad temperature");
+  if (!std::isfinite(s.topp) || s.topp < 0 || s.topp > 1) f.fail("bad top-p");
+  return s;
+}
+
+Body read_body(MessageType type, const msgpack::object& o) {
+  Fields f(o, type_name(type));
+  switch (type) {
+    case MessageType::hello: {
+      Hello m;
+      m.self = read_peer(f.array("peer"));
+      m.model = f.str(kMaxNameBytes, "model");
+      m.model_layers = f.integer(0, kMaxPositions, "model layers");
+      Fields peers = f.array("peers");
+      if (peers.size() > kMaxPeers) f.fail("too many peers");
+      for (std::size_t i = 0; i < peers.size(); i++) m.peers.push_back(read_peer(peers.array("peer")));
+      return m;
+    }
+    case MessageType::session_start: {
+      SessionStart m;
+      m.entry = f.str(kMaxNameBytes, "entry");
+      Fields route = f.array("route");
+      if (route.size() > kMaxRouteStages) f.fail("route too long");
+      for (std::size_t i = 0; i < route.size(); i++) {
+        Fields s = route.array("stage");
+        RouteStage stage;
+        stage.address = s.str(kMaxNameBytes, "address");
+        const auto layers = s.layers();
+        if (!layers) s.fail("stage without layers");
+        stage.layers = *layers;
+        m.route.push_back(stage);
+      }
+      m.sampling = read_sampling(f.array("sampling"));
+      m.steps = f.integer(1, kMaxPositions, "steps");
+      const auto tokens = f.bin("tokens");
+      if (tokens.size() % 4 != 0 || tokens.size() / 4 > std::size_t(kMaxPositions)) {
+        f.fail("tokens: not a whole number of int32");
+      }
+      m.tokens.resize(tokens.size() / 4);
+      std::memcpy(m.tokens.data(), tokens.data(), tokens.size());
+      return m;
+    }
+    case MessageType::step: {
+      Step m;
+      m.pos = f.integer(0, kMaxPositions, "position");
+      m.token = f.integer(0, INT32_MAX, "token");
+      return m;
+    }
+    case MessageType::activations: {
+      Activations m;
+      m.pos = f.integer(0, kMaxPositions, "position");
+      m.count = f.integer(1, kMaxActivationRows, "count");
+      m.sample = f.boolean();
+      const int encoding = f.integer(0, 1, "encoding");
+      m.encoding = static_cast<ActivationEncoding>(encoding);
+      const auto data = f.bin("data");
+      m.data.assign(data.begin(), data.end());
+      return m;
+    }
+    case MessageType::sampled: {
+      Sampled m;
+      m.pos = f.integer(0, kMaxPositions, "position");
+      m.token = f.integer(0, INT32_MAX, "token");
+      return m;
+    }
+    case MessageType::session_end: {
+      SessionEnd m;
+      m.reason = f.str(kMaxTextBytes, "reason");
+      return m;
+    }
+    case MessageType::error: {
+      Error m;
+      m.code = f.integer(0, 255, "code");
+      m.message = f.str(kMaxTextBytes, "message");
+      return m;
+    }
+    case MessageType::generate: {
+      GenerateRequest m;
+      m.prompt = f.str(kMaxTextBytes, "prompt");
+      m.sampling = read_sampling(f.array("sampling"));
+      m.steps = f.integer(0, kMaxPositions, "steps");
+      m.chat = f.boolean();
+      return m;
+    }
+    case MessageType::text: {
+      Text m;
+      m.text = f.str(kMaxTextBytes, "text");
+      return m;
+    }
+    case MessageType::done: {
+      Done m;
+      m.stats.prompt_tokens = f.integer(0, kMaxPositions, "prompt tokens");
+      m.stats.generated_tokens = f.integer(0, kMaxPositions, "generated tokens");
+      m.stats.positions = f.integer(0, kMaxPositions, "positions");
+      m.stats.first_token_ms = f.real();
+      m.stats.decode_ms = f.real();
+      m.stats.total_ms = f.real();
+      return m;
+    }
+    case MessageType::status_request:
+      return StatusRequest{};
+    case MessageType::status: {
+      Status m;
+      m.self = f.str(kMaxNameBytes, "name");
+      m.term = f.u64();
+      if (f.next_is_nil()) {
+        f.next();
+      } else {
+        m.coordinator = f.str(kMaxNameBytes, "coordinator");
+      }
+      Fields members = f.array("members");
+      if (members.size() > kMaxPeers) f.fail("too many members");
+      for (std::size_t i = 0; i < members.size(); i++) {
+        Fields x = members.array("member");
+        Member member;
+        member.name = x.str(kMaxNameBytes, "name");
+        member.address = x.str(kMaxNameBytes, "address");
+        member.state = x.str(kMaxNameBytes, "state");
+        member.layers = x.layers();
+        m.members.push_back(std::move(member));
+      }
+      m.plan_version = f.u64();
+      Fields stages = f.array("stages");
+      if (stages.size() > kMaxRouteStages) f.fail("too many stages");
+      for (std::size_t i = 0; i < stages.size(); i++) {
+        Fields x = stages.array("stage");
+        PlanStage stage;
+        stage.node = x.str(kMaxNameBytes, "node");
+        stage.address = x.str(kMaxNameBytes, "address");
+        const auto layers = x.layers();
+        if (!layers) x.fail("stage without layers");
+        stage.layers = *layers;
+        m.stages.push_back(std::move(stage));
+      }
+      m.model_layers = f.integer(0, kMaxPositions, "model layers");
+      m.serving = f.boolean();
+      m.problem = f.str(kMaxTextBytes, "problem");
+      return m;
+    }
+  }
+  throw InputError("unknown message type " + std::to_string(int(type)));
+}
+
+bool known_type(uint64_t t) {
+  return (t >= 1 && t <= 7) || (t >= 16 && t <= 20);
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode(const Message& message) {
+  msgpack::sbuffer buffer;
+  Packer p(buffer);
+  p.pack_array(6);
+  p.pack_uint32(kMagic);
+  p.pack_uint32(kProtocolVersion);
+  p.pack_uint8(static_cast<uint8_t>(message.type()));
+  p.pack_uint64(message.session);
+  p.pack_uint64(message.seq);
+  std::visit([&](const auto& body) { payload(p, body); }, message.body);
+  check_size(buffer.size(), kMaxFrameBytes, "frame");
+  const auto* data = reinterpret_cast<const uint8_t*>(buffer.data());
+  return std::vector<uint8_t>(data, data + buffer.size());
+}
+
+Message decode(std::span<const uint8_t> frame) {
+  if (frame.size() > kMaxFrameBytes) {
+    throw InputError("frame of " + std::to_string(frame.size()) + " bytes is over the limit of " +
+                     std::to_string(kMaxFrameBytes));
+  }
+  // Small containers only (the big payloads are bins), shallow nesting: a hostile header cannot
+  // make the parser reserve more than a few kilobytes per element it claims.
+  const msgpack::unpack_limit limit(/*array=*/std::max(kMaxPeers, kMaxRouteStages), /*map=*/0,
+                                    /*str=*/kMaxTextBytes, /*bin=*/kMaxFrameBytes, /*ext=*/0,
+                                    /*depth=*/6);
+  msgpack::object_handle handle;
+  std::size_t offset = 0;
+  try {
+    handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
+                             nullptr, nullptr, limit);
+  } catch (const std::exception& e) {
+    throw InputError(std::string("malformed frame (") + e.what() + ")");
+  }
+  if (offset != frame.size()) throw InputError("malformed frame (bytes after the end)");
+  Fields envelope(handle.get(), "envelope");
+  if (envelope.size() < 6) envelope.fail("too short");
+  const uint64_t magic = envelope.u64();
+  if (magic != kMagic) throw InputError("not a troupe frame (bad magic)");
+  const uint64_t version = envelope.u64();
+  if (version != kProtocolVersion) {
+    throw InputError("protocol version " + std::to_string(version) + ", this node speaks " +
+                     std::to_string(kProtocolVersion));
+  }
+  const uint64_t type = envelope.u64();
+  if (!known_type(type)) throw InputError("unknown message type " + std::to_string(type));
+  Message m;
+  m.session = envelope.u64();
+  m.seq = envelope.u64();
+  m.body = read_body(static_cast<MessageType>(type), envelope.next());
+  return m;
+}
+
+}  // namespace troupe::wire

@@ -1,0 +1,162 @@
+#include "support/nodes.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "support/process.hpp"
+#include "troupe/actors/client.hpp"
+
+namespace troupe::test {
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, std::string log_path)
+    : log_path_(std::move(log_path)) {
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (log < 0 || null < 0) throw std::runtime_error("cannot open " + log_path_);
+  const pid_t parent = getpid();
+  pid_ = fork();
+  if (pid_ == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    dup2(null, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  close(log);
+  close(null);
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0) stop(SIGKILL);
+}
+
+void BackgroundProcess::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+bool BackgroundProcess::running() {
+  if (pid_ <= 0) return false;
+  if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int BackgroundProcess::stop(int sig, std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return status_;
+  ::kill(pid_, sig);
+  ::kill(pid_, SIGCONT);  // a stopped process must run to take the signal
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (waitpid(pid_, &status_, WNOHANG) != pid_) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, &status_, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pid_ = -1;
+  return status_;
+}
+
+std::string BackgroundProcess::log() const {
+  std::ifstream f(log_path_);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    throw std::runtime_error("no free port");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string stories_model() { return shared_dir() + "/models/stories260K/stories260K.bin"; }
+std::string stories_tokenizer() { return shared_dir() + "/models/stories260K/tok512.bin"; }
+
+Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args)
+    : dir_(temp_dir()) {
+  for (const auto& n : nodes) {
+    names_.push_back(n.name);
+    addresses_.push_back("127.0.0.1:" + std::to_string(free_port()));
+  }
+  for (std::size_t i = 0; i < nodes.size(); i++) {
+    std::vector<std::string> argv = {TROUPE_BINARY,  "node",      "--listen", addresses_[i],
+                                     "--model",      stories_model(), "--tokenizer",
+                                     stories_tokenizer(), "--name", names_[i], "--threads", "1"};
+    if (nodes[i].layers) {
+      argv.push_back("--layers");
+      argv.push_back(std::to_string(nodes[i].layers->first) + ":" +
+                     std::to_string(nodes[i].layers->second));
+    }
+    if (i > 0) {
+      argv.push_back("--join");
+      argv.push_back(addresses_[0]);
+    }
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    processes_.push_back(
+        std::make_unique<BackgroundProcess>(argv, dir_ + "/" + names_[i] + ".log"));
+  }
+}
+
+Mesh::~Mesh() {
+  for (auto& p : processes_) p->stop(SIGTERM, std::chrono::seconds(3));
+}
+
+bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (std::size_t i = 0; i < addresses_.size(); i++) {
+    while (true) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      try {
+        MeshClient client(addresses_[i], std::chrono::milliseconds(500));
+        client.send(wire::Message{0, 1, wire::StatusRequest{}});
+        const auto m = client.receive(std::chrono::milliseconds(500));
+        const auto* s = std::get_if<wire::Status>(&m.body);
+        if (s && s->serving) break;
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return true;
+}
+
+std::string Mesh::logs() const {
+  std::string all;
+  for (std::size_t i = 0; i < processes_.size(); i++) {
+    all += "--- " + names_[i] + " (" + addresses_[i] + ")\n" + processes_[i]->log();
+  }
+  return all;
+}
+
+}  // namespace troupe::test

@@ -1,0 +1,71 @@
+// Real `troupe node` processes on 127.0.0.1 for the pipeline tests: started in the background,
+// always stopped (the destructors kill them; they also die with the test process, through
+// PR_SET_PDEATHSIG, should it be killed itself).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace troupe::test {
+
+// A child process whose stdout and stderr go to a log file.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv, std::string log_path);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig);
+  // Sends `sig` and waits for the exit; SIGKILL after `grace` if it has not exited by then.
+  // Returns the exit status as waitpid gives it.
+  int stop(int sig, std::chrono::milliseconds grace = std::chrono::seconds(5));
+  bool running();
+  std::string log() const;  // what it has written so far
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  std::string log_path_;
+};
+
+// A TCP port on 127.0.0.1 that nothing listens on right now.
+int free_port();
+
+struct NodeSpec {
+  std::string name;
+  std::optional<std::pair<int, int>> layers;  // none: an entry point only
+};
+
+// One node per spec, each joining the first, all on stories260K.
+class Mesh {
+ public:
+  explicit Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args = {});
+  ~Mesh();
+
+  // Waits until every node reports that the mesh serves; false on timeout.
+  bool wait_serving(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  std::size_t size() const { return addresses_.size(); }
+  const std::string& address(std::size_t i) const { return addresses_.at(i); }
+  BackgroundProcess& process(std::size_t i) { return *processes_.at(i); }
+  std::string logs() const;  // every node's log, headed by its name
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::string> addresses_;
+  std::vector<std::unique_ptr<BackgroundProcess>> processes_;
+  std::string dir_;
+};
+
+// stories260K's model and tokenizer paths.
+std::string stories_model();
+std::string stories_tokenizer();
+
+}  // namespace troupe::test

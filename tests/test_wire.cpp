@@ -1,0 +1,179 @@
+// The wire codec: every message survives a round trip, and no bytes make decoding crash.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+
+#include "troupe/actors/plan.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/wire.hpp"
+
+using namespace troupe;
+using namespace troupe::wire;
+
+namespace {
+
+std::vector<Message> samples() {
+  Hello hello;
+  hello.self = {"a", "127.0.0.1:7000", LayerRange{0, 2}};
+  hello.model = "dim 64";
+  hello.model_layers = 5;
+  hello.peers = {{"b", "127.0.0.1:7001", std::nullopt}, {"c", "10.0.0.3:9", LayerRange{2, 5}}};
+  SessionStart start;
+  start.entry = "127.0.0.1:7000";
+  start.route = {{"127.0.0.1:7000", {0, 2}}, {"127.0.0.1:7001", {2, 5}}};
+  start.sampling = {0.8f, 0.9f, 1234567890123ull};
+  start.steps = 256;
+  start.tokens = {1, 400, 511, 0};
+  const float x[6] = {1.5f, -2.25f, 3e-8f, 1e30f, -0.0f, 42};
+  Activations act = Activations::pack(x, 2, 3, ActivationEncoding::f32);
+  act.pos = 17;
+  act.sample = true;
+  GenerateRequest gen;
+  gen.prompt = "Once upon a time \xe2\x9c\x93";
+  gen.sampling = {0, 0.5f, 7};
+  gen.steps = 0;
+  gen.chat = true;
+  Done done;
+  done.stats.prompt_tokens = 5;
+  done.stats.generated_tokens = 100;
+  done.stats.positions = 104;
+  done.stats.first_token_ms = 1.5;
+  done.stats.decode_ms = 20.25;
+  done.stats.total_ms = 22;
+  Status status;
+  status.self = "a";
+  status.coordinator = "b";
+  status.members = {{"a", "127.0.0.1:7000", "alive", LayerRange{0, 2}},
+                    {"e", "127.0.0.1:7002", "dead", std::nullopt}};
+  status.plan_version = 3;
+  status.stages = {{"a", "127.0.0.1:7000", {0, 2}}};
+  status.model_layers = 5;
+  status.problem = "layers 2:5 are held by no live node";
+  return {
+      {1, 2, hello},
+      {0xffffffffffffffffull, 3, start},
+      {5, 4, Step{300, 17}},
+      {6, 5, act},
+      {7, 6, Sampled{301, 2}},
+      {8, 7, SessionEnd{"done"}},
+      {9, 8, Error{2, "prompt too long"}},
+      {0, 1, gen},
+      {10, 9, Text{"piece"}},
+      {10, 10, done},
+      {0, 11, StatusRequest{}},
+      {0, 12, status},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("every message survives encoding and decoding", "[wire]") {
+  for (const Message& m : samples()) {
+    const std::vector<uint8_t> frame = encode(m);
+    const Message back = decode(frame);
+    INFO(type_name(m.type()));
+    CHECK(back.type() == m.type());
+    CHECK(back.session == m.session);
+    CHECK(back.seq == m.seq);
+    CHECK(encode(back) == frame);  // every field came back
+  }
+  const Message start = decode(encode(samples()[1]));
+  const auto& s = std::get<SessionStart>(start.body);
+  CHECK(s.tokens == std::vector<int>{1, 400, 511, 0});
+  CHECK(s.sampling.seed == 1234567890123ull);
+  CHECK(s.sampling.temperature == 0.8f);
+  CHECK(s.route[1].layers == LayerRange{2, 5});
+  const Message act = decode(encode(samples()[3]));
+  const auto& a = std::get<Activations>(act.body);
+  float x[6];
+  a.unpack(x, 3);
+  CHECK(x[0] == 1.5f);
+  CHECK(x[2] == 3e-8f);
+  CHECK(x[3] == 1e30f);
+  CHECK(std::signbit(x[4]));
+  CHECK_THROWS_AS(a.unpack(x, 2), InputError);  // rows of another width
+}
+
+TEST_CASE("activations are compact binary: f32 exactly, f16 at half the size", "[wire]") {
+  std::vector<float> x(288 * 3);
+  for (std::size_t i = 0; i < x.size(); i++) x[i] = std::sin(float(i)) * 3;
+  const auto f32 = encode({1, 1, Activations::pack(x.data(), 3, 288, ActivationEncoding::f32)});
+  const auto f16 = encode({1, 1, Activations::pack(x.data(), 3, 288, ActivationEncoding::f16)});
+  CHECK(f32.size() < x.size() * 4 + 40);
+  CHECK(f16.size() < x.size() * 2 + 40);
+  std::vector<float> y(x.size());
+  std::get<Activations>(decode(f16).body).unpack(y.data(), 288);
+  for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(x[i] - y[i]) <= std::fabs(x[i]) / 1024 + 1e-7f);
+}
+
+TEST_CASE("malformed frames throw InputError and never crash", "[wire]") {
+  for (const Message& m : samples()) {
+    const std::vector<uint8_t> frame = encode(m);
+    // Every truncation, and every single-byte change, is either an error or a valid frame.
+    for (std::size_t n = 0; n < frame.size(); n++) {
+      CHECK_THROWS_AS(decode({frame.data(), n}), InputError);
+    }
+    for (std::size_t i = 0; i < std::min<std::size_t>(frame.size(), 200); i++) {
+      for (uint8_t v : {uint8_t(0x00), uint8_t(0xff), uint8_t(0xc1), uint8_t(frame[i] ^ 0x10)}) {
+        std::vector<uint8_t> bad = frame;
+        bad[i] = v;
+        try {
+          decode(bad);
+        } catch (const InputError&) {
+        }
+      }
+    }
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; i++) {
+    std::vector<uint8_t> noise(rng() % 64);
+    for (auto& b : noise) b = static_cast<uint8_t>(rng());
+    try {
+      decode(noise);
+    } catch (const InputError&) {
+    }
+  }
+}
+
+TEST_CASE("frames of another version or over the limits are refused", "[wire]") {
+  std::vector<uint8_t> frame = encode({0, 1, StatusRequest{}});
+  frame[6] = 2;
+  CHECK_THROWS_WITH(decode(frame), Catch::Contains("protocol version 2"));
+  frame[6] = kProtocolVersion;
+  frame[2] ^= 1;
+  CHECK_THROWS_WITH(decode(frame), Catch::Contains("magic"));
+  // Bytes after the frame.
+  std::vector<uint8_t> longer = encode({0, 1, StatusRequest{}});
+  longer.push_back(0);
+  CHECK_THROWS_AS(decode(longer), InputError);
+  // A hello that claims 2^32 peers allocates nothing.
+  std::vector<uint8_t> hello = {0x96, 0xce, 0x54, 0x52, 0x55, 0x50, 0x01, 0x01, 0x00, 0x00,
+                                0x94, 0x93, 0xa1, 'a', 0xa1, 'b', 0xc0, 0xa0, 0x05,
+                                0xdd, 0xff, 0xff, 0xff, 0xff};
+  CHECK_THROWS_AS(decode(hello), InputError);
+  Text big;
+  big.text.assign(kMaxTextBytes + 1, 'x');
+  CHECK_THROWS_AS(encode({0, 1, big}), InputError);
+  CHECK_THROWS_AS(decode(std::vector<uint8_t>(kMaxFrameBytes + 1, 0x90)), InputError);
+  // Values out of range.
+  CHECK_THROWS_AS(decode(encode({0, 1, Step{-1, 3}})), InputError);
+  GenerateRequest nan_temp;
+  nan_temp.sampling.temperature = NAN;
+  CHECK_THROWS_AS(decode(encode({0, 1, nan_temp})), InputError);
+}
+
+TEST_CASE("the static plan serves only when every layer is held exactly once", "[wire][plan]") {
+  const Plan ok = make_static_plan({{"b", "x:2", {2, 5}}, {"a", "x:1", {0, 2}}}, 5);
+  CHECK(ok.complete);
+  REQUIRE(ok.stages.size() == 2);
+  CHECK(ok.stages[0].name == "a");
+  const Plan gap = make_static_plan({{"a", "x:1", {0, 2}}, {"b", "x:2", {3, 5}}}, 5);
+  CHECK_FALSE(gap.complete);
+  CHECK(gap.problem == "layers 2:3 are held by no live node");
+  const Plan tail = make_static_plan({{"a", "x:1", {0, 2}}}, 5);
+  CHECK(tail.problem == "layers 2:5 are held by no live node");
+  const Plan twice = make_static_plan({{"a", "x:1", {0, 3}}, {"b", "x:2", {2, 5}}}, 5);
+  CHECK_FALSE(twice.complete);
+  CHECK(twice.problem == "layers 2:3 (a and b) are held twice");
+  CHECK(make_static_plan({}, 5).problem == "layers 0:5 are held by no live node");
+}

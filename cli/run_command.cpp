@@ -119,16 +119,10 @@ void chat(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler
 }
 
 int run(RunOptions opt) {
-  // run.c's clamping of out-of-range values, kept for drop-in compatibility.
-  if (!std::isfinite(opt.temperature)) throw InputError("-t: temperature must be a number");
-  if (!std::isfinite(opt.topp)) throw InputError("-p: top-p must be a number");
-  if (opt.temperature < 0) opt.temperature = 0;
-  if (opt.topp < 0 || opt.topp > 1) opt.topp = 0.9f;
-  if (opt.steps < 0) opt.steps = 0;
+  // run.c's clamping of out-of-range values, shared with `troupe generate`.
+  const SamplingSettings sampling =
+      sampling_settings(opt.temperature, opt.topp, opt.seed, std::time(nullptr));
   if (opt.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
-  // run.c reads the seed with atoi into an unsigned 64-bit value; 0 means "from the clock".
-  uint64_t seed = static_cast<uint64_t>(static_cast<int64_t>(opt.seed));
-  if (seed == 0) seed = static_cast<unsigned int>(std::time(nullptr));
 
   LoadOptions load;
   load.mmap = opt.mmap;
@@ -142,9 +136,9 @@ int run(RunOptions opt) {
   const Model model = load_model(model_path, load);
   progress.finish();
   const ModelConfig& c = model.config;
-  const int steps = (opt.steps == 0 || opt.steps > c.seq_len) ? c.seq_len : opt.steps;
+  const int steps = positions_to_run(opt.steps, c.seq_len);
   const Tokenizer tokenizer = load_tokenizer(model_path, c.vocab_size, opt.tokenizer);
-  Sampler sampler(c.vocab_size, opt.temperature, opt.topp, seed);
+  Sampler sampler(c.vocab_size, sampling.temperature, sampling.topp, sampling.seed);
   ThreadPool pool(opt.threads);
   Transformer transformer(model, LayerRange{0, c.n_layers}, steps, pool);
 

@@ -53,6 +53,7 @@ if [[ ${BENCH_SMALL_ONLY:-0} != 1 ]]; then
 fi
 
 # --- 2. memory read bandwidth (after writing, so write-back does not compete) -------------------
+sync
 bw_json=$("$BANDWIDTH" --threads "$THREADS" --json)
 GBPS=$(sed -nE 's/.*"read_gbps":([0-9.]+).*/\1/p' <<<"$bw_json")
 [[ -n $GBPS ]] || { log "could not parse bandwidth output: $bw_json"; exit 1; }

@@ -22,6 +22,8 @@
 using namespace troupe;
 using troupe::test::run_troupe;
 using troupe::test::shared_dir;
+using troupe::test::TempDir;
+using troupe::test::read_all;
 
 namespace {
 
@@ -29,17 +31,6 @@ const std::string kStories = shared_dir() + "/models/stories260K";
 const std::string kBin = kStories + "/stories260K.bin";
 const std::string kTok = kStories + "/tok512.bin";
 const std::string kLlamaCpp = kStories + "/stories260K-llamacpp-f32.gguf";
-
-struct TempDir {
-  std::string path = troupe::test::temp_dir();
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
 
 std::string describe_args(const std::vector<std::string>& args) {
   std::string s;

@@ -13,23 +13,12 @@
 
 using namespace troupe;
 using troupe::test::shared_dir;
+using troupe::test::TempDir;
+using troupe::test::read_all;
+using troupe::test::write_all;
 
 namespace {
 
-// A temp directory removed at the end of the test.
-struct TempDir {
-  std::string path = troupe::test::temp_dir();
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-void write_all(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), bytes.size());
-}
 
 // Builds GGUF bytes by hand, for layouts the writer would refuse to produce.
 struct Bytes {

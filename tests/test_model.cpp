@@ -11,17 +11,11 @@
 
 using namespace troupe;
 using troupe::test::shared_dir;
+using troupe::test::read_all;
+using troupe::test::write_all;
 
 namespace {
 std::string stories_path() { return shared_dir() + "/models/stories260K/stories260K.bin"; }
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-void write_all(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), bytes.size());
-}
 
 // Logits for a fixed token sequence, one position after another.
 std::vector<std::vector<float>> run_tokens(const Model& m, int threads) {

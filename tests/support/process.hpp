@@ -30,4 +30,14 @@ std::string shared_dir();
 // A fresh empty directory for a test's files.
 std::string temp_dir();
 
+// A temp directory removed at the end of the test.
+struct TempDir {
+  std::string path = temp_dir();
+  ~TempDir();
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string read_all(const std::string& path);
+void write_all(const std::string& path, const std::string& bytes);
+
 }  // namespace troupe::test

@@ -134,18 +134,6 @@ ModelConfig shape_config(const SynthOptions& opt, std::string& name, bool& tied)
     check_range("--kv-heads", opt.kv_heads, 1, 1 << 10);
     check_range("--vocab", opt.vocab, 3, 1 << 22);
     check_range("--seq-len", opt.seq_len, 1, 1 << 20);
-    if (opt.dim % opt.heads != 0) {
-      throw InputError("--dim " + std::to_string(opt.dim) + " is not a multiple of --heads " +
-                       std::to_string(opt.heads));
-    }
-    if (opt.heads % opt.kv_heads != 0) {
-      throw InputError("--heads " + std::to_string(opt.heads) + " is not a multiple of --kv-heads " +
-                       std::to_string(opt.kv_heads));
-    }
-    if ((opt.dim / opt.heads) % 2 != 0) {
-      throw InputError("--dim / --heads = " + std::to_string(opt.dim / opt.heads) +
-                       ": the head size must be even (RoPE rotates pairs)");
-    }
     c.dim = opt.dim;
     c.hidden_dim = opt.hidden;
     c.n_layers = opt.layers;
@@ -153,6 +141,9 @@ ModelConfig shape_config(const SynthOptions& opt, std::string& name, bool& tied)
     c.n_kv_heads = opt.kv_heads;
     c.vocab_size = opt.vocab;
     c.seq_len = opt.seq_len;
+    if (const std::string problem = c.shape_problem(); !problem.empty()) {
+      throw InputError("custom shape (--dim, --heads, --kv-heads): " + problem);
+    }
     name = "custom";
     tied = opt.tied;
   }

@@ -101,11 +101,9 @@ Model parse_gguf_model(const GgufFile& f) {
       !std::isfinite(c.rms_eps)) {
     throw InputError(f.path() + ": rope base or rms epsilon is not a positive number");
   }
-  if (c.dim % c.n_heads != 0) throw InputError(f.path() + ": embedding_length is not a multiple of head_count");
-  if (c.n_heads % c.n_kv_heads != 0) {
-    throw InputError(f.path() + ": head_count is not a multiple of head_count_kv");
+  if (const std::string problem = c.shape_problem(); !problem.empty()) {
+    throw InputError(f.path() + ": " + problem);
   }
-  if (c.head_size() % 2 != 0) throw InputError(f.path() + ": head size is odd (RoPE rotates pairs)");
   if (auto rot = f.get_int("llama.rope.dimension_count"); rot && *rot != c.head_size()) {
     throw InputError(f.path() + ": partial rotary embeddings (rope.dimension_count " +
                      std::to_string(*rot) + " of head size " + std::to_string(c.head_size()) +

@@ -74,9 +74,7 @@ void check_config(const std::string& path, ModelConfig& c) {
   in_range("vocab_size", c.vocab_size, 1 << 22);
   in_range("seq_len", c.seq_len, 1 << 20);
   if (c.vocab_size < 3) bad("vocab_size " + std::to_string(c.vocab_size) + " leaves no room for BOS and EOS");
-  if (c.dim % c.n_heads != 0) bad("dim is not a multiple of n_heads");
-  if (c.n_heads % c.n_kv_heads != 0) bad("n_heads is not a multiple of n_kv_heads");
-  if (c.head_size() % 2 != 0) bad("head size is odd (RoPE rotates pairs)");
+  if (const std::string problem = c.shape_problem(); !problem.empty()) bad(problem);
 }
 
 // Reads the seven header ints; the sign of vocab_size says whether the classifier is shared.

@@ -170,7 +170,7 @@ uint64_t LlamaTensor::bytes() const {
 
 LlamaGgufLayout llama_gguf_layout(const ModelConfig& c, bool tied, GgmlType type) {
   if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers < 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
-      c.vocab_size <= 0 || c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0) {
+      c.vocab_size <= 0 || !c.shape_problem().empty()) {
     throw InputError("not a usable model shape (dim " + std::to_string(c.dim) + ", hidden " +
                      std::to_string(c.hidden_dim) + ", layers " + std::to_string(c.n_layers) +
                      ", heads " + std::to_string(c.n_heads) + ", kv heads " +

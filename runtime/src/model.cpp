@@ -17,6 +17,20 @@ namespace troupe {
 
 namespace k = troupe::kernels;
 
+std::string ModelConfig::shape_problem() const {
+  if (dim % n_heads != 0) {
+    return "dim " + std::to_string(dim) + " is not a multiple of n_heads " + std::to_string(n_heads);
+  }
+  if (n_heads % n_kv_heads != 0) {
+    return "n_heads " + std::to_string(n_heads) + " is not a multiple of n_kv_heads " +
+           std::to_string(n_kv_heads);
+  }
+  if (head_size() % 2 != 0) {
+    return "head size " + std::to_string(head_size()) + " is odd (RoPE rotates pairs)";
+  }
+  return "";
+}
+
 const char* weight_type_name(WeightType type) {
   switch (type) {
     case WeightType::f32: return "f32";

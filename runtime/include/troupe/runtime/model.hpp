@@ -33,6 +33,9 @@ struct ModelConfig {
 
   int head_size() const { return dim / n_heads; }
   int kv_dim() const { return dim * n_kv_heads / n_heads; }
+  // What makes these (positive) sizes unusable together, or "" when nothing does: heads must
+  // split dim evenly, kv heads must split the heads, and RoPE needs an even head size.
+  std::string shape_problem() const;
 };
 
 // Half-open range of layer indices [begin, end).

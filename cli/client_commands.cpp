@@ -10,7 +10,7 @@
 
 #include "commands.hpp"
 #include "troupe/actors/client.hpp"
-#include "troupe/actors/plan.hpp"
+#include "troupe/discovery/planner.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/generate.hpp"
 
@@ -167,7 +167,9 @@ int run_status(const StatusFlags& f) {
     j["members"] = nlohmann::json::array();
     for (const auto& x : s->members) {
       j["members"].push_back({{"name", x.name}, {"address", x.address}, {"state", x.state},
-                              {"layers", layers_json(x.layers)}});
+                              {"layers", layers_json(x.layers)}, {"mem_budget", x.mem_budget},
+                              {"throughput_gbs", x.throughput}, {"cores", x.cores},
+                              {"arch", x.arch}});
     }
     j["plan"] = {{"version", s->plan_version}, {"stages", nlohmann::json::array()}};
     for (const auto& st : s->stages) {
@@ -182,14 +184,16 @@ int run_status(const StatusFlags& f) {
   }
   std::printf("node %s: term %llu, coordinator %s\n", s->self.c_str(),
               static_cast<unsigned long long>(s->term),
-              s->coordinator ? s->coordinator->c_str() : "none (static plan)");
+              s->coordinator ? s->coordinator->c_str() : "none yet");
   std::printf("members:\n");
   for (const auto& x : s->members) {
-    std::printf("  %-20s %-22s %-6s layers %s\n", x.name.c_str(), x.address.c_str(), x.state.c_str(),
-                x.layers ? format_range(*x.layers).c_str() : "none");
+    std::printf("  %-20s %-22s %-7s layers %-7s %5.1f GB/s %3d cores %s, budget %.0f MiB\n",
+                x.name.c_str(), x.address.c_str(), x.state.c_str(),
+                x.layers ? discovery::format_range(*x.layers).c_str() : "none", x.throughput, x.cores,
+                x.arch.c_str(), double(x.mem_budget) / (1 << 20));
   }
   std::printf("plan v%llu (%d layers):", static_cast<unsigned long long>(s->plan_version), s->model_layers);
-  for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), format_range(st.layers).c_str());
+  for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), discovery::format_range(st.layers).c_str());
   std::printf("\n%s\n", s->serving ? "serving" : ("not serving: " + s->problem).c_str());
   return 0;
 }

@@ -1,6 +1,6 @@
-// `troupe node`: one device of the mesh. Loads the weights of its --layers range (or none: an
-// entry point only), listens at --listen, introduces itself to the --join nodes, and serves until
-// SIGINT or SIGTERM.
+// `troupe node`: one device of the mesh. Listens at --listen, joins the mesh through the --join
+// members, and holds the layers the coordinator assigns it (or, with --layers, the range pinned
+// by hand, loaded before it listens), until SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
@@ -15,7 +15,7 @@
 #include "commands.hpp"
 #include "model_paths.hpp"
 #include "troupe/actors/node.hpp"
-#include "troupe/actors/plan.hpp"
+#include "troupe/discovery/planner.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/gguf.hpp"
 #include "troupe/runtime/llama_gguf.hpp"
@@ -63,8 +63,7 @@ LayerRange parse_layers(const std::string& text) {
   return r;
 }
 
-// "512M", "2G", "1.5GiB", "1000000": bytes. Only checked here: the coordinator that sizes
-// stages by memory arrives with the discovery issue.
+// "512M", "2G", "1.5GiB", "1000000": bytes.
 uint64_t parse_size(const std::string& text) {
   std::size_t used = 0;
   double value = 0;
@@ -102,7 +101,7 @@ int run_node(const NodeFlags& flags) {
     check_address(flags.http, "--http");
     throw InputError("--http " + flags.http + ": the HTTP API is not supported yet");
   }
-  if (!flags.mem_budget.empty()) parse_size(flags.mem_budget);
+  const uint64_t mem_budget = flags.mem_budget.empty() ? 0 : parse_size(flags.mem_budget);
   if (flags.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
 
   NodeOptions options;
@@ -110,6 +109,7 @@ int run_node(const NodeFlags& flags) {
   options.name = flags.name.empty() ? flags.listen : flags.name;
   options.joins = flags.joins;
   options.threads = flags.threads;
+  options.mem_budget = mem_budget;
   options.activations = flags.activations == "f16" ? wire::ActivationEncoding::f16
                                                    : wire::ActivationEncoding::f32;
   if (!flags.layers.empty()) options.layers = parse_layers(flags.layers);
@@ -120,21 +120,25 @@ int run_node(const NodeFlags& flags) {
   spdlog::set_default_logger(logger);
 
   const std::string model_path = resolve_model(flags.model);
-  Model model;
+  auto model = std::make_shared<Model>();
   if (options.layers) {
     LoadOptions load;
     load.layers = options.layers;
-    model = load_model(model_path, load);
+    *model = load_model(model_path, load);
   } else {
-    model.path = model_path;
-    model.config = read_model_config(model_path);
+    model->path = model_path;
+    model->config = read_model_config(model_path);
   }
-  const Tokenizer tokenizer = load_tokenizer(model_path, model.config.vocab_size, flags.tokenizer);
+  if (options.layers && options.layers->end > model->config.n_layers) {
+    throw InputError("--layers " + flags.layers + ": the model has " +
+                     std::to_string(model->config.n_layers) + " layers");
+  }
+  const Tokenizer tokenizer = load_tokenizer(model_path, model->config.vocab_size, flags.tokenizer);
 
   Node node(options, model, tokenizer);
   spdlog::info("listening on {}, model {} ({}), layers {}", options.listen, model_path,
-               model_fingerprint(model.config),
-               options.layers ? format_range(*options.layers) : "none (entry point only)");
+               model_identity(*model),
+               options.layers ? discovery::format_range(*options.layers) : "as the coordinator plans");
   int signal = 0;
   sigwait(&stop_signals, &signal);
   spdlog::info("stopping ({})", strsignal(signal));
@@ -152,7 +156,8 @@ Action add_node_command(CLI::App& app) {
       ->required();
   cmd->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (default: the model's)");
   cmd->add_option("--join", flags->joins, "HOST:PORT of a node to join (repeatable)");
-  cmd->add_option("--layers", flags->layers, "Half-open layer range A:B this node runs");
+  cmd->add_option("--layers", flags->layers,
+                  "Pin the half-open layer range A:B to this node (default: the coordinator plans)");
   cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");
   cmd->add_option("--mem-budget", flags->mem_budget, "Memory this node may use (e.g. 2G)");
   cmd->add_option("--http", flags->http, "HOST:PORT for the HTTP API");

@@ -204,26 +204,34 @@ TEST_CASE("garbage, oversized frames, wrong versions and unknown sessions are dr
   dealer.send(zmq::buffer(wire::encode(wire::Message{0, 3, wire::Text{"stray"}})));
   dealer.send(zmq::buffer(std::string("two")), zmq::send_flags::sndmore);
   dealer.send(zmq::buffer(std::string("parts")));
-  std::vector<uint8_t> truncated = wire::encode(wire::Message{0, 4, wire::Hello{}});
+  std::vector<uint8_t> truncated = wire::encode(wire::Message{0, 4, wire::Gossip{}});
   truncated.resize(truncated.size() / 2);
   dealer.send(zmq::buffer(truncated));
-  // Hellos that must not disturb the plan: another model, an address that is not one, gossip of
-  // peers that cannot exist.
-  wire::Hello other_model;
-  other_model.self = {"mallory", "127.0.0.1:1", troupe::LayerRange{0, 5}};
-  other_model.model = "dim 1";
-  other_model.model_layers = 5;
+  // Gossip that must not disturb the mesh: a member of another model, a sender whose address is
+  // not one, and members that cannot exist.
+  const troupe::Model model = troupe::load_model(stories_model());
+  wire::MemberInfo mallory;
+  mallory.name = "mallory";
+  mallory.address = "127.0.0.1:1";
+  mallory.model = "another model";
+  mallory.model_layers = 5;
+  mallory.layers = troupe::LayerRange{0, 5};
+  wire::Gossip other_model;
+  other_model.kind = wire::Gossip::Kind::sync_reply;
+  other_model.from = "127.0.0.1:1";
+  other_model.updates = {{mallory, wire::MemberState::alive, 1}};
   dealer.send(zmq::buffer(wire::encode(wire::Message{0, 5, other_model})));
-  const auto config = troupe::load_model(stories_model()).config;
-  wire::Hello bad_address;
-  bad_address.self = {"eve", "not an address", troupe::LayerRange{0, 5}};
-  bad_address.model = troupe::model_fingerprint(config);
-  bad_address.model_layers = config.n_layers;
+  wire::Gossip bad_address = other_model;
+  bad_address.kind = wire::Gossip::Kind::ping;
+  bad_address.from = "not an address";
   dealer.send(zmq::buffer(wire::encode(wire::Message{0, 6, bad_address})));
-  wire::Hello gossip = bad_address;
-  gossip.self = {"trent", "127.0.0.1:1", std::nullopt};
-  gossip.peers = {{"x", "127.0.0.1:99999", std::nullopt}, {"y", "%%%:1", std::nullopt}};
-  dealer.send(zmq::buffer(wire::encode(wire::Message{0, 7, gossip})));
+  wire::Gossip bogus = other_model;
+  wire::MemberInfo x = mallory, y = mallory;
+  x.model = y.model = troupe::model_identity(model);
+  x.address = "127.0.0.1:99999";
+  y.address = "%%%:1";
+  bogus.updates = {{x, wire::MemberState::alive, 1}, {y, wire::MemberState::alive, 1}};
+  dealer.send(zmq::buffer(wire::encode(wire::Message{0, 7, bogus})));
   // A frame over the limit: ZeroMQ drops the connection that sends it.
   zmq::socket_t big_sender(context, zmq::socket_type::dealer);
   big_sender.set(zmq::sockopt::linger, 0);

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <random>
 
-#include "troupe/actors/plan.hpp"
+#include "troupe/discovery/planner.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/wire.hpp"
 
@@ -13,11 +13,36 @@ using namespace troupe::wire;
 namespace {
 
 std::vector<Message> samples() {
-  Hello hello;
-  hello.self = {"a", "127.0.0.1:7000", LayerRange{0, 2}};
-  hello.model = "dim 64";
-  hello.model_layers = 5;
-  hello.peers = {{"b", "127.0.0.1:7001", std::nullopt}, {"c", "10.0.0.3:9", LayerRange{2, 5}}};
+  MemberInfo a;
+  a.name = "a";
+  a.address = "127.0.0.1:7000";
+  a.instance = 1700000000123456789ull;
+  a.model = "52b9beb67a43d73b (5 layers)";
+  a.model_layers = 5;
+  a.mem_budget = uint64_t(3) << 30;
+  a.throughput = 12.5;
+  a.cores = 4;
+  a.arch = "aarch64";
+  a.pinned = LayerRange{0, 2};
+  a.layers = LayerRange{0, 2};
+  MemberInfo b = a;
+  b.name = "b";
+  b.address = "10.0.0.3:9";
+  b.pinned = std::nullopt;
+  b.layers = std::nullopt;
+  Gossip gossip;
+  gossip.kind = Gossip::Kind::ping_req;
+  gossip.probe = 77;
+  gossip.from = "127.0.0.1:7000";
+  gossip.target = "10.0.0.3:9";
+  gossip.term = 4;
+  gossip.coordinator = "127.0.0.1:7000";
+  gossip.updates = {{a, MemberState::alive, 3}, {b, MemberState::suspect, 9}};
+  PlanAnnounce plan;
+  plan.term = 4;
+  plan.coordinator = "127.0.0.1:7000";
+  plan.version = 12;
+  plan.stages = {{"a", "127.0.0.1:7000", {0, 2}}, {"b", "10.0.0.3:9", {2, 5}}};
   SessionStart start;
   start.entry = "127.0.0.1:7000";
   start.route = {{"127.0.0.1:7000", {0, 2}}, {"127.0.0.1:7001", {2, 5}}};
@@ -43,18 +68,17 @@ std::vector<Message> samples() {
   Status status;
   status.self = "a";
   status.coordinator = "b";
-  status.members = {{"a", "127.0.0.1:7000", "alive", LayerRange{0, 2}},
+  status.members = {{"a", "127.0.0.1:7000", "alive", LayerRange{0, 2}, 1 << 30, 9.5, 2, "x86_64"},
                     {"e", "127.0.0.1:7002", "dead", std::nullopt}};
   status.plan_version = 3;
   status.stages = {{"a", "127.0.0.1:7000", {0, 2}}};
   status.model_layers = 5;
   status.problem = "layers 2:5 are held by no live node";
   return {
-      {1, 2, hello},
       {0xffffffffffffffffull, 3, start},
       {5, 4, Step{300, 17}},
       {6, 5, act},
-      {7, 6, Sampled{301, 2}},
+      {7, 6, Sampled{301, 2, 0x9e3779b97f4a7c15ull}},
       {8, 7, SessionEnd{"done"}},
       {9, 8, Error{2, "prompt too long"}},
       {0, 1, gen},
@@ -62,6 +86,8 @@ std::vector<Message> samples() {
       {10, 10, done},
       {0, 11, StatusRequest{}},
       {0, 12, status},
+      {0, 13, gossip},
+      {0, 14, plan},
   };
 }
 
@@ -77,13 +103,13 @@ TEST_CASE("every message survives encoding and decoding", "[wire]") {
     CHECK(back.seq == m.seq);
     CHECK(encode(back) == frame);  // every field came back
   }
-  const Message start = decode(encode(samples()[1]));
+  const Message start = decode(encode(samples()[0]));
   const auto& s = std::get<SessionStart>(start.body);
   CHECK(s.tokens == std::vector<int>{1, 400, 511, 0});
   CHECK(s.sampling.seed == 1234567890123ull);
   CHECK(s.sampling.temperature == 0.8f);
   CHECK(s.route[1].layers == LayerRange{2, 5});
-  const Message act = decode(encode(samples()[3]));
+  const Message act = decode(encode(samples()[2]));
   const auto& a = std::get<Activations>(act.body);
   float x[6];
   a.unpack(x, 3);
@@ -137,8 +163,8 @@ TEST_CASE("malformed frames throw InputError and never crash", "[wire]") {
 
 TEST_CASE("frames of another version or over the limits are refused", "[wire]") {
   std::vector<uint8_t> frame = encode({0, 1, StatusRequest{}});
-  frame[6] = 2;
-  CHECK_THROWS_WITH(decode(frame), Catch::Contains("protocol version 2"));
+  frame[6] = 1;
+  CHECK_THROWS_WITH(decode(frame), Catch::Contains("protocol version 1"));
   frame[6] = kProtocolVersion;
   frame[2] ^= 1;
   CHECK_THROWS_WITH(decode(frame), Catch::Contains("magic"));
@@ -146,11 +172,11 @@ TEST_CASE("frames of another version or over the limits are refused", "[wire]") 
   std::vector<uint8_t> longer = encode({0, 1, StatusRequest{}});
   longer.push_back(0);
   CHECK_THROWS_AS(decode(longer), InputError);
-  // A hello that claims 2^32 peers allocates nothing.
-  std::vector<uint8_t> hello = {0x96, 0xce, 0x54, 0x52, 0x55, 0x50, 0x01, 0x01, 0x00, 0x00,
-                                0x94, 0x93, 0xa1, 'a', 0xa1, 'b', 0xc0, 0xa0, 0x05,
-                                0xdd, 0xff, 0xff, 0xff, 0xff};
-  CHECK_THROWS_AS(decode(hello), InputError);
+  // A gossip that claims 2^32 member updates allocates nothing.
+  std::vector<uint8_t> gossip = {0x96, 0xce, 0x54, 0x52, 0x55, 0x50, 0x02, 0x08, 0x00, 0x00,
+                                 0x97, 0x00, 0x00, 0xa1, 'a', 0xa0, 0x00, 0xa0,
+                                 0xdd, 0xff, 0xff, 0xff, 0xff};
+  CHECK_THROWS_AS(decode(gossip), InputError);
   Text big;
   big.text.assign(kMaxTextBytes + 1, 'x');
   CHECK_THROWS_AS(encode({0, 1, big}), InputError);
@@ -163,6 +189,8 @@ TEST_CASE("frames of another version or over the limits are refused", "[wire]") 
 }
 
 TEST_CASE("the static plan serves only when every layer is held exactly once", "[wire][plan]") {
+  using discovery::Plan;
+  auto make_static_plan = discovery::cover_check;
   const Plan ok = make_static_plan({{"b", "x:2", {2, 5}}, {"a", "x:1", {0, 2}}}, 5);
   CHECK(ok.complete);
   REQUIRE(ok.stages.size() == 2);

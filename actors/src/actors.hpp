@@ -2,12 +2,15 @@
 // - TransportActor: the bridge between CAF and the Transport (ZeroMQ ROUTER/DEALER sockets),
 //   running on the transport's thread: decodes incoming frames and hands them to the actor they
 //   are for; encodes outgoing ones.
-// - NodeActor: membership (hello/heartbeat), the static stage plan, client requests, and the
-//   registry of sessions that entered here.
-// - StageActor: the forward pass over the node's layer range, one Transformer (KV cache) per
-//   session; detached (its own thread), because a prompt batch may take long.
+// - NodeActor: hosts the mesh protocol (discovery::Mesh: membership, election, plan), tells the
+//   stage which layers to hold, answers clients, and keeps the registry of sessions that entered
+//   here, re-routing them when a stage they use is lost or moves.
+// - StageActor: the forward pass over the layer range the node holds (loading and releasing
+//   ranges as the plan says), one Transformer (KV cache) per session; detached (its own
+//   thread), because a prompt batch or a load may take long.
 // - SessionActor: one conversation entered through this node: run.c's generation loop
-//   (Generation) driven by tokens sampled by the last stage; streams text to its client.
+//   (Generation) driven by tokens sampled by the last stage; streams text to its client, and
+//   keeps the tokens so far, so that a new route can rebuild the KV caches by replaying them.
 #pragma once
 
 #include <caf/all.hpp>
@@ -54,15 +57,21 @@ void send_to(caf::event_based_actor* self, const NodeContext* node, const Routes
 caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
                           caf::actor transport);
 caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
-                         caf::actor transport, caf::actor stage, std::vector<std::string> joins);
+                         caf::actor transport, caf::actor stage);
 caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* node, Routes routes,
                             uint64_t session, std::string client_route,
                             wire::GenerateRequest request, std::vector<wire::RouteStage> route);
 
 // How long a session waits for the next token before it gives up on the mesh.
 inline constexpr auto kSessionStallTimeout = std::chrono::seconds(120);
-// Heartbeat period, and the silence after which a peer counts as dead.
-inline constexpr auto kHeartbeat = std::chrono::seconds(1);
-inline constexpr auto kPeerSilence = std::chrono::seconds(6);
+// How often the node actor runs the mesh protocol's timers.
+inline constexpr auto kMeshTick = std::chrono::milliseconds(25);
+// How long a session waits for a new route (a re-plan, stages loading) before it fails.
+inline constexpr auto kRerouteTimeout = std::chrono::seconds(60);
+// Session ids: the entry's hash in the high half, a counter in the low 20 bits, and the
+// attempt (one per route the session has taken) in the 12 bits between: frames of an earlier
+// attempt are recognised and ignored.
+inline constexpr uint64_t kAttemptShift = 20;
+inline constexpr uint64_t kAttemptMask = uint64_t(0xFFF) << kAttemptShift;
 
 }  // namespace troupe::actors

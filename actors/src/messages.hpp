@@ -10,6 +10,7 @@
 #include "troupe/runtime/wire.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::wire::Message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<troupe::wire::RouteStage>)
 
 namespace troupe::actors {
 
@@ -31,5 +32,14 @@ using route_gone_atom = caf::atom_constant<caf::atom("routegone")>;
 using init_atom = caf::atom_constant<caf::atom("init")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using ended_atom = caf::atom_constant<caf::atom("ended")>;
+// Node -> stage: (load_atom, begin, end) hold layers [begin, end) (0, 0: none). Stage -> node:
+// (loaded_atom, begin, end) what it holds now.
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+// Session -> node: (reroute_atom, base id) it needs a route; node -> session: (route_atom,
+// stages) one to take. Node::stop -> node: (leave_atom) tell the mesh.
+using reroute_atom = caf::atom_constant<caf::atom("reroute")>;
+using route_atom = caf::atom_constant<caf::atom("route")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
 
 }  // namespace troupe::actors

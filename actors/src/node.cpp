@@ -1,19 +1,46 @@
 #include "troupe/actors/node.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <thread>
 
 #include "actors.hpp"
 #include "messages.hpp"
 #include "node_context.hpp"
 #include "troupe/actors/zmq_transport.hpp"
+#include "troupe/kernels/kernels.hpp"
+#include "troupe/runtime/gguf.hpp"
+#include "troupe/runtime/mapped_file.hpp"
 
 namespace troupe {
 
-std::string model_fingerprint(const ModelConfig& c) {
-  return "dim " + std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden_dim) + ", layers " +
-         std::to_string(c.n_layers) + ", heads " + std::to_string(c.n_heads) + "/" +
-         std::to_string(c.n_kv_heads) + ", vocab " + std::to_string(c.vocab_size) + ", context " +
-         std::to_string(c.seq_len);
+std::string model_identity(const Model& model) {
+  // The bytes before the weights: a GGUF's header, metadata and tensor table; a llama2.c
+  // checkpoint's header (its tensor table is implied by the header), with the file's size.
+  const MappedFile file(model.path);
+  const auto bytes = file.bytes();
+  std::size_t head = std::min<std::size_t>(bytes.size(), 28);
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0) {
+    const GgufFile gguf = GgufFile::open(model.path);
+    head = bytes.size();
+    for (const auto& t : gguf.tensors()) {
+      if (t.data) head = std::min<std::size_t>(head, std::size_t(t.data - gguf.file().bytes().data()));
+    }
+  }
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  auto mix = [&](unsigned char c) { h = (h ^ c) * 1099511628211ULL; };
+  for (std::size_t i = 0; i < head; i++) mix(static_cast<unsigned char>(bytes[i]));
+  for (int i = 0; i < 8; i++) mix(static_cast<unsigned char>(uint64_t(bytes.size()) >> (8 * i)));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  const ModelConfig& c = model.config;
+  return std::string(hex) + " (" + std::to_string(c.n_layers) + " layers, dim " +
+         std::to_string(c.dim) + ", vocab " + std::to_string(c.vocab_size) + ")";
 }
 
 namespace {
@@ -26,10 +53,68 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg) {
   return cfg;
 }
 
+// GB/s at which this node's kernels read f32 weights with its thread pool: a matrix bigger than
+// the caches, multiplied a few times (~50 ms). The planner splits layers in proportion to it.
+double measure_throughput(ThreadPool& pool) {
+  const int rows = 2048, cols = 2048;  // 16 MiB
+  std::vector<float> w(std::size_t(rows) * cols, 0.001f), x(cols, 1.0f), y(rows);
+  const auto& ops = kernels::matvec_ops();
+  auto once = [&] {
+    pool.run([&](int i) {
+      const Range r = split_range(rows, pool.size(), i);
+      ops.f32(y.data(), w.data(), x.data(), cols, r.begin, r.end);
+    });
+  };
+  once();
+  const auto t0 = std::chrono::steady_clock::now();
+  int runs = 0;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(40) || runs < 3) {
+    once();
+    runs++;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(runs) * double(w.size()) * 4 / s / 1e9;
+}
+
+// MemAvailable: what a node may use when --mem-budget does not say.
+uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+const char* architecture() {
+#if defined(__x86_64__)
+  return "x86_64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#elif defined(__riscv)
+  return "riscv64";
+#else
+  return "unknown";
+#endif
+}
+
+uint64_t instance_number() {
+  // A later start of a node at the same address must count as newer: the wall clock in
+  // nanoseconds, with random low bits in case two starts share a tick.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return (uint64_t(ns) & ~uint64_t(0xFFF)) | (std::random_device{}() & 0xFFF);
+}
+
 }  // namespace
 
 struct Node::Impl {
   actors::NodeContext context;
+  std::shared_ptr<const Model> model;
+  LoadOptions load;
   SystemClock clock;
   ThreadPool pool;
   ZmqTransport transport;
@@ -39,32 +124,69 @@ struct Node::Impl {
   caf::actor node_actor, stage_actor;
   bool stopped = false;
 
-  Impl(const NodeOptions& options, const Model& model, const Tokenizer& tokenizer)
-      : pool(options.threads), transport(options.listen), system(configure(config)) {
+  Impl(const NodeOptions& options, std::shared_ptr<const Model> m, const Tokenizer& tokenizer)
+      : model(std::move(m)), load(options.load), pool(options.threads), transport(options.listen),
+        system(configure(config)) {
+    const ModelConfig& mc = model->config;
     context.name = options.name.empty() ? options.listen : options.name;
     context.address = options.listen;
-    context.layers = options.layers;
-    context.model_fingerprint = model_fingerprint(model.config);
-    context.model = &model;
+    context.joins = options.joins;
+    context.config = &mc;
     context.tokenizer = &tokenizer;
     context.pool = &pool;
     context.clock = &clock;
     context.encoding = options.activations;
+    context.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
+    if (options.layers) context.initial = model;
+    context.load_layers = [this](LayerRange r) {
+      LoadOptions o = load;
+      o.layers = r;
+      return std::shared_ptr<const Model>(std::make_shared<Model>(load_model(model->path, o)));
+    };
+
+    wire::MemberInfo& me = context.member;
+    me.name = context.name;
+    me.address = context.address;
+    me.instance = instance_number();
+    me.model = model_identity(*model);
+    me.model_layers = mc.n_layers;
+    me.mem_budget = options.mem_budget ? options.mem_budget : available_memory();
+    me.throughput = measure_throughput(pool);
+    me.cores = pool.size();
+    me.arch = architecture();
+    me.pinned = options.layers;
+
+    // What a range costs, from the model's own matrices (one layer is like any other).
+    std::size_t layer_bytes = 0;
+    for (const auto& l : model->layers) layer_bytes = std::max(layer_bytes, l.bytes());
+    if (layer_bytes == 0) {
+      // Only the config is loaded: f32 sizes, as an upper bound for quantized files.
+      layer_bytes = 4 * (std::size_t(2) * mc.dim * mc.dim + std::size_t(2) * mc.dim * mc.kv_dim() +
+                         std::size_t(3) * mc.dim * mc.hidden_dim + 2 * mc.dim);
+    }
+    const uint64_t embedding = uint64_t(mc.vocab_size) * mc.dim * 4;
+    context.mesh.cost = discovery::model_cost(mc, layer_bytes, embedding, embedding, 1);
 
     transport_actor = std::make_unique<actors::TransportActor>(system, &context, &transport);
     const caf::actor to = transport_actor->handle();
-    if (options.layers) {
-      // Detached (its own thread): a long prompt batch never holds up heartbeats and clients.
-      stage_actor = system.spawn<caf::detached>(actors::stage_actor, &context, to);
-    }
-    node_actor = system.spawn(actors::node_actor, &context, to, stage_actor, options.joins);
-    if (stage_actor) caf::anon_send(stage_actor, actors::init_atom::value, node_actor);
+    // Detached (its own thread): a long prompt batch or a load never holds up the membership
+    // protocol and clients.
+    stage_actor = system.spawn<caf::detached>(actors::stage_actor, &context, to);
+    node_actor = system.spawn(actors::node_actor, &context, to, stage_actor);
+    caf::anon_send(stage_actor, actors::init_atom::value, node_actor);
     transport_actor->start(node_actor, stage_actor);
   }
 
   void stop() {
     if (stopped) return;
     stopped = true;
+    {
+      // Tell the mesh first, so that it re-plans at once instead of waiting for a suspicion.
+      caf::scoped_actor self{system};
+      self->request(node_actor, std::chrono::seconds(1), actors::leave_atom::value)
+          .receive([](bool) {}, [](caf::error&) {});
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the frames go out
+    }
     // The actors hold each other's handles: they end by exit messages, not by going out of scope
     // (sessions are linked to the node actor and end with it).
     for (auto* a : {&node_actor, &stage_actor}) {
@@ -76,8 +198,8 @@ struct Node::Impl {
   }
 };
 
-Node::Node(NodeOptions options, const Model& model, const Tokenizer& tokenizer)
-    : impl_(std::make_unique<Impl>(options, model, tokenizer)) {}
+Node::Node(NodeOptions options, std::shared_ptr<const Model> model, const Tokenizer& tokenizer)
+    : impl_(std::make_unique<Impl>(options, std::move(model), tokenizer)) {}
 
 Node::~Node() { stop(); }
 

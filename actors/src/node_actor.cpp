@@ -1,78 +1,45 @@
-// NodeActor: who is in the mesh, which stages serve, and the sessions that entered here.
-//
-// Membership in this static issue: every node says hello (its name, address and layers, and the
-// peers it knows of) to every node it knows of, once a second. A peer is alive from its first
-// hello until its connection breaks or it stays silent for kPeerSilence; the peers a hello lists
-// are greeted in turn, so joining any one node makes a node known to all.
+// NodeActor: hosts this node's part of the mesh protocol (discovery::Mesh) on the system clock
+// and the ZeroMQ transport, and acts on what it decides: the stage loads the layers the plan
+// gives this node, sessions that entered here take the live route, and a session whose stage is
+// lost or moves gets a new route.
 #include <spdlog/spdlog.h>
 
-#include <cctype>
 #include <map>
 
 #include "actors.hpp"
 #include "messages.hpp"
-#include "troupe/actors/plan.hpp"
 
 namespace troupe::actors {
 
 namespace {
 
-struct Peer {
-  enum class State { pending, alive, dead };
-  std::string name;
-  std::optional<LayerRange> layers;
-  State state = State::pending;  // pending: known of, not heard from yet
-  Clock::time_point last_heard{};
-  bool warned_model = false;
-};
-
-const char* state_name(Peer::State s) {
-  switch (s) {
-    case Peer::State::alive: return "alive";
-    case Peer::State::dead: return "dead";
-    case Peer::State::pending: return "pending";
-  }
-  return "?";
-}
+using discovery::format_range;
 
 struct EntrySession {
   caf::actor actor;
   std::string client_route;
-  std::vector<std::string> stages;  // addresses
+  std::vector<std::string> stages;  // the addresses of its current route
+  bool waiting = false;             // for a route
 };
 
 struct NodeState {
-  std::map<std::string, Peer> peers;  // by address; never this node
-  Plan plan;
-  uint64_t plan_version = 0;
-  std::map<uint64_t, EntrySession> sessions;
+  std::unique_ptr<discovery::Mesh> mesh;
+  std::map<uint64_t, EntrySession> sessions;  // by base id (attempt bits clear)
   uint32_t next_session = 1;
-  uint64_t hello_seq = 0;
+  uint64_t seq = 0;
+  std::optional<LayerRange> asked;   // the range last asked of the stage
+  std::vector<wire::RouteStage> route;
+  uint64_t plan_version = 0;
+  discovery::Leadership leadership;
+  bool serving_logged = false;
 };
 
-std::string describe(const Plan& plan) {
+std::string describe(const std::vector<wire::RouteStage>& route, const discovery::Mesh& mesh) {
   std::string s;
-  for (const auto& st : plan.stages) {
-    s += (s.empty() ? "" : ", ") + st.name + " " + format_range(st.layers);
+  for (const auto& st : route) {
+    s += (s.empty() ? "" : ", ") + mesh.name_of(st.address) + " " + format_range(st.layers);
   }
   return s.empty() ? "no stages" : s;
-}
-
-// HOST:PORT, as --listen takes it; peers learn addresses from hellos, which anyone may send.
-bool plausible_address(const std::string& a) {
-  const auto colon = a.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() || a.size() - colon > 6) {
-    return false;
-  }
-  for (std::size_t i = colon + 1; i < a.size(); i++) {
-    if (a[i] < '0' || a[i] > '9') return false;
-  }
-  for (char c : a.substr(0, colon)) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '[' || c == ']' || c == ':')) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // Session ids name the entry node in their high half, so ids from different entries never meet
@@ -80,130 +47,120 @@ bool plausible_address(const std::string& a) {
 uint64_t session_id(const std::string& address, uint32_t counter) {
   uint32_t h = 2166136261u;  // FNV-1a
   for (unsigned char c : address) h = (h ^ c) * 16777619u;
-  return (uint64_t(h) << 32) | counter;
+  return (uint64_t(h) << 32) | (counter & ((1u << kAttemptShift) - 1));
 }
 
 }  // namespace
 
 caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
-                         caf::actor transport, caf::actor stage, std::vector<std::string> joins) {
+                         caf::actor transport, caf::actor stage) {
   auto state = std::make_shared<NodeState>();
-  const int n_layers = node->model->config.n_layers;
+  const int n_layers = node->config->n_layers;
   const Routes routes{transport, caf::actor_cast<caf::actor>(self), stage};
+  state->mesh = std::make_unique<discovery::Mesh>(node->member, node->mesh, node->seed,
+                                                  node->clock->now());
+  discovery::Mesh& mesh = *state->mesh;
 
-  auto send = [=](const std::string& address, wire::Body body, uint64_t session = 0) {
-    send_to(self, node, routes, address, wire::Message{session, ++state->hello_seq, std::move(body)});
-  };
   auto reply = [=](const std::string& route, wire::Body body, uint64_t session = 0) {
     self->send(transport, reply_atom::value, route, wire::Message{session, 0, std::move(body)});
   };
-  auto hello = [=] {
-    wire::Hello h;
-    h.self = {node->name, node->address, node->layers};
-    h.model = node->model_fingerprint;
-    h.model_layers = n_layers;
-    for (const auto& [address, p] : state->peers) {
-      if (p.state == Peer::State::alive && h.peers.size() < wire::kMaxPeers) {
-        h.peers.push_back({p.name, address, p.layers});
-      }
-    }
-    return h;
-  };
-
-  auto update_plan = [=] {
-    std::vector<StageHolder> holders;
-    if (node->layers) holders.push_back({node->name, node->address, *node->layers});
-    for (const auto& [address, p] : state->peers) {
-      if (p.state == Peer::State::alive && p.layers) holders.push_back({p.name, address, *p.layers});
-    }
-    Plan plan = make_static_plan(std::move(holders), n_layers);
-    if (plan.stages == state->plan.stages && plan.complete == state->plan.complete &&
-        state->plan_version > 0) {
-      return;
-    }
-    state->plan = std::move(plan);
-    state->plan_version++;
-    if (state->plan.complete) {
-      spdlog::info("plan v{}: {}; serving", state->plan_version, describe(state->plan));
-    } else {
-      spdlog::info("plan v{}: {}; not serving: {}", state->plan_version, describe(state->plan),
-                   state->plan.problem);
+  auto flush = [=] {
+    for (auto& out : state->mesh->take_outgoing()) {
+      send_to(self, node, routes, out.to, wire::Message{0, ++state->seq, std::move(out.body)});
     }
   };
 
-  auto lose = [=](const std::string& address, const std::string& why) {
-    auto it = state->peers.find(address);
-    if (it == state->peers.end() || it->second.state != Peer::State::alive) return;
-    Peer& p = it->second;
-    p.state = Peer::State::dead;
-    spdlog::warn("peer {} ({}) lost: {}", p.name, address, why);
-    update_plan();
-    if (stage) self->send(stage, peer_lost_atom::value, address);
-    for (const auto& [id, s] : state->sessions) {
-      if (std::find(s.stages.begin(), s.stages.end(), address) != s.stages.end()) {
-        self->send(s.actor, peer_lost_atom::value, address, p.name);
+  // After every event: log what changed, move the stage to its assignment, and hand the live
+  // route to the sessions that wait for one.
+  auto react = [=] {
+    discovery::Mesh& m = *state->mesh;
+    for (const auto& w : m.take_warnings()) spdlog::warn("{}", w);
+    for (const auto& c : m.take_changes()) {
+      const std::string who = m.name_of(c.address) + " (" + c.address + ")";
+      if (!c.before) {
+        spdlog::info("member {} joined", who);
+      } else if (*c.before != c.after) {
+        spdlog::info("member {} is {}", who, wire::state_name(c.after));
+      }
+      if (c.after == wire::MemberState::alive) continue;
+      // A stage that is suspected or gone: its sessions move on without waiting for it.
+      self->send(stage, peer_lost_atom::value, c.address);
+      for (auto& [id, s] : state->sessions) {
+        if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {
+          self->send(s.actor, peer_lost_atom::value, c.address, m.name_of(c.address));
+        }
       }
     }
-  };
-
-  auto on_hello = [=](const wire::Hello& h) {
-    const std::string& address = h.self.address;
-    if (address == node->address) return;
-    if (!plausible_address(address)) {
-      spdlog::warn("dropped a hello from '{}': not a HOST:PORT address", address);
-      return;
+    if (!(m.leadership() == state->leadership)) {
+      state->leadership = m.leadership();
+      spdlog::info("term {}: coordinator {}{}", state->leadership.term,
+                   m.name_of(state->leadership.coordinator), m.is_coordinator() ? " (this node)" : "");
     }
-    Peer& p = state->peers[address];
-    if (h.model != node->model_fingerprint || h.model_layers != n_layers) {
-      if (!p.warned_model) {
-        spdlog::warn("peer {} ({}) runs another model ({}; this node: {}); ignored", h.self.name,
-                     address, h.model, node->model_fingerprint);
-        p.warned_model = true;
-      }
-      return;
+    if (m.plan().version != state->plan_version) {
+      state->plan_version = m.plan().version;
+      std::string s;
+      for (const auto& st : m.plan().stages) s += (s.empty() ? "" : ", ") + st.node + " " + format_range(st.layers);
+      spdlog::info("plan v{}: {}{}", m.plan().version, s.empty() ? "no stages" : s,
+                   m.plan().problem.empty() ? "" : "; " + m.plan().problem);
     }
-    const bool was_alive = p.state == Peer::State::alive;
-    const bool changed = !was_alive || p.layers != h.self.layers || p.name != h.self.name;
-    p.name = h.self.name;
-    p.layers = h.self.layers;
-    p.state = Peer::State::alive;
-    p.last_heard = node->clock->now();
-    if (!was_alive) {
-      spdlog::info("peer {} ({}) joined, layers {}", p.name, address,
-                   p.layers ? format_range(*p.layers) : "none");
-      send(address, hello());  // so that it need not wait for our next heartbeat
+    const auto want = m.assignment();
+    if (want != state->asked) {
+      state->asked = want;
+      self->send(stage, load_atom::value, want ? want->begin : 0, want ? want->end : 0);
     }
-    for (const auto& q : h.peers) {
-      if (q.address != node->address && plausible_address(q.address) && !state->peers.count(q.address) &&
-          state->peers.size() < wire::kMaxPeers) {
-        state->peers[q.address];  // pending until it says hello itself
-        send(q.address, hello());
+    std::vector<wire::RouteStage> route;
+    for (const auto& st : m.route()) route.push_back({st.address, st.layers});
+    if (route != state->route) {
+      state->route = route;
+      if (route.empty()) {
+        spdlog::info("not serving: {}", m.route_problem());
+      } else {
+        spdlog::info("serving through {}", describe(route, m));
       }
     }
-    if (changed) update_plan();
+    if (!route.empty()) {
+      for (auto& [id, s] : state->sessions) {
+        if (!s.waiting) continue;
+        s.waiting = false;
+        s.stages.clear();
+        for (const auto& st : route) s.stages.push_back(st.address);
+        self->send(s.actor, route_atom::value, route, std::string());
+      }
+    }
+    flush();
   };
 
   auto status = [=] {
+    const discovery::Mesh& m = *state->mesh;
     wire::Status s;
     s.self = node->name;
-    s.term = 0;
-    s.members.push_back({node->name, node->address, "alive", node->layers});
-    for (const auto& [address, p] : state->peers) {
-      if (p.state == Peer::State::pending) continue;
-      s.members.push_back({p.name, address, state_name(p.state), p.layers});
+    s.term = m.leadership().term;
+    if (!m.leadership().coordinator.empty()) s.coordinator = m.name_of(m.leadership().coordinator);
+    for (const auto& v : m.members()) {
+      if (s.members.size() >= wire::kMaxPeers) break;
+      wire::Member x;
+      x.name = v.info.name;
+      x.address = v.info.address;
+      x.state = v.state == wire::MemberState::left ? "dead" : wire::state_name(v.state);
+      x.layers = v.info.layers;
+      x.mem_budget = v.info.mem_budget;
+      x.throughput = v.info.throughput;
+      x.cores = v.info.cores;
+      x.arch = v.info.arch;
+      s.members.push_back(std::move(x));
     }
-    s.plan_version = state->plan_version;
-    for (const auto& st : state->plan.stages) s.stages.push_back({st.name, st.address, st.layers});
+    s.plan_version = m.plan().version;
+    s.stages = m.plan().stages;
     s.model_layers = n_layers;
-    s.serving = state->plan.complete;
-    s.problem = state->plan.problem;
+    s.serving = !state->route.empty();
+    s.problem = s.serving ? std::string() : m.route_problem();
     return s;
   };
 
   auto generate = [=](const std::string& route, const wire::GenerateRequest& request) {
-    if (!state->plan.complete) {
+    if (state->route.empty()) {
       reply(route, wire::Error{1, "the mesh at " + node->name + " cannot serve yet: " +
-                                      state->plan.problem});
+                                      state->mesh->route_problem()});
       return;
     }
     if (state->sessions.size() >= std::size_t(wire::kMaxSessions)) {
@@ -212,23 +169,24 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       return;
     }
     const uint64_t id = session_id(node->address, state->next_session++);
-    std::vector<wire::RouteStage> route_stages;
     EntrySession entry;
-    for (const auto& st : state->plan.stages) {
-      route_stages.push_back({st.address, st.layers});
-      entry.stages.push_back(st.address);
-    }
+    for (const auto& st : state->route) entry.stages.push_back(st.address);
     entry.client_route = route;
-    entry.actor = self->spawn<caf::linked>(session_actor, node, routes, id, route, request,
-                                           std::move(route_stages));
-    state->sessions.emplace(id, std::move(entry));
+    entry.actor = self->spawn<caf::linked>(session_actor, node, routes, id, route, request, state->route);
+    state->sessions[id] = std::move(entry);
   };
 
   auto on_message = [=](const std::string& route, const wire::Message& message) {
     using T = wire::MessageType;
+    const auto now = node->clock->now();
     switch (message.type()) {
-      case T::hello:
-        on_hello(std::get<wire::Hello>(message.body));
+      case T::gossip:
+        state->mesh->receive(std::get<wire::Gossip>(message.body), now);
+        react();
+        return;
+      case T::plan:
+        state->mesh->receive(std::get<wire::PlanAnnounce>(message.body), now);
+        react();
         return;
       case T::generate:
         generate(route, std::get<wire::GenerateRequest>(message.body));
@@ -238,7 +196,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
         return;
       case T::sampled:
       case T::error: {
-        auto it = state->sessions.find(message.session);
+        auto it = state->sessions.find(message.session & ~kAttemptMask);
         if (it == state->sessions.end()) {
           spdlog::warn("dropped a {} frame for unknown session {:x}", wire::type_name(message.type()),
                        message.session);
@@ -247,12 +205,6 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
         self->send(it->second.actor, wire_atom::value, route, message);
         return;
       }
-      case T::session_start:
-      case T::step:
-      case T::activations:
-      case T::session_end:
-        spdlog::warn("dropped a {} frame: this node holds no stage", wire::type_name(message.type()));
-        return;
       default:
         spdlog::warn("dropped an unexpected {} frame", wire::type_name(message.type()));
         return;
@@ -262,41 +214,51 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
   self->send(self, init_atom::value);
   return {
       [=](init_atom) {
-        for (const auto& address : joins) {
-          if (address == node->address) continue;
-          state->peers[address];
-          send(address, hello());
-        }
-        update_plan();
-        self->delayed_send(self, kHeartbeat, tick_atom::value);
+        state->mesh->join(node->joins, node->clock->now());
+        react();
+        self->delayed_send(self, kMeshTick, tick_atom::value);
       },
       [=](tick_atom) {
-        const auto now = node->clock->now();
-        std::vector<std::string> silent;
-        for (const auto& [address, p] : state->peers) {
-          if (p.state == Peer::State::alive && now - p.last_heard > kPeerSilence) silent.push_back(address);
-        }
-        for (const auto& address : silent) lose(address, "silent for too long");
-        const wire::Hello h = hello();
-        for (const auto& [address, p] : state->peers) {
-          if (p.state != Peer::State::dead) send(address, h);
-        }
-        self->delayed_send(self, kHeartbeat, tick_atom::value);
+        state->mesh->tick(node->clock->now());
+        react();
+        self->delayed_send(self, kMeshTick, tick_atom::value);
       },
       [=](wire_atom, const std::string& route, const wire::Message& message) {
         on_message(route, message);
       },
-      [=](peer_lost_atom, const std::string& address) { lose(address, "its connection broke"); },
-      [=](peer_up_atom, const std::string& address) {
-        // A peer that comes back (or comes up late) hears from us at once.
-        if (state->peers.count(address)) send(address, hello());
+      [=](loaded_atom, int begin, int end) {
+        state->mesh->set_loaded(end > begin ? std::optional<LayerRange>(LayerRange{begin, end})
+                                            : std::nullopt);
+        react();
       },
+      [=](reroute_atom, uint64_t id) {
+        auto it = state->sessions.find(id);
+        if (it == state->sessions.end()) return;
+        if (state->route.empty() && !state->mesh->could_cover()) {
+          // Nothing to wait for (say, a static mesh whose pinned stage is gone).
+          self->send(it->second.actor, route_atom::value, std::vector<wire::RouteStage>{},
+                     state->mesh->route_problem());
+          return;
+        }
+        it->second.waiting = true;
+        react();  // hands over the live route at once when there is one
+      },
+      [=](peer_lost_atom, const std::string& address) {
+        state->mesh->connection_lost(address, node->clock->now());
+        react();
+      },
+      [=](peer_up_atom, const std::string&) {},
       [=](route_gone_atom, const std::string& route) {
         for (const auto& [id, s] : state->sessions) {
           if (s.client_route == route) self->send(s.actor, route_gone_atom::value);
         }
       },
-      [=](ended_atom, uint64_t id) { state->sessions.erase(id); },
+      [=](ended_atom, uint64_t id) { state->sessions.erase(id & ~kAttemptMask); },
+      [=](leave_atom) {
+        state->mesh->leave(node->clock->now());
+        flush();
+        return true;
+      },
   };
 }
 

@@ -2,6 +2,11 @@
 // (Generation) with the mesh as its forward pass: the prompt goes to the first stage, each token
 // sampled by the last stage comes back here, is streamed to the client, and goes on to the first
 // stage for the next position.
+//
+// When a stage of its route is lost or moves, the session takes a new route from the node and
+// replays every token so far through it as one batch: the new stages rebuild their KV caches, the
+// last stage's sampler resumes from the state the previous one reported with its last token, and
+// generation goes on with the very tokens an undisturbed run would have sampled.
 #include <spdlog/spdlog.h>
 
 #include <optional>
@@ -17,7 +22,14 @@ namespace {
 
 struct SessionState {
   std::optional<Generation> generation;
+  std::vector<wire::RouteStage> route;
+  uint64_t id = 0;            // of the current attempt
+  int attempt = 0;
+  std::vector<int> fed;       // every token given to the first stage, in position order
+  uint64_t rng_state = 0;     // the last stage's sampler after the last token
   bool started = false;  // the stages hold state for this session
+  bool rerouting = false;
+  std::string reroute_reason;
   bool over = false;
   uint64_t seq = 0;
   Clock::time_point t0, first_token;
@@ -32,24 +44,31 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* node, Routes routes,
                             uint64_t id, std::string client_route, wire::GenerateRequest request,
-                            std::vector<wire::RouteStage> route) {
+                            std::vector<wire::RouteStage> first_route) {
   auto state = std::make_shared<SessionState>();
   state->t0 = node->clock->now();
+  state->route = std::move(first_route);
+  state->id = id;
+  state->rng_state = request.sampling.seed;
 
   auto to_client = [=](wire::Body body) {
     self->send(routes.transport, reply_atom::value, client_route,
                wire::Message{id, ++state->seq, std::move(body)});
   };
   auto to_peer = [=](const std::string& address, wire::Body body) {
-    send_to(self, node, routes, address, wire::Message{id, ++state->seq, std::move(body)});
+    send_to(self, node, routes, address, wire::Message{state->id, ++state->seq, std::move(body)});
   };
-  auto close = [=](const std::string& reason, const std::string& skip) {
-    state->over = true;
+  auto end_on_stages = [=](const std::string& reason, const std::string& skip) {
     if (state->started) {
-      for (const auto& stage : route) {
+      for (const auto& stage : state->route) {
         if (stage.address != skip) to_peer(stage.address, wire::SessionEnd{reason});
       }
     }
+    state->started = false;
+  };
+  auto close = [=](const std::string& reason, const std::string& skip) {
+    state->over = true;
+    end_on_stages(reason, skip);
     self->send(routes.node, ended_atom::value, id);
     self->quit();
   };
@@ -75,8 +94,38 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
     close("done", {});
   };
 
+  // Starts the session (again) on state->route: every token so far, one batch, with the sampler
+  // where it was.
+  auto start_on_route = [=] {
+    wire::SessionStart start;
+    start.entry = node->address;
+    start.route = state->route;
+    start.sampling = request.sampling;
+    start.sampling.seed = state->rng_state;
+    start.steps = state->generation->steps();
+    start.tokens = state->fed;
+    state->started = true;
+    to_peer(state->route.front().address, std::move(start));
+  };
+
+  // Leaves the current route and asks the node for a live one (kRerouteTimeout at most). After a
+  // stage said it moved, the node's view of the mesh may still show the old stage for a moment:
+  // the request waits a little so that it does not bounce off the same stage again.
+  auto reroute = [=](const std::string& why, const std::string& skip, bool moved) {
+    if (state->over || state->rerouting) return;
+    spdlog::info("session {:x}: {}; re-routing", id, why);
+    state->reroute_reason = why;
+    end_on_stages("re-routed", skip);
+    state->rerouting = true;
+    state->attempt++;
+    state->id = id | (uint64_t(state->attempt & 0xFFF) << kAttemptShift);
+    self->delayed_send(routes.node, moved ? std::chrono::milliseconds(100) : std::chrono::milliseconds(0),
+                       reroute_atom::value, id);
+    self->delayed_send(self, kRerouteTimeout, reroute_atom::value, state->attempt);
+  };
+
   auto begin = [=] {
-    const int seq_len = node->model->config.seq_len;
+    const int seq_len = node->config->seq_len;
     try {
       state->generation.emplace(*node->tokenizer, request.prompt,
                                 positions_to_run(request.steps, seq_len), seq_len, request.chat);
@@ -91,14 +140,8 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
       finish();
       return;
     }
-    wire::SessionStart start;
-    start.entry = node->address;
-    start.route = route;
-    start.sampling = request.sampling;
-    start.steps = g.steps();
-    start.tokens.assign(g.input().begin(), g.input().end());
-    state->started = true;
-    to_peer(route.front().address, std::move(start));
+    state->fed.assign(g.input().begin(), g.input().end());
+    start_on_route();
   };
 
   auto sampled = [=](const wire::Sampled& m) {
@@ -110,31 +153,59 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
       return;
     }
     if (g.generated_tokens() == 0) state->first_token = node->clock->now();
+    state->rng_state = m.rng_state;
     const std::string text = g.accept(m.token);
     if (!text.empty()) to_client(wire::Text{text});
     if (g.done()) {
       finish();
       return;
     }
-    to_peer(route.front().address, wire::Step{g.position(), g.input()[0]});
+    state->fed.push_back(g.input()[0]);
+    to_peer(state->route.front().address, wire::Step{g.position(), g.input()[0]});
   };
 
   self->send(self, init_atom::value);
   return {
       [=](init_atom) { begin(); },
       [=](wire_atom, const std::string&, const wire::Message& message) {
-        if (state->over) return;
+        if (state->over || state->rerouting || message.session != state->id) return;  // an earlier route's
         if (auto* m = std::get_if<wire::Sampled>(&message.body)) {
           sampled(*m);
         } else if (auto* m = std::get_if<wire::Error>(&message.body)) {
-          fail(1, m->message);
+          if (m->code == wire::kMoved) {
+            reroute(m->message, {}, true);
+          } else {
+            fail(1, m->message);
+          }
         } else {
           spdlog::warn("session {:x} dropped an unexpected {} frame", id,
                        wire::type_name(message.type()));
         }
       },
       [=](peer_lost_atom, const std::string& address, const std::string& name) {
-        fail(1, "peer " + name + " (" + address + ") was lost; the session cannot go on", address);
+        if (state->rerouting) return;
+        for (const auto& st : state->route) {
+          if (st.address == address) {
+            reroute("peer " + name + " (" + address + "), a stage of this session, was lost", address, false);
+            return;
+          }
+        }
+      },
+      [=](reroute_atom, int attempt) {
+        if (state->rerouting && attempt == state->attempt) {
+          fail(1, "no route through the mesh for " +
+                      std::to_string(std::chrono::seconds(kRerouteTimeout).count()) + " s");
+        }
+      },
+      [=](route_atom, std::vector<wire::RouteStage> route, const std::string& problem) {
+        if (state->over || !state->rerouting) return;
+        if (route.empty()) {
+          fail(1, state->reroute_reason + ", and no live member can take over: " + problem);
+          return;
+        }
+        state->rerouting = false;
+        state->route = std::move(route);
+        start_on_route();
       },
       [=](route_gone_atom) {
         spdlog::info("session {:x}: its client went away", id);

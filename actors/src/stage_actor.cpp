@@ -1,4 +1,6 @@
-// StageActor: the node's layer range, run for every session that passes through it.
+// StageActor: the layer range this node holds, run for every session that passes through it.
+// It loads the range the plan gives the node and releases the one it held; sessions of a
+// released range are told their stage moved, and their entries re-route them.
 //
 // Per session it keeps one Transformer (its KV cache and scratch), the sampler when it holds the
 // last layer, and where results go. Messages of one session arrive in order (each comes over one
@@ -12,7 +14,6 @@
 
 #include "actors.hpp"
 #include "messages.hpp"
-#include "troupe/actors/plan.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/sampler.hpp"
 #include "troupe/runtime/transformer.hpp"
@@ -33,6 +34,8 @@ struct StageSession {
 
 struct StageState {
   Routes routes;
+  std::shared_ptr<const Model> model;  // the weights of `layers`
+  std::optional<LayerRange> layers;
   std::unordered_map<uint64_t, StageSession> sessions;
   std::vector<float> x;  // the rows being computed (one message at a time)
 };
@@ -41,12 +44,14 @@ struct StageState {
 
 caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
                           caf::actor transport) {
-  const LayerRange layers = *node->layers;
-  const ModelConfig& config = node->model->config;
-  const bool first = layers.begin == 0;
-  const bool last = layers.end == config.n_layers;
-  const std::string where = "stage " + format_range(layers) + " on " + node->name;
+  const ModelConfig& config = *node->config;
   auto state = std::make_shared<StageState>();
+  auto first = [=] { return state->layers && state->layers->begin == 0; };
+  auto last = [=] { return state->layers && state->layers->end == config.n_layers; };
+  auto where = [=] {
+    return "stage " + (state->layers ? discovery::format_range(*state->layers) : std::string("(none)")) +
+           " on " + node->name;
+  };
   state->x.resize(std::size_t(Transformer::kMaxBatch) * config.dim);
   state->routes.transport = transport;
   state->routes.stage = caf::actor_cast<caf::actor>(self);
@@ -56,7 +61,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
   };
   auto fail = [=](uint64_t id, const std::string& entry, const std::string& why) {
     spdlog::warn("session {:x}: {}", id, why);
-    if (!entry.empty()) send(entry, id, 0, wire::Error{1, where + ": " + why});
+    if (!entry.empty()) send(entry, id, 0, wire::Error{1, where() + ": " + why});
     state->sessions.erase(id);
   };
 
@@ -64,7 +69,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
   // from the final row when asked to.
   auto emit = [=](uint64_t id, StageSession& s, int pos, int count, bool sample) {
     s.next_pos = pos + count;
-    if (!last) {
+    if (!last()) {
       wire::Activations a =
           wire::Activations::pack(state->x.data(), count, config.dim, node->encoding);
       a.pos = pos;
@@ -75,7 +80,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     if (!sample) return;
     float* row = state->x.data() + std::size_t(count - 1) * config.dim;
     const int token = s.sampler->sample(s.transformer->logits(row));
-    send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token});
+    send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state()});
   };
 
   auto check_position = [](const StageSession& s, int pos, int count) {
@@ -96,36 +101,41 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
     if (state->sessions.size() >= std::size_t(wire::kMaxSessions)) {
       send(m.entry, id, 0,
-           wire::Error{1, where + " is busy: " + std::to_string(wire::kMaxSessions) + " sessions"});
+           wire::Error{1, where() + " is busy: " + std::to_string(wire::kMaxSessions) + " sessions"});
       return;
     }
     std::size_t i = 0;
-    while (i < m.route.size() && m.route[i].layers != layers) i++;
-    if (i == m.route.size() || (i == 0) != first || (i + 1 == m.route.size()) != last) {
-      send(m.entry, id, 0, wire::Error{1, where + ": the session's route does not fit this stage"});
+    while (state->layers && i < m.route.size() && m.route[i].layers != *state->layers) i++;
+    if (!state->layers || i == m.route.size()) {
+      // The entry's view of the mesh is older than this stage's move: it re-routes.
+      send(m.entry, id, 0, wire::Error{wire::kMoved, where() + " does not hold the session's layers"});
       return;
     }
-    if (first != !m.tokens.empty() || int(m.tokens.size()) > m.steps) {
-      send(m.entry, id, 0, wire::Error{1, where + ": the session's prompt is malformed"});
+    if ((i == 0) != first() || (i + 1 == m.route.size()) != last()) {
+      send(m.entry, id, 0, wire::Error{1, where() + ": the session's route does not fit this stage"});
+      return;
+    }
+    if (first() != !m.tokens.empty() || int(m.tokens.size()) > m.steps) {
+      send(m.entry, id, 0, wire::Error{1, where() + ": the session's prompt is malformed"});
       return;
     }
     StageSession s;
     try {
-      s.transformer = std::make_unique<Transformer>(*node->model, layers, m.steps, *node->pool);
+      s.transformer = std::make_unique<Transformer>(*state->model, *state->layers, m.steps, *node->pool);
     } catch (const std::exception& e) {
-      send(m.entry, id, 0, wire::Error{1, where + ": " + e.what()});
+      send(m.entry, id, 0, wire::Error{1, where() + ": " + e.what()});
       return;
     }
-    if (last) {
+    if (last()) {
       s.sampler.emplace(config.vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
     }
     s.entry = m.entry;
-    s.next = last ? std::string() : m.route[i + 1].address;
+    s.next = last() ? std::string() : m.route[i + 1].address;
     s.peers.push_back(m.entry);
     for (const auto& r : m.route) s.peers.push_back(r.address);
     StageSession& session = state->sessions.emplace(id, std::move(s)).first->second;
     std::vector<int> tokens = std::move(m.tokens);
-    if (!last) {
+    if (!last()) {
       // The next stage learns of the session before its first activations, over the same link.
       m.tokens.clear();
       send(session.next, id, ++session.seq, m);
@@ -155,7 +165,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
     StageSession& s = it->second;
     try {
-      if (!first) throw InputError("a token arrived at a stage that does not embed");
+      if (!first()) throw InputError("a token arrived at a stage that does not embed");
       check_position(s, m.pos, 1);
       s.transformer->embed(m.token, state->x.data());
       s.transformer->forward_layers(state->x.data(), 1, m.pos);
@@ -173,7 +183,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
     StageSession& s = it->second;
     try {
-      if (first) throw InputError("activations arrived at the first stage");
+      if (first()) throw InputError("activations arrived at the first stage");
       check_position(s, m.pos, m.count);
       m.unpack(state->x.data(), config.dim);
       s.transformer->forward_layers(state->x.data(), m.count, m.pos);
@@ -183,8 +193,53 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
   };
 
+  auto report = [=] {
+    const LayerRange r = state->layers.value_or(LayerRange{0, 0});
+    self->send(state->routes.node, loaded_atom::value, r.begin, r.end);
+  };
+
+  // Holds `want` (none: nothing). Sessions of the range it releases move elsewhere: their
+  // entries hear so and replay them on the new route. The old weights go before the new ones
+  // come, so a small device never holds both.
+  auto hold = [=](std::optional<LayerRange> want) {
+    if (want == state->layers) {
+      report();
+      return;
+    }
+    for (const auto& [id, s] : state->sessions) {
+      send(s.entry, id, 0, wire::Error{wire::kMoved, where() + " moved"});
+    }
+    state->sessions.clear();
+    state->model.reset();
+    state->layers.reset();
+    if (want) {
+      const auto t0 = node->clock->now();
+      try {
+        state->model = node->load_layers(*want);
+        state->layers = want;
+        spdlog::info("loaded layers {} in {:.0f} ms", discovery::format_range(*want),
+                     std::chrono::duration<double, std::milli>(node->clock->now() - t0).count());
+      } catch (const std::exception& e) {
+        spdlog::error("cannot load layers {}: {}", discovery::format_range(*want), e.what());
+      }
+    } else {
+      spdlog::info("released its layers");
+    }
+    report();
+  };
+
   return {
-      [=](init_atom, caf::actor node_actor) { state->routes.node = std::move(node_actor); },
+      [=](init_atom, caf::actor node_actor) {
+        state->routes.node = std::move(node_actor);
+        if (node->initial) {
+          state->model = node->initial;
+          state->layers = node->initial->loaded;
+          report();
+        }
+      },
+      [=](load_atom, int begin, int end) {
+        hold(end > begin ? std::optional<LayerRange>(LayerRange{begin, end}) : std::nullopt);
+      },
       [=](wire_atom, const std::string&, wire::Message& message) {
         const uint64_t id = message.session;
         if (auto* m = std::get_if<wire::SessionStart>(&message.body)) {

@@ -16,18 +16,29 @@ static_assert(std::endian::native == std::endian::little,
 
 const char* type_name(MessageType type) {
   switch (type) {
-    case MessageType::hello: return "hello";
     case MessageType::session_start: return "session_start";
     case MessageType::step: return "step";
     case MessageType::activations: return "activations";
     case MessageType::sampled: return "sampled";
     case MessageType::session_end: return "session_end";
     case MessageType::error: return "error";
+    case MessageType::gossip: return "gossip";
+    case MessageType::plan: return "plan";
     case MessageType::generate: return "generate";
     case MessageType::text: return "text";
     case MessageType::done: return "done";
     case MessageType::status_request: return "status_request";
     case MessageType::status: return "status";
+  }
+  return "unknown";
+}
+
+const char* state_name(MemberState s) {
+  switch (s) {
+    case MemberState::alive: return "alive";
+    case MemberState::suspect: return "suspect";
+    case MemberState::dead: return "dead";
+    case MemberState::left: return "left";
   }
   return "unknown";
 }
@@ -38,10 +49,11 @@ const char* encoding_name(ActivationEncoding e) {
 
 MessageType Message::type() const {
   static constexpr MessageType kTypes[] = {
-      MessageType::hello,    MessageType::session_start, MessageType::step,
-      MessageType::activations, MessageType::sampled,    MessageType::session_end,
-      MessageType::error,    MessageType::generate,      MessageType::text,
-      MessageType::done,     MessageType::status_request, MessageType::status};
+      MessageType::session_start, MessageType::step,     MessageType::activations,
+      MessageType::sampled,       MessageType::session_end, MessageType::error,
+      MessageType::gossip,        MessageType::plan,     MessageType::generate,
+      MessageType::text,          MessageType::done,     MessageType::status_request,
+      MessageType::status};
   static_assert(std::size(kTypes) == std::variant_size_v<Body>);
   return kTypes[body.index()];
 }
@@ -114,11 +126,26 @@ void put(Packer& p, const std::optional<LayerRange>& r) {
   p.pack_int32(r->end);
 }
 
-void put(Packer& p, const PeerInfo& peer) {
+void put(Packer& p, const MemberInfo& m) {
+  p.pack_array(11);
+  put(p, m.name, kMaxNameBytes, "member name");
+  put(p, m.address, kMaxNameBytes, "member address");
+  p.pack_uint64(m.instance);
+  put(p, m.model, kMaxNameBytes, "model identity");
+  p.pack_int32(m.model_layers);
+  p.pack_uint64(m.mem_budget);
+  p.pack_double(m.throughput);
+  p.pack_int32(m.cores);
+  put(p, m.arch, kMaxNameBytes, "architecture");
+  put(p, m.pinned);
+  put(p, m.layers);
+}
+
+void put(Packer& p, const PlanStage& s) {
   p.pack_array(3);
-  put(p, peer.name, kMaxNameBytes, "peer name");
-  put(p, peer.address, kMaxNameBytes, "peer address");
-  put(p, peer.layers);
+  put(p, s.node, kMaxNameBytes, "stage node");
+  put(p, s.address, kMaxNameBytes, "stage address");
+  put(p, std::optional<LayerRange>(s.layers));
 }
 
 void put(Packer& p, const SamplingSettings& s) {
@@ -133,14 +160,33 @@ void put_bin(Packer& p, const void* data, std::size_t bytes) {
   p.pack_bin_body(static_cast<const char*>(data), static_cast<uint32_t>(bytes));
 }
 
-void payload(Packer& p, const Hello& m) {
-  if (m.peers.size() > kMaxPeers) throw InputError("hello: too many peers");
-  p.pack_array(4);
-  put(p, m.self);
-  put(p, m.model, kMaxNameBytes, "model fingerprint");
-  p.pack_int32(m.model_layers);
-  p.pack_array(static_cast<uint32_t>(m.peers.size()));
-  for (const auto& peer : m.peers) put(p, peer);
+void payload(Packer& p, const Gossip& m) {
+  if (m.updates.size() > kMaxPeers) throw InputError("gossip: too many member updates");
+  p.pack_array(7);
+  p.pack_uint8(static_cast<uint8_t>(m.kind));
+  p.pack_uint64(m.probe);
+  put(p, m.from, kMaxNameBytes, "sender address");
+  put(p, m.target, kMaxNameBytes, "target address");
+  p.pack_uint64(m.term);
+  put(p, m.coordinator, kMaxNameBytes, "coordinator");
+  p.pack_array(static_cast<uint32_t>(m.updates.size()));
+  for (const auto& u : m.updates) {
+    p.pack_array(3);
+    put(p, u.info);
+    p.pack_uint8(static_cast<uint8_t>(u.state));
+    p.pack_uint64(u.incarnation);
+  }
+}
+
+void payload(Packer& p, const PlanAnnounce& m) {
+  if (m.stages.size() > kMaxRouteStages) throw InputError("plan: too many stages");
+  p.pack_array(5);
+  p.pack_uint64(m.term);
+  put(p, m.coordinator, kMaxNameBytes, "coordinator");
+  p.pack_uint64(m.version);
+  p.pack_array(static_cast<uint32_t>(m.stages.size()));
+  for (const auto& st : m.stages) put(p, st);
+  put(p, m.problem, kMaxTextBytes, "problem");
 }
 
 void payload(Packer& p, const SessionStart& m) {
@@ -177,9 +223,10 @@ void payload(Packer& p, const Activations& m) {
 }
 
 void payload(Packer& p, const Sampled& m) {
-  p.pack_array(2);
+  p.pack_array(3);
   p.pack_int32(m.pos);
   p.pack_int32(m.token);
+  p.pack_uint64(m.rng_state);
 }
 
 void payload(Packer& p, const SessionEnd& m) {
@@ -233,20 +280,19 @@ void payload(Packer& p, const Status& m) {
   }
   p.pack_array(static_cast<uint32_t>(m.members.size()));
   for (const auto& x : m.members) {
-    p.pack_array(4);
+    p.pack_array(8);
     put(p, x.name, kMaxNameBytes, "member name");
     put(p, x.address, kMaxNameBytes, "member address");
     put(p, x.state, kMaxNameBytes, "member state");
     put(p, x.layers);
+    p.pack_uint64(x.mem_budget);
+    p.pack_double(x.throughput);
+    p.pack_int32(x.cores);
+    put(p, x.arch, kMaxNameBytes, "architecture");
   }
   p.pack_uint64(m.plan_version);
   p.pack_array(static_cast<uint32_t>(m.stages.size()));
-  for (const auto& s : m.stages) {
-    p.pack_array(3);
-    put(p, s.node, kMaxNameBytes, "stage node");
-    put(p, s.address, kMaxNameBytes, "stage address");
-    put(p, std::optional<LayerRange>(s.layers));
-  }
+  for (const auto& s : m.stages) put(p, s);
   p.pack_int32(m.model_layers);
   p.pack(m.serving);
   put(p, m.problem, kMaxTextBytes, "problem");
@@ -337,12 +383,31 @@ class Fields {
   uint32_t i_ = 0;
 };
 
-PeerInfo read_peer(Fields f) {
-  PeerInfo p;
-  p.name = f.str(kMaxNameBytes, "name");
-  p.address = f.str(kMaxNameBytes, "address");
-  p.layers = f.layers();
-  return p;
+MemberInfo read_member_info(Fields f) {
+  MemberInfo m;
+  m.name = f.str(kMaxNameBytes, "name");
+  m.address = f.str(kMaxNameBytes, "address");
+  m.instance = f.u64();
+  m.model = f.str(kMaxNameBytes, "model");
+  m.model_layers = f.integer(0, kMaxPositions, "model layers");
+  m.mem_budget = f.u64();
+  m.throughput = f.real();
+  if (!std::isfinite(m.throughput) || m.throughput < 0) f.fail("bad throughput");
+  m.cores = f.integer(0, 1 << 20, "cores");
+  m.arch = f.str(kMaxNameBytes, "architecture");
+  m.pinned = f.layers();
+  m.layers = f.layers();
+  return m;
+}
+
+PlanStage read_plan_stage(Fields f) {
+  PlanStage stage;
+  stage.node = f.str(kMaxNameBytes, "node");
+  stage.address = f.str(kMaxNameBytes, "address");
+  const auto layers = f.layers();
+  if (!layers) f.fail("stage without layers");
+  stage.layers = *layers;
+  return stage;
 }
 
 SamplingSettings read_sampling(Fields f) {
@@ -358,14 +423,35 @@ SamplingSettings read_sampling(Fields f) {
 Body read_body(MessageType type, const msgpack::object& o) {
   Fields f(o, type_name(type));
   switch (type) {
-    case MessageType::hello: {
-      Hello m;
-      m.self = read_peer(f.array("peer"));
-      m.model = f.str(kMaxNameBytes, "model");
-      m.model_layers = f.integer(0, kMaxPositions, "model layers");
-      Fields peers = f.array("peers");
-      if (peers.size() > kMaxPeers) f.fail("too many peers");
-      for (std::size_t i = 0; i < peers.size(); i++) m.peers.push_back(read_peer(peers.array("peer")));
+    case MessageType::gossip: {
+      Gossip m;
+      m.kind = static_cast<Gossip::Kind>(f.integer(0, 4, "gossip kind"));
+      m.probe = f.u64();
+      m.from = f.str(kMaxNameBytes, "from");
+      m.target = f.str(kMaxNameBytes, "target");
+      m.term = f.u64();
+      m.coordinator = f.str(kMaxNameBytes, "coordinator");
+      Fields updates = f.array("updates");
+      if (updates.size() > kMaxPeers) f.fail("too many member updates");
+      for (std::size_t i = 0; i < updates.size(); i++) {
+        Fields u = updates.array("member update");
+        MemberUpdate update;
+        update.info = read_member_info(u.array("member"));
+        update.state = static_cast<MemberState>(u.integer(0, 3, "member state"));
+        update.incarnation = u.u64();
+        m.updates.push_back(std::move(update));
+      }
+      return m;
+    }
+    case MessageType::plan: {
+      PlanAnnounce m;
+      m.term = f.u64();
+      m.coordinator = f.str(kMaxNameBytes, "coordinator");
+      m.version = f.u64();
+      Fields stages = f.array("stages");
+      if (stages.size() > kMaxRouteStages) f.fail("too many stages");
+      for (std::size_t i = 0; i < stages.size(); i++) m.stages.push_back(read_plan_stage(stages.array("stage")));
+      m.problem = f.str(kMaxTextBytes, "problem");
       return m;
     }
     case MessageType::session_start: {
@@ -413,6 +499,7 @@ Body read_body(MessageType type, const msgpack::object& o) {
       Sampled m;
       m.pos = f.integer(0, kMaxPositions, "position");
       m.token = f.integer(0, INT32_MAX, "token");
+      m.rng_state = f.u64();
       return m;
     }
     case MessageType::session_end: {
@@ -469,21 +556,16 @@ Body read_body(MessageType type, const msgpack::object& o) {
         member.address = x.str(kMaxNameBytes, "address");
         member.state = x.str(kMaxNameBytes, "state");
         member.layers = x.layers();
+        member.mem_budget = x.u64();
+        member.throughput = x.real();
+        member.cores = x.integer(0, 1 << 20, "cores");
+        member.arch = x.str(kMaxNameBytes, "architecture");
         m.members.push_back(std::move(member));
       }
       m.plan_version = f.u64();
       Fields stages = f.array("stages");
       if (stages.size() > kMaxRouteStages) f.fail("too many stages");
-      for (std::size_t i = 0; i < stages.size(); i++) {
-        Fields x = stages.array("stage");
-        PlanStage stage;
-        stage.node = x.str(kMaxNameBytes, "node");
-        stage.address = x.str(kMaxNameBytes, "address");
-        const auto layers = x.layers();
-        if (!layers) x.fail("stage without layers");
-        stage.layers = *layers;
-        m.stages.push_back(std::move(stage));
-      }
+      for (std::size_t i = 0; i < stages.size(); i++) m.stages.push_back(read_plan_stage(stages.array("stage")));
       m.model_layers = f.integer(0, kMaxPositions, "model layers");
       m.serving = f.boolean();
       m.problem = f.str(kMaxTextBytes, "problem");
@@ -494,7 +576,7 @@ Body read_body(MessageType type, const msgpack::object& o) {
 }
 
 bool known_type(uint64_t t) {
-  return (t >= 1 && t <= 7) || (t >= 16 && t <= 20);
+  return (t >= 2 && t <= 9) || (t >= 16 && t <= 20);
 }
 
 }  // namespace

@@ -16,26 +16,31 @@ namespace troupe {
 struct NodeOptions {
   std::string listen;                 // host:port
   std::string name;                   // default: the listen address
-  std::vector<std::string> joins;     // host:port of nodes to introduce ourselves to
-  std::optional<LayerRange> layers;   // the stage held here; none: an entry point only
+  std::vector<std::string> joins;     // host:port of members to join through
+  std::optional<LayerRange> layers;   // --layers: pinned by hand; none: the coordinator decides
+  uint64_t mem_budget = 0;            // bytes for weights and caches; 0: the memory available
   int threads = 0;                    // the forward pass's thread pool; 0 = one per core
   wire::ActivationEncoding activations = wire::ActivationEncoding::f32;
+  LoadOptions load;                   // how stages load their layers (mmap, quantize)
 };
 
-// Identifies a model's shape, so that nodes of different models never form one mesh.
-std::string model_fingerprint(const ModelConfig& config);
+// Identifies a model file (a hash of its header and tensor table, with its shape for people), so
+// that nodes of different models never form one mesh.
+std::string model_identity(const Model& model);
 
 class Node {
  public:
-  // `model` holds the weights of options.layers (only its config when there are none); both
-  // it and `tokenizer` must outlive the Node. Throws InputError / RuntimeFailure when it cannot
-  // listen at options.listen.
-  Node(NodeOptions options, const Model& model, const Tokenizer& tokenizer);
+  // `model` is the node's model file with the weights of options.layers in place (only its
+  // config when there are none); ranges the coordinator assigns later are loaded from
+  // model.path. `model` and `tokenizer` must outlive the Node. Throws InputError /
+  // RuntimeFailure when it cannot listen at options.listen.
+  Node(NodeOptions options, std::shared_ptr<const Model> model, const Tokenizer& tokenizer);
   ~Node();  // stop()s
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Closes the connections, ends every session and actor, and waits for them.
+  // Tells the mesh this node leaves, closes the connections, ends every session and actor, and
+  // waits for them.
   void stop();
 
  private:

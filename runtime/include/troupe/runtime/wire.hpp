@@ -30,13 +30,13 @@ namespace troupe::wire {
 inline constexpr uint32_t kMagic = 0x54525550;  // "TRUP"
 // Bumped on any change a node of the previous version would misread; frames of another version
 // are dropped (with a log line) rather than guessed at.
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 
 // Hard limits. A frame over kMaxFrameBytes is refused before it is parsed (ZeroMQ drops the
 // connection that sends one).
 inline constexpr std::size_t kMaxFrameBytes = std::size_t(16) << 20;
 inline constexpr int kMaxSessions = 64;          // in flight per node, as entry or as stage
-inline constexpr std::size_t kMaxPeers = 256;     // in a hello's peer list and in a status
+inline constexpr std::size_t kMaxPeers = 256;     // member updates in one gossip, members in a status
 inline constexpr std::size_t kMaxRouteStages = 256;
 inline constexpr std::size_t kMaxNameBytes = 256;       // names, addresses, model fingerprints
 inline constexpr std::size_t kMaxTextBytes = 1 << 20;   // prompts, text pieces, error messages
@@ -44,14 +44,15 @@ inline constexpr int kMaxPositions = 1 << 20;           // positions, steps, pro
 inline constexpr int kMaxActivationRows = 1024;         // positions in one activations frame
 
 enum class MessageType : uint8_t {
-  // Between nodes.
-  hello = 1,          // who I am, what I hold, whom I know; also the heartbeat
+  // Between nodes. (1 was version 1's hello, replaced by gossip.)
   session_start = 2,  // a session's settings (and, to the first stage, its prompt)
   step = 3,           // entry -> first stage: the token to run at a position
   activations = 4,    // stage -> next stage: hidden states of `count` positions
   sampled = 5,        // last stage -> entry: the token sampled after a position
   session_end = 6,    // entry -> stages: drop the session's state
   error = 7,          // a session failed (stage -> entry, entry -> client)
+  gossip = 8,         // membership (SWIM probes, acks, state exchange) with the sender's term
+  plan = 9,           // coordinator -> members: the versioned stage plan
   // Between a client and the node it entered through.
   generate = 16,      // client -> entry: a completion
   text = 17,          // entry -> client: printable text, as it comes
@@ -61,18 +62,66 @@ enum class MessageType : uint8_t {
 };
 const char* type_name(MessageType type);
 
-struct PeerInfo {
+// What a member says about itself; spread by gossip (discovery/membership.hpp).
+struct MemberInfo {
   std::string name;
-  std::string address;  // host:port of its ROUTER socket
-  std::optional<LayerRange> layers;
-  bool operator==(const PeerInfo&) const = default;
+  std::string address;        // host:port of its ROUTER socket; how the mesh names it
+  uint64_t instance = 0;      // larger for a later start of the same address: a restart
+  std::string model;          // identity of its model file; members of other models are ignored
+  int model_layers = 0;
+  uint64_t mem_budget = 0;    // bytes it may spend on weights and caches
+  double throughput = 0;      // GB/s its kernels read weights at (self-benchmark at start)
+  int cores = 0;
+  std::string arch;
+  std::optional<LayerRange> pinned;  // --layers: a range fixed by hand
+  std::optional<LayerRange> layers;  // the range whose weights are loaded and serving
+  bool operator==(const MemberInfo&) const = default;
 };
 
-struct Hello {
-  PeerInfo self;
-  std::string model;  // fingerprint of the model's shape; peers with another model are refused
-  int model_layers = 0;
-  std::vector<PeerInfo> peers;  // the other nodes this one knows of (gossip)
+enum class MemberState : uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
+const char* state_name(MemberState s);  // "alive", "suspect", "dead", "left"
+
+// One member's state at an incarnation (SWIM): the unit of gossip.
+struct MemberUpdate {
+  MemberInfo info;
+  MemberState state = MemberState::alive;
+  uint64_t incarnation = 0;
+  bool operator==(const MemberUpdate&) const = default;
+};
+
+// A SWIM packet. Every gossip also carries the sender's view of the coordinator's term, so that
+// leadership spreads with membership.
+struct Gossip {
+  enum class Kind : uint8_t {
+    ping = 0,        // are you alive? (acked by the target)
+    ping_req = 1,    // probe `target` for me (indirect probe)
+    ack = 2,         // `target` is alive: the answer to the ping numbered `probe`
+    sync = 3,        // here is my whole member table; send me yours (push-pull, and joining)
+    sync_reply = 4,  // my whole member table
+  };
+  Kind kind = Kind::ping;
+  uint64_t probe = 0;
+  std::string from;    // the sender's address, where answers go
+  std::string target;  // ping_req: whom to probe; ack: who answered
+  uint64_t term = 0;
+  std::string coordinator;  // the term's coordinator; empty: none known
+  std::vector<MemberUpdate> updates;
+};
+
+struct PlanStage {
+  std::string node;
+  std::string address;
+  LayerRange layers;
+  bool operator==(const PlanStage&) const = default;
+};
+
+// The coordinator's stage plan, published to every member and repeated.
+struct PlanAnnounce {
+  uint64_t term = 0;
+  std::string coordinator;
+  uint64_t version = 0;
+  std::vector<PlanStage> stages;  // in layer order
+  std::string problem;            // why the plan does not cover the model, when it does not
 };
 
 struct RouteStage {
@@ -114,14 +163,19 @@ struct Activations {
 struct Sampled {
   int pos = 0;    // positions run before this token
   int token = 0;
+  uint64_t rng_state = 0;  // the sampler's state after drawing it: a replay resumes from here
 };
 
 struct SessionEnd {
   std::string reason;
 };
 
+// Error code kMoved: the stage no longer serves the session (its layers moved); the entry
+// re-routes the session instead of failing it.
+inline constexpr int kMoved = 3;
+
 struct Error {
-  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure
+  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure; or kMoved
   std::string message;
 };
 
@@ -147,12 +201,11 @@ struct Member {
   std::string address;
   std::string state;  // alive, suspect, dead
   std::optional<LayerRange> layers;
-};
-
-struct PlanStage {
-  std::string node;
-  std::string address;
-  LayerRange layers;
+  // What it advertises (zero when not known).
+  uint64_t mem_budget = 0;
+  double throughput = 0;
+  int cores = 0;
+  std::string arch;
 };
 
 struct Status {
@@ -167,8 +220,8 @@ struct Status {
   std::string problem;   // why not, when not
 };
 
-using Body = std::variant<Hello, SessionStart, Step, Activations, Sampled, SessionEnd, Error,
-                          GenerateRequest, Text, Done, StatusRequest, Status>;
+using Body = std::variant<SessionStart, Step, Activations, Sampled, SessionEnd, Error, Gossip,
+                          PlanAnnounce, GenerateRequest, Text, Done, StatusRequest, Status>;
 
 struct Message {
   uint64_t session = 0;

@@ -1,0 +1,83 @@
+// One node's part in the mesh protocol: membership (SWIM), the coordinator's term, and the stage
+// plan, composed into one plain state machine. The node's actors host it over ZeroMQ and the
+// system clock; the simulator hosts the same object over virtual links and a virtual clock.
+//
+// What it decides: which layer range this node should hold (assignment()), which live stages a
+// new or re-routed session should pass through (route()), and — on the coordinator — the plan
+// every member follows. What it does not do: load weights or run sessions; the host reports what
+// it has loaded through set_loaded().
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "troupe/discovery/election.hpp"
+#include "troupe/discovery/membership.hpp"
+#include "troupe/discovery/planner.hpp"
+
+namespace troupe::discovery {
+
+struct MeshConfig {
+  MembershipConfig membership;
+  ElectionConfig election;
+  Millis plan_quiet{300};    // membership unchanged this long before the coordinator re-plans
+  Millis plan_repeat{1000};  // the coordinator repeats its plan to every member this often
+  ModelCost cost;
+};
+
+struct MemberView {
+  wire::MemberInfo info;
+  wire::MemberState state = wire::MemberState::alive;
+  bool self = false;
+};
+
+class Mesh {
+ public:
+  Mesh(wire::MemberInfo self, MeshConfig config, uint64_t seed, TimePoint now);
+
+  void join(const std::vector<std::string>& addresses, TimePoint now);
+  void tick(TimePoint now);
+  void receive(const wire::Gossip& gossip, TimePoint now);
+  void receive(const wire::PlanAnnounce& plan, TimePoint now);
+  void connection_lost(const std::string& address, TimePoint now);
+  // The layers this node now serves (after loading or releasing them).
+  void set_loaded(std::optional<LayerRange> layers);
+  void leave(TimePoint now);
+
+  std::vector<Outgoing> take_outgoing();
+  std::vector<MemberChange> take_changes();
+  std::vector<std::string> take_warnings() { return membership_.take_warnings(); }
+
+  const Leadership& leadership() const { return election_.current(); }
+  bool is_coordinator() const { return election_.is_coordinator(); }
+  const wire::PlanAnnounce& plan() const { return plan_; }
+  // The range the plan gives this node (its pinned range when it has one).
+  std::optional<LayerRange> assignment() const;
+  // Live (alive, not suspect) members' loaded stages chaining [0, n_layers), the plan's
+  // preferred; empty when none do, and then route_problem() says why.
+  std::vector<StageHolder> route() const;
+  std::string route_problem() const;
+  // Whether the alive members (suspects left out) could cover the model under some plan: when
+  // not, a session that lost its route has nothing to wait for.
+  bool could_cover() const;
+  std::vector<MemberView> members() const;  // this node first
+  std::string name_of(const std::string& address) const;
+  const Membership& membership() const { return membership_; }
+
+ private:
+  void publish_plan(TimePoint now);
+  Plan compute_plan() const;
+
+  MeshConfig config_;
+  Membership membership_;
+  Election election_;
+  wire::PlanAnnounce plan_;          // the latest accepted
+  Leadership plan_leader_;           // the term it came from
+  TimePoint last_change_{};
+  TimePoint next_repeat_{};
+  std::vector<Outgoing> outgoing_;
+  std::vector<MemberChange> changes_;
+};
+
+}  // namespace troupe::discovery

@@ -1,0 +1,401 @@
+#include "troupe/discovery/membership.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <utility>
+
+namespace troupe::discovery {
+
+using wire::Gossip;
+using wire::MemberState;
+using wire::MemberUpdate;
+
+namespace {
+
+bool live(MemberState s) { return s == MemberState::alive || s == MemberState::suspect; }
+
+}  // namespace
+
+bool plausible_address(const std::string& a) {
+  const auto colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() || a.size() - colon > 6) {
+    return false;
+  }
+  for (std::size_t i = colon + 1; i < a.size(); i++) {
+    if (a[i] < '0' || a[i] > '9') return false;
+  }
+  if (std::stoi(a.substr(colon + 1)) > 65535) return false;
+  for (char c : a.substr(0, colon)) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '[' ||
+          c == ']' || c == ':')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Membership::Membership(wire::MemberInfo self, MembershipConfig config, uint64_t seed)
+    : self_(std::move(self)), config_(config), rng_(seed | 1) {}
+
+uint64_t Membership::random() {  // xorshift64*
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 0x2545F4914F6CDD1DULL;
+}
+
+void Membership::set_leadership(uint64_t term, std::string coordinator) {
+  term_ = term;
+  coordinator_ = std::move(coordinator);
+}
+
+MemberUpdate Membership::self_update() const {
+  return {self_, left_ ? MemberState::left : MemberState::alive, incarnation_};
+}
+
+bool Membership::alive(const std::string& address) const {
+  if (address == self_.address) return !left_;
+  auto it = members_.find(address);
+  return it != members_.end() && live(it->second.state);
+}
+
+std::vector<std::string> Membership::live_addresses() const {
+  std::vector<std::string> out;
+  if (!left_) out.push_back(self_.address);
+  for (const auto& [address, m] : members_) {
+    if (live(m.state)) out.push_back(address);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Millis Membership::suspicion_timeout(int confirmations) const {
+  // Lifeguard: from max down to min as log(confirmations + 1) / log(expected + 1).
+  const int n = static_cast<int>(live_addresses().size());
+  const int expected = std::max(1, std::min(3, n - 2));
+  const double frac = std::log(double(confirmations) + 1) / std::log(double(expected) + 1);
+  const double ms = double(config_.suspicion_max.count()) -
+                    double(config_.suspicion_max.count() - config_.suspicion_min.count()) *
+                        std::min(frac, 1.0);
+  return Millis(static_cast<int64_t>(std::max(ms, double(config_.suspicion_min.count()))));
+}
+
+// --- sending -----------------------------------------------------------------------------------
+
+void Membership::enqueue(const MemberUpdate& u) {
+  // A newer word on a member replaces the older one still waiting to be spread.
+  broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
+                                   [&](const Broadcast& b) {
+                                     return b.update.info.address == u.info.address;
+                                   }),
+                    broadcasts_.end());
+  broadcasts_.push_back({u, 0});
+}
+
+Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t probe) {
+  Gossip g;
+  g.kind = kind;
+  g.probe = probe;
+  g.from = self_.address;
+  g.target = target;
+  g.term = term_;
+  g.coordinator = coordinator_;
+  // Piggyback the least-spread updates; each is dropped after enough transmissions to reach
+  // every member with high probability (SWIM's infection-style dissemination).
+  std::stable_sort(broadcasts_.begin(), broadcasts_.end(),
+                   [](const Broadcast& a, const Broadcast& b) { return a.transmits < b.transmits; });
+  const int limit = config_.retransmit_mult *
+                    static_cast<int>(std::ceil(std::log2(double(members_.size()) + 2)));
+  for (auto& b : broadcasts_) {
+    if (g.updates.size() >= config_.max_piggyback) break;
+    g.updates.push_back(b.update);
+    b.transmits++;
+  }
+  broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
+                                   [&](const Broadcast& b) { return b.transmits >= limit; }),
+                    broadcasts_.end());
+  return g;
+}
+
+void Membership::send(const std::string& to, Gossip g) { outgoing_.push_back({to, std::move(g)}); }
+
+void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
+  Gossip g = gossip(kind);
+  g.updates.clear();
+  g.updates.push_back(self_update());
+  for (const auto& [address, m] : members_) {
+    if (g.updates.size() >= wire::kMaxPeers) break;
+    g.updates.push_back({m.info, m.state, m.incarnation});
+  }
+  send(to, std::move(g));
+}
+
+std::vector<Outgoing> Membership::take_outgoing() { return std::exchange(outgoing_, {}); }
+std::vector<MemberChange> Membership::take_changes() { return std::exchange(changes_, {}); }
+std::vector<std::string> Membership::take_warnings() { return std::exchange(warnings_, {}); }
+
+void Membership::warn(const std::string& key, std::string text) {
+  if (warned_.size() < 1024 && warned_.insert(key).second) warnings_.push_back(std::move(text));
+}
+
+// --- probing -----------------------------------------------------------------------------------
+
+std::string Membership::next_probe_target() {
+  while (true) {
+    if (probe_order_.empty()) {
+      for (const auto& [address, m] : members_) {
+        if (live(m.state)) probe_order_.push_back(address);
+      }
+      if (probe_order_.empty()) return {};
+      for (std::size_t i = probe_order_.size() - 1; i > 0; i--) {
+        std::swap(probe_order_[i], probe_order_[random() % (i + 1)]);
+      }
+    }
+    std::string target = probe_order_.back();
+    probe_order_.pop_back();
+    if (alive(target)) return target;
+  }
+}
+
+std::vector<std::string> Membership::random_live(std::size_t k, const std::set<std::string>& except) {
+  std::vector<std::string> pool;
+  for (const auto& [address, m] : members_) {
+    if (m.state == MemberState::alive && !except.count(address)) pool.push_back(address);
+  }
+  for (std::size_t i = 0; i < pool.size() && i < k; i++) {
+    std::swap(pool[i], pool[i + random() % (pool.size() - i)]);
+  }
+  if (pool.size() > k) pool.resize(k);
+  return pool;
+}
+
+void Membership::start_probe(const std::string& target, TimePoint now) {
+  probe_ = Probe{target, next_probe_id_++, now, false};
+  send(target, gossip(Gossip::Kind::ping, {}, probe_->id));
+}
+
+void Membership::suspect(const std::string& address, TimePoint now) {
+  auto it = members_.find(address);
+  if (it == members_.end() || it->second.state != MemberState::alive) return;
+  set_state(it->second, address, MemberState::suspect, now);
+  enqueue({it->second.info, MemberState::suspect, it->second.incarnation});
+}
+
+void Membership::connection_lost(const std::string& address, TimePoint now) {
+  if (left_ || !alive(address) || address == self_.address) return;
+  if (probe_ && probe_->target == address) return;
+  start_probe(address, now);  // an unfinished probe of another member is abandoned, not failed
+}
+
+// --- the state machine -------------------------------------------------------------------------
+
+void Membership::join(const std::vector<std::string>& addresses, TimePoint now) {
+  for (const auto& a : addresses) {
+    if (a != self_.address) joins_.push_back(a);
+  }
+  for (const auto& a : joins_) send_sync(a, Gossip::Kind::sync);
+  next_sync_at_ = now + config_.sync_interval;
+  next_probe_at_ = now + config_.probe_interval;
+}
+
+void Membership::tick(TimePoint now) {
+  if (left_) return;
+  if (probe_) {
+    if (!probe_->indirect_sent && now >= probe_->sent + config_.probe_timeout) {
+      probe_->indirect_sent = true;
+      for (const auto& helper : random_live(std::size_t(config_.indirect_probes), {probe_->target})) {
+        send(helper, gossip(Gossip::Kind::ping_req, probe_->target, probe_->id));
+      }
+    }
+    if (now >= probe_->sent + config_.probe_interval) {
+      const std::string target = probe_->target;
+      probe_.reset();
+      suspect(target, now);
+    }
+  }
+  if (!probe_ && now >= next_probe_at_) {
+    next_probe_at_ = now + config_.probe_interval;
+    const std::string target = next_probe_target();
+    if (!target.empty()) start_probe(target, now);
+  }
+  for (auto& [address, m] : members_) {
+    if (m.state == MemberState::suspect && now >= m.suspect_deadline) {
+      set_state(m, address, MemberState::dead, now);
+      enqueue({m.info, MemberState::dead, m.incarnation});
+    }
+  }
+  for (auto it = members_.begin(); it != members_.end();) {
+    const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
+    it = gone && now - it->second.since > config_.forget_dead ? members_.erase(it) : std::next(it);
+  }
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    it = now - it->second.sent > 2 * config_.probe_interval ? relays_.erase(it) : std::next(it);
+  }
+  if (now >= next_sync_at_) {
+    next_sync_at_ = now + config_.sync_interval;
+    const auto peers = random_live(1, {});
+    if (!peers.empty()) {
+      send_sync(peers.front(), Gossip::Kind::sync);
+    } else {
+      for (const auto& a : joins_) send_sync(a, Gossip::Kind::sync);  // nobody yet: ask again
+    }
+    // And one member declared dead: after a partition heals, this is how the two sides hear of
+    // each other again (the dead one refutes its death and answers with its own table).
+    std::vector<std::string> dead;
+    for (const auto& [address, m] : members_) {
+      if (m.state == MemberState::dead) dead.push_back(address);
+    }
+    if (!dead.empty()) send_sync(dead[random() % dead.size()], Gossip::Kind::sync);
+  }
+}
+
+void Membership::receive(const Gossip& g, TimePoint now) {
+  if (left_) return;
+  if (!plausible_address(g.from) || (g.kind == Gossip::Kind::ping_req && !plausible_address(g.target))) {
+    warn("from " + g.from, "dropped gossip from '" + g.from.substr(0, 64) + "': not a HOST:PORT address");
+    return;
+  }
+  for (const auto& u : g.updates) apply(u, now);
+  switch (g.kind) {
+    case Gossip::Kind::ping:
+      send(g.from, gossip(Gossip::Kind::ack, self_.address, g.probe));
+      break;
+    case Gossip::Kind::ping_req: {
+      const uint64_t id = next_probe_id_++;
+      relays_[id] = {g.from, g.probe, now};
+      send(g.target, gossip(Gossip::Kind::ping, {}, id));
+      break;
+    }
+    case Gossip::Kind::ack:
+      if (probe_ && g.probe == probe_->id && g.target == probe_->target) {
+        probe_.reset();
+      } else if (auto it = relays_.find(g.probe); it != relays_.end()) {
+        send(it->second.requester, gossip(Gossip::Kind::ack, g.target, it->second.their_probe));
+        relays_.erase(it);
+      }
+      break;
+    case Gossip::Kind::sync:
+      send_sync(g.from, Gossip::Kind::sync_reply);
+      break;
+    case Gossip::Kind::sync_reply:
+      break;
+  }
+}
+
+void Membership::set_state(Member& m, const std::string& address, MemberState s, TimePoint now) {
+  if (m.state == s) return;
+  changes_.push_back({address, m.state, s, false});
+  m.state = s;
+  m.since = now;
+  if (s == MemberState::suspect) {
+    m.confirmations = 0;
+    m.suspect_deadline = now + suspicion_timeout(0);
+  }
+}
+
+void Membership::apply(const MemberUpdate& u, TimePoint now) {
+  const std::string& address = u.info.address;
+  if (!plausible_address(address)) {
+    warn("member " + address, "dropped news of member '" + address.substr(0, 64) + "': not a HOST:PORT address");
+    return;
+  }
+  if (address == self_.address) {
+    if (u.info.instance > self_.instance) return;  // not about this process
+    // A suspicion or death of this member (or news of an earlier life at this address): refute
+    // it with a higher incarnation, which overrides it everywhere.
+    if (u.info.instance < self_.instance || (u.state != MemberState::alive && u.incarnation >= incarnation_)) {
+      incarnation_ = std::max(incarnation_, u.incarnation) + 1;
+      enqueue(self_update());
+    }
+    return;
+  }
+  // Members of another model never join this mesh.
+  if (u.info.model != self_.model || u.info.model_layers != self_.model_layers) {
+    warn("model " + address, "member " + u.info.name + " (" + address + ") runs another model (" +
+                                 u.info.model + "; this node: " + self_.model + "); ignored");
+    return;
+  }
+
+  auto it = members_.find(address);
+  if (it == members_.end()) {
+    if (!live(u.state)) return;  // no need to learn of strangers that are gone
+    Member m;
+    m.info = u.info;
+    m.state = u.state;
+    m.incarnation = u.incarnation;
+    m.since = now;
+    m.suspect_deadline = now + suspicion_timeout(0);
+    members_.emplace(address, std::move(m));
+    changes_.push_back({address, std::nullopt, u.state, true});
+    enqueue(u);
+    return;
+  }
+  Member& m = it->second;
+  if (u.info.instance < m.info.instance) return;  // news of an earlier life
+  if (u.info.instance > m.info.instance) {        // a restart: a new member at the old address
+    m.info = u.info;
+    m.incarnation = u.incarnation;
+    set_state(m, address, u.state, now);
+    changes_.push_back({address, m.state, m.state, true});
+    enqueue(u);
+    return;
+  }
+  switch (u.state) {
+    case MemberState::alive:
+      if (u.incarnation > m.incarnation && m.state != MemberState::left) {
+        const bool info_changed = !(u.info == m.info);
+        m.info = u.info;
+        m.incarnation = u.incarnation;
+        set_state(m, address, MemberState::alive, now);
+        if (info_changed) changes_.push_back({address, m.state, m.state, true});
+        enqueue(u);
+      }
+      break;
+    case MemberState::suspect:
+      if ((m.state == MemberState::alive && u.incarnation >= m.incarnation) ||
+          (m.state == MemberState::suspect && u.incarnation > m.incarnation)) {
+        m.incarnation = u.incarnation;
+        set_state(m, address, MemberState::suspect, now);
+        enqueue(u);
+      } else if (m.state == MemberState::suspect && u.incarnation == m.incarnation) {
+        // Another member suspects it too: the suspicion is more likely right; shorten it.
+        m.confirmations++;
+        m.suspect_deadline = std::min(m.suspect_deadline, m.since + suspicion_timeout(m.confirmations));
+      }
+      break;
+    case MemberState::dead:
+    case MemberState::left:
+      if (live(m.state) && u.incarnation >= m.incarnation) {
+        m.incarnation = u.incarnation;
+        set_state(m, address, u.state, now);
+        enqueue(u);
+      }
+      break;
+  }
+}
+
+void Membership::update_self(const wire::MemberInfo& info) {
+  if (info == self_) return;
+  self_ = info;
+  incarnation_++;
+  enqueue(self_update());
+}
+
+void Membership::leave(TimePoint) {
+  if (left_) return;
+  left_ = true;
+  incarnation_++;
+  for (const auto& address : live_addresses()) {
+    if (address == self_.address) continue;
+    Gossip g;
+    g.kind = Gossip::Kind::sync_reply;
+    g.from = self_.address;
+    g.term = term_;
+    g.coordinator = coordinator_;
+    g.updates.push_back(self_update());
+    send(address, std::move(g));
+  }
+}
+
+}  // namespace troupe::discovery

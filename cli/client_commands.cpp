@@ -9,6 +9,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "mesh_status.hpp"
 #include "troupe/actors/client.hpp"
 #include "troupe/actors/plan.hpp"
 #include "troupe/runtime/error.hpp"
@@ -148,35 +149,13 @@ struct StatusFlags {
   bool json = false;
 };
 
-nlohmann::json layers_json(const std::optional<LayerRange>& r) {
-  return r ? nlohmann::json::array({r->begin, r->end}) : nlohmann::json(nullptr);
-}
-
 int run_status(const StatusFlags& f) {
   check_address(f.peer, "--peer");
   MeshClient client(f.peer);
-  client.send(wire::Message{0, 1, wire::StatusRequest{}});
-  const wire::Message m = client.receive(std::chrono::seconds(10));
-  const auto* s = std::get_if<wire::Status>(&m.body);
-  if (!s) throw RuntimeFailure("peer " + f.peer + " answered a status request with " + wire::type_name(m.type()));
+  const wire::Status status = query_status(client, f.peer);
+  const wire::Status* s = &status;
   if (f.json) {
-    nlohmann::json j;
-    j["node"] = s->self;
-    j["term"] = s->term;
-    j["coordinator"] = s->coordinator ? nlohmann::json(*s->coordinator) : nlohmann::json(nullptr);
-    j["members"] = nlohmann::json::array();
-    for (const auto& x : s->members) {
-      j["members"].push_back({{"name", x.name}, {"address", x.address}, {"state", x.state},
-                              {"layers", layers_json(x.layers)}});
-    }
-    j["plan"] = {{"version", s->plan_version}, {"stages", nlohmann::json::array()}};
-    for (const auto& st : s->stages) {
-      j["plan"]["stages"].push_back(
-          {{"node", st.node}, {"address", st.address}, {"layers", {st.layers.begin, st.layers.end}}});
-    }
-    j["model_layers"] = s->model_layers;
-    j["serving"] = s->serving;
-    j["problem"] = s->serving ? nlohmann::json(nullptr) : nlohmann::json(s->problem);
+    const nlohmann::json j = status_json(status);
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }

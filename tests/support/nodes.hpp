@@ -47,7 +47,9 @@ struct NodeSpec {
 // One node per spec, each joining the first, all on stories260K.
 class Mesh {
  public:
-  explicit Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args = {});
+  // extra_args go to every node; node_args[i] (where given) to node i alone.
+  explicit Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args = {},
+                const std::vector<std::vector<std::string>>& node_args = {});
   ~Mesh();
 
   // Waits until every node reports that the mesh serves; false on timeout.

@@ -297,7 +297,7 @@ struct HttpServer::Impl {
     });
     server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
       json model = {{"id", options.model.id}, {"object", "model"}, {"created", 0}, {"owned_by", "troupe"},
-                    {"context_length", options.model.seq_len}};
+                    {"context_length", options.model.seq_len}, {"chat_template", options.chat_template}};
       send_json(res, 200, {{"object", "list"}, {"data", json::array({model})}});
     });
     server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {

@@ -16,6 +16,7 @@ struct HttpOptions {
   std::string address;       // HOST:PORT to listen on
   std::string node_address;  // the node's --listen address
   openai::ModelInfo model;
+  std::string chat_template;  // the template chat requests get (for /v1/models)
 };
 
 class HttpServer {

@@ -162,8 +162,9 @@ int run_node(const NodeFlags& flags) {
     o.model.id = std::filesystem::path(model_path).stem().string();
     o.model.seq_len = model.config.seq_len;
     o.model.chat_template = flags.chat_template;
-    server = std::make_unique<HttpServer>(o);
     const ChatTemplate chat = choose_chat_template(tokenizer, flags.chat_template);
+    o.chat_template = chat_template_name(chat);
+    server = std::make_unique<HttpServer>(o);
     spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{})", http, o.model.id,
                  chat_template_name(chat),
                  !flags.chat_template.empty()            ? ", from --chat-template"

@@ -1,7 +1,8 @@
 // The HTTP API of `troupe node --http`, over real sockets against real node processes on
 // stories260K: completions and chat completions, whole and streamed (the SSE framing parsed
 // here), the same text as `troupe generate` and `troupe chat`, bad requests, stop strings,
-// cancelled streams, and concurrent clients through different nodes.
+// cancelled streams, concurrent clients through different nodes, and each chat template read
+// from a GGUF file.
 #include <catch2/catch.hpp>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,9 @@
 #include "support/http.hpp"
 #include "support/nodes.hpp"
 #include "support/process.hpp"
+#include "troupe/runtime/chat_template.hpp"
+#include "troupe/runtime/gguf.hpp"
+#include "troupe/runtime/llama_gguf_writer.hpp"
 
 using namespace troupe::test;
 using nlohmann::json;
@@ -311,5 +315,98 @@ TEST_CASE("eight concurrent streaming clients through different nodes all get th
     const Streamed s = check_stream("/v1/completions", clients[i].get());
     CHECK(s.text == expected[i]);
     CHECK(!s.finish_reason.empty());
+  }
+}
+
+namespace {
+
+// A GGUF model that answers every prompt with the token `end` at once, carrying `jinja` as its
+// tokenizer.chat_template and the llama2.c vocabulary plus `specials` (control tokens). Its
+// weights make that so: attention and feed-forward matrices are zero, so the last hidden state
+// is the embedding (all ones) whatever the prompt, and only row `end` of the classifier is not
+// zero.
+troupe::Tokenizer write_chat_model(const std::string& path, const std::string& jinja,
+                                   const std::vector<std::string>& specials, const std::string& end_piece) {
+  using namespace troupe;
+  const Tokenizer llama2c = Tokenizer::load_llama2c(stories_tokenizer(), 512);
+  Vocabulary v = gguf_vocabulary_from_llama2c(llama2c.vocab());
+  for (const std::string& s : specials) {
+    v.pieces.push_back(s);
+    v.scores.push_back(0);
+    v.types.push_back(TokenType::control);
+  }
+  v.index();
+  const int end = v.lookup(end_piece);
+  REQUIRE(end >= 0);
+  ModelConfig config;
+  config.dim = 16;
+  config.hidden_dim = 32;
+  config.n_layers = 1;
+  config.n_heads = 2;
+  config.n_kv_heads = 2;
+  config.vocab_size = v.size();
+  config.seq_len = 256;
+  LlamaGgufOptions options;
+  options.name = "chat-test";
+  options.threads = 1;
+  options.tokenizer = [&](GgufWriter& w) {
+    set_tokenizer_metadata(w, v, "llama");
+    w.set_string("tokenizer.chat_template", jinja);
+  };
+  write_llama_gguf(path, config, options, [&](const LlamaTensor& t, int row, float* out) {
+    bool ones = !t.matrix || t.kind == LlamaTensorKind::token_embedding ||
+                (t.kind == LlamaTensorKind::output && row == end);
+    for (int i = 0; i < t.cols; i++) out[i] = ones ? 1.0f : 0.0f;
+  });
+  return Tokenizer::from_gguf(GgufFile::open(path));
+}
+
+}  // namespace
+
+TEST_CASE("each chat template, recognised from a GGUF, ends the answer at its end of turn", "[http][chat-template]") {
+  struct Case {
+    std::string name, jinja;
+    std::vector<std::string> specials;
+    std::string end;
+  };
+  const std::vector<Case> cases = {
+      {"llama2", "{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}", {}, "</s>"},
+      {"llama3", "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}",
+       {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}, "<|eot_id|>"},
+      {"chatml", "{{ '<|im_start|>' + message['role'] + '\\n' }}", {"<|im_start|>", "<|im_end|>"}, "<|im_end|>"},
+      {"zephyr", "{{ '<|user|>\\n' + message['content'] + eos_token }}", {}, "</s>"},
+  };
+  const std::vector<troupe::ChatMessage> messages = {{"system", "Be brief."}, {"user", "Hi there"}};
+  for (const Case& c : cases) {
+    INFO("template " << c.name);
+    TempDir dir;
+    const std::string model = dir / "chat.gguf";
+    const troupe::Tokenizer tokenizer = write_chat_model(model, c.jinja, c.specials, c.end);
+    const auto expected = troupe::render_chat(*troupe::chat_template_named(c.name), tokenizer, messages);
+    const int listen = free_port(), http = free_port();
+    BackgroundProcess node({TROUPE_BINARY, "node", "--listen", "127.0.0.1:" + std::to_string(listen), "--model",
+                            model, "--layers", "0:1", "--threads", "1", "--http", std::to_string(http)},
+                           dir / "node.log");
+    json models;
+    for (int i = 0; i < 500; i++) {
+      try {
+        const HttpResponse r = http_request(http, "GET", "/v1/models");
+        models = json::parse(r.body);
+        break;
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    INFO(node.log());
+    REQUIRE(models.is_object());
+    CHECK(models["data"][0]["chat_template"] == c.name);
+    const json body = {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi there"}}}},
+                       {"temperature", 0},
+                       {"max_tokens", 50}};
+    const json answer = post(http, "/v1/chat/completions", body);
+    CHECK(answer["usage"]["prompt_tokens"] == expected.tokens.size());
+    CHECK(answer["usage"]["completion_tokens"] == 1);  // the end-of-turn token, at once
+    CHECK(answer["choices"][0]["finish_reason"] == "stop");
+    CHECK(text_of(answer).empty());
   }
 }

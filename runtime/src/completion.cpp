@@ -20,6 +20,7 @@ PreparedCompletion prepare_completion(const wire::GenerateRequest& request, cons
   p.options.echo = false;  // a chat answer never repeats the conversation
   p.options.eos_ends = true;
   p.options.end_tokens = std::move(chat.end_of_turn);
+  p.options.end_in_prompt = false;
   return p;
 }
 

@@ -92,7 +92,7 @@ Generation::Generation(const Tokenizer& tokenizer, std::vector<int> prompt_token
   // when the text ends within the prompt nothing is sampled and nothing needs to run.
   const int prefill = std::min(n_prompt, steps);
   for (int p = 0; p < prefill && p < n_prompt - 1; p++) {
-    if (tokenizer.is_end(tokens_[p + 1])) {
+    if (options_.end_in_prompt && tokenizer.is_end(tokens_[p + 1])) {
       finish(FinishReason::stop);
       return;
     }

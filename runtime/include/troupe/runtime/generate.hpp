@@ -52,6 +52,9 @@ struct GenerationOptions {
   // The text ends just before the first of these; what could still become one is held back
   // until it cannot. Empty strings are ignored.
   std::vector<std::string> stop;
+  // run.c ends the text at an end token even inside the prompt; a rendered chat template holds
+  // end-of-turn tokens between its turns by design, so there they must not end anything.
+  bool end_in_prompt = true;
 };
 
 // Why a text ended, in the OpenAI API's words: "stop" (an end token or a stop string) or

@@ -141,15 +141,36 @@ TEST_CASE("completions over HTTP print what troupe generate prints", "[http]") {
 TEST_CASE("chat completions over HTTP answer as troupe chat does, whole and streamed", "[http]") {
   HttpMesh m({{"s0", {{0, 5}}}, {"entry", std::nullopt}});
   INFO(m.mesh->logs());
-  // troupe chat renders one turn as run.c's chat mode: "[INST] Hi [/INST]", as the llama2 template.
-  const auto cli = run_troupe({"chat", "--peer", m.mesh->address(1), "-t", "0"}, {}, "Hi there\n");
+  // troupe chat sends the conversation, which the node renders with its template (llama2 here:
+  // one turn is run.c's chat prompt "[INST] Hi there [/INST]"), and keeps the history.
+  const auto cli = run_troupe({"chat", "--peer", m.mesh->address(1), "-t", "0"}, {},
+                              "Hi there\nTell me more\n/stats\n/reset\nHi there\n/quit\nnever sent\n");
   REQUIRE(cli.exit_code == 0);
-  const std::string prefix = "User: Assistant: ", suffix = "\nUser: \n";
-  REQUIRE(cli.out.rfind(prefix, 0) == 0);
-  REQUIRE(cli.out.size() >= prefix.size() + suffix.size());
-  REQUIRE(cli.out.substr(cli.out.size() - suffix.size()) == suffix);
-  const std::string reply = cli.out.substr(prefix.size(), cli.out.size() - prefix.size() - suffix.size());
+  std::vector<std::string> said;  // what follows each "User: " prompt
+  for (std::size_t at = 0; (at = cli.out.find("User: ", at)) != std::string::npos;) {
+    const std::size_t next = cli.out.find("User: ", at + 6);
+    said.push_back(cli.out.substr(at + 6, (next == std::string::npos ? cli.out.size() : next) - at - 6));
+    at += 6;
+  }
+  INFO(cli.out);
+  REQUIRE(said.size() == 6);  // three answers, the stats, the reset, /quit (which prints nothing)
+  auto answer = [&](const std::string& s) {
+    REQUIRE(s.rfind("Assistant: ", 0) == 0);
+    REQUIRE(s.back() == '\n');
+    return s.substr(11, s.size() - 12);
+  };
+  const std::string reply = answer(said[0]);
   REQUIRE(!reply.empty());
+  CHECK(said[2].rfind("2 turns, ", 0) == 0);
+  CHECK(said[3] == "(a new conversation)\n");
+  CHECK(answer(said[4]) == reply);  // after /reset, the same first turn
+  CHECK(said[5].empty());
+  // The second turn saw the first: the chat API with the same history says the same.
+  const json history = json::array({{{"role", "user"}, {"content", "Hi there"}},
+                                    {{"role", "assistant"}, {"content", reply}},
+                                    {{"role", "user"}, {"content", "Tell me more"}}});
+  CHECK(text_of(post(m.http[0], "/v1/chat/completions", {{"messages", history}, {"temperature", 0}})) ==
+        answer(said[1]));
 
   const json messages = json::array({{{"role", "user"}, {"content", "Hi there"}}});
   const json whole = post(m.http[1], "/v1/chat/completions", {{"messages", messages}, {"temperature", 0}});

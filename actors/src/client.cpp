@@ -83,7 +83,13 @@ std::optional<wire::Message> MeshClient::poll(std::chrono::milliseconds wait) {
     zmq::pollitem_t items[] = {{c.dealer.handle(), 0, ZMQ_POLLIN, 0},
                                {c.monitor.handle(), 0, ZMQ_POLLIN, 0}};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-    zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(500)));
+    try {
+      zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(500)));
+    } catch (const zmq::error_t& e) {
+      // A signal (Ctrl-C in `troupe chat`) is the caller's to look at: return as on a timeout.
+      if (e.num() != EINTR) throw;
+      return std::nullopt;
+    }
   }
 }
 

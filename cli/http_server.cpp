@@ -12,6 +12,7 @@
 
 #include "mesh_status.hpp"
 #include "troupe/actors/client.hpp"
+#include "troupe/runtime/completion.hpp"
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::cli {
@@ -173,6 +174,28 @@ struct HttpServer::Impl {
   Metrics metrics;
   std::thread thread;
 
+  // What the entry node would refuse for its length, refused here with the error code OpenAI
+  // clients look for. Everything else (a bad conversation, ...) the node reports itself.
+  std::optional<ApiError> check_context(const openai::ParsedRequest& p) {
+    if (!options.tokenizer) return std::nullopt;
+    const int seq_len = options.model.seq_len;
+    try {
+      const PreparedCompletion c = prepare_completion(p.request, *options.tokenizer, seq_len);
+      const int n = static_cast<int>(c.prompt.size());
+      if (n + c.options.max_tokens <= seq_len) return std::nullopt;
+      const bool prompt_alone = n > seq_len;
+      ApiError e;
+      e.code = "context_length_exceeded";
+      e.param = prompt_alone ? (p.endpoint == Endpoint::chat ? "messages" : "prompt") : "max_tokens";
+      e.message = "the model's context is " + std::to_string(seq_len) + " tokens, but the " +
+                  (p.endpoint == Endpoint::chat ? "messages" : "prompt") + " take " + std::to_string(n) +
+                  (prompt_alone ? "" : " and max_tokens asks for " + std::to_string(c.options.max_tokens) + " more");
+      return e;
+    } catch (const InputError&) {
+      return std::nullopt;
+    }
+  }
+
   // A fresh connection to this node, as `troupe generate` makes one.
   std::unique_ptr<MeshClient> connect() {
     return std::make_unique<MeshClient>(options.node_address, std::chrono::seconds(5));
@@ -192,6 +215,7 @@ struct HttpServer::Impl {
     auto parsed = openai::parse_request(endpoint, req.body, options.model, std::time(nullptr));
     if (const auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     const openai::ParsedRequest& p = std::get<openai::ParsedRequest>(parsed);
+    if (auto e = check_context(p)) return send_error(res, *e);
 
     auto call = std::make_shared<Call>(metrics, endpoint);
     call->answer = {answer_id(endpoint), static_cast<int64_t>(std::time(nullptr)), options.model.id};
@@ -351,7 +375,8 @@ HttpServer::HttpServer(HttpOptions options) : impl_(std::make_unique<Impl>()) {
   s.server.set_payload_max_length(kMaxBodyBytes);
   s.routes();
   const auto colon = s.options.address.rfind(':');
-  const std::string host = s.options.address.substr(0, colon);
+  std::string host = s.options.address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [::1]
   const int port = std::stoi(s.options.address.substr(colon + 1));
   if (!s.server.bind_to_port(host, port)) {
     throw RuntimeFailure("--http " + s.options.address + ": cannot listen there");

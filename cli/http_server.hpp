@@ -17,6 +17,9 @@ struct HttpOptions {
   std::string node_address;  // the node's --listen address
   openai::ModelInfo model;
   std::string chat_template;  // the template chat requests get (for /v1/models)
+  // The node's tokenizer (outlives the server): requests that cannot fit in the context are
+  // refused here with OpenAI's error code, before they reach the mesh.
+  const Tokenizer* tokenizer = nullptr;
 };
 
 class HttpServer {

@@ -164,6 +164,7 @@ int run_node(const NodeFlags& flags) {
     o.model.chat_template = flags.chat_template;
     const ChatTemplate chat = choose_chat_template(tokenizer, flags.chat_template);
     o.chat_template = chat_template_name(chat);
+    o.tokenizer = &tokenizer;
     server = std::make_unique<HttpServer>(o);
     spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{})", http, o.model.id,
                  chat_template_name(chat),

@@ -255,8 +255,13 @@ TEST_CASE("bad requests get 4xx and an OpenAI error object; the server keeps ser
   CHECK(error("/v1/completions", R"({"model": "gpt-4", "prompt": "x"})", 404)["code"] == "model_not_found");
   CHECK(error("/v1/completions", R"({"prompt": "x", "max_tokens": 100000})", 400)["code"] ==
         "context_length_exceeded");
-  // Within the context alone, but not together with the prompt: refused by the entry node.
-  error("/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 510})", 400);
+  // Within the context alone, but not together with the prompt.
+  const json both = error("/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 510})", 400);
+  CHECK(both["code"] == "context_length_exceeded");
+  CHECK(both["param"] == "max_tokens");
+  std::string long_prompt;
+  for (int i = 0; i < 300; i++) long_prompt += "Once upon a time ";
+  CHECK(error("/v1/completions", json({{"prompt", long_prompt}}).dump(), 400)["param"] == "prompt");
   CHECK(error("/v1/completions", json({{"prompt", std::string(2 << 20, 'a')}}).dump(), 413)["code"] ==
         "request_too_large");
   CHECK(error("/v2/nothing", "", 404)["code"] == "not_found");

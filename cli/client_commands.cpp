@@ -1,6 +1,9 @@
 // The mesh's clients: `troupe generate` (stdout as `troupe run` prints it, byte for byte),
 // `troupe chat` (a streaming REPL) and `troupe status`. Each talks to one node (--peer), any
 // node, whether it holds a stage or not.
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -9,8 +12,11 @@
 #include <string>
 
 #include "commands.hpp"
+#include "mesh_status.hpp"
+#include "openai_api.hpp"
 #include "troupe/actors/client.hpp"
 #include "troupe/discovery/planner.hpp"
+#include "troupe/runtime/chat_template.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/generate.hpp"
 
@@ -98,45 +104,126 @@ struct ChatFlags {
   std::string peer;
   SamplingFlags sampling;
   std::string system_prompt;
+  std::string chat_template;
 };
 
-// Each turn sends the whole conversation so far (Llama 2 [INST] turns, as run.c's chat renders
-// them) as one completion, and streams the reply: the mesh keeps no state between turns.
+// Ctrl-C during an answer cancels that answer; at the prompt it clears the line. Set by the
+// handler, read and cleared by the REPL.
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) { interrupted = true; }
+
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a read at the prompt returns, so the line can be dropped
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+enum class Turn { answered, cancelled, refused };
+
+// Streams one answer to stdout as it comes, whole UTF-8 characters at a time. The mesh keeps no
+// state between turns: each turn sends the whole conversation, which the entry node renders with
+// its model's chat template. Cancelling drops the connection, which ends the session at the node.
+Turn answer(std::unique_ptr<MeshClient>& client, const ChatFlags& f, const wire::GenerateRequest& r,
+            std::string& reply, GenerationStats& stats) {
+  client->send(wire::Message{0, 1, r});
+  openai::Utf8Joiner utf8;
+  const auto deadline_after = [] { return std::chrono::steady_clock::now() + kReplyTimeout; };
+  auto deadline = deadline_after();
+  while (true) {
+    if (interrupted.exchange(false)) {
+      client = std::make_unique<MeshClient>(f.peer);
+      return Turn::cancelled;
+    }
+    const std::optional<wire::Message> m = client->poll(std::chrono::milliseconds(100));
+    if (!m) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw RuntimeFailure("no answer from peer " + f.peer + " within " +
+                             std::to_string(kReplyTimeout.count()) + " s");
+      }
+      continue;
+    }
+    deadline = deadline_after();
+    if (const auto* text = std::get_if<wire::Text>(&m->body)) {
+      reply += text->text;
+      const std::string out = utf8.take(text->text);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      std::fflush(stdout);
+    } else if (const auto* done = std::get_if<wire::Done>(&m->body)) {
+      const std::string rest = utf8.finish();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+      stats = done->stats;
+      return Turn::answered;
+    } else if (const auto* error = std::get_if<wire::Error>(&m->body)) {
+      // Bad input (the conversation outgrew the context, ...) ends the turn, not the program.
+      if (error->code != 2) throw RuntimeFailure(error->message + " (via peer " + f.peer + ")");
+      std::fprintf(stderr, "troupe: %s (/reset starts a new conversation)\n", error->message.c_str());
+      return Turn::refused;
+    }
+  }
+}
+
 int run_chat(const ChatFlags& f) {
   check_address(f.peer, "--peer");
-  MeshClient client(f.peer);
-  std::string conversation, line;
-  bool first = true;
+  if (!f.chat_template.empty() && !chat_template_named(f.chat_template)) {
+    throw InputError("--chat-template " + f.chat_template + ": expected llama2, llama3, chatml or zephyr");
+  }
+  auto client = std::make_unique<MeshClient>(f.peer);
+  install_interrupt_handler();
+  std::vector<ChatMessage> history;
+  auto reset = [&] {
+    history.clear();
+    if (!f.system_prompt.empty()) history.push_back({"system", f.system_prompt});
+  };
+  reset();
+  GenerationStats last;
+  int turns = 0;
+  long long prompt_total = 0, generated_total = 0;
+  std::string line;
   while (true) {
     std::fputs("User: ", stdout);
     std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
-    if (first && !f.system_prompt.empty()) {
-      conversation += "[INST] <<SYS>>\n" + f.system_prompt + "\n<</SYS>>\n\n" + line + " [/INST]";
-    } else {
-      conversation += "[INST] " + line + " [/INST]";
+    if (!std::getline(std::cin, line)) {
+      if (interrupted.exchange(false) && !std::cin.bad()) {  // Ctrl-C at the prompt
+        std::cin.clear();
+        std::fputs("\n", stdout);
+        continue;
+      }
+      break;
     }
-    first = false;
+    if (line == "/quit") return 0;
+    if (line == "/reset") {
+      reset();
+      std::fputs("(a new conversation)\n", stdout);
+      continue;
+    }
+    if (line == "/stats") {
+      std::printf("%d turns, %lld prompt tokens, %lld generated tokens; last answer: %d tokens, "
+                  "%.2f tok/s, first token %.1f ms\n",
+                  turns, prompt_total, generated_total, last.generated_tokens, last.decode_tokens_per_s(),
+                  last.first_token_ms);
+      continue;
+    }
+    history.push_back({"user", line});
     std::fputs("Assistant: ", stdout);
     std::fflush(stdout);
-    // The reply is both printed and kept for the next turn's prompt.
-    wire::GenerateRequest r = request(f.sampling, conversation, true);
-    client.send(wire::Message{0, 1, r});
+    wire::GenerateRequest r = request(f.sampling, "", true);
+    r.messages = history;
+    r.chat_template = f.chat_template;
     std::string reply;
-    while (true) {
-      const wire::Message m = client.receive(kReplyTimeout);
-      if (const auto* text = std::get_if<wire::Text>(&m.body)) {
-        reply += text->text;
-        std::fwrite(text->text.data(), 1, text->text.size(), stdout);
-        std::fflush(stdout);
-      } else if (std::get_if<wire::Done>(&m.body)) {
-        break;
-      } else if (const auto* error = std::get_if<wire::Error>(&m.body)) {
-        if (error->code == 2) throw InputError(error->message);
-        throw RuntimeFailure(error->message + " (via peer " + f.peer + ")");
-      }
+    GenerationStats stats;
+    const Turn turn = answer(client, f, r, reply, stats);
+    if (turn == Turn::answered) {
+      history.push_back({"assistant", reply});
+      last = stats;
+      turns++;
+      prompt_total += stats.prompt_tokens;
+      generated_total += stats.generated_tokens;
+    } else {
+      history.pop_back();  // the turn did not happen
+      if (turn == Turn::cancelled) std::fputs(" [cancelled]", stdout);
     }
-    conversation += " " + reply + " ";
     std::fputs("\n", stdout);
   }
   std::fputs("\n", stdout);
@@ -148,37 +235,13 @@ struct StatusFlags {
   bool json = false;
 };
 
-nlohmann::json layers_json(const std::optional<LayerRange>& r) {
-  return r ? nlohmann::json::array({r->begin, r->end}) : nlohmann::json(nullptr);
-}
-
 int run_status(const StatusFlags& f) {
   check_address(f.peer, "--peer");
   MeshClient client(f.peer);
-  client.send(wire::Message{0, 1, wire::StatusRequest{}});
-  const wire::Message m = client.receive(std::chrono::seconds(10));
-  const auto* s = std::get_if<wire::Status>(&m.body);
-  if (!s) throw RuntimeFailure("peer " + f.peer + " answered a status request with " + wire::type_name(m.type()));
+  const wire::Status status = query_status(client, f.peer);
+  const wire::Status* s = &status;
   if (f.json) {
-    nlohmann::json j;
-    j["node"] = s->self;
-    j["term"] = s->term;
-    j["coordinator"] = s->coordinator ? nlohmann::json(*s->coordinator) : nlohmann::json(nullptr);
-    j["members"] = nlohmann::json::array();
-    for (const auto& x : s->members) {
-      j["members"].push_back({{"name", x.name}, {"address", x.address}, {"state", x.state},
-                              {"layers", layers_json(x.layers)}, {"mem_budget", x.mem_budget},
-                              {"throughput_gbs", x.throughput}, {"cores", x.cores},
-                              {"arch", x.arch}});
-    }
-    j["plan"] = {{"version", s->plan_version}, {"stages", nlohmann::json::array()}};
-    for (const auto& st : s->stages) {
-      j["plan"]["stages"].push_back(
-          {{"node", st.node}, {"address", st.address}, {"layers", {st.layers.begin, st.layers.end}}});
-    }
-    j["model_layers"] = s->model_layers;
-    j["serving"] = s->serving;
-    j["problem"] = s->serving ? nlohmann::json(nullptr) : nlohmann::json(s->problem);
+    const nlohmann::json j = status_json(status);
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -225,9 +288,12 @@ Action add_generate_command(CLI::App& app) {
 
 Action add_chat_command(CLI::App& app) {
   auto f = std::make_shared<ChatFlags>();
-  CLI::App* cmd = app.add_subcommand("chat", "Chat through the mesh (reads turns from stdin)");
+  CLI::App* cmd = app.add_subcommand(
+      "chat", "Chat through the mesh (reads turns from stdin; /reset, /stats, /quit; Ctrl-C cancels an answer)");
   cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
   cmd->add_option("-y", f->system_prompt, "System prompt");
+  cmd->add_option("--chat-template", f->chat_template,
+                  "llama2, llama3, chatml or zephyr (default: the one the model file names)");
   add_sampling_flags(cmd, f->sampling, 0);
   return [f] { return run_chat(*f); };
 }

@@ -9,13 +9,16 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "commands.hpp"
+#include "http_server.hpp"
 #include "model_paths.hpp"
 #include "troupe/actors/node.hpp"
 #include "troupe/discovery/planner.hpp"
+#include "troupe/runtime/chat_template.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/gguf.hpp"
 #include "troupe/runtime/llama_gguf.hpp"
@@ -34,6 +37,7 @@ struct NodeFlags {
   std::string name;
   std::string mem_budget;
   std::string http;
+  std::string chat_template;
   std::string activations = "f32";
   int threads = 0;
 };
@@ -86,6 +90,14 @@ uint64_t parse_size(const std::string& text) {
   return static_cast<uint64_t>(value * scale);
 }
 
+// Where this process reaches its own node: a wildcard --listen host is not an address to connect to.
+std::string local_address(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  const std::string host = listen.substr(0, colon);
+  if (host == "0.0.0.0" || host == "*") return "127.0.0.1" + listen.substr(colon);
+  return listen;
+}
+
 int run_node(const NodeFlags& flags) {
   // Termination signals are taken by sigwait below, in this thread: block them before any other
   // thread (thread pool, actor system, ZeroMQ) exists, so that all inherit the mask.
@@ -97,9 +109,14 @@ int run_node(const NodeFlags& flags) {
 
   check_address(flags.listen, "--listen");
   for (const auto& j : flags.joins) check_address(j, "--join");
-  if (!flags.http.empty()) {
-    check_address(flags.http, "--http");
-    throw InputError("--http " + flags.http + ": the HTTP API is not supported yet");
+  // --http PORT alone binds to loopback: the API has no authentication of its own.
+  const bool port_only =
+      !flags.http.empty() && flags.http.find_first_not_of("0123456789") == std::string::npos;
+  const std::string http = port_only ? "127.0.0.1:" + flags.http : flags.http;
+  if (!http.empty()) check_address(http, "--http");
+  if (!flags.chat_template.empty() && !chat_template_named(flags.chat_template)) {
+    throw InputError("--chat-template " + flags.chat_template +
+                     ": expected llama2, llama3, chatml or zephyr");
   }
   const uint64_t mem_budget = flags.mem_budget.empty() ? 0 : parse_size(flags.mem_budget);
   if (flags.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
@@ -139,10 +156,33 @@ int run_node(const NodeFlags& flags) {
   spdlog::info("listening on {}, model {} ({}), layers {}", options.listen, model_path,
                model_identity(*model),
                options.layers ? discovery::format_range(*options.layers) : "as the coordinator plans");
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
-  spdlog::info("stopping ({})", strsignal(signal));
+  std::unique_ptr<HttpServer> server;
+  if (!http.empty()) {
+    // A client that closes its connection mid-answer must not kill the node.
+    signal(SIGPIPE, SIG_IGN);
+    HttpOptions o;
+    o.address = http;
+    o.node_address = local_address(options.listen);
+    o.model.id = std::filesystem::path(model_path).stem().string();
+    o.model.seq_len = model->config.seq_len;
+    o.model.chat_template = flags.chat_template;
+    const ChatTemplate chat = choose_chat_template(tokenizer, flags.chat_template);
+    o.chat_template = chat_template_name(chat);
+    o.tokenizer = &tokenizer;
+    server = std::make_unique<HttpServer>(o);
+    spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{})", http, o.model.id,
+                 chat_template_name(chat),
+                 !flags.chat_template.empty()            ? ", from --chat-template"
+                 : recognize_chat_template(tokenizer.chat_template) ? ", from the model file"
+                                                                    : ", the default");
+  }
+  int stop_signal = 0;
+  sigwait(&stop_signals, &stop_signal);
+  spdlog::info("stopping ({})", strsignal(stop_signal));
+  // The HTTP door first closes, then the node; streams still open end when the node is gone.
+  if (server) server->stop();
   node.stop();
+  server.reset();
   return 0;
 }
 
@@ -160,7 +200,11 @@ Action add_node_command(CLI::App& app) {
                   "Pin the half-open layer range A:B to this node (default: the coordinator plans)");
   cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");
   cmd->add_option("--mem-budget", flags->mem_budget, "Memory this node may use (e.g. 2G)");
-  cmd->add_option("--http", flags->http, "HOST:PORT for the HTTP API");
+  cmd->add_option("--http", flags->http,
+                  "HOST:PORT (or PORT, on 127.0.0.1) for the HTTP API and chat page");
+  cmd->add_option("--chat-template", flags->chat_template,
+                  "Chat template for /v1/chat/completions: llama2, llama3, chatml or zephyr "
+                  "(default: recognised from the model file, else llama2)");
   cmd->add_option("--threads", flags->threads, "Threads of the forward pass (default: all cores)");
   cmd->add_option("--activations", flags->activations,
                   "How hidden states travel between stages: f32 (exact) or f16")

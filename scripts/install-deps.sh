@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
-  catch2 libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev
+  catch2 libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev
+  chromium  # the browser test of the chat page (headless)
 )
 
 missing=()

@@ -1,4 +1,5 @@
 // The wire codec: every message survives a round trip, and no bytes make decoding crash.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
@@ -58,6 +59,11 @@ std::vector<Message> samples() {
   gen.sampling = {0, 0.5f, 7};
   gen.steps = 0;
   gen.chat = true;
+  gen.max_tokens = 40;
+  gen.echo = false;
+  gen.stop = {"\n\n", "The end"};
+  gen.messages = {{"system", "Be brief."}, {"user", "Hi \xe2\x9c\x93"}};
+  gen.chat_template = "llama3";
   Done done;
   done.stats.prompt_tokens = 5;
   done.stats.generated_tokens = 100;
@@ -65,6 +71,7 @@ std::vector<Message> samples() {
   done.stats.first_token_ms = 1.5;
   done.stats.decode_ms = 20.25;
   done.stats.total_ms = 22;
+  done.finish_reason = "length";
   Status status;
   status.self = "a";
   status.coordinator = "b";
@@ -118,6 +125,35 @@ TEST_CASE("every message survives encoding and decoding", "[wire]") {
   CHECK(x[3] == 1e30f);
   CHECK(std::signbit(x[4]));
   CHECK_THROWS_AS(a.unpack(x, 2), InputError);  // rows of another width
+}
+
+TEST_CASE("generate and done frames keep their appended fields, and older frames still read", "[wire]") {
+  const GenerateRequest gen = std::get<GenerateRequest>(decode(encode(samples()[6])).body);
+  CHECK(gen.max_tokens == 40);
+  CHECK_FALSE(gen.echo);
+  CHECK(gen.stop == std::vector<std::string>{"\n\n", "The end"});
+  REQUIRE(gen.messages.size() == 2);
+  CHECK(gen.messages[1] == troupe::ChatMessage{"user", "Hi \xe2\x9c\x93"});
+  CHECK(gen.chat_template == "llama3");
+  CHECK(std::get<Done>(decode(encode(samples()[8])).body).finish_reason == "length");
+
+  // A first-version generate frame has 4 fields: with the appended ones at their defaults
+  // (0, true, [], [], ""), the new frame ends in exactly those 5 bytes after a 9-field header.
+  GenerateRequest old;
+  old.prompt = "hi";
+  std::vector<uint8_t> frame = encode({0, 1, old});
+  const std::vector<uint8_t> tail = {0x00, 0xc3, 0x90, 0x90, 0xa0};
+  REQUIRE(std::equal(tail.begin(), tail.end(), frame.end() - 5));
+  frame.resize(frame.size() - 5);
+  const std::vector<uint8_t> head = {0x99, 0xa2, 'h', 'i'};
+  auto at = std::search(frame.begin(), frame.end(), head.begin(), head.end());
+  REQUIRE(at != frame.end());
+  *at = 0x94;
+  const GenerateRequest back = std::get<GenerateRequest>(decode(frame).body);
+  CHECK(back.prompt == "hi");
+  CHECK(back.echo);
+  CHECK(back.max_tokens == 0);
+  CHECK(back.messages.empty());
 }
 
 TEST_CASE("activations are compact binary: f32 exactly, f16 at half the size", "[wire]") {

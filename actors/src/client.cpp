@@ -55,8 +55,14 @@ void MeshClient::send(const wire::Message& message) {
 }
 
 wire::Message MeshClient::receive(std::chrono::milliseconds timeout) {
+  if (auto m = poll(timeout)) return std::move(*m);
+  throw RuntimeFailure("no answer from peer " + impl_->peer + " within " +
+                       std::to_string(timeout.count() / 1000) + " s");
+}
+
+std::optional<wire::Message> MeshClient::poll(std::chrono::milliseconds wait) {
   Impl& c = *impl_;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
   while (true) {
     zmq::message_t m;
     if (c.dealer.recv(m, zmq::recv_flags::dontwait)) {
@@ -73,14 +79,17 @@ wire::Message MeshClient::receive(std::chrono::milliseconds timeout) {
     }
     if (!c.still_connected()) throw RuntimeFailure("lost the connection to peer " + c.peer);
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) {
-      throw RuntimeFailure("no answer from peer " + c.peer + " within " +
-                           std::to_string(timeout.count() / 1000) + " s");
-    }
+    if (now >= deadline) return std::nullopt;
     zmq::pollitem_t items[] = {{c.dealer.handle(), 0, ZMQ_POLLIN, 0},
                                {c.monitor.handle(), 0, ZMQ_POLLIN, 0}};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-    zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(500)));
+    try {
+      zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(500)));
+    } catch (const zmq::error_t& e) {
+      // A signal (Ctrl-C in `troupe chat`) is the caller's to look at: return as on a timeout.
+      if (e.num() != EINTR) throw;
+      return std::nullopt;
+    }
   }
 }
 

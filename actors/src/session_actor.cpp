@@ -13,6 +13,7 @@
 
 #include "actors.hpp"
 #include "messages.hpp"
+#include "troupe/runtime/completion.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/generate.hpp"
 
@@ -90,6 +91,7 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
       done.stats.decode_ms = ms_between(state->first_token, now);
     }
     done.stats.total_ms = ms_between(state->t0, now);
+    done.finish_reason = finish_reason_name(g.finish_reason());
     to_client(done);
     close("done", {});
   };
@@ -127,8 +129,9 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
   auto begin = [=] {
     const int seq_len = node->config->seq_len;
     try {
-      state->generation.emplace(*node->tokenizer, request.prompt,
-                                positions_to_run(request.steps, seq_len), seq_len, request.chat);
+      PreparedCompletion p = prepare_completion(request, *node->tokenizer, seq_len);
+      state->generation.emplace(*node->tokenizer, std::move(p.prompt), p.steps, seq_len,
+                                std::move(p.options));
     } catch (const InputError& e) {
       fail(2, e.what());
       return;

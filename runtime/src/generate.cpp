@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "troupe/runtime/error.hpp"
 
@@ -41,32 +42,64 @@ int positions_to_run(int steps, int seq_len) {
   return (steps == 0 || steps > seq_len) ? seq_len : steps;
 }
 
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::none: return "";
+  }
+  return "";
+}
+
+namespace {
+// run.c's two modes: generate echoes the prompt; chat does not, and EOS ends its reply.
+GenerationOptions run_options(bool chat) {
+  GenerationOptions o;
+  o.echo = !chat;
+  o.eos_ends = chat;
+  return o;
+}
+}  // namespace
+
 Generation::Generation(const Tokenizer& tokenizer, std::string_view prompt, int steps,
                        int seq_len, bool chat)
-    : tokenizer_(tokenizer), chat_(chat), steps_(steps) {
-  tokens_ = tokenizer.encode(prompt, true, false);
+    : Generation(tokenizer, tokenizer.encode(prompt, true, false), steps, seq_len,
+                 run_options(chat)) {}
+
+Generation::Generation(const Tokenizer& tokenizer, std::vector<int> prompt_tokens, int steps,
+                       int seq_len, GenerationOptions options)
+    : tokenizer_(tokenizer), options_(std::move(options)), steps_(steps), tokens_(std::move(prompt_tokens)) {
+  std::erase(options_.stop, std::string());
   if (tokens_.empty()) throw InputError("the prompt encodes to no tokens");
-  if (static_cast<int>(tokens_.size()) > seq_len) {
+  const int n_prompt = static_cast<int>(tokens_.size());
+  if (n_prompt > seq_len) {
     throw InputError("prompt is " + std::to_string(tokens_.size()) +
                      " tokens, longer than the model's context of " + std::to_string(seq_len));
   }
   if (steps < 1 || steps > seq_len) {
     throw InputError("steps " + std::to_string(steps) + " is outside 1.." + std::to_string(seq_len));
   }
+  if (options_.max_tokens < 0) throw InputError("max_tokens must not be negative");
+  // As the OpenAI API counts: the prompt and the tokens asked for must fit in the context.
+  if (options_.max_tokens > seq_len - n_prompt) {
+    throw InputError("the model's context is " + std::to_string(seq_len) + " tokens, but " +
+                     std::to_string(n_prompt) + " in the prompt and max_tokens " +
+                     std::to_string(options_.max_tokens) + " ask for " +
+                     std::to_string(n_prompt + options_.max_tokens));
+  }
   // The prompt runs as one batch of at most `steps` positions (as run.c counts them). run.c
   // prints each prompt piece as it goes and stops at an end token, even one inside the prompt;
   // when the text ends within the prompt nothing is sampled and nothing needs to run.
-  const int n_prompt = static_cast<int>(tokens_.size());
   const int prefill = std::min(n_prompt, steps);
   for (int p = 0; p < prefill && p < n_prompt - 1; p++) {
-    if (tokenizer.is_end(tokens_[p + 1])) {
-      done_ = true;
+    if (options_.end_in_prompt && tokenizer.is_end(tokens_[p + 1])) {
+      finish(FinishReason::stop);
       return;
     }
-    if (!chat_) append_printable(prompt_text_, tokenizer.decode(tokens_[p], tokens_[p + 1]));
+    if (options_.echo) append_printable(prompt_text_, tokenizer.decode(tokens_[p], tokens_[p + 1]));
   }
   if (prefill < n_prompt) {
-    done_ = true;
+    finish(FinishReason::length);
     return;
   }
   input_ = tokens_;
@@ -74,20 +107,55 @@ Generation::Generation(const Tokenizer& tokenizer, std::string_view prompt, int 
   last_token_ = tokens_.back();
 }
 
+bool Generation::ends_text(int token) const {
+  if (tokenizer_.is_end(token)) return true;
+  if (options_.eos_ends && token == tokenizer_.special().eos) return true;
+  const auto& extra = options_.end_tokens;
+  return std::find(extra.begin(), extra.end(), token) != extra.end();
+}
+
+std::string Generation::finish(FinishReason reason) {
+  done_ = true;
+  finish_ = reason;
+  return std::exchange(held_, {});
+}
+
+std::string Generation::release(std::string_view piece) {
+  held_.append(piece);
+  if (options_.stop.empty()) return std::exchange(held_, {});
+  std::size_t cut = std::string::npos;
+  for (const std::string& s : options_.stop) cut = std::min(cut, held_.find(s));
+  if (cut != std::string::npos) {
+    held_.resize(cut);
+    return finish(FinishReason::stop);
+  }
+  // Hold back the longest tail that a later piece could complete into a stop string.
+  std::size_t keep = 0;
+  for (const std::string& s : options_.stop) {
+    for (std::size_t k = std::min(s.size() - 1, held_.size()); k > keep; k--) {
+      if (std::string_view(held_).substr(held_.size() - k) == std::string_view(s).substr(0, k)) {
+        keep = k;
+        break;
+      }
+    }
+  }
+  std::string out = held_.substr(0, held_.size() - keep);
+  held_.erase(0, held_.size() - keep);
+  return out;
+}
+
 std::string Generation::accept(int token) {
   std::string text;
   if (done_) return text;
   positions_ = position_ + static_cast<int>(input_.size());
   generated_++;
-  if (tokenizer_.is_end(token) || (chat_ && token == tokenizer_.special().eos)) {
-    done_ = true;
-    return text;
-  }
+  if (ends_text(token)) return finish(FinishReason::stop);
   append_printable(text, tokenizer_.decode(last_token_, token));
   last_token_ = token;
-  if (positions_ >= steps_) {
-    done_ = true;
-    return text;
+  text = release(text);
+  if (done_) return text;
+  if (positions_ >= steps_ || (options_.max_tokens > 0 && generated_ >= options_.max_tokens)) {
+    return text + finish(FinishReason::length);
   }
   input_.assign(1, token);
   position_ = positions_;

@@ -241,11 +241,24 @@ void payload(Packer& p, const Error& m) {
 }
 
 void payload(Packer& p, const GenerateRequest& m) {
-  p.pack_array(4);
+  if (m.stop.size() > kMaxStopStrings) throw InputError("generate: too many stop strings");
+  if (m.messages.size() > kMaxChatMessages) throw InputError("generate: too many chat messages");
+  p.pack_array(9);
   put(p, m.prompt, kMaxTextBytes, "prompt");
   put(p, m.sampling);
   p.pack_int32(m.steps);
   p.pack(m.chat);
+  p.pack_int32(m.max_tokens);
+  p.pack(m.echo);
+  p.pack_array(static_cast<uint32_t>(m.stop.size()));
+  for (const auto& s : m.stop) put(p, s, kMaxNameBytes, "stop string");
+  p.pack_array(static_cast<uint32_t>(m.messages.size()));
+  for (const auto& x : m.messages) {
+    p.pack_array(2);
+    put(p, x.role, kMaxNameBytes, "chat role");
+    put(p, x.content, kMaxTextBytes, "chat message");
+  }
+  put(p, m.chat_template, kMaxNameBytes, "chat template");
 }
 
 void payload(Packer& p, const Text& m) {
@@ -255,13 +268,14 @@ void payload(Packer& p, const Text& m) {
 
 void payload(Packer& p, const Done& m) {
   const GenerationStats& s = m.stats;
-  p.pack_array(6);
+  p.pack_array(7);
   p.pack_int32(s.prompt_tokens);
   p.pack_int32(s.generated_tokens);
   p.pack_int32(s.positions);
   p.pack_double(s.first_token_ms);
   p.pack_double(s.decode_ms);
   p.pack_double(s.total_ms);
+  put(p, m.finish_reason, kMaxNameBytes, "finish reason");
 }
 
 void payload(Packer& p, const StatusRequest&) { p.pack_array(0); }
@@ -316,6 +330,8 @@ class Fields {
     return a_.ptr[i_++];
   }
   bool next_is_nil() const { return i_ < a_.size && a_.ptr[i_].type == msgpack::type::NIL; }
+  // Whether another field follows (fields appended later are absent in older frames).
+  bool more() const { return i_ < a_.size; }
   std::size_t size() const { return a_.size; }
 
   uint64_t u64() {
@@ -519,6 +535,22 @@ Body read_body(MessageType type, const msgpack::object& o) {
       m.sampling = read_sampling(f.array("sampling"));
       m.steps = f.integer(0, kMaxPositions, "steps");
       m.chat = f.boolean();
+      if (!f.more()) return m;
+      m.max_tokens = f.integer(0, kMaxPositions, "max_tokens");
+      m.echo = f.boolean();
+      Fields stop = f.array("stop");
+      if (stop.size() > kMaxStopStrings) f.fail("too many stop strings");
+      for (std::size_t i = 0; i < stop.size(); i++) m.stop.push_back(stop.str(kMaxNameBytes, "stop string"));
+      Fields messages = f.array("messages");
+      if (messages.size() > kMaxChatMessages) f.fail("too many chat messages");
+      for (std::size_t i = 0; i < messages.size(); i++) {
+        Fields x = messages.array("message");
+        ChatMessage message;
+        message.role = x.str(kMaxNameBytes, "role");
+        message.content = x.str(kMaxTextBytes, "content");
+        m.messages.push_back(std::move(message));
+      }
+      m.chat_template = f.str(kMaxNameBytes, "chat template");
       return m;
     }
     case MessageType::text: {
@@ -534,6 +566,7 @@ Body read_body(MessageType type, const msgpack::object& o) {
       m.stats.first_token_ms = f.real();
       m.stats.decode_ms = f.real();
       m.stats.total_ms = f.real();
+      if (f.more()) m.finish_reason = f.str(kMaxNameBytes, "finish reason");
       return m;
     }
     case MessageType::status_request:

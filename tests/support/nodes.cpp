@@ -103,7 +103,8 @@ int free_port() {
 std::string stories_model() { return shared_dir() + "/models/stories260K/stories260K.bin"; }
 std::string stories_tokenizer() { return shared_dir() + "/models/stories260K/tok512.bin"; }
 
-Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args)
+Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args,
+           const std::vector<std::vector<std::string>>& node_args)
     : dir_(temp_dir()) {
   for (const auto& n : nodes) {
     names_.push_back(n.name);
@@ -117,12 +118,16 @@ Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& e
       argv.push_back("--layers");
       argv.push_back(std::to_string(nodes[i].layers->first) + ":" +
                      std::to_string(nodes[i].layers->second));
+    } else if (!nodes[i].planned) {
+      argv.push_back("--mem-budget");
+      argv.push_back("1K");
     }
     if (i > 0) {
       argv.push_back("--join");
       argv.push_back(addresses_[0]);
     }
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    if (i < node_args.size()) argv.insert(argv.end(), node_args[i].begin(), node_args[i].end());
     processes_.push_back(
         std::make_unique<BackgroundProcess>(argv, dir_ + "/" + names_[i] + ".log"));
   }

@@ -41,13 +41,17 @@ int free_port();
 
 struct NodeSpec {
   std::string name;
-  std::optional<std::pair<int, int>> layers;  // none: an entry point only
+  std::optional<std::pair<int, int>> layers;  // --layers; none: an entry point only (a memory
+                                              // budget too small for any layer)...
+  bool planned = false;                       // ...or, when planned, what the coordinator assigns
 };
 
 // One node per spec, each joining the first, all on stories260K.
 class Mesh {
  public:
-  explicit Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args = {});
+  // extra_args go to every node; node_args[i] (where given) to node i alone.
+  explicit Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args = {},
+                const std::vector<std::vector<std::string>>& node_args = {});
   ~Mesh();
 
   // Waits until every node reports that the mesh serves; false on timeout.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "troupe/runtime/wire.hpp"
@@ -25,6 +26,9 @@ class MeshClient {
   // The next message from the node. RuntimeFailure naming the peer when the connection breaks,
   // when nothing comes within `timeout`, or when what comes is not a well-formed frame.
   wire::Message receive(std::chrono::milliseconds timeout);
+  // As receive, but nullopt when nothing has come within `wait`: for callers that must look
+  // up now and then (an HTTP stream checks that its client is still there).
+  std::optional<wire::Message> poll(std::chrono::milliseconds wait);
 
  private:
   struct Impl;

@@ -43,6 +43,25 @@ SamplingSettings sampling_settings(float temperature, float topp, long long seed
 // -n as run.c reads it: 0 (or more than the context) is the model's seq_len; negative is 0.
 int positions_to_run(int steps, int seq_len);
 
+// How a text ends and what of it is shown, beyond run.c's rules (the HTTP API and chat templates).
+struct GenerationOptions {
+  bool echo = true;       // the prompt's text comes first (run.c's generate mode)
+  bool eos_ends = false;  // EOS ends the text too, not only the tokenizer's end tokens (chat)
+  std::vector<int> end_tokens;  // more ids that end the text (a chat template's end of turn)
+  int max_tokens = 0;     // sampled tokens at most; 0: as many as `steps` allows
+  // The text ends just before the first of these; what could still become one is held back
+  // until it cannot. Empty strings are ignored.
+  std::vector<std::string> stop;
+  // run.c ends the text at an end token even inside the prompt; a rendered chat template holds
+  // end-of-turn tokens between its turns by design, so there they must not end anything.
+  bool end_in_prompt = true;
+};
+
+// Why a text ended, in the OpenAI API's words: "stop" (an end token or a stop string) or
+// "length" (max_tokens or the positions ran out).
+enum class FinishReason { none, stop, length };
+const char* finish_reason_name(FinishReason reason);
+
 class Generation {
  public:
   // Tokenizes `prompt` (with BOS). `steps` counts positions from the start, prompt included
@@ -50,6 +69,11 @@ class Generation {
   // loop). Throws InputError when the prompt does not fit in the model's context.
   Generation(const Tokenizer& tokenizer, std::string_view prompt, int steps, int seq_len,
              bool chat = false);
+  // A prompt already in token ids (a rendered chat template, BOS included where it belongs).
+  // Throws InputError when it is empty, does not fit in the context, or when the prompt and
+  // max_tokens together are over the context.
+  Generation(const Tokenizer& tokenizer, std::vector<int> prompt_tokens, int steps, int seq_len,
+             GenerationOptions options);
 
   // What run.c prints of the prompt, before anything is sampled (empty in chat mode).
   const std::string& prompt_text() const { return prompt_text_; }
@@ -66,13 +90,21 @@ class Generation {
   std::string accept(int token);
 
   int generated_tokens() const { return generated_; }
+  FinishReason finish_reason() const { return finish_; }
   // Positions run so far (the last input() included once accept() was called for it).
   int positions() const { return positions_; }
 
  private:
+  bool ends_text(int token) const;
+  // Text that may be shown now, given the stop strings; ends the generation at one.
+  std::string release(std::string_view piece);
+  std::string finish(FinishReason reason);  // ends it; returns the text held back
+
   const Tokenizer& tokenizer_;
-  bool chat_;
+  GenerationOptions options_;
   int steps_;
+  std::string held_;  // text that could be the start of a stop string
+  FinishReason finish_ = FinishReason::none;
   std::vector<int> tokens_;
   std::string prompt_text_;
   std::vector<int> input_;

@@ -22,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "troupe/runtime/chat_template.hpp"
 #include "troupe/runtime/generate.hpp"
 #include "troupe/runtime/model.hpp"
 
@@ -179,11 +180,22 @@ struct Error {
   std::string message;
 };
 
+inline constexpr std::size_t kMaxStopStrings = 16;   // in a generate request
+inline constexpr std::size_t kMaxChatMessages = 1024;
+
 struct GenerateRequest {
   std::string prompt;
   SamplingSettings sampling;
   int steps = 0;      // as -n: 0 = the model's context
   bool chat = false;  // chat turn: the prompt is not echoed and EOS ends the reply
+  // Appended fields (absent in older frames: the defaults below).
+  int max_tokens = 0;              // sampled tokens at most; 0 = no cap beyond `steps`
+  bool echo = true;                // the prompt's text comes first (when not chat)
+  std::vector<std::string> stop;   // the text ends before the first of these
+  // When not empty: a conversation that the entry node renders with a chat template (the
+  // prompt is then unused), ending in the assistant's turn.
+  std::vector<ChatMessage> messages;
+  std::string chat_template;       // its name; empty = the one the entry node's model names
 };
 
 struct Text {
@@ -192,6 +204,7 @@ struct Text {
 
 struct Done {
   GenerationStats stats;
+  std::string finish_reason;  // "stop" or "length" (appended; empty from older nodes)
 };
 
 struct StatusRequest {};

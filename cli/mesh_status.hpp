@@ -1,0 +1,20 @@
+// The mesh as one node sees it, as JSON: what `troupe status --json` prints and `GET /mesh`
+// answers (members, coordinator, term, plan).
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "troupe/actors/client.hpp"
+#include "troupe/runtime/wire.hpp"
+
+namespace troupe::cli {
+
+// Asks the node behind `client` (at `peer`) for its status; RuntimeFailure when it does not give one.
+wire::Status query_status(MeshClient& client, const std::string& peer,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+nlohmann::json status_json(const wire::Status& s);
+
+}  // namespace troupe::cli

@@ -1,0 +1,44 @@
+// A small HTTP/1.1 client over a raw socket, for testing `troupe node --http`: it reads the
+// response exactly as it comes off the wire (status line, headers, chunked transfer encoding),
+// so the tests see the server's real framing rather than a library's interpretation of it.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace troupe::test {
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;                            // de-chunked
+  std::vector<std::string> chunks;             // the transfer chunks, when chunked
+};
+
+// One request on a fresh connection ("Connection: close"); throws std::runtime_error when the
+// connection fails or the response is not well-formed HTTP.
+HttpResponse http_request(int port, const std::string& method, const std::string& path,
+                          const std::string& body = "",
+                          const std::string& content_type = "application/json");
+
+// The "data: ..." payloads of a text/event-stream body; throws std::runtime_error when the body
+// is not a sequence of "data: X\n\n" events.
+std::vector<std::string> sse_events(const std::string& body);
+
+// An open connection to which a request was sent, for tests that drop it part-way.
+class HttpStream {
+ public:
+  HttpStream(int port, const std::string& path, const std::string& body);
+  ~HttpStream();  // closes the connection, whatever was read
+  HttpStream(const HttpStream&) = delete;
+  HttpStream& operator=(const HttpStream&) = delete;
+  // Reads until `text` has been received (or EOF); returns everything read so far.
+  std::string read_until(const std::string& text);
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+};
+
+}  // namespace troupe::test

@@ -1,0 +1,66 @@
+// The chat page at / in a real browser: Debian's chromium, headless, loads the page from a node,
+// sends a message (the page's ?ask= parameter) and streams the answer; the DOM it ends with must
+// hold the same answer as the chat API gives, received in many pieces, and the mesh view.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "support/http.hpp"
+#include "support/nodes.hpp"
+#include "support/process.hpp"
+
+using namespace troupe::test;
+using nlohmann::json;
+
+namespace {
+
+std::string unescape_html(std::string s) {
+  const std::pair<std::string, std::string> entities[] = {
+      {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&nbsp;", "\xC2\xA0"}, {"&amp;", "&"}};
+  for (const auto& [from, to] : entities) {
+    for (std::size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size()) s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the chat page streams an answer in a headless browser", "[http][browser]") {
+  const int http0 = free_port(), http1 = free_port();
+  Mesh mesh({{"s0", std::pair{0, 2}}, {"s1", std::pair{2, 5}}}, {},
+            {{"--http", std::to_string(http0)}, {"--http", std::to_string(http1)}});
+  REQUIRE(mesh.wait_serving());
+
+  // What the page asks: the conversation so far, greedy, seed 1, 60 tokens at most.
+  const json body = {{"messages", {{{"role", "user"}, {"content", "Once upon a time"}}}},
+                     {"temperature", 0}, {"seed", 1}, {"max_tokens", 60}};
+  const HttpResponse api = http_request(http0, "POST", "/v1/chat/completions", body.dump());
+  REQUIRE(api.status == 200);
+  const std::string expected = json::parse(api.body)["choices"][0]["message"]["content"];
+  REQUIRE(!expected.empty());
+
+  TempDir profile;
+  const std::string url = "http://127.0.0.1:" + std::to_string(http1) +
+                          "/?ask=Once%20upon%20a%20time&temperature=0&max_tokens=60";
+  // Virtual time does not advance while a fetch is pending, so the budget is reached only after
+  // the streamed answer (and a few mesh polls) are complete.
+  const ProcessResult r = run_process({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                       "--disable-dev-shm-usage", "--user-data-dir=" + profile.path,
+                                       "--virtual-time-budget=5000", "--dump-dom", url},
+                                      {}, "", 120);
+  INFO("chromium stderr: " << r.err.substr(0, 2000) << "\nlogs:\n" << mesh.logs());
+  REQUIRE(r.exit_code == 0);
+  const std::string& dom = r.out;
+  std::smatch m;
+  const std::regex answer(R"re(<div class="msg assistant" data-state="(\w+)" data-chunks="(\d+)">([^<]*)<span class="meta">finish: (\w+)</span>)re");
+  INFO(dom.substr(0, 4000));
+  REQUIRE(std::regex_search(dom, m, answer));
+  CHECK(m[1] == "done");
+  CHECK(std::stoi(m[2]) > 10);  // streamed: many pieces, each shown as it came
+  CHECK(unescape_html(m[3]) == expected);
+  CHECK(m[4] == json::parse(api.body)["choices"][0]["finish_reason"]);
+  // The mesh view, filled from /mesh: both members and both stages.
+  CHECK(dom.find("<td>s0</td>") != std::string::npos);
+  CHECK(dom.find("<td>s1</td>") != std::string::npos);
+  CHECK(dom.find("<td class=\"alive\">alive</td>") != std::string::npos);
+}

@@ -36,6 +36,7 @@ struct NodeFlags {
   std::string layers;
   std::string name;
   std::string mem_budget;
+  double throughput = 0;
   std::string http;
   std::string chat_template;
   std::string activations = "f32";
@@ -127,6 +128,10 @@ int run_node(const NodeFlags& flags) {
   options.joins = flags.joins;
   options.threads = flags.threads;
   options.mem_budget = mem_budget;
+  if (flags.throughput < 0 || !std::isfinite(flags.throughput)) {
+    throw InputError("--throughput: expected GB/s, a positive number");
+  }
+  options.throughput = flags.throughput;
   options.activations = flags.activations == "f16" ? wire::ActivationEncoding::f16
                                                    : wire::ActivationEncoding::f32;
   if (!flags.layers.empty()) options.layers = parse_layers(flags.layers);
@@ -199,7 +204,10 @@ Action add_node_command(CLI::App& app) {
   cmd->add_option("--layers", flags->layers,
                   "Pin the half-open layer range A:B to this node (default: the coordinator plans)");
   cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");
-  cmd->add_option("--mem-budget", flags->mem_budget, "Memory this node may use (e.g. 2G)");
+  cmd->add_option("--mem-budget", flags->mem_budget,
+                  "Memory for weights and caches (e.g. 2G; default: the memory available)");
+  cmd->add_option("--throughput", flags->throughput,
+                  "GB/s the planner weighs this node by (default: measured at start)");
   cmd->add_option("--http", flags->http,
                   "HOST:PORT (or PORT, on 127.0.0.1) for the HTTP API and chat page");
   cmd->add_option("--chat-template", flags->chat_template,

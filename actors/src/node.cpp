@@ -151,7 +151,7 @@ struct Node::Impl {
     me.model = model_identity(*model);
     me.model_layers = mc.n_layers;
     me.mem_budget = options.mem_budget ? options.mem_budget : available_memory();
-    me.throughput = measure_throughput(pool);
+    me.throughput = options.throughput > 0 ? options.throughput : measure_throughput(pool);
     me.cores = pool.size();
     me.arch = architecture();
     me.pinned = options.layers;

@@ -104,34 +104,60 @@ std::string stories_model() { return shared_dir() + "/models/stories260K/stories
 std::string stories_tokenizer() { return shared_dir() + "/models/stories260K/tok512.bin"; }
 
 Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args,
-           const std::vector<std::vector<std::string>>& node_args)
-    : dir_(temp_dir()) {
-  for (const auto& n : nodes) {
-    names_.push_back(n.name);
-    addresses_.push_back("127.0.0.1:" + std::to_string(free_port()));
-  }
+           const std::vector<std::vector<std::string>>& node_args, const std::string& model)
+    : model_(model), dir_(temp_dir()) {
   for (std::size_t i = 0; i < nodes.size(); i++) {
-    std::vector<std::string> argv = {TROUPE_BINARY,  "node",      "--listen", addresses_[i],
-                                     "--model",      stories_model(), "--tokenizer",
-                                     stories_tokenizer(), "--name", names_[i], "--threads", "1"};
-    if (nodes[i].layers) {
-      argv.push_back("--layers");
-      argv.push_back(std::to_string(nodes[i].layers->first) + ":" +
-                     std::to_string(nodes[i].layers->second));
-    } else if (!nodes[i].planned) {
-      argv.push_back("--mem-budget");
-      argv.push_back("1K");
-    }
-    if (i > 0) {
-      argv.push_back("--join");
-      argv.push_back(addresses_[0]);
-    }
-    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    if (i < node_args.size()) argv.insert(argv.end(), node_args[i].begin(), node_args[i].end());
-    processes_.push_back(
-        std::make_unique<BackgroundProcess>(argv, dir_ + "/" + names_[i] + ".log"));
+    std::vector<std::string> args = extra_args;
+    if (i < node_args.size()) args.insert(args.end(), node_args[i].begin(), node_args[i].end());
+    specs_.push_back(nodes[i]);
+    args_.push_back(std::move(args));
+    names_.push_back(nodes[i].name);
+    addresses_.push_back("127.0.0.1:" + std::to_string(free_port()));
+    old_logs_.emplace_back();
+  }
+  for (std::size_t i = 0; i < nodes.size(); i++) start(i, i > 0 ? std::optional<std::size_t>(0) : std::nullopt);
+}
+
+void Mesh::start(std::size_t i, std::optional<std::size_t> via) {
+  std::vector<std::string> argv = {TROUPE_BINARY, "node", "--listen", addresses_[i], "--name", names_[i],
+                                   "--threads", "1"};
+  if (model_.empty()) {
+    argv.insert(argv.end(), {"--model", stories_model(), "--tokenizer", stories_tokenizer()});
+  } else {
+    argv.insert(argv.end(), {"--model", model_});
+  }
+  const NodeSpec& spec = specs_[i];
+  if (spec.layers) {
+    argv.push_back("--layers");
+    argv.push_back(std::to_string(spec.layers->first) + ":" + std::to_string(spec.layers->second));
+  } else if (!spec.planned) {
+    argv.push_back("--mem-budget");
+    argv.push_back("1K");
+  }
+  if (via) {
+    argv.push_back("--join");
+    argv.push_back(addresses_.at(*via));
+  }
+  argv.insert(argv.end(), args_[i].begin(), args_[i].end());
+  if (i < processes_.size()) {
+    old_logs_[i] += processes_[i]->log();
+    processes_[i] = std::make_unique<BackgroundProcess>(argv, dir_ + "/" + names_[i] + ".log");
+  } else {
+    processes_.push_back(std::make_unique<BackgroundProcess>(argv, dir_ + "/" + names_[i] + ".log"));
   }
 }
+
+std::size_t Mesh::add(const NodeSpec& node, std::size_t via, const std::vector<std::string>& args) {
+  specs_.push_back(node);
+  args_.push_back(args);
+  names_.push_back(node.name);
+  addresses_.push_back("127.0.0.1:" + std::to_string(free_port()));
+  old_logs_.emplace_back();
+  start(specs_.size() - 1, via);
+  return specs_.size() - 1;
+}
+
+void Mesh::restart(std::size_t i, std::size_t via) { start(i, via); }
 
 Mesh::~Mesh() {
   for (auto& p : processes_) p->stop(SIGTERM, std::chrono::seconds(3));
@@ -140,6 +166,7 @@ Mesh::~Mesh() {
 bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (std::size_t i = 0; i < addresses_.size(); i++) {
+    if (!processes_[i]->running()) continue;
     while (true) {
       if (std::chrono::steady_clock::now() > deadline) return false;
       try {
@@ -159,7 +186,7 @@ bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
 std::string Mesh::logs() const {
   std::string all;
   for (std::size_t i = 0; i < processes_.size(); i++) {
-    all += "--- " + names_[i] + " (" + addresses_[i] + ")\n" + processes_[i]->log();
+    all += "--- " + names_[i] + " (" + addresses_[i] + ")\n" + old_logs_[i] + processes_[i]->log();
   }
   return all;
 }

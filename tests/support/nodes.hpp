@@ -46,25 +46,37 @@ struct NodeSpec {
   bool planned = false;                       // ...or, when planned, what the coordinator assigns
 };
 
-// One node per spec, each joining the first, all on stories260K.
+// One node per spec, each joining the first, on stories260K unless `model` names another file
+// (a GGUF carrying its tokenizer).
 class Mesh {
  public:
   // extra_args go to every node; node_args[i] (where given) to node i alone.
   explicit Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args = {},
-                const std::vector<std::vector<std::string>>& node_args = {});
+                const std::vector<std::vector<std::string>>& node_args = {},
+                const std::string& model = {});
   ~Mesh();
 
-  // Waits until every node reports that the mesh serves; false on timeout.
+  // Waits until every running node reports that the mesh serves; false on timeout.
   bool wait_serving(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   std::size_t size() const { return addresses_.size(); }
   const std::string& address(std::size_t i) const { return addresses_.at(i); }
+  const std::string& name(std::size_t i) const { return names_.at(i); }
   BackgroundProcess& process(std::size_t i) { return *processes_.at(i); }
+  // Starts one more node, joining through node `via`; returns its index.
+  std::size_t add(const NodeSpec& node, std::size_t via, const std::vector<std::string>& args = {});
+  // Starts node i again (after it was stopped), at the same address, joining through `via`.
+  void restart(std::size_t i, std::size_t via);
   std::string logs() const;  // every node's log, headed by its name
 
  private:
+  void start(std::size_t i, std::optional<std::size_t> via);
+  std::vector<NodeSpec> specs_;
+  std::vector<std::vector<std::string>> args_;  // per node, beyond the spec
+  std::string model_;
   std::vector<std::string> names_;
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<BackgroundProcess>> processes_;
+  std::vector<std::string> old_logs_;  // of earlier runs of each node
   std::string dir_;
 };
 

@@ -19,6 +19,7 @@ struct NodeOptions {
   std::vector<std::string> joins;     // host:port of members to join through
   std::optional<LayerRange> layers;   // --layers: pinned by hand; none: the coordinator decides
   uint64_t mem_budget = 0;            // bytes for weights and caches; 0: the memory available
+  double throughput = 0;              // GB/s advertised to the planner; 0: measured at start
   int threads = 0;                    // the forward pass's thread pool; 0 = one per core
   wire::ActivationEncoding activations = wire::ActivationEncoding::f32;
   LoadOptions load;                   // how stages load their layers (mmap, quantize)

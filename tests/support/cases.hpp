@@ -1,0 +1,22 @@
+// The reference cases of ../shared/reference (what llama2.c prints for stories260K), sent
+// through a mesh, and the status of a node: shared by the pipeline and mesh tests.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/nodes.hpp"
+#include "troupe/runtime/wire.hpp"
+
+namespace troupe::test {
+
+nlohmann::json reference_cases();
+// `troupe generate` arguments for one case through `peer`.
+std::vector<std::string> generate_args(const std::string& peer, const nlohmann::json& c);
+// Runs the case through node `entry` and checks stdout byte for byte.
+void check_case(Mesh& mesh, std::size_t entry, const nlohmann::json& c);
+// The status a node answers (fails the test when it does not).
+wire::Status status_of(const std::string& address);
+
+}  // namespace troupe::test

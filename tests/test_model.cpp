@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <vector>
 
 #include "support/checkpoint_writer.hpp"
@@ -204,6 +205,18 @@ TEST_CASE("a stage holds only its own layers", "[model]") {
   LoadOptions bad;
   bad.layers = LayerRange{2, 9};
   CHECK_THROWS_AS(load_model(stories_path(), bad), InputError);
+}
+
+TEST_CASE("a context outside the model's is refused before its cache is allocated", "[model][errors]") {
+  // A stage takes the context from a peer's frame. Were the cache allocated first, INT_MAX
+  // positions would ask for terabytes (std::bad_alloc, or a zero-fill that exhausts memory)
+  // instead of failing the session with an InputError.
+  const Model m = load_model(stories_path());
+  ThreadPool pool(1);
+  CHECK_THROWS_AS(Transformer(m, LayerRange{0, 5}, std::numeric_limits<int>::max(), pool), InputError);
+  CHECK_THROWS_AS(Transformer(m, LayerRange{0, 5}, -1, pool), InputError);
+  CHECK_THROWS_AS(Transformer(m, LayerRange{0, 5}, m.config.seq_len + 1, pool), InputError);
+  CHECK_NOTHROW(Transformer(m, LayerRange{0, 5}, m.config.seq_len, pool));
 }
 
 TEST_CASE("a stage pipeline gives the floats of the whole model", "[model]") {

@@ -48,13 +48,17 @@ std::vector<std::string> generate_args(const std::string& peer, const json& c) {
           "-i", c["prompt"].get<std::string>()};
 }
 
-void check_case(Mesh& mesh, std::size_t entry, const json& c) {
-  const auto r = run_troupe(generate_args(mesh.address(entry), c));
+// What `troupe generate` printed for case `c` entering through node `entry`, against llama2.c.
+void check_result(const Mesh& mesh, std::size_t entry, const json& c, const ProcessResult& r) {
   INFO("entry " << entry << ", prompt '" << c["prompt"].get<std::string>() << "', t "
                 << c["temperature"] << ", seed " << c["seed"] << "\nstderr: " << r.err
                 << "\nlogs:\n" << mesh.logs());
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == c["expected_stdout"].get<std::string>());
+}
+
+void check_case(const Mesh& mesh, std::size_t entry, const json& c) {
+  check_result(mesh, entry, c, run_troupe(generate_args(mesh.address(entry), c)));
 }
 
 std::vector<NodeSpec> layout(const std::vector<std::pair<int, int>>& ranges) {
@@ -90,9 +94,23 @@ TEST_CASE("every layout reproduces the reference cases through every node", "[pi
     Mesh mesh(nodes);
     INFO(ranges.size() << " stages");
     REQUIRE(mesh.wait_serving());
-    // Every case through the first-started node; one case through each other node.
-    for (const auto& c : cases) check_case(mesh, 0, c);
-    for (std::size_t n = 1; n < mesh.size(); n++) check_case(mesh, n, cases[n % cases.size()]);
+    // Every case through every node, all at once: each stage interleaves sessions of different
+    // entries, lengths and samplers, so one that picked up another's cache, sampler or route
+    // would show. (Also the fastest way: the sessions keep both cores busy.) Every stage holds
+    // all of them, within a node's session limit.
+    REQUIRE(mesh.size() * cases.size() <= std::size_t(troupe::wire::kMaxSessions));
+    std::vector<std::future<ProcessResult>> runs;
+    for (std::size_t n = 0; n < mesh.size(); n++) {
+      for (std::size_t i = 0; i < cases.size(); i++) {
+        const std::vector<std::string> args = generate_args(mesh.address(n), cases[i]);
+        runs.push_back(std::async(std::launch::async, [args] { return run_troupe(args); }));
+      }
+    }
+    for (std::size_t n = 0; n < mesh.size(); n++) {
+      for (std::size_t i = 0; i < cases.size(); i++) {
+        check_result(mesh, n, cases[i], runs[n * cases.size() + i].get());
+      }
+    }
   }
 }
 

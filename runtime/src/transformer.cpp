@@ -25,6 +25,12 @@ constexpr std::size_t kTileBytesF32 = 48 * 1024;
 
 KvCache::KvCache(const ModelConfig& config, LayerRange layers, int context)
     : layers_(layers), context_(context), kv_dim_(config.kv_dim()) {
+  // Checked before allocating: the context may come from a peer's frame, and a cache zero-filled
+  // for an absurd one would exhaust memory before any later check saw it.
+  if (context < 1 || context > config.seq_len) {
+    throw InputError("context " + std::to_string(context) + " is outside 1.." +
+                     std::to_string(config.seq_len));
+  }
   const std::size_t n = std::size_t(layers.size()) * context * kv_dim_;
   keys_.assign(n, 0.0f);
   values_.assign(n, 0.0f);
@@ -36,10 +42,6 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   if (!model.loaded.contains(layers)) {
     throw InputError(model.path + ": layers " + std::to_string(layers.begin) + ":" +
                      std::to_string(layers.end) + " are not loaded in this process");
-  }
-  if (context < 1 || context > c.seq_len) {
-    throw InputError("context " + std::to_string(context) + " is outside 1.." +
-                     std::to_string(c.seq_len));
   }
   const std::size_t batch = kMaxBatch;
   const int widest = std::max(c.dim, c.hidden_dim);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "support/cases.hpp"
 #include "support/nodes.hpp"
 #include "support/process.hpp"
 #include "troupe/actors/client.hpp"
@@ -30,49 +31,10 @@ using nlohmann::json;
 
 namespace {
 
-json reference_cases() {
-  std::ifstream f(shared_dir() + "/reference/stories260K-cases.json");
-  REQUIRE(f.good());
-  return json::parse(f);
-}
-
-std::string fmt(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
-std::vector<std::string> generate_args(const std::string& peer, const json& c) {
-  return {"generate", "--peer", peer, "-t", fmt(c["temperature"]), "-p", fmt(c["topp"]), "-s",
-          std::to_string(c["seed"].get<long>()), "-n", std::to_string(c["steps"].get<int>()),
-          "-i", c["prompt"].get<std::string>()};
-}
-
-// What `troupe generate` printed for case `c` entering through node `entry`, against llama2.c.
-void check_result(const Mesh& mesh, std::size_t entry, const json& c, const ProcessResult& r) {
-  INFO("entry " << entry << ", prompt '" << c["prompt"].get<std::string>() << "', t "
-                << c["temperature"] << ", seed " << c["seed"] << "\nstderr: " << r.err
-                << "\nlogs:\n" << mesh.logs());
-  REQUIRE(r.exit_code == 0);
-  CHECK(r.out == c["expected_stdout"].get<std::string>());
-}
-
-void check_case(const Mesh& mesh, std::size_t entry, const json& c) {
-  check_result(mesh, entry, c, run_troupe(generate_args(mesh.address(entry), c)));
-}
-
 std::vector<NodeSpec> layout(const std::vector<std::pair<int, int>>& ranges) {
   std::vector<NodeSpec> nodes;
   for (std::size_t i = 0; i < ranges.size(); i++) nodes.push_back({"s" + std::to_string(i), ranges[i]});
   return nodes;
-}
-
-troupe::wire::Status status_of(const std::string& address) {
-  troupe::MeshClient client(address, std::chrono::seconds(2));
-  client.send(troupe::wire::Message{0, 1, troupe::wire::StatusRequest{}});
-  const auto m = client.receive(std::chrono::seconds(2));
-  REQUIRE(std::holds_alternative<troupe::wire::Status>(m.body));
-  return std::get<troupe::wire::Status>(m.body);
 }
 
 }  // namespace

@@ -31,8 +31,11 @@ std::vector<std::string> generate_args(const std::string& peer, const json& c) {
           "-i", c["prompt"].get<std::string>()};
 }
 
-void check_case(Mesh& mesh, std::size_t entry, const json& c) {
-  const auto r = run_troupe(generate_args(mesh.address(entry), c));
+void check_case(const Mesh& mesh, std::size_t entry, const json& c) {
+  check_result(mesh, entry, c, run_troupe(generate_args(mesh.address(entry), c)));
+}
+
+void check_result(const Mesh& mesh, std::size_t entry, const json& c, const ProcessResult& r) {
   INFO("entry " << entry << ", prompt '" << c["prompt"].get<std::string>() << "', t "
                 << c["temperature"] << ", seed " << c["seed"] << "\nstderr: " << r.err
                 << "\nlogs:\n" << mesh.logs());

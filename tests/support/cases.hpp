@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "support/nodes.hpp"
+#include "support/process.hpp"
 #include "troupe/runtime/wire.hpp"
 
 namespace troupe::test {
@@ -14,8 +15,10 @@ namespace troupe::test {
 nlohmann::json reference_cases();
 // `troupe generate` arguments for one case through `peer`.
 std::vector<std::string> generate_args(const std::string& peer, const nlohmann::json& c);
+// What `troupe generate` printed for case `c` entering through node `entry`, against llama2.c.
+void check_result(const Mesh& mesh, std::size_t entry, const nlohmann::json& c, const ProcessResult& r);
 // Runs the case through node `entry` and checks stdout byte for byte.
-void check_case(Mesh& mesh, std::size_t entry, const nlohmann::json& c);
+void check_case(const Mesh& mesh, std::size_t entry, const nlohmann::json& c);
 // The status a node answers (fails the test when it does not).
 wire::Status status_of(const std::string& address);
 

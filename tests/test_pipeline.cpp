@@ -243,21 +243,32 @@ TEST_CASE("garbage, oversized frames, wrong versions and unknown sessions are dr
 TEST_CASE("a stage killed mid-session ends the session with an error naming it", "[pipeline]") {
   Mesh mesh(layout({{0, 1}, {1, 3}, {3, 5}}));
   REQUIRE(mesh.wait_serving());
-  // Freeze the middle stage so the session is surely in flight when it dies.
+  // `troupe generate`'s client, in-process so that the test knows when the session is in flight:
+  // the middle stage is frozen first, the entry echoes the prompt at once, and then the stage
+  // dies. All stages are pinned, so no plan can take over its layers: the session must end.
+  troupe::MeshClient client(mesh.address(0));
   mesh.process(1).signal(SIGSTOP);
-  auto run = std::async(std::launch::async, [&] {
-    return run_troupe({"generate", "--peer", mesh.address(0), "-t", "0", "-n", "200", "-i", "Once upon a time"});
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  troupe::wire::GenerateRequest request;
+  request.prompt = "Once upon a time";
+  request.sampling = {0, 0.9f, 1};
+  request.steps = 200;
+  client.send(troupe::wire::Message{0, 1, request});
+  const auto echo = client.receive(std::chrono::seconds(10));
+  REQUIRE(std::holds_alternative<troupe::wire::Text>(echo.body));
+  CHECK(std::get<troupe::wire::Text>(echo.body).text == "Once upon a time");
   const auto t0 = std::chrono::steady_clock::now();
   mesh.process(1).stop(SIGKILL);
-  REQUIRE(run.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
-  const auto r = run.get();
-  INFO(r.err << mesh.logs());
+  troupe::wire::Message end;
+  do {
+    end = client.receive(std::chrono::seconds(20));
+  } while (std::holds_alternative<troupe::wire::Text>(end.body));
+  INFO(mesh.logs());
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
-  CHECK(r.exit_code == 1);
-  CHECK(r.err.find("peer s1") != std::string::npos);
-  CHECK(r.out.rfind("Once upon a time", 0) == 0);  // the prompt, echoed before the loss
+  REQUIRE(std::holds_alternative<troupe::wire::Error>(end.body));
+  const auto& error = std::get<troupe::wire::Error>(end.body);
+  CHECK(error.code == 1);
+  CHECK(error.message.find("peer s1") != std::string::npos);
+  CHECK(error.message.find("1:3") != std::string::npos);
 
   // The survivors go on serving status and say what is missing.
   const auto s = status_of(mesh.address(0));

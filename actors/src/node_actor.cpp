@@ -158,7 +158,10 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
   };
 
   auto generate = [=](const std::string& route, const wire::GenerateRequest& request) {
-    if (state->route.empty()) {
+    // No live route while the mesh re-plans (stages loading): the session waits for one, as a
+    // re-routed session does. When no plan could cover the model, there is nothing to wait for.
+    const bool wait = state->route.empty();
+    if (wait && !state->mesh->could_cover()) {
       reply(route, wire::Error{1, "the mesh at " + node->name + " cannot serve yet: " +
                                       state->mesh->route_problem()});
       return;

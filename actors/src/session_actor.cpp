@@ -144,6 +144,14 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
       return;
     }
     state->fed.assign(g.input().begin(), g.input().end());
+    if (state->route.empty()) {
+      // The mesh is re-planning: the node hands over a route once one is live.
+      state->rerouting = true;
+      state->reroute_reason = "no live route when the session began";
+      self->send(routes.node, reroute_atom::value, id);
+      self->delayed_send(self, kRerouteTimeout, reroute_atom::value, state->attempt);
+      return;
+    }
     start_on_route();
   };
 

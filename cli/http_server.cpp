@@ -103,6 +103,29 @@ class Metrics {
       std::map<std::string, int> states{{"alive", 0}, {"suspect", 0}, {"dead", 0}};
       for (const auto& m : status->members) states[m.state]++;
       for (const auto& [state, n] : states) line("troupe_mesh_members{state=\"" + state + "\"}", n);
+      const wire::NodeCounters& c = status->counters;
+      metric("troupe_node_sessions_active", "gauge", "Sessions in flight that entered through this node (any door)");
+      line("troupe_node_sessions_active", static_cast<double>(c.sessions_active));
+      metric("troupe_node_sessions_total", "counter", "Sessions that entered through this node (any door)");
+      line("troupe_node_sessions_total", static_cast<double>(c.sessions_total));
+      metric("troupe_node_tokens_generated_total", "counter", "Tokens sampled for sessions that entered here");
+      line("troupe_node_tokens_generated_total", static_cast<double>(c.tokens_generated));
+      metric("troupe_stage_compute_seconds_total", "counter", "Time this node's stage spent computing");
+      line("troupe_stage_compute_seconds_total", c.stage_compute_seconds);
+      metric("troupe_stage_positions_total", "counter", "Positions this node's stage computed");
+      line("troupe_stage_positions_total", static_cast<double>(c.stage_positions));
+      metric("troupe_network_frames_total", "counter", "Frames this node sent and received");
+      line("troupe_network_frames_total{direction=\"sent\"}", static_cast<double>(c.frames_sent));
+      line("troupe_network_frames_total{direction=\"received\"}", static_cast<double>(c.frames_received));
+      metric("troupe_network_bytes_total", "counter", "Bytes of frames this node sent and received");
+      line("troupe_network_bytes_total{direction=\"sent\"}", static_cast<double>(c.bytes_sent));
+      line("troupe_network_bytes_total{direction=\"received\"}", static_cast<double>(c.bytes_received));
+      metric("troupe_hops_total", "counter",
+             "Network hops of the decode steps this node's sessions measured (entry to stages and back)");
+      line("troupe_hops_total", static_cast<double>(c.hops));
+      metric("troupe_hop_network_seconds_total", "counter",
+             "Those steps' round trips less the stages' compute time: over troupe_hops_total, the time a hop costs");
+      line("troupe_hop_network_seconds_total", c.hop_seconds);
       metric("troupe_mesh_stage_layers", "gauge", "Layers each stage of the plan runs");
       for (const auto& st : status->stages) {
         line("troupe_mesh_stage_layers{node=\"" + st.node + "\",first=\"" + std::to_string(st.layers.begin) +

@@ -41,6 +41,18 @@ nlohmann::json status_json(const wire::Status& s) {
   j["model_layers"] = s.model_layers;
   j["serving"] = s.serving;
   j["problem"] = s.serving ? nlohmann::json(nullptr) : nlohmann::json(s.problem);
+  const wire::NodeCounters& c = s.counters;
+  j["counters"] = {{"sessions_active", c.sessions_active},
+                   {"sessions_total", c.sessions_total},
+                   {"tokens_generated", c.tokens_generated},
+                   {"stage_positions", c.stage_positions},
+                   {"stage_compute_seconds", c.stage_compute_seconds},
+                   {"frames_sent", c.frames_sent},
+                   {"bytes_sent", c.bytes_sent},
+                   {"frames_received", c.frames_received},
+                   {"bytes_received", c.bytes_received},
+                   {"hops", c.hops},
+                   {"hop_network_seconds", c.hop_seconds}};
   return j;
 }
 

@@ -54,6 +54,7 @@ std::vector<Message> samples() {
   Activations act = Activations::pack(x, 2, 3, ActivationEncoding::f32);
   act.pos = 17;
   act.sample = true;
+  act.compute_us = 4321;
   GenerateRequest gen;
   gen.prompt = "Once upon a time \xe2\x9c\x93";
   gen.sampling = {0, 0.5f, 7};
@@ -81,11 +82,12 @@ std::vector<Message> samples() {
   status.stages = {{"a", "127.0.0.1:7000", {0, 2}}};
   status.model_layers = 5;
   status.problem = "layers 2:5 are held by no live node";
+  status.counters = {1, 7, 900, 1200, 3.25, 10, 2000, 11, 2100, 44, 0.0042};
   return {
       {0xffffffffffffffffull, 3, start},
       {5, 4, Step{300, 17}},
       {6, 5, act},
-      {7, 6, Sampled{301, 2, 0x9e3779b97f4a7c15ull}},
+      {7, 6, Sampled{301, 2, 0x9e3779b97f4a7c15ull, 1234}},
       {8, 7, SessionEnd{"done"}},
       {9, 8, Error{2, "prompt too long"}},
       {0, 1, gen},

@@ -113,6 +113,7 @@ uint64_t instance_number() {
 
 struct Node::Impl {
   actors::NodeContext context;
+  actors::NodeMetrics metrics;
   std::shared_ptr<const Model> model;
   LoadOptions load;
   SystemClock clock;
@@ -136,6 +137,11 @@ struct Node::Impl {
     context.pool = &pool;
     context.clock = &clock;
     context.encoding = options.activations;
+    context.metrics = &metrics;
+    context.traffic = [this] {
+      const auto t = transport.traffic();
+      return std::array<uint64_t, 4>{t.frames_sent, t.bytes_sent, t.frames_received, t.bytes_received};
+    };
     context.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
     if (options.layers) context.initial = model;
     context.load_layers = [this](LayerRange r) {

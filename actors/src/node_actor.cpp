@@ -154,6 +154,20 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
     s.model_layers = n_layers;
     s.serving = !state->route.empty();
     s.problem = s.serving ? std::string() : m.route_problem();
+    const NodeMetrics& x = *node->metrics;
+    wire::NodeCounters& c = s.counters;
+    c.sessions_active = state->sessions.size();
+    c.sessions_total = x.sessions_total.load();
+    c.tokens_generated = x.tokens_generated.load();
+    c.stage_positions = x.stage_positions.load();
+    c.stage_compute_seconds = double(x.stage_compute_ns.load()) / 1e9;
+    const auto traffic = node->traffic();
+    c.frames_sent = traffic[0];
+    c.bytes_sent = traffic[1];
+    c.frames_received = traffic[2];
+    c.bytes_received = traffic[3];
+    c.hops = x.hops.load();
+    c.hop_seconds = double(x.hop_ns.load()) / 1e9;
     return s;
   };
 
@@ -177,6 +191,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
     entry.client_route = route;
     entry.actor = self->spawn<caf::linked>(session_actor, node, routes, id, route, request, state->route);
     state->sessions[id] = std::move(entry);
+    node->metrics->sessions_total.fetch_add(1, std::memory_order_relaxed);
   };
 
   auto on_message = [=](const std::string& route, const wire::Message& message) {

@@ -2,6 +2,8 @@
 // its thread pool and clock. Owned by Node, which outlives the actors.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -15,6 +17,12 @@
 #include "troupe/runtime/wire.hpp"
 
 namespace troupe::actors {
+
+// Counters the actors add to as they work (relaxed atomics: read by status at any time).
+struct NodeMetrics {
+  std::atomic<uint64_t> sessions_total{0}, tokens_generated{0}, stage_positions{0};
+  std::atomic<uint64_t> stage_compute_ns{0}, hops{0}, hop_ns{0};
+};
 
 struct NodeContext {
   std::string name;
@@ -32,6 +40,9 @@ struct NodeContext {
   const Clock* clock = nullptr;
   uint64_t seed = 0;  // the membership's random choices
   wire::ActivationEncoding encoding = wire::ActivationEncoding::f32;
+  NodeMetrics* metrics = nullptr;  // the one mutable thing the actors share
+  // The transport's frames and bytes so far: {sent frames, sent bytes, received frames, bytes}.
+  std::function<std::array<uint64_t, 4>()> traffic;
 };
 
 }  // namespace troupe::actors

@@ -34,6 +34,7 @@ struct SessionState {
   bool over = false;
   uint64_t seq = 0;
   Clock::time_point t0, first_token;
+  Clock::time_point step_sent;  // of the step in flight: its round trip, less compute, is network
   int prompt_tokens = 0;
 };
 
@@ -107,6 +108,7 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
     start.steps = state->generation->steps();
     start.tokens = state->fed;
     state->started = true;
+    state->step_sent = {};  // a replay's round trip is not a hop's
     to_peer(state->route.front().address, std::move(start));
   };
 
@@ -165,6 +167,24 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
     }
     if (g.generated_tokens() == 0) state->first_token = node->clock->now();
     state->rng_state = m.rng_state;
+    node->metrics->tokens_generated.fetch_add(1, std::memory_order_relaxed);
+    if (state->step_sent != Clock::time_point{}) {
+      // A decode step's round trip: the route's hops (those that leave this node) and compute.
+      uint64_t hops = 0;
+      std::string at = node->address;
+      for (const auto& st : state->route) {
+        hops += st.address != at;
+        at = st.address;
+      }
+      hops += at != node->address;
+      const auto rtt = std::chrono::duration_cast<std::chrono::nanoseconds>(node->clock->now() - state->step_sent).count();
+      const int64_t network = rtt - int64_t(m.compute_us) * 1000;
+      if (hops > 0 && network > 0) {
+        node->metrics->hops.fetch_add(hops, std::memory_order_relaxed);
+        node->metrics->hop_ns.fetch_add(uint64_t(network), std::memory_order_relaxed);
+      }
+      state->step_sent = {};
+    }
     const std::string text = g.accept(m.token);
     if (!text.empty()) to_client(wire::Text{text});
     if (g.done()) {
@@ -172,6 +192,7 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
       return;
     }
     state->fed.push_back(g.input()[0]);
+    state->step_sent = node->clock->now();
     to_peer(state->route.front().address, wire::Step{g.position(), g.input()[0]});
   };
 

@@ -65,22 +65,34 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     state->sessions.erase(id);
   };
 
-  // After forward_layers on `count` rows at `pos`: on to the next stage, or (last stage) sample
-  // from the final row when asked to.
-  auto emit = [=](uint64_t id, StageSession& s, int pos, int count, bool sample) {
+  // After forward_layers on `count` rows at `pos` (begun at `t0`; `upstream_us` of compute by
+  // the stages before): on to the next stage, or (last stage) sample from the final row when
+  // asked to. The compute time travels with the rows, so the entry can tell it from the network's.
+  auto emit = [=](uint64_t id, StageSession& s, int pos, int count, bool sample, Clock::time_point t0,
+                  uint64_t upstream_us) {
     s.next_pos = pos + count;
+    auto spent = [&] {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(node->clock->now() - t0).count();
+      node->metrics->stage_compute_ns.fetch_add(uint64_t(ns), std::memory_order_relaxed);
+      node->metrics->stage_positions.fetch_add(uint64_t(count), std::memory_order_relaxed);
+      return upstream_us + uint64_t(ns) / 1000;
+    };
     if (!last()) {
       wire::Activations a =
           wire::Activations::pack(state->x.data(), count, config.dim, node->encoding);
       a.pos = pos;
       a.sample = sample;
+      a.compute_us = spent();
       send(s.next, id, ++s.seq, std::move(a));
       return;
     }
-    if (!sample) return;
+    if (!sample) {
+      spent();
+      return;
+    }
     float* row = state->x.data() + std::size_t(count - 1) * config.dim;
     const int token = s.sampler->sample(s.transformer->logits(row));
-    send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state()});
+    send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state(), spent()});
   };
 
   auto check_position = [](const StageSession& s, int pos, int count) {
@@ -145,12 +157,13 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     try {
       const int n = static_cast<int>(tokens.size());
       for (int at = 0; at < n; at += Transformer::kMaxBatch) {
+        const auto t0 = node->clock->now();
         const int count = std::min(Transformer::kMaxBatch, n - at);
         for (int t = 0; t < count; t++) {
           session.transformer->embed(tokens[at + t], state->x.data() + std::size_t(t) * config.dim);
         }
         session.transformer->forward_layers(state->x.data(), count, at);
-        emit(id, session, at, count, at + count == n);
+        emit(id, session, at, count, at + count == n, t0, 0);
       }
     } catch (const std::exception& e) {
       fail(id, session.entry, e.what());
@@ -167,9 +180,10 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     try {
       if (!first()) throw InputError("a token arrived at a stage that does not embed");
       check_position(s, m.pos, 1);
+      const auto t0 = node->clock->now();
       s.transformer->embed(m.token, state->x.data());
       s.transformer->forward_layers(state->x.data(), 1, m.pos);
-      emit(id, s, m.pos, 1, true);
+      emit(id, s, m.pos, 1, true, t0, 0);
     } catch (const std::exception& e) {
       fail(id, s.entry, e.what());
     }
@@ -185,9 +199,10 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     try {
       if (first()) throw InputError("activations arrived at the first stage");
       check_position(s, m.pos, m.count);
+      const auto t0 = node->clock->now();
       m.unpack(state->x.data(), config.dim);
       s.transformer->forward_layers(state->x.data(), m.count, m.pos);
-      emit(id, s, m.pos, m.count, m.sample);
+      emit(id, s, m.pos, m.count, m.sample, t0, m.compute_us);
     } catch (const std::exception& e) {
       fail(id, s.entry, e.what());
     }

@@ -126,13 +126,13 @@ void ZmqTransport::stop() {
   if (thread_.joinable()) thread_.join();
   queue_.clear();
   sockets_.reset();
-  spdlog::info("transport: sent {} frames ({} bytes), received {} frames ({} bytes)", frames_sent_,
-               bytes_sent_, frames_received_, bytes_received_);
+  spdlog::info("transport: sent {} frames ({} bytes), received {} frames ({} bytes)", frames_sent_.load(),
+               bytes_sent_.load(), frames_received_.load(), bytes_received_.load());
 }
 
 void ZmqTransport::reply_now(const std::string& route, const Frame& frame) {
-  frames_sent_++;
-  bytes_sent_ += frame.size();
+  frames_sent_.fetch_add(1, std::memory_order_relaxed);
+  bytes_sent_.fetch_add(frame.size(), std::memory_order_relaxed);
   zmq::message_t id(route.data(), route.size());
   zmq::message_t body(frame.data(), frame.size());
   try {
@@ -149,8 +149,8 @@ void ZmqTransport::reply_now(const std::string& route, const Frame& frame) {
 }
 
 void ZmqTransport::send_now(const std::string& address, const Frame& frame) {
-  frames_sent_++;
-  bytes_sent_ += frame.size();
+  frames_sent_.fetch_add(1, std::memory_order_relaxed);
+  bytes_sent_.fetch_add(frame.size(), std::memory_order_relaxed);
   zmq::message_t body(frame.data(), frame.size());
   try {
     Sockets::Link& link = sockets_->link(address);  // connects on first use
@@ -227,8 +227,8 @@ void ZmqTransport::loop() {
                        parts.size() - 1, parts.empty() ? "?" : hex(parts[0].to_string()));
           continue;
         }
-        frames_received_++;
-        bytes_received_ += parts[1].size();
+        frames_received_.fetch_add(1, std::memory_order_relaxed);
+        bytes_received_.fetch_add(parts[1].size(), std::memory_order_relaxed);
         const auto* data = static_cast<const uint8_t*>(parts[1].data());
         if (events_.frame) events_.frame(parts[0].to_string(), Frame(data, data + parts[1].size()));
       }

@@ -213,20 +213,22 @@ void payload(Packer& p, const Step& m) {
 }
 
 void payload(Packer& p, const Activations& m) {
-  p.pack_array(5);
+  p.pack_array(6);
   p.pack_int32(m.pos);
   p.pack_int32(m.count);
   p.pack(m.sample);
   p.pack_uint8(static_cast<uint8_t>(m.encoding));
   check_size(m.data.size(), kMaxFrameBytes, "activations");
   put_bin(p, m.data.data(), m.data.size());
+  p.pack_uint64(m.compute_us);
 }
 
 void payload(Packer& p, const Sampled& m) {
-  p.pack_array(3);
+  p.pack_array(4);
   p.pack_int32(m.pos);
   p.pack_int32(m.token);
   p.pack_uint64(m.rng_state);
+  p.pack_uint64(m.compute_us);
 }
 
 void payload(Packer& p, const SessionEnd& m) {
@@ -284,7 +286,7 @@ void payload(Packer& p, const Status& m) {
   if (m.members.size() > kMaxPeers || m.stages.size() > kMaxRouteStages) {
     throw InputError("status: too many members or stages");
   }
-  p.pack_array(9);
+  p.pack_array(10);
   put(p, m.self, kMaxNameBytes, "name");
   p.pack_uint64(m.term);
   if (m.coordinator) {
@@ -310,6 +312,12 @@ void payload(Packer& p, const Status& m) {
   p.pack_int32(m.model_layers);
   p.pack(m.serving);
   put(p, m.problem, kMaxTextBytes, "problem");
+  const NodeCounters& c = m.counters;
+  p.pack_array(11);
+  for (uint64_t v : {c.sessions_active, c.sessions_total, c.tokens_generated, c.stage_positions}) p.pack_uint64(v);
+  p.pack_double(c.stage_compute_seconds);
+  for (uint64_t v : {c.frames_sent, c.bytes_sent, c.frames_received, c.bytes_received, c.hops}) p.pack_uint64(v);
+  p.pack_double(c.hop_seconds);
 }
 
 // --- decoding ----------------------------------------------------------------------------------
@@ -509,6 +517,7 @@ Body read_body(MessageType type, const msgpack::object& o) {
       m.encoding = static_cast<ActivationEncoding>(encoding);
       const auto data = f.bin("data");
       m.data.assign(data.begin(), data.end());
+      m.compute_us = f.u64();
       return m;
     }
     case MessageType::sampled: {
@@ -516,6 +525,7 @@ Body read_body(MessageType type, const msgpack::object& o) {
       m.pos = f.integer(0, kMaxPositions, "position");
       m.token = f.integer(0, INT32_MAX, "token");
       m.rng_state = f.u64();
+      m.compute_us = f.u64();
       return m;
     }
     case MessageType::session_end: {
@@ -602,6 +612,12 @@ Body read_body(MessageType type, const msgpack::object& o) {
       m.model_layers = f.integer(0, kMaxPositions, "model layers");
       m.serving = f.boolean();
       m.problem = f.str(kMaxTextBytes, "problem");
+      Fields c = f.array("counters");
+      NodeCounters& n = m.counters;
+      for (uint64_t* v : {&n.sessions_active, &n.sessions_total, &n.tokens_generated, &n.stage_positions}) *v = c.u64();
+      n.stage_compute_seconds = c.real();
+      for (uint64_t* v : {&n.frames_sent, &n.bytes_sent, &n.frames_received, &n.bytes_received, &n.hops}) *v = c.u64();
+      n.hop_seconds = c.real();
       return m;
     }
   }

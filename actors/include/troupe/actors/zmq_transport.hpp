@@ -32,6 +32,14 @@ class ZmqTransport final : public Transport {
   void send(const std::string& address, Frame frame) override;
   void reply(const std::string& route, Frame frame) override;
   void post(std::function<void()> task) override;
+  // Frames and bytes sent and received so far.
+  struct Traffic {
+    uint64_t frames_sent, bytes_sent, frames_received, bytes_received;
+  };
+  Traffic traffic() const {
+    return {frames_sent_.load(std::memory_order_relaxed), bytes_sent_.load(std::memory_order_relaxed),
+            frames_received_.load(std::memory_order_relaxed), bytes_received_.load(std::memory_order_relaxed)};
+  }
   void stop() override;
 
  private:
@@ -57,8 +65,9 @@ class ZmqTransport final : public Transport {
   std::mutex mutex_;
   std::deque<Work> queue_;
   std::atomic<bool> stopping_{false};
-  // Traffic, logged when the transport stops (the benchmark reads bytes per token from it).
-  uint64_t frames_sent_ = 0, bytes_sent_ = 0, frames_received_ = 0, bytes_received_ = 0;
+  // Traffic, logged when the transport stops (the benchmark reads bytes per token from it) and
+  // read by status (any thread: relaxed atomics, written on the transport's thread only).
+  std::atomic<uint64_t> frames_sent_{0}, bytes_sent_{0}, frames_received_{0}, bytes_received_{0};
   std::thread thread_;
   std::atomic<std::thread::id> io_thread_{};
 };

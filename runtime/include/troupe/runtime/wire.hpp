@@ -153,6 +153,7 @@ struct Activations {
   bool sample = false;  // the last stage samples from the last row
   ActivationEncoding encoding = ActivationEncoding::f32;
   std::vector<uint8_t> data;  // count * dim values, little-endian
+  uint64_t compute_us = 0;    // the stages' compute time so far for these rows (appended)
 
   // Packs `count` rows of `dim` floats.
   static Activations pack(const float* x, int count, int dim, ActivationEncoding encoding);
@@ -165,6 +166,7 @@ struct Sampled {
   int pos = 0;    // positions run before this token
   int token = 0;
   uint64_t rng_state = 0;  // the sampler's state after drawing it: a replay resumes from here
+  uint64_t compute_us = 0; // the stages' compute time for this position, summed over the route
 };
 
 struct SessionEnd {
@@ -221,6 +223,18 @@ struct Member {
   std::string arch;
 };
 
+// A node's counters since it started (for /metrics and status).
+struct NodeCounters {
+  uint64_t sessions_active = 0;   // entered through this node, in flight
+  uint64_t sessions_total = 0;
+  uint64_t tokens_generated = 0;  // sampled for sessions that entered here
+  uint64_t stage_positions = 0;   // positions this node's stage computed
+  double stage_compute_seconds = 0;
+  uint64_t frames_sent = 0, bytes_sent = 0, frames_received = 0, bytes_received = 0;
+  uint64_t hops = 0;              // network hops of the tokens whose round trip was measured
+  double hop_seconds = 0;         // those round trips less the stages' compute time, summed
+};
+
 struct Status {
   std::string self;  // the answering node's name
   uint64_t term = 0;
@@ -231,6 +245,7 @@ struct Status {
   int model_layers = 0;
   bool serving = false;  // the stages cover every layer exactly once
   std::string problem;   // why not, when not
+  NodeCounters counters;  // the answering node's (appended)
 };
 
 using Body = std::variant<SessionStart, Step, Activations, Sampled, SessionEnd, Error, Gossip,

@@ -37,6 +37,24 @@ std::vector<NodeSpec> layout(const std::vector<std::pair<int, int>>& ranges) {
   return nodes;
 }
 
+// `troupe generate`'s client, in-process so that a test knows when its session is in flight:
+// node `frozen` is stopped (SIGSTOP) first, then a greedy request enters through `entry`, which
+// echoes the prompt at once; the frozen node keeps the session waiting.
+std::unique_ptr<troupe::MeshClient> session_in_flight(Mesh& mesh, std::size_t entry, std::size_t frozen,
+                                                      const std::string& prompt) {
+  auto client = std::make_unique<troupe::MeshClient>(mesh.address(entry));
+  mesh.process(frozen).signal(SIGSTOP);
+  troupe::wire::GenerateRequest request;
+  request.prompt = prompt;
+  request.sampling = {0, 0.9f, 1};
+  request.steps = 200;
+  client->send(troupe::wire::Message{0, 1, request});
+  const auto echo = client->receive(std::chrono::seconds(10));
+  REQUIRE(std::holds_alternative<troupe::wire::Text>(echo.body));
+  CHECK(std::get<troupe::wire::Text>(echo.body).text == prompt);
+  return client;
+}
+
 }  // namespace
 
 TEST_CASE("every layout reproduces the reference cases through every node", "[pipeline]") {
@@ -243,24 +261,14 @@ TEST_CASE("garbage, oversized frames, wrong versions and unknown sessions are dr
 TEST_CASE("a stage killed mid-session ends the session with an error naming it", "[pipeline]") {
   Mesh mesh(layout({{0, 1}, {1, 3}, {3, 5}}));
   REQUIRE(mesh.wait_serving());
-  // `troupe generate`'s client, in-process so that the test knows when the session is in flight:
-  // the middle stage is frozen first, the entry echoes the prompt at once, and then the stage
-  // dies. All stages are pinned, so no plan can take over its layers: the session must end.
-  troupe::MeshClient client(mesh.address(0));
-  mesh.process(1).signal(SIGSTOP);
-  troupe::wire::GenerateRequest request;
-  request.prompt = "Once upon a time";
-  request.sampling = {0, 0.9f, 1};
-  request.steps = 200;
-  client.send(troupe::wire::Message{0, 1, request});
-  const auto echo = client.receive(std::chrono::seconds(10));
-  REQUIRE(std::holds_alternative<troupe::wire::Text>(echo.body));
-  CHECK(std::get<troupe::wire::Text>(echo.body).text == "Once upon a time");
+  // The middle stage dies mid-session. All stages are pinned, so no plan can take over its
+  // layers: the session must end.
+  auto client = session_in_flight(mesh, 0, 1, "Once upon a time");
   const auto t0 = std::chrono::steady_clock::now();
   mesh.process(1).stop(SIGKILL);
   troupe::wire::Message end;
   do {
-    end = client.receive(std::chrono::seconds(20));
+    end = client->receive(std::chrono::seconds(20));
   } while (std::holds_alternative<troupe::wire::Text>(end.body));
   INFO(mesh.logs());
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
@@ -282,22 +290,13 @@ TEST_CASE("a stage killed mid-session ends the session with an error naming it",
 TEST_CASE("a client whose entry node dies gets an error, not a hang", "[pipeline]") {
   Mesh mesh({{"s0", std::pair{0, 5}}, {"e", std::nullopt}});
   REQUIRE(mesh.wait_serving());
-  // The client of `troupe generate`, in-process so that the test knows when its session is in
-  // flight: the entry echoes the prompt at once, and the stopped stage never answers.
-  troupe::MeshClient client(mesh.address(1));
-  mesh.process(0).signal(SIGSTOP);
-  troupe::wire::GenerateRequest request;
-  request.prompt = "Once";
-  request.sampling = {0, 0.9f, 1};
-  request.steps = 200;
-  client.send(troupe::wire::Message{0, 1, request});
-  const troupe::wire::Message echo = client.receive(std::chrono::seconds(10));
-  REQUIRE(std::holds_alternative<troupe::wire::Text>(echo.body));
+  // The entry dies while the stopped stage keeps its session waiting.
+  auto client = session_in_flight(mesh, 1, 0, "Once");
   mesh.process(1).stop(SIGKILL);
   const auto t0 = std::chrono::steady_clock::now();
   std::string error;
   try {
-    while (true) client.receive(std::chrono::seconds(20));
+    while (true) client->receive(std::chrono::seconds(20));
   } catch (const troupe::RuntimeFailure& e) {
     error = e.what();
   }

@@ -49,18 +49,32 @@ void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
   plan_leader_ = from;
 }
 
-Plan Mesh::compute_plan() const {
-  // Suspects stay in the plan until they are declared dead: a false suspicion must not move
-  // stages back and forth.
+std::vector<PlanMember> Mesh::plan_members(bool with_suspects) const {
   std::vector<PlanMember> members;
   auto add = [&](const wire::MemberInfo& info) {
     members.push_back({info.name, info.address, info.throughput, info.mem_budget, info.pinned});
   };
   add(membership_.self());
   for (const auto& [address, m] : membership_.members()) {
-    if (m.state == MemberState::alive || m.state == MemberState::suspect) add(m.info);
+    if (m.state == MemberState::alive || (with_suspects && m.state == MemberState::suspect)) add(m.info);
   }
-  return plan_stages(std::move(members), config_.cost);
+  return members;
+}
+
+std::vector<StageHolder> Mesh::loaded_stages() const {
+  std::vector<StageHolder> loaded;
+  const auto& self = membership_.self();
+  if (self.layers) loaded.push_back({self.name, self.address, *self.layers});
+  for (const auto& [address, m] : membership_.members()) {
+    if (m.state == MemberState::alive && m.info.layers) loaded.push_back({m.info.name, address, *m.info.layers});
+  }
+  return loaded;
+}
+
+Plan Mesh::compute_plan() const {
+  // Suspects stay in the plan until they are declared dead: a false suspicion must not move
+  // stages back and forth.
+  return plan_stages(plan_members(true), config_.cost);
 }
 
 void Mesh::publish_plan(TimePoint now) {
@@ -122,42 +136,20 @@ std::optional<LayerRange> Mesh::assignment() const {
 }
 
 std::vector<StageHolder> Mesh::route() const {
-  std::vector<StageHolder> loaded;
-  const auto& self = membership_.self();
-  if (self.layers) loaded.push_back({self.name, self.address, *self.layers});
-  for (const auto& [address, m] : membership_.members()) {
-    if (m.state == MemberState::alive && m.info.layers) loaded.push_back({m.info.name, address, *m.info.layers});
-  }
   std::vector<StageHolder> preferred;
   for (const auto& s : plan_.stages) preferred.push_back({s.node, s.address, s.layers});
-  return find_route(loaded, config_.cost.n_layers, preferred);
+  return find_route(loaded_stages(), config_.cost.n_layers, preferred);
 }
 
 std::string Mesh::route_problem() const {
   if (!route().empty()) return {};
   if (!plan_.problem.empty()) return plan_.problem;
-  std::vector<StageHolder> loaded;
-  const auto& self = membership_.self();
-  if (self.layers) loaded.push_back({self.name, self.address, *self.layers});
-  for (const auto& [address, m] : membership_.members()) {
-    if (m.state == MemberState::alive && m.info.layers) loaded.push_back({m.info.name, address, *m.info.layers});
-  }
-  const Plan held = cover_check(loaded, config_.cost.n_layers);
+  const Plan held = cover_check(loaded_stages(), config_.cost.n_layers);
   if (!held.problem.empty()) return held.problem;
   return "the live stages do not chain into the whole model";
 }
 
-bool Mesh::could_cover() const {
-  std::vector<PlanMember> members;
-  auto add = [&](const wire::MemberInfo& info) {
-    members.push_back({info.name, info.address, info.throughput, info.mem_budget, info.pinned});
-  };
-  add(membership_.self());
-  for (const auto& [address, m] : membership_.members()) {
-    if (m.state == MemberState::alive) add(m.info);
-  }
-  return plan_stages(std::move(members), config_.cost).complete;
-}
+bool Mesh::could_cover() const { return plan_stages(plan_members(false), config_.cost).complete; }
 
 std::vector<MemberView> Mesh::members() const {
   std::vector<MemberView> out;

@@ -68,6 +68,10 @@ class Mesh {
  private:
   void publish_plan(TimePoint now);
   Plan compute_plan() const;
+  // This node and the alive members (and the suspects, when asked), as the planner takes them.
+  std::vector<PlanMember> plan_members(bool with_suspects) const;
+  // The ranges this node and the alive members have loaded.
+  std::vector<StageHolder> loaded_stages() const;
 
   MeshConfig config_;
   Membership membership_;

@@ -1,5 +1,6 @@
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <thread>
 #include <vector>
 
 #include "troupe/runtime/thread_pool.hpp"
@@ -23,14 +24,45 @@ TEST_CASE("split_range covers every item once, in order", "[thread_pool]") {
   }
 }
 
-TEST_CASE("run calls every part once, many times over", "[thread_pool]") {
+TEST_CASE("run calls every chunk once, one at a time per thread, many times over", "[thread_pool]") {
   for (int threads : {1, 2, 4}) {
     ThreadPool pool(threads);
     REQUIRE(pool.size() == threads);
-    std::atomic<long> sum{0};
-    for (int round = 0; round < 2000; round++) {
-      pool.run([&](int part) { sum += part + 1; });
+    for (int chunks : {1, 2, 3, 16, 100}) {
+      std::atomic<long> sum{0};
+      std::vector<std::atomic<int>> busy(threads);
+      std::atomic<int> overlaps{0}, bad_thread{0};
+      for (int round = 0; round < 300; round++) {
+        pool.run(chunks, [&](int chunk, int thread) {
+          if (thread < 0 || thread >= threads) {
+            bad_thread++;
+            return;
+          }
+          if (busy[thread].fetch_add(1) != 0) overlaps++;
+          sum += chunk + 1;
+          busy[thread].fetch_sub(1);
+        });
+      }
+      INFO(threads << " threads, " << chunks << " chunks");
+      CHECK(sum == 300L * chunks * (chunks + 1) / 2);
+      CHECK(overlaps == 0);
+      CHECK(bad_thread == 0);
     }
-    CHECK(sum == 2000L * threads * (threads + 1) / 2);
   }
+}
+
+TEST_CASE("a loop finishes when a worker is held up: the others take its chunks", "[thread_pool]") {
+  ThreadPool pool(2);
+  // The first chunk to start blocks until every other chunk has run: only possible when the
+  // thread that is free takes them all.
+  std::atomic<int> ran{0};
+  std::atomic<bool> first{true};
+  pool.run(8, [&](int, int) {
+    if (first.exchange(false)) {
+      while (ran.load() < 7) std::this_thread::yield();
+    } else {
+      ran++;
+    }
+  });
+  CHECK(ran == 7);
 }

@@ -60,8 +60,8 @@ double measure_throughput(ThreadPool& pool) {
   std::vector<float> w(std::size_t(rows) * cols, 0.001f), x(cols, 1.0f), y(rows);
   const auto& ops = kernels::matvec_ops();
   auto once = [&] {
-    pool.run([&](int i) {
-      const Range r = split_range(rows, pool.size(), i);
+    pool.run(pool.size(), [&](int chunk, int) {
+      const Range r = split_range(rows, pool.size(), chunk);
       ops.f32(y.data(), w.data(), x.data(), cols, r.begin, r.end);
     });
   };

@@ -250,9 +250,9 @@ class TensorFiller {
       if (n < 4 || pool_.size() == 1) {
         rows(t, out, rb, r0, r1, 0);
       } else {
-        pool_.run([&](int i) {
-          const Range range = split_range(n, pool_.size(), i);
-          if (range.begin < range.end) rows(t, out, rb, r0 + range.begin, r0 + range.end, i);
+        pool_.run(pool_.size(), [&](int chunk, int thread) {
+          const Range range = split_range(n, pool_.size(), chunk);
+          if (range.begin < range.end) rows(t, out, rb, r0 + range.begin, r0 + range.end, thread);
         });
       }
       if (on_bytes) on_bytes(static_cast<uint64_t>(r1) * rb);

@@ -18,48 +18,64 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
-    generation_.fetch_add(1);
+    state_.store(((generation_ + 1) & 0xFFFFFFFFu) << 32, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run(const std::function<void(int)>& task) {
-  if (workers_.empty()) {
-    task(0);
+void ThreadPool::run(int chunks, const Task& task) {
+  if (workers_.empty() || chunks <= 1) {
+    for (int c = 0; c < chunks; c++) task(c, 0);
     return;
   }
   task_ = &task;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t generation = ++generation_ & 0xFFFFFFFFu;  // wraps with the state's 32 bits
   {
     // Publishing under the lock pairs with the sleepers' predicate check: no lost wake-up.
     std::lock_guard lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+    state_.store(generation << 32, std::memory_order_release);
   }
   wake_.notify_all();
-  task(0);
-  while (pending_.load(std::memory_order_acquire) != 0) {
-    // Workers finish within microseconds of the caller; spinning beats a futex round trip.
+  work(generation, 0);
+  // Every chunk is claimed; wait for those still running elsewhere. A thread descheduled in the
+  // middle of one needs a core: yield ours after a short spin.
+  for (int spin = 0; done_.load(std::memory_order_acquire) != chunks; spin++) {
+    if (spin > 2000) std::this_thread::yield();
   }
   task_ = nullptr;
+}
+
+void ThreadPool::work(uint64_t generation, int thread) {
+  uint64_t s = state_.load(std::memory_order_acquire);
+  // A successful claim of chunk k < chunks means the run is not over (its caller waits for k),
+  // so task_ and chunks_ are this run's while the chunk runs.
+  while ((s >> 32) == generation && int(s & 0xFFFFFFFFu) < chunks_.load(std::memory_order_relaxed)) {
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      (*task_)(int(s & 0xFFFFFFFFu), thread);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      s = state_.load(std::memory_order_acquire);
+    }
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   while (true) {
-    uint64_t gen = generation_.load(std::memory_order_acquire);
+    uint64_t gen = state_.load(std::memory_order_acquire) >> 32;
     for (int spin = 0; gen == seen && spin < 20000; spin++) {
-      gen = generation_.load(std::memory_order_acquire);
+      gen = state_.load(std::memory_order_acquire) >> 32;
     }
     if (gen == seen) {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
+      wake_.wait(lock, [&] { return (state_.load(std::memory_order_acquire) >> 32) != seen; });
+      gen = state_.load(std::memory_order_acquire) >> 32;
     }
     seen = gen;
     if (stop_.load()) return;
-    (*task_)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    work(gen, index);
   }
 }
 

@@ -58,12 +58,9 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   xq8_.resize(batch * ((widest + k::kBlock - 1) / k::kBlock));
 }
 
-void Transformer::run_parts(int parts, const std::function<void(int)>& task) {
-  if (parts == 1) {
-    task(0);
-  } else {
-    pool_.run(task);
-  }
+int Transformer::chunks_for(std::size_t work, int items) const {
+  // Several chunks a thread, so that a thread held up elsewhere leaves its share to the others.
+  return work < kMinParallelWork ? 1 : std::max(1, std::min(items, 4 * pool_.size()));
 }
 
 void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride,
@@ -91,11 +88,11 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
   // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
   // matvec's (kernels.hpp), reusing each weight load for several tokens.
   const k::MatmulOps& mm = k::matmul_ops();
-  const int parts = work < kMinParallelWork ? 1 : pool_.size();
-  run_parts(parts, [&](int part) {
+  const int chunks = chunks_for(work, 1 << 30);
+  pool_.run(chunks, [&](int chunk, int) {
     for (const MatvecJob& job : jobs) {
       const Matrix& w = *job.w;
-      const Range r = split_range(w.rows, parts, part, 8);
+      const Range r = split_range(w.rows, chunks, chunk, 8);
       const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
       const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32 : kTileBytes;
       const int tile = count == 1 ? r.end - r.begin
@@ -166,10 +163,10 @@ void Transformer::attention(int layer, int count, int pos) {
   const float scale = sqrtf(static_cast<float>(head_size));
   const int items = count * c.n_heads;
   const std::size_t work = std::size_t(items) * (pos + count) * head_size * 2;
-  const int parts = work < kMinParallelWork ? 1 : pool_.size();
-  run_parts(parts, [&](int part) {
-    float* att = att_.data() + std::size_t(part) * cache_.context();
-    const Range mine = split_range(items, parts, part);
+  const int chunks = chunks_for(work, items);
+  pool_.run(chunks, [&](int chunk, int thread) {
+    float* att = att_.data() + std::size_t(thread) * cache_.context();
+    const Range mine = split_range(items, chunks, chunk);
     for (int item = mine.begin; item < mine.end; item++) {
       const int t = item / c.n_heads, h = item % c.n_heads;
       const int p = pos + t;  // this token attends to positions 0..p

@@ -2,7 +2,9 @@
 //
 // A token's forward pass issues a few hundred short parallel loops, so waking the workers must
 // be cheap: they spin briefly on a generation counter before sleeping on a condition variable.
-// The calling thread takes the first share of every loop itself.
+// A loop is cut into more chunks than threads, and every thread (the caller too) claims chunks
+// until none is left: a worker that is late, or whose core another process holds, leaves its
+// share to the others instead of holding up the loop.
 #pragma once
 
 #include <atomic>
@@ -25,17 +27,25 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls task(i) for every i in [0, size()) concurrently, one per thread, and returns when all
-  // have returned. Tasks split their own work by i (see split_range).
-  void run(const std::function<void(int)>& task);
+  // Calls task(chunk, thread) for every chunk in [0, chunks), each once, and returns when all
+  // have returned. `thread` in [0, size()) names the thread running it (one chunk at a time per
+  // thread: per-thread scratch may be indexed by it). Tasks split their work by chunk (see
+  // split_range); which thread runs which chunk varies from run to run.
+  using Task = std::function<void(int chunk, int thread)>;
+  void run(int chunks, const Task& task);
 
  private:
   void worker_loop(int index);
+  // Claims and runs chunks of run `generation` until none is left.
+  void work(uint64_t generation, int thread);
 
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* task_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  const Task* task_ = nullptr;
+  // The current run: its generation in the high 32 bits, the next unclaimed chunk in the low.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> chunks_{0};
+  std::atomic<int> done_{0};  // chunks of the current run that have returned
+  uint64_t generation_ = 0;   // the caller's count of runs
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;

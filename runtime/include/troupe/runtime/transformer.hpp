@@ -76,8 +76,9 @@ class Transformer {
   void matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride, int n,
               int count);
   void attention(int layer, int count, int pos);
-  // task(0) alone when parts == 1, else task(i) on every thread of the pool.
-  void run_parts(int parts, const std::function<void(int)>& task);
+  // How many chunks a parallel loop of `work` multiply-adds over `items` is cut into (1: not
+  // worth waking the pool).
+  int chunks_for(std::size_t work, int items) const;
 
   const Model& model_;
   LayerRange layers_;

@@ -270,3 +270,33 @@ TEST_CASE("after a partition heals the mesh converges on one coordinator", "[dis
     CHECK(node->membership().members().size() == 4);
   }
 }
+
+TEST_CASE("gossip cannot grow the member table past its limit, nor add impossible addresses", "[discovery]") {
+  wire::MemberInfo self;
+  self.name = "me";
+  self.address = "h:1";
+  self.model = "m";
+  self.model_layers = 6;
+  MembershipConfig config;
+  config.max_members = 3;
+  Membership membership(self, config, 1);
+  wire::Gossip flood;
+  flood.kind = wire::Gossip::Kind::sync_reply;
+  flood.from = "h:2";
+  for (int i = 0; i < 10; i++) {
+    wire::MemberInfo fake = self;
+    fake.name = "fake" + std::to_string(i);
+    fake.address = "10.0.0." + std::to_string(i) + ":7000";
+    flood.updates.push_back({fake, wire::MemberState::alive, 1});
+  }
+  wire::MemberInfo bad = self;
+  bad.address = "no port";
+  flood.updates.insert(flood.updates.begin(), {bad, wire::MemberState::alive, 1});
+  membership.receive(flood, TimePoint{});
+  CHECK(membership.members().size() == 3);
+  CHECK_FALSE(membership.members().count("no port"));
+  const auto warnings = membership.take_warnings();
+  REQUIRE(warnings.size() == 2);  // once for the address, once for the full table
+  CHECK(warnings[0].find("not a HOST:PORT") != std::string::npos);
+  CHECK(warnings[1].find("member table full") != std::string::npos);
+}

@@ -320,6 +320,11 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
   auto it = members_.find(address);
   if (it == members_.end()) {
     if (!live(u.state)) return;  // no need to learn of strangers that are gone
+    if (members_.size() >= config_.max_members) {
+      // Anyone may send gossip: a flood of invented members must not grow the table forever.
+      warn("full", "member table full (" + std::to_string(members_.size()) + "); ignoring new members");
+      return;
+    }
     Member m;
     m.info = u.info;
     m.state = u.state;

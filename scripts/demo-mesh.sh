@@ -15,6 +15,7 @@ T=$BUILD/troupe
 PORT=${DEMO_PORT:-7611}
 WORK=$(mktemp -d /tmp/troupe-demo-XXXXXX)
 PIDS=()
+declare -A PID_AT  # listen address -> pid
 stop() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -26,6 +27,7 @@ node() {  # NAME PORT MODEL_ARGS... [--join ADDR]
   shift 2
   "$T" node --listen "127.0.0.1:$port" --name "$name" --threads 1 "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
+  PID_AT["127.0.0.1:$port"]=$!
 }
 # From `troupe status` (text): the number of stages when the mesh serves, else 0; the address
 # of the node holding stage I.
@@ -78,7 +80,7 @@ say "asking through $ENTRY; the middle stage ($MIDDLE) will be killed in 2 s"
 "$T" generate --peer "$ENTRY" "${ARGS[@]}" >"$WORK/mesh.txt" 2>"$WORK/generate.err" &
 GEN=$!
 sleep 2
-pkill -9 -f -- "--listen $MIDDLE" || true
+kill -9 "${PID_AT[$MIDDLE]}"
 echo "killed the node at $MIDDLE"
 wait "$GEN"
 tail -1 "$WORK/generate.err"

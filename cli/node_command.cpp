@@ -37,6 +37,8 @@ struct NodeFlags {
   std::string name;
   std::string mem_budget;
   double throughput = 0;
+  bool discover = false;
+  int discover_port = 7947;
   std::string http;
   std::string chat_template;
   std::string activations = "f32";
@@ -132,6 +134,10 @@ int run_node(const NodeFlags& flags) {
     throw InputError("--throughput: expected GB/s, a positive number");
   }
   options.throughput = flags.throughput;
+  if (flags.discover_port < 1 || flags.discover_port > 65535) {
+    throw InputError("--discover-port " + std::to_string(flags.discover_port) + ": expected 1..65535");
+  }
+  options.discover_port = flags.discover ? flags.discover_port : 0;
   options.activations = flags.activations == "f16" ? wire::ActivationEncoding::f16
                                                    : wire::ActivationEncoding::f32;
   if (!flags.layers.empty()) options.layers = parse_layers(flags.layers);
@@ -206,6 +212,9 @@ Action add_node_command(CLI::App& app) {
   cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");
   cmd->add_option("--mem-budget", flags->mem_budget,
                   "Memory for weights and caches (e.g. 2G; default: the memory available)");
+  cmd->add_flag("--discover", flags->discover,
+               "Find nodes of the same model on the local network (UDP multicast beacons)");
+  cmd->add_option("--discover-port", flags->discover_port, "UDP port of the beacons (default 7947)");
   cmd->add_option("--throughput", flags->throughput,
                   "GB/s the planner weighs this node by (default: measured at start)");
   cmd->add_option("--http", flags->http,

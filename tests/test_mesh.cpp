@@ -173,3 +173,36 @@ TEST_CASE("a node with a tiny --mem-budget gets no stage, and the plan still cov
   CHECK(s.stages.back().layers.end == 5);
   check_case(mesh, 2, reference_cases()[2]);
 }
+
+TEST_CASE("with --discover, nodes find each other on the local network without --join", "[mesh]") {
+  const std::string dir = temp_dir();
+  const std::string udp = std::to_string(free_port());
+  std::vector<std::string> addresses;
+  std::vector<std::unique_ptr<BackgroundProcess>> nodes;
+  for (const char* name : {"x", "y"}) {
+    addresses.push_back("127.0.0.1:" + std::to_string(free_port()));
+    nodes.push_back(std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{TROUPE_BINARY, "node", "--listen", addresses.back(), "--name", name,
+                                 "--model", stories_model(), "--tokenizer", stories_tokenizer(),
+                                 "--threads", "1", "--throughput", "10", "--discover",
+                                 "--discover-port", udp},
+        dir + "/" + name + ".log"));
+  }
+  auto logs = [&] { return nodes[0]->log() + "\n" + nodes[1]->log(); };
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  wire::Status s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      s = status_of(addresses[1]);
+      if (s.members.size() == 2 && s.serving && s.stages.size() == 2) break;
+    } catch (...) {
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(logs());
+  REQUIRE(s.members.size() == 2);
+  CHECK(s.serving);
+  CHECK(logs().find("discovered") != std::string::npos);
+  const auto r = run_troupe(generate_args(addresses[0], reference_cases()[0]));
+  CHECK(r.out == reference_cases()[0]["expected_stdout"].get<std::string>());
+}

@@ -41,5 +41,7 @@ using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 using reroute_atom = caf::atom_constant<caf::atom("reroute")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+// LAN beacon -> node: (discovered_atom, address) a node of this model there.
+using discovered_atom = caf::atom_constant<caf::atom("found")>;
 
 }  // namespace troupe::actors

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "actors.hpp"
+#include "lan_beacon.hpp"
 #include "messages.hpp"
 #include "node_context.hpp"
 #include "troupe/actors/zmq_transport.hpp"
@@ -123,6 +124,7 @@ struct Node::Impl {
   caf::actor_system system;
   std::unique_ptr<actors::TransportActor> transport_actor;
   caf::actor node_actor, stage_actor;
+  std::unique_ptr<actors::LanBeacon> beacon;
   bool stopped = false;
 
   Impl(const NodeOptions& options, std::shared_ptr<const Model> m, const Tokenizer& tokenizer)
@@ -181,11 +183,19 @@ struct Node::Impl {
     node_actor = system.spawn(actors::node_actor, &context, to, stage_actor);
     caf::anon_send(stage_actor, actors::init_atom::value, node_actor);
     transport_actor->start(node_actor, stage_actor);
+    if (options.discover_port > 0) {
+      beacon = std::make_unique<actors::LanBeacon>(
+          context.address, me.model, options.discover_port,
+          [to = node_actor](const std::string& address) {
+            caf::anon_send(to, actors::discovered_atom::value, address);
+          });
+    }
   }
 
   void stop() {
     if (stopped) return;
     stopped = true;
+    beacon.reset();
     {
       // Tell the mesh first, so that it re-plans at once instead of waiting for a suspicion.
       caf::scoped_actor self{system};

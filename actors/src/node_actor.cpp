@@ -266,6 +266,13 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
         react();
       },
       [=](peer_up_atom, const std::string&) {},
+      [=](discovered_atom, const std::string& address) {
+        // Heard of on the LAN: joined as if named by --join (once; gossip does the rest).
+        if (!state->mesh->membership().members().count(address)) {
+          state->mesh->join({address}, node->clock->now());
+          react();
+        }
+      },
       [=](route_gone_atom, const std::string& route) {
         for (const auto& [id, s] : state->sessions) {
           if (s.client_route == route) self->send(s.actor, route_gone_atom::value);

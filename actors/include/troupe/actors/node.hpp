@@ -23,6 +23,7 @@ struct NodeOptions {
   int threads = 0;                    // the forward pass's thread pool; 0 = one per core
   wire::ActivationEncoding activations = wire::ActivationEncoding::f32;
   LoadOptions load;                   // how stages load their layers (mmap, quantize)
+  int discover_port = 0;              // --discover: LAN beacons on this UDP port; 0: off
 };
 
 // Identifies a model file (a hash of its header and tensor table, with its shape for people), so

@@ -300,3 +300,19 @@ TEST_CASE("gossip cannot grow the member table past its limit, nor add impossibl
   CHECK(warnings[0].find("not a HOST:PORT") != std::string::npos);
   CHECK(warnings[1].find("member table full") != std::string::npos);
 }
+
+TEST_CASE("a member that leaves is dead to the others at once, and claims nothing after", "[discovery][mesh]") {
+  Bus bus;
+  bus.add("h:1", {});
+  bus.add("h:2", {"h:1"});
+  bus.run(3s);
+  REQUIRE(bus.coordinators() == std::vector<std::string>{"h:1"});
+  const uint64_t term = bus.nodes["h:1"]->leadership().term;
+  bus.nodes["h:1"]->leave(bus.now);
+  bus.run(100ms);
+  CHECK(bus.state_seen("h:2", "h:1") == wire::MemberState::left);
+  bus.run(3s);
+  CHECK(bus.nodes["h:1"]->leadership().term == term);  // the leaver does not elect itself again
+  CHECK(bus.nodes["h:2"]->is_coordinator());
+  CHECK(bus.nodes["h:2"]->plan().stages.size() == 1);
+}

@@ -31,6 +31,7 @@ void Mesh::set_loaded(std::optional<LayerRange> layers) {
 void Mesh::leave(TimePoint now) { membership_.leave(now); }
 
 void Mesh::receive(const wire::Gossip& gossip, TimePoint now) {
+  if (membership_.has_left()) return;
   membership_.receive(gossip, now);
   for (auto& c : membership_.take_changes()) {
     last_change_ = now;
@@ -41,6 +42,7 @@ void Mesh::receive(const wire::Gossip& gossip, TimePoint now) {
 
 void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
   (void)now;
+  if (membership_.has_left()) return;
   const Leadership from{plan.term, plan.coordinator};
   election_.observe(from);
   if (!(from == election_.current())) return;  // a plan of an earlier term
@@ -86,6 +88,7 @@ void Mesh::publish_plan(TimePoint now) {
 }
 
 void Mesh::tick(TimePoint now) {
+  if (membership_.has_left()) return;  // gone: no more probes, claims or plans
   membership_.tick(now);
   for (auto& c : membership_.take_changes()) {
     last_change_ = now;

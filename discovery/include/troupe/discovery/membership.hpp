@@ -88,6 +88,7 @@ class Membership {
   std::vector<std::string> take_warnings();
 
   const wire::MemberInfo& self() const { return self_; }
+  bool has_left() const { return left_; }
   uint64_t incarnation() const { return incarnation_; }
   const std::map<std::string, Member>& members() const { return members_; }  // not self
   bool alive(const std::string& address) const;  // alive or suspect; self included

@@ -157,10 +157,6 @@ int run_node(const NodeFlags& flags) {
     model->path = model_path;
     model->config = read_model_config(model_path);
   }
-  if (options.layers && options.layers->end > model->config.n_layers) {
-    throw InputError("--layers " + flags.layers + ": the model has " +
-                     std::to_string(model->config.n_layers) + " layers");
-  }
   const Tokenizer tokenizer = load_tokenizer(model_path, model->config.vocab_size, flags.tokenizer);
 
   Node node(options, model, tokenizer);

@@ -107,7 +107,7 @@ void World::start_node(SimNode& n, bool joining) {
                                              local_time(n));
   std::vector<std::string> joins;
   if (joining) {
-    const int via = live_random(n.index);
+    const int via = formed_or_started_ ? live_random(n.index) : 0;  // the first nodes all know node 0
     if (via >= 0) joins.push_back(nodes_[via]->address);
   }
   n.mesh->join(joins, local_time(n));
@@ -383,6 +383,7 @@ Summary World::run() {
     for (int i = 0; i < g.count; i++) add_node(g.profile);
   }
   for (auto& n : nodes_) start_node(*n, n->index != 0);  // everyone joins through the first
+  formed_or_started_ = true;
 
   Nanos last_fault{0};
   for (std::size_t i = 0; i < scenario_.faults.size(); i++) {

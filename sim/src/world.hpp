@@ -240,6 +240,7 @@ class World {
   std::optional<Nanos> latency_override_;
   std::FILE* trace_file_ = nullptr;
   Summary summary_;
+  bool formed_or_started_ = false;  // the scenario's first nodes have started
 
   // Invariant state (checks.cpp).
   std::map<std::pair<uint64_t, std::string>, uint64_t> ballot_holder_;  // ballot -> instance

@@ -2,6 +2,9 @@
 // the mesh survives it, and the invariant checker catches a deliberately broken protocol.
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/sim/simulator.hpp"
 
@@ -41,7 +44,7 @@ void require_clean(const Summary& s) {
 
 }  // namespace
 
-TEST_CASE("the same seed gives the same run; another seed another run", "[sim]") {
+TEST_CASE("the same seed gives the same run, another seed another run", "[sim]") {
   const Scenario s = small("faults:\n  - {at: 20s, crash: 1}\n  - {at: 35s, restart: crashed}\n");
   const Summary a = simulate(s, 1), b = simulate(s, 1), c = simulate(s, 2);
   CHECK(a.trace_hash == b.trace_hash);
@@ -145,4 +148,42 @@ TEST_CASE("bad scenario files name the file and the key", "[sim]") {
   CHECK(message(nodes + "workload: {arrival: sometimes}\n").rfind("bad.yaml: workload.arrival:", 0) == 0);
   CHECK(message("nodes: [[\n").rfind("bad.yaml: line ", 0) == 0);
   CHECK(message(nodes) == "accepted");
+}
+
+TEST_CASE("troupe sim prints the same summary but the wall keys, exits 1 on a violation and 2 on bad input", "[sim]") {
+  const std::string example = TROUPE_SOURCE_DIR "/examples/sim/partition-heal.yaml";
+  auto summary = [&](const std::string& seed) {
+    const auto r = test::run_troupe({"sim", example, "--seed", seed, "--json"});
+    REQUIRE(r.exit_code == 0);
+    auto j = nlohmann::ordered_json::parse(r.out);
+    for (auto it = j.begin(); it != j.end();) it = it.key().rfind("wall", 0) == 0 ? j.erase(it) : std::next(it);
+    return j.dump();
+  };
+  const std::string a = summary("5");
+  CHECK(a == summary("5"));
+  CHECK(a != summary("6"));
+
+  test::TempDir dir;
+  {
+    std::FILE* f = std::fopen((dir / "bad.yaml").c_str(), "w");
+    std::fputs("nodes: [{count: 2, profile: rpi4}]\nfaults: [{at: 1s, crash: [5]}]\n", f);
+    std::fclose(f);
+  }
+  const auto bad = test::run_troupe({"sim", dir / "bad.yaml"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "troupe: " + (dir / "bad.yaml") + ": faults[0].crash[0]: no node 5 (2 nodes by then)\n");
+  const auto missing = test::run_troupe({"sim", dir / "none.yaml"});
+  CHECK(missing.exit_code == 2);
+  CHECK(test::run_troupe({"sim", example, "--seeds", "3..x"}).exit_code == 2);
+
+  // No mesh re-plans within a millisecond of a crash: every seed breaks the expectation.
+  {
+    std::FILE* f = std::fopen((dir / "strict.yaml").c_str(), "w");
+    std::fputs("duration: 20s\nmodel: {shape: stories15m}\nnodes: [{count: 3, profile: rpi4}]\n"
+               "faults: [{at: 4s, crash: [1]}]\nexpect: {converge_within: 1ms}\n", f);
+    std::fclose(f);
+  }
+  const auto strict = test::run_troupe({"sim", dir / "strict.yaml", "--seeds", "1..2"});
+  CHECK(strict.exit_code == 1);
+  CHECK(strict.out.find("failing seeds: 1 2") != std::string::npos);
 }

@@ -158,15 +158,19 @@ std::string Membership::next_probe_target() {
 }
 
 std::vector<std::string> Membership::random_live(std::size_t k, const std::set<std::string>& except) {
-  std::vector<std::string> pool;
-  for (const auto& [address, m] : members_) {
-    if (m.state == MemberState::alive && !except.count(address)) pool.push_back(address);
+  // The alive members in address order (live_ less self and suspects), shuffled as pointers:
+  // only the k chosen are copied.
+  std::vector<const std::string*> pool;
+  pool.reserve(live_.size());
+  for (const auto& address : live_) {
+    if (address != self_.address && !suspects_.count(address) && !except.count(address)) pool.push_back(&address);
   }
   for (std::size_t i = 0; i < pool.size() && i < k; i++) {
     std::swap(pool[i], pool[i + random() % (pool.size() - i)]);
   }
-  if (pool.size() > k) pool.resize(k);
-  return pool;
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < pool.size() && i < k; i++) out.push_back(*pool[i]);
+  return out;
 }
 
 void Membership::start_probe(const std::string& target, TimePoint now) {
@@ -220,8 +224,8 @@ void Membership::tick(TimePoint now) {
   }
   // The suspects whose time is up, in address order as members_ holds them.
   std::vector<std::string> expired;
-  for (const auto& address : suspects_) {
-    if (now >= members_.at(address).suspect_deadline) expired.push_back(address);
+  for (const auto& [address, m] : suspects_) {
+    if (now >= m->suspect_deadline) expired.push_back(address);
   }
   for (const auto& address : expired) {
     Member& m = members_.at(address);
@@ -233,6 +237,7 @@ void Membership::tick(TimePoint now) {
     for (auto it = members_.begin(); it != members_.end();) {
       const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
       if (gone && now - it->second.since > config_.forget_dead) {
+        index_.erase(it->first);
         it = members_.erase(it);
         continue;
       }
@@ -299,7 +304,7 @@ void Membership::set_state(Member& m, const std::string& address, MemberState s,
   changes_.push_back({address, m.state, s, false});
   if (live(s) != live(m.state)) set_live(address, live(s));
   if (m.state == MemberState::suspect) suspects_.erase(address);
-  if (s == MemberState::suspect) suspects_.insert(address);
+  if (s == MemberState::suspect) suspects_.emplace(address, &m);
   live_members_ += live(s) - live(m.state);
   if (s == MemberState::dead || s == MemberState::left) {
     earliest_gone_ = earliest_gone_ ? std::min(*earliest_gone_, now) : now;
@@ -335,8 +340,8 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     return;
   }
 
-  auto it = members_.find(address);
-  if (it == members_.end()) {
+  auto found = index_.find(address);
+  if (found == index_.end()) {
     if (!live(u.state)) return;  // no need to learn of strangers that are gone
     Member m;
     m.info = u.info;
@@ -344,15 +349,16 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     m.incarnation = u.incarnation;
     m.since = now;
     m.suspect_deadline = now + suspicion_timeout(0);
-    members_.emplace(address, std::move(m));
+    Member& added = members_.emplace(address, std::move(m)).first->second;
+    index_.emplace(address, &added);
     set_live(address, true);
-    if (u.state == MemberState::suspect) suspects_.insert(address);
+    if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
     live_members_++;
     changes_.push_back({address, std::nullopt, u.state, true});
     enqueue(u);
     return;
   }
-  Member& m = it->second;
+  Member& m = *found->second;
   if (u.info.instance < m.info.instance) return;  // news of an earlier life
   if (u.info.instance > m.info.instance) {        // a restart: a new member at the old address
     m.info = u.info;

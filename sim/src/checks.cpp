@@ -14,7 +14,12 @@ constexpr Nanos kSplitGrace = 10s;
 constexpr int kViolationsKept = 50;
 
 std::string ballot(const discovery::Leadership& l) {
-  return "(" + std::to_string(l.term) + ", " + (l.coordinator.empty() ? "none" : l.coordinator) + ")";
+  std::string s = "(";  // built step by step: GCC 12 warns falsely (-Wrestrict) on one expression
+  s += std::to_string(l.term);
+  s += ", ";
+  s += l.coordinator.empty() ? std::string("none") : l.coordinator;
+  s += ")";
+  return s;
 }
 
 }  // namespace

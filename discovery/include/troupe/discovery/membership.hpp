@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "troupe/runtime/transport.hpp"
@@ -67,6 +68,11 @@ struct MemberChange {
 class Membership {
  public:
   Membership(wire::MemberInfo self, MembershipConfig config, uint64_t seed);
+  // Not copyable: suspects_ and index_ point into members_ (a move keeps them valid).
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+  Membership(Membership&&) = default;
+  Membership& operator=(Membership&&) = default;
 
   // Asks the members at `addresses` for their tables (until one answers, on every sync).
   void join(const std::vector<std::string>& addresses, TimePoint now);
@@ -135,9 +141,10 @@ class Membership {
   uint64_t term_ = 0;
   std::string coordinator_;
   std::map<std::string, Member> members_;
+  std::unordered_map<std::string, Member*> index_;  // members_ by address, for the hot lookups
   // Kept with members_ so that a tick need not walk the whole table (see set_state):
   std::vector<std::string> live_;  // live_addresses(), sorted, kept up to date by set_state
-  std::set<std::string> suspects_;             // members in state suspect
+  std::map<std::string, Member*> suspects_;    // members in state suspect (nodes of members_)
   int live_members_ = 0;                       // members alive or suspect, self not counted
   std::optional<TimePoint> earliest_gone_;     // at or before the oldest dead or left member's `since`
   std::vector<std::string> probe_order_;

@@ -109,12 +109,16 @@ TEST_CASE("duplicated and reordered frames are survived", "[sim]") {
 
 TEST_CASE("the issue's example scenario passes", "[sim]") {
   const Scenario s = load_scenario(TROUPE_SOURCE_DIR "/examples/sim/issue-example.yaml");
-  const Summary r = simulate(s, s.seed);
-  INFO(violations(r));
-  CHECK(r.ok());
-  CHECK(r.sessions == 30);
-  CHECK(r.sessions_completed == 30);
-  CHECK(r.nodes == 11);
+  // Seed 30 once failed a session: a stage that had moved took another node's place in the
+  // route (stage_actor.cpp matched its place by layers alone).
+  for (uint64_t seed : {s.seed, uint64_t(30)}) {
+    const Summary r = simulate(s, seed);
+    INFO("seed " << seed << "\n" << violations(r));
+    CHECK(r.ok());
+    CHECK(r.sessions == 30);
+    CHECK(r.sessions_completed == 30);
+    CHECK(r.nodes == 11);
+  }
 }
 
 TEST_CASE("a protocol that follows earlier terms is caught", "[sim]") {

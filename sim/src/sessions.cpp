@@ -323,7 +323,7 @@ void World::stage_receive(SimNode& n, DataFrame& f) {
     case DataFrame::Kind::start: {
       if (it != n.stage_sessions.end()) return;  // started twice: dropped
       std::size_t i = 0;
-      while (n.loaded && i < f.route.size() && f.route[i].layers != *n.loaded) i++;
+      while (n.loaded && i < f.route.size() && !(f.route[i].address == n.address && f.route[i].layers == *n.loaded)) i++;
       if (!n.loaded || i == f.route.size()) {
         stage_error(n, f, wire::kMoved, n.name + " does not hold the session's layers");
         return;
@@ -471,7 +471,9 @@ void World::compute_done(int slot, uint64_t generation) {
 void World::stage_peer_lost(SimNode& n, const std::string& address) {
   std::erase_if(n.stage_sessions, [&](const auto& kv) {
     const auto& peers = kv.second.peers;
-    return std::find(peers.begin(), peers.end(), address) != peers.end();
+    const bool lost = std::find(peers.begin(), peers.end(), address) != peers.end();
+    if (lost) trace("stage_dropped", n.index, int64_t(kv.first >> 32), address);
+    return lost;
   });
 }
 

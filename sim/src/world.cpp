@@ -148,7 +148,7 @@ void World::react(SimNode& n) {
   m.take_warnings();
   for (const auto& c : m.take_changes()) {
     if (c.after == wire::MemberState::alive) continue;
-    stage_peer_lost(n, c.address);
+    if (c.after != wire::MemberState::suspect) stage_peer_lost(n, c.address);
     for (int id : std::vector<int>(n.entries)) {
       SimSession& s = sessions_[id];
       if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {

@@ -17,28 +17,12 @@
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/gguf.hpp"
 #include "troupe/runtime/llama_gguf_writer.hpp"
+#include "troupe/runtime/model_shapes.hpp"
 #include "troupe/runtime/tokenizer.hpp"
 
 namespace troupe::cli {
 
 namespace {
-
-struct Shape {
-  int dim, hidden, layers, heads, kv_heads, vocab, seq_len;
-  float rope_theta;
-  bool tied;  // llama2.c's stories models share the classifier with the embedding
-};
-
-const std::map<std::string, Shape>& shapes() {
-  static const std::map<std::string, Shape> s = {
-      {"stories15m", {288, 768, 6, 6, 6, 32000, 256, 10000.0f, true}},
-      {"stories110m", {768, 2048, 12, 12, 12, 32000, 1024, 10000.0f, true}},
-      {"tinyllama-1.1b", {2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, false}},
-      {"llama2-7b", {4096, 11008, 32, 32, 32, 32000, 4096, 10000.0f, false}},
-      {"llama3-8b", {4096, 14336, 32, 32, 8, 128256, 8192, 500000.0f, false}},
-  };
-  return s;
-}
 
 struct SynthOptions {
   std::string shape;
@@ -104,13 +88,13 @@ ModelConfig shape_config(const SynthOptions& opt, std::string& name, bool& tied)
   ModelConfig c;
   if (!opt.shape.empty()) {
     if (!given.empty()) throw InputError("--shape " + opt.shape + " cannot be combined with " + given);
-    const auto it = shapes().find(opt.shape);
-    if (it == shapes().end()) {
+    const auto it = model_shapes().find(opt.shape);
+    if (it == model_shapes().end()) {
       std::string known;
-      for (const auto& [k, v] : shapes()) known += (known.empty() ? "" : ", ") + k;
+      for (const auto& [k, v] : model_shapes()) known += (known.empty() ? "" : ", ") + k;
       throw InputError("--shape: unknown shape '" + opt.shape + "' (shapes: " + known + ")");
     }
-    const Shape& s = it->second;
+    const ModelShape& s = it->second;
     c.dim = s.dim;
     c.hidden_dim = s.hidden;
     c.n_layers = s.layers;
@@ -251,7 +235,7 @@ Action add_synth_command(CLI::App& app) {
       "synth", "Write a GGUF model of a real shape with deterministic random weights");
   opt->cmd = cmd;
   std::string shapes_list;
-  for (const auto& [k, v] : shapes()) shapes_list += (shapes_list.empty() ? "" : "|") + k;
+  for (const auto& [k, v] : model_shapes()) shapes_list += (shapes_list.empty() ? "" : "|") + k;
   cmd->add_option("--shape", opt->shape, "A known shape: " + shapes_list);
   cmd->add_option("--dim", opt->dim, "Custom shape: width of the residual stream");
   cmd->add_option("--hidden", opt->hidden, "Custom shape: width of the feed-forward layer");

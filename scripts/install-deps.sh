@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
   catch2 libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev
+  libyaml-cpp-dev  # scenario files of the simulator
   chromium  # the browser test of the chat page (headless)
 )
 

@@ -83,8 +83,11 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
         spdlog::info("member {} is {}", who, wire::state_name(c.after));
       }
       if (c.after == wire::MemberState::alive) continue;
+      // A peer declared gone: the sessions this stage serves for it, or with it, cannot finish.
+      // Not on a mere suspicion: an entry that is only slow to answer (its link busy with
+      // activations) would never hear that its session was dropped (found by the simulator).
+      if (c.after != wire::MemberState::suspect) self->send(stage, peer_lost_atom::value, c.address);
       // A stage that is suspected or gone: its sessions move on without waiting for it.
-      self->send(stage, peer_lost_atom::value, c.address);
       for (auto& [id, s] : state->sessions) {
         if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {
           self->send(s.actor, peer_lost_atom::value, c.address, m.name_of(c.address));

@@ -117,7 +117,12 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
       return;
     }
     std::size_t i = 0;
-    while (state->layers && i < m.route.size() && m.route[i].layers != *state->layers) i++;
+    // This node's own place in the route: after a move it may hold the layers that the route
+    // gives another node, which does not make it that stage.
+    while (state->layers && i < m.route.size() &&
+           !(m.route[i].address == node->address && m.route[i].layers == *state->layers)) {
+      i++;
+    }
     if (!state->layers || i == m.route.size()) {
       // The entry's view of the mesh is older than this stage's move: it re-routes.
       send(m.entry, id, 0, wire::Error{wire::kMoved, where() + " does not hold the session's layers"});

@@ -12,7 +12,8 @@ Election::Election(std::string self, ElectionConfig config, TimePoint started)
     : self_(std::move(self)), config_(config), started_(started) {}
 
 bool Election::observe(const Leadership& heard) {
-  if (heard.coordinator.empty() || !supersedes(heard, current_)) return false;
+  const bool later = supersedes(heard, current_) || (config_.broken_accept_any_term && !(heard == current_));
+  if (heard.coordinator.empty() || !later) return false;
   current_ = heard;
   vacant_since_.reset();
   return true;

@@ -36,7 +36,7 @@ bool plausible_address(const std::string& a) {
 }
 
 Membership::Membership(wire::MemberInfo self, MembershipConfig config, uint64_t seed)
-    : self_(std::move(self)), config_(config), rng_(seed | 1) {}
+    : self_(std::move(self)), config_(config), rng_(seed | 1), live_{self_.address} {}
 
 uint64_t Membership::random() {  // xorshift64*
   rng_ ^= rng_ >> 12;
@@ -60,19 +60,18 @@ bool Membership::alive(const std::string& address) const {
   return it != members_.end() && live(it->second.state);
 }
 
-std::vector<std::string> Membership::live_addresses() const {
-  std::vector<std::string> out;
-  if (!left_) out.push_back(self_.address);
-  for (const auto& [address, m] : members_) {
-    if (live(m.state)) out.push_back(address);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+const std::vector<std::string>& Membership::live_addresses() const { return live_; }
+
+void Membership::set_live(const std::string& address, bool is_live) {
+  auto it = std::lower_bound(live_.begin(), live_.end(), address);
+  const bool there = it != live_.end() && *it == address;
+  if (is_live && !there) live_.insert(it, address);
+  if (!is_live && there) live_.erase(it);
 }
 
 Millis Membership::suspicion_timeout(int confirmations) const {
   // Lifeguard: from max down to min as log(confirmations + 1) / log(expected + 1).
-  const int n = static_cast<int>(live_addresses().size());
+  const int n = live_members_ + (left_ ? 0 : 1);  // live_addresses().size(), without building it
   const int expected = std::max(1, std::min(3, n - 2));
   const double frac = std::log(double(confirmations) + 1) / std::log(double(expected) + 1);
   const double ms = double(config_.suspicion_max.count()) -
@@ -87,10 +86,10 @@ void Membership::enqueue(const MemberUpdate& u) {
   // A newer word on a member replaces the older one still waiting to be spread.
   broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
                                    [&](const Broadcast& b) {
-                                     return b.update.info.address == u.info.address;
+                                     return b.update->info.address == u.info.address;
                                    }),
                     broadcasts_.end());
-  broadcasts_.push_back({u, 0});
+  broadcasts_.push_back({std::make_shared<const MemberUpdate>(u), 0});
 }
 
 Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t probe) {
@@ -109,7 +108,7 @@ Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t
                     static_cast<int>(std::ceil(std::log2(double(members_.size()) + 2)));
   for (auto& b : broadcasts_) {
     if (g.updates.size() >= config_.max_piggyback) break;
-    g.updates.push_back(b.update);
+    g.updates.push_back(*b.update);
     b.transmits++;
   }
   broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
@@ -159,15 +158,19 @@ std::string Membership::next_probe_target() {
 }
 
 std::vector<std::string> Membership::random_live(std::size_t k, const std::set<std::string>& except) {
-  std::vector<std::string> pool;
-  for (const auto& [address, m] : members_) {
-    if (m.state == MemberState::alive && !except.count(address)) pool.push_back(address);
+  // The alive members in address order (live_ less self and suspects), shuffled as pointers:
+  // only the k chosen are copied.
+  std::vector<const std::string*> pool;
+  pool.reserve(live_.size());
+  for (const auto& address : live_) {
+    if (address != self_.address && !suspects_.count(address) && !except.count(address)) pool.push_back(&address);
   }
   for (std::size_t i = 0; i < pool.size() && i < k; i++) {
     std::swap(pool[i], pool[i + random() % (pool.size() - i)]);
   }
-  if (pool.size() > k) pool.resize(k);
-  return pool;
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < pool.size() && i < k; i++) out.push_back(*pool[i]);
+  return out;
 }
 
 void Membership::start_probe(const std::string& target, TimePoint now) {
@@ -219,15 +222,28 @@ void Membership::tick(TimePoint now) {
     const std::string target = next_probe_target();
     if (!target.empty()) start_probe(target, now);
   }
-  for (auto& [address, m] : members_) {
-    if (m.state == MemberState::suspect && now >= m.suspect_deadline) {
-      set_state(m, address, MemberState::dead, now);
-      enqueue({m.info, MemberState::dead, m.incarnation});
-    }
+  // The suspects whose time is up, in address order as members_ holds them.
+  std::vector<std::string> expired;
+  for (const auto& [address, m] : suspects_) {
+    if (now >= m->suspect_deadline) expired.push_back(address);
   }
-  for (auto it = members_.begin(); it != members_.end();) {
-    const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
-    it = gone && now - it->second.since > config_.forget_dead ? members_.erase(it) : std::next(it);
+  for (const auto& address : expired) {
+    Member& m = members_.at(address);
+    set_state(m, address, MemberState::dead, now);
+    enqueue({m.info, MemberState::dead, m.incarnation});
+  }
+  if (earliest_gone_ && now - *earliest_gone_ > config_.forget_dead) {
+    earliest_gone_.reset();
+    for (auto it = members_.begin(); it != members_.end();) {
+      const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
+      if (gone && now - it->second.since > config_.forget_dead) {
+        index_.erase(it->first);
+        it = members_.erase(it);
+        continue;
+      }
+      if (gone) earliest_gone_ = earliest_gone_ ? std::min(*earliest_gone_, it->second.since) : it->second.since;
+      ++it;
+    }
   }
   for (auto it = relays_.begin(); it != relays_.end();) {
     it = now - it->second.sent > 2 * config_.probe_interval ? relays_.erase(it) : std::next(it);
@@ -286,6 +302,13 @@ void Membership::receive(const Gossip& g, TimePoint now) {
 void Membership::set_state(Member& m, const std::string& address, MemberState s, TimePoint now) {
   if (m.state == s) return;
   changes_.push_back({address, m.state, s, false});
+  if (live(s) != live(m.state)) set_live(address, live(s));
+  if (m.state == MemberState::suspect) suspects_.erase(address);
+  if (s == MemberState::suspect) suspects_.emplace(address, &m);
+  live_members_ += live(s) - live(m.state);
+  if (s == MemberState::dead || s == MemberState::left) {
+    earliest_gone_ = earliest_gone_ ? std::min(*earliest_gone_, now) : now;
+  }
   m.state = s;
   m.since = now;
   if (s == MemberState::suspect) {
@@ -317,8 +340,8 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     return;
   }
 
-  auto it = members_.find(address);
-  if (it == members_.end()) {
+  auto found = index_.find(address);
+  if (found == index_.end()) {
     if (!live(u.state)) return;  // no need to learn of strangers that are gone
     if (members_.size() >= config_.max_members) {
       // Anyone may send gossip: a flood of invented members must not grow the table forever.
@@ -331,12 +354,16 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     m.incarnation = u.incarnation;
     m.since = now;
     m.suspect_deadline = now + suspicion_timeout(0);
-    members_.emplace(address, std::move(m));
+    Member& added = members_.emplace(address, std::move(m)).first->second;
+    index_.emplace(address, &added);
+    set_live(address, true);
+    if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
+    live_members_++;
     changes_.push_back({address, std::nullopt, u.state, true});
     enqueue(u);
     return;
   }
-  Member& m = it->second;
+  Member& m = *found->second;
   if (u.info.instance < m.info.instance) return;  // news of an earlier life
   if (u.info.instance > m.info.instance) {        // a restart: a new member at the old address
     m.info = u.info;
@@ -390,6 +417,7 @@ void Membership::update_self(const wire::MemberInfo& info) {
 void Membership::leave(TimePoint) {
   if (left_) return;
   left_ = true;
+  set_live(self_.address, false);
   incarnation_++;
   for (const auto& address : live_addresses()) {
     if (address == self_.address) continue;

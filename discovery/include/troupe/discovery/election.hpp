@@ -26,6 +26,9 @@ bool supersedes(const Leadership& a, const Leadership& b);
 struct ElectionConfig {
   Millis settle{800};    // after start, time to hear of an existing coordinator before claiming
   Millis backoff{600};   // between the turns of successive members
+  // A deliberately broken variant for the simulator's tests only (no flag or file sets it): a
+  // member follows any other term it hears of, earlier ones included. The checker must catch it.
+  bool broken_accept_any_term = false;
 };
 
 class Election {

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "troupe/runtime/transport.hpp"
@@ -67,6 +69,11 @@ struct MemberChange {
 class Membership {
  public:
   Membership(wire::MemberInfo self, MembershipConfig config, uint64_t seed);
+  // Not copyable: suspects_ and index_ point into members_ (a move keeps them valid).
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+  Membership(Membership&&) = default;
+  Membership& operator=(Membership&&) = default;
 
   // Asks the members at `addresses` for their tables (until one answers, on every sync).
   void join(const std::vector<std::string>& addresses, TimePoint now);
@@ -92,8 +99,9 @@ class Membership {
   uint64_t incarnation() const { return incarnation_; }
   const std::map<std::string, Member>& members() const { return members_; }  // not self
   bool alive(const std::string& address) const;  // alive or suspect; self included
-  // Addresses of the members counted as live (alive or suspect), self included, sorted.
-  std::vector<std::string> live_addresses() const;
+  // Addresses of the members counted as live (alive or suspect), self included, sorted. Kept
+  // between changes: the hosts ask on every tick, and a mesh may have a thousand members.
+  const std::vector<std::string>& live_addresses() const;
 
  private:
   struct Probe {
@@ -107,8 +115,8 @@ class Membership {
     uint64_t their_probe = 0;
     TimePoint sent{};
   };
-  struct Broadcast {
-    wire::MemberUpdate update;
+  struct Broadcast {  // the update behind a pointer: gossip() re-sorts these on every send
+    std::shared_ptr<const wire::MemberUpdate> update;
     int transmits = 0;
   };
 
@@ -119,6 +127,7 @@ class Membership {
   void apply(const wire::MemberUpdate& u, TimePoint now);
   void set_state(Member& m, const std::string& address, wire::MemberState s, TimePoint now);
   void enqueue(const wire::MemberUpdate& u);
+  void set_live(const std::string& address, bool is_live);
   void start_probe(const std::string& target, TimePoint now);
   void suspect(const std::string& address, TimePoint now);
   std::string next_probe_target();
@@ -134,6 +143,12 @@ class Membership {
   uint64_t term_ = 0;
   std::string coordinator_;
   std::map<std::string, Member> members_;
+  std::unordered_map<std::string, Member*> index_;  // members_ by address, for the hot lookups
+  // Kept with members_ so that a tick need not walk the whole table (see set_state):
+  std::vector<std::string> live_;  // live_addresses(), sorted, kept up to date by set_state
+  std::map<std::string, Member*> suspects_;    // members in state suspect (nodes of members_)
+  int live_members_ = 0;                       // members alive or suspect, self not counted
+  std::optional<TimePoint> earliest_gone_;     // at or before the oldest dead or left member's `since`
   std::vector<std::string> probe_order_;
   std::optional<Probe> probe_;
   std::map<uint64_t, Relay> relays_;

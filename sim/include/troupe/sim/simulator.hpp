@@ -1,0 +1,47 @@
+// The deterministic network simulator (docs/sim.md). Every node hosts the real mesh protocol
+// (discovery::Mesh) on a virtual clock; links, devices, sessions and faults are simulated; the
+// invariants are checked as the run goes. The same scenario and seed give the same run, event
+// for event, on any machine.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "troupe/discovery/mesh.hpp"
+#include "troupe/sim/scenario.hpp"
+
+namespace troupe::sim {
+
+struct Summary {
+  uint64_t seed = 0;
+  uint64_t events = 0;
+  double sim_seconds = 0;
+  double wall_seconds = 0;
+  int nodes = 0;               // that ever existed
+  int sessions = 0;
+  int sessions_completed = 0;
+  int sessions_failed = 0;
+  std::vector<std::string> violations;
+  double initial_convergence_seconds = -1;  // from the start to the first agreement; -1: never
+  double worst_convergence_seconds = 0;     // the longest from a fault to agreement again
+  int coordinator_changes = 0;              // terms claimed, the first included
+  uint64_t frames = 0;                      // sent between nodes, control and data
+  uint64_t frames_lost = 0;
+  std::string trace_hash;                   // 16 hex digits
+
+  bool ok() const { return violations.empty(); }
+};
+
+struct Options {
+  std::string trace_path;  // when not empty: every event as one line of text
+  // Changes the protocol's configuration before the nodes start. Tests use it to run
+  // deliberately broken variants; nothing in the scenario files reaches it.
+  std::function<void(discovery::MeshConfig&)> tweak_mesh;
+};
+
+// Runs the scenario with `seed` in place of its own.
+Summary simulate(const Scenario& scenario, uint64_t seed, const Options& options = {});
+
+}  // namespace troupe::sim

@@ -70,7 +70,7 @@ TEST_CASE("the planner keeps every stage within its member's memory budget", "[d
   CHECK(short_plan.problem == "the members' memory budgets hold 8 of the 10 layers");
 }
 
-TEST_CASE("pinned ranges stay; the planner fills the rest", "[discovery][plan]") {
+TEST_CASE("pinned ranges stay, and the planner fills the rest", "[discovery][plan]") {
   const Plan plan = plan_stages(
       {{"p", "h:9", 1, 0, LayerRange{0, 2}}, {"a", "h:1", 1, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(6));
   REQUIRE(plan.complete);
@@ -229,7 +229,7 @@ TEST_CASE("a falsely suspected member refutes the suspicion", "[discovery][mesh]
   CHECK(bus.nodes["h:3"]->membership().incarnation() > m3.incarnation);
 }
 
-TEST_CASE("a new coordinator is elected; the old one rejoins as a member", "[discovery][mesh]") {
+TEST_CASE("a new coordinator is elected, and the old one rejoins as a member", "[discovery][mesh]") {
   Bus bus;
   bus.add("h:1", {});
   bus.add("h:2", {"h:1"});

@@ -300,7 +300,7 @@ TEST_CASE("convert notes the matrices it keeps in f32", "[formats]") {
   CHECK(!std::filesystem::exists(dir / "f.gguf.tmp"));
 }
 
-TEST_CASE("synth: same flags, same bytes; another seed, other bytes", "[formats]") {
+TEST_CASE("synth: same flags, same bytes, and another seed, other bytes", "[formats]") {
   TempDir dir;
   ok(small_synth(dir / "a.gguf"));
   ok(small_synth(dir / "b.gguf", {"--seed", "1", "--threads", "1"}));  // the default seed, one thread

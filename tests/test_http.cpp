@@ -247,7 +247,7 @@ TEST_CASE("the other endpoints: models, health, mesh, metrics, the page", "[http
   CHECK(page.body.find("/v1/chat/completions") != std::string::npos);
 }
 
-TEST_CASE("bad requests get 4xx and an OpenAI error object; the server keeps serving", "[http]") {
+TEST_CASE("bad requests get 4xx and an OpenAI error object, and the server keeps serving", "[http]") {
   HttpMesh m({{"s0", {{0, 5}}}});
   const int port = m.http[0];
   auto error = [&](const std::string& path, const std::string& body, int status) {

@@ -126,7 +126,7 @@ TEST_CASE("a stage killed mid-answer: the answer completes, byte-identical", "[m
   for (const auto& st : after.stages) CHECK(st.address != mesh.address(victim));
 }
 
-TEST_CASE("the coordinator killed: another is elected; restarted, it rejoins as a member", "[mesh]") {
+TEST_CASE("the coordinator killed: another is elected, and restarted, it rejoins as a member", "[mesh]") {
   Mesh mesh({planned("a"), planned("b"), planned("c")}, kEqual);
   const auto s = wait_status(mesh, 1, [](const wire::Status& s) { return serving_with(s, 3); });
   REQUIRE(s.coordinator);

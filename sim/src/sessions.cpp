@@ -15,7 +15,7 @@ namespace {
 constexpr Nanos kSessionStallTimeout = 120s;
 constexpr Nanos kRerouteTimeout = 60s;
 constexpr Nanos kMovedWait = 100ms;
-// A client whose entry node refuses it (not serving yet, busy, gone) tries another one after:
+// A client whose entry node refuses it (no plan could cover the model, busy, gone) tries another one after:
 constexpr Nanos kClientRetry = 1s;
 
 uint64_t stage_key(int session, uint32_t epoch) { return uint64_t(uint32_t(session)) << 32 | epoch; }
@@ -54,9 +54,10 @@ void World::session_arrival(SimSession& s) {
     return;
   }
   SimNode& n = *nodes_[entry];
-  // node_actor.cpp's generate(): refuse when not serving or busy.
+  // node_actor.cpp's generate(): refuse when no plan could cover the model, or busy; with no live
+  // route but one to come (a re-plan loading), the session waits for it.
   const auto route = n.mesh->route();
-  if (route.empty()) {
+  if (route.empty() && !n.mesh->could_cover()) {
     client_retry(s, "the mesh at " + n.name + " cannot serve yet: " + n.mesh->route_problem());
     return;
   }
@@ -82,6 +83,14 @@ void World::session_arrival(SimSession& s) {
   s.started = s.rerouting = s.waiting_route = false;
   trace("session_start", s.index, entry, std::to_string(s.tries));
   activity(s);
+  if (route.empty()) {
+    // session_actor.cpp's begin(): no live route yet; ask the node for one (as a re-route does).
+    s.rerouting = true;
+    s.reroute_reason = "no live route when the session began";
+    schedule(now_, EventKind::ask_route, s.index, uint64_t(s.attempt));
+    schedule(now_ + kRerouteTimeout, EventKind::reroute_timeout, s.index, uint64_t(s.attempt));
+    return;
+  }
   start_on_route(s);
 }
 

@@ -129,6 +129,11 @@ struct Bus {
     return m;
   }
 
+  // Members h:1..h:n, each joining through h:1.
+  void start(int n) {
+    for (int i = 1; i <= n; i++) add("h:" + std::to_string(i), i == 1 ? std::vector<std::string>{} : std::vector<std::string>{"h:1"});
+  }
+
   void step() {
     auto deliveries = std::exchange(in_flight, {});
     for (auto& [to, message] : deliveries) {
@@ -191,7 +196,7 @@ TEST_CASE("members find each other, elect one coordinator and plan the whole mod
 
 TEST_CASE("a crashed member is suspected, then declared dead, and the plan moves on", "[discovery][mesh]") {
   Bus bus;
-  for (int i = 1; i <= 4; i++) bus.add("h:" + std::to_string(i), i == 1 ? std::vector<std::string>{} : std::vector<std::string>{"h:1"});
+  bus.start(4);
   bus.run(5s);
   REQUIRE(bus.nodes["h:2"]->plan().stages.size() == 4);
   bus.down.insert("h:3");
@@ -253,7 +258,7 @@ TEST_CASE("a new coordinator is elected, and the old one rejoins as a member", "
 
 TEST_CASE("after a partition heals the mesh converges on one coordinator", "[discovery][mesh]") {
   Bus bus;
-  for (int i = 1; i <= 5; i++) bus.add("h:" + std::to_string(i), i == 1 ? std::vector<std::string>{} : std::vector<std::string>{"h:1"});
+  bus.start(5);
   bus.run(5s);
   auto side = [](const std::string& a) { return a == "h:1" || a == "h:2" ? 0 : 1; };
   bus.cut = [&](const std::string& from, const std::string& to) { return side(from) != side(to); };

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "node_context.hpp"
+#include "troupe/discovery/session.hpp"
 #include "troupe/runtime/transport.hpp"
 #include "troupe/runtime/wire.hpp"
 
@@ -62,12 +63,8 @@ caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* nod
                             uint64_t session, std::string client_route,
                             wire::GenerateRequest request, std::vector<wire::RouteStage> route);
 
-// How long a session waits for the next token before it gives up on the mesh.
-inline constexpr auto kSessionStallTimeout = std::chrono::seconds(120);
 // How often the node actor runs the mesh protocol's timers.
 inline constexpr auto kMeshTick = std::chrono::milliseconds(25);
-// How long a session waits for a new route (a re-plan, stages loading) before it fails.
-inline constexpr auto kRerouteTimeout = std::chrono::seconds(60);
 // Session ids: the entry's hash in the high half, a counter in the low 20 bits, and the
 // attempt (one per route the session has taken) in the 12 bits between: frames of an earlier
 // attempt are recognised and ignored.

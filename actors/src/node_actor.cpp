@@ -59,7 +59,6 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
   const Routes routes{transport, caf::actor_cast<caf::actor>(self), stage};
   state->mesh = std::make_unique<discovery::Mesh>(node->member, node->mesh, node->seed,
                                                   node->clock->now());
-  discovery::Mesh& mesh = *state->mesh;
 
   auto reply = [=](const std::string& route, wire::Body body, uint64_t session = 0) {
     self->send(transport, reply_atom::value, route, wire::Message{session, 0, std::move(body)});
@@ -82,12 +81,9 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       } else if (*c.before != c.after) {
         spdlog::info("member {} is {}", who, wire::state_name(c.after));
       }
-      if (c.after == wire::MemberState::alive) continue;
-      // A peer declared gone: the sessions this stage serves for it, or with it, cannot finish.
-      // Not on a mere suspicion: an entry that is only slow to answer (its link busy with
-      // activations) would never hear that its session was dropped (found by the simulator).
-      if (c.after != wire::MemberState::suspect) self->send(stage, peer_lost_atom::value, c.address);
-      // A stage that is suspected or gone: its sessions move on without waiting for it.
+      // The rules for who hears of it: discovery/session.hpp.
+      if (discovery::stage_forgets_on(c.after)) self->send(stage, peer_lost_atom::value, c.address);
+      if (!discovery::entry_reroutes_on(c.after)) continue;
       for (auto& [id, s] : state->sessions) {
         if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {
           self->send(s.actor, peer_lost_atom::value, c.address, m.name_of(c.address));
@@ -177,16 +173,18 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
   auto generate = [=](const std::string& route, const wire::GenerateRequest& request) {
     // No live route while the mesh re-plans (stages loading): the session waits for one, as a
     // re-routed session does. When no plan could cover the model, there is nothing to wait for.
-    const bool wait = state->route.empty();
-    if (wait && !state->mesh->could_cover()) {
-      reply(route, wire::Error{1, "the mesh at " + node->name + " cannot serve yet: " +
-                                      state->mesh->route_problem()});
-      return;
-    }
-    if (state->sessions.size() >= std::size_t(wire::kMaxSessions)) {
-      reply(route, wire::Error{1, node->name + " is busy: " + std::to_string(wire::kMaxSessions) +
-                                      " sessions in flight"});
-      return;
+    switch (discovery::admit(*state->mesh, state->sessions.size())) {
+      case discovery::Admission::cannot_cover:
+        reply(route, wire::Error{1, "the mesh at " + node->name + " cannot serve yet: " +
+                                        state->mesh->route_problem()});
+        return;
+      case discovery::Admission::busy:
+        reply(route, wire::Error{1, node->name + " is busy: " + std::to_string(wire::kMaxSessions) +
+                                        " sessions in flight"});
+        return;
+      case discovery::Admission::serve:
+      case discovery::Admission::wait:  // the session waits for a route (an empty one)
+        break;
     }
     const uint64_t id = session_id(node->address, state->next_session++);
     EntrySession entry;
@@ -255,7 +253,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       [=](reroute_atom, uint64_t id) {
         auto it = state->sessions.find(id);
         if (it == state->sessions.end()) return;
-        if (state->route.empty() && !state->mesh->could_cover()) {
+        if (discovery::admit(*state->mesh, 0) == discovery::Admission::cannot_cover) {
           // Nothing to wait for (say, a static mesh whose pinned stage is gone).
           self->send(it->second.actor, route_atom::value, std::vector<wire::RouteStage>{},
                      state->mesh->route_problem());

@@ -95,15 +95,11 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state(), spent()});
   };
 
-  auto check_position = [](const StageSession& s, int pos, int count) {
-    if (pos != s.next_pos) {
-      throw InputError("position " + std::to_string(pos) + " arrived where " +
-                       std::to_string(s.next_pos) + " was due");
-    }
-    if (count < 1 || count > Transformer::kMaxBatch || pos + count > s.transformer->context()) {
-      throw InputError("positions " + std::to_string(pos) + "+" + std::to_string(count) +
-                       " do not fit the session's " + std::to_string(s.transformer->context()));
-    }
+  // Rows for a session: at the position due, within its cache (discovery::input_problem).
+  auto check_input = [=](const StageSession& s, bool tokens, int pos, int count) {
+    const std::string problem = discovery::input_problem(first(), tokens, s.next_pos, pos, count,
+                                                         s.transformer->context(), Transformer::kMaxBatch);
+    if (!problem.empty()) throw InputError(problem);
   };
 
   auto start = [=](uint64_t id, wire::SessionStart& m) {
@@ -111,29 +107,11 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
       spdlog::warn("session {:x} started twice; the second start is dropped", id);
       return;
     }
-    if (state->sessions.size() >= std::size_t(wire::kMaxSessions)) {
-      send(m.entry, id, 0,
-           wire::Error{1, where() + " is busy: " + std::to_string(wire::kMaxSessions) + " sessions"});
-      return;
-    }
-    std::size_t i = 0;
-    // This node's own place in the route: after a move it may hold the layers that the route
-    // gives another node, which does not make it that stage.
-    while (state->layers && i < m.route.size() &&
-           !(m.route[i].address == node->address && m.route[i].layers == *state->layers)) {
-      i++;
-    }
-    if (!state->layers || i == m.route.size()) {
-      // The entry's view of the mesh is older than this stage's move: it re-routes.
-      send(m.entry, id, 0, wire::Error{wire::kMoved, where() + " does not hold the session's layers"});
-      return;
-    }
-    if ((i == 0) != first() || (i + 1 == m.route.size()) != last()) {
-      send(m.entry, id, 0, wire::Error{1, where() + ": the session's route does not fit this stage"});
-      return;
-    }
-    if (first() != !m.tokens.empty() || int(m.tokens.size()) > m.steps) {
-      send(m.entry, id, 0, wire::Error{1, where() + ": the session's prompt is malformed"});
+    const discovery::StageAdmission admission =
+        discovery::admit_stage(node->address, state->layers, config.n_layers, state->sessions.size(),
+                               m.entry, m.route, m.tokens.size(), m.steps);
+    if (!admission.taken()) {
+      send(m.entry, id, 0, wire::Error{admission.code, where() + ": " + admission.why});
       return;
     }
     StageSession s;
@@ -147,9 +125,8 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
       s.sampler.emplace(config.vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
     }
     s.entry = m.entry;
-    s.next = last() ? std::string() : m.route[i + 1].address;
-    s.peers.push_back(m.entry);
-    for (const auto& r : m.route) s.peers.push_back(r.address);
+    s.next = admission.next;
+    s.peers = admission.peers;
     StageSession& session = state->sessions.emplace(id, std::move(s)).first->second;
     std::vector<int> tokens = std::move(m.tokens);
     if (!last()) {
@@ -183,8 +160,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
     StageSession& s = it->second;
     try {
-      if (!first()) throw InputError("a token arrived at a stage that does not embed");
-      check_position(s, m.pos, 1);
+      check_input(s, true, m.pos, 1);
       const auto t0 = node->clock->now();
       s.transformer->embed(m.token, state->x.data());
       s.transformer->forward_layers(state->x.data(), 1, m.pos);
@@ -202,8 +178,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
     StageSession& s = it->second;
     try {
-      if (first()) throw InputError("activations arrived at the first stage");
-      check_position(s, m.pos, m.count);
+      check_input(s, false, m.pos, m.count);
       const auto t0 = node->clock->now();
       m.unpack(state->x.data(), config.dim);
       s.transformer->forward_layers(state->x.data(), m.count, m.pos);

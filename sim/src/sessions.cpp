@@ -1,8 +1,9 @@
-// Sessions in the simulator. The entry side mirrors actors/src/session_actor.cpp and the parts of
-// actors/src/node_actor.cpp that serve it, rule for rule; the stage side mirrors
-// actors/src/stage_actor.cpp, with a hash of the tokens standing for the KV cache and a seeded
-// hash for the model. A later step can make one shared session state machine of these and the
-// actors (docs/sim.md).
+// Sessions in the simulator, hosting the session protocol of discovery/session.hpp exactly as
+// the actors do: the entry side (discovery::EntrySession, admit) as actors/src/session_actor.cpp
+// and node_actor.cpp host it, the stage side (admit_stage, input_problem) as
+// actors/src/stage_actor.cpp does, with a hash of the tokens standing for the KV cache and a
+// seeded hash for the model. What is the simulator's own: the clients, the device's compute time,
+// and frames' sizes.
 #include <algorithm>
 
 #include "world.hpp"
@@ -11,10 +12,8 @@ namespace troupe::sim {
 
 namespace {
 
-// As actors/src/actors.hpp.
-constexpr Nanos kSessionStallTimeout = 120s;
-constexpr Nanos kRerouteTimeout = 60s;
-constexpr Nanos kMovedWait = 100ms;
+using discovery::EntrySession;
+
 // A client whose entry node refuses it (no plan could cover the model, busy, gone) tries another one after:
 constexpr Nanos kClientRetry = 1s;
 
@@ -25,6 +24,10 @@ constexpr int kMaxBatch = 64;  // Transformer::kMaxBatch
 // Frame sizes as the codec would make them, near enough for the bandwidth model.
 constexpr uint64_t kEnvelope = 24;
 
+// Frames name the session's attempt on its current entry (as the actors' session ids do): the
+// client's try in the high bits, the protocol's attempt in the low 12.
+uint32_t epoch_of(const SimSession& s, int attempt) { return uint32_t(s.tries) << 12 | uint32_t(attempt & 0xFFF); }
+
 }  // namespace
 
 // --- the client and the entry node ---------------------------------------------------------------
@@ -33,14 +36,14 @@ void World::activity(SimSession& s) {
   s.last_activity = now_;
   if (!s.stall_check_pending) {
     s.stall_check_pending = true;
-    schedule(now_ + kSessionStallTimeout, EventKind::stall_check, s.index);
+    schedule(now_ + discovery::kSessionStallTimeout, EventKind::stall_check, s.index);
   }
 }
 
 void World::client_retry(SimSession& s, const std::string& why) {
   s.error = why;
   if (now_ + kClientRetry > end_) {
-    fail_session(s, why);  // the scenario is over: the client gives up with the last answer
+    close_session(s, SimSession::Outcome::failed);  // the scenario is over: the client gives up with the last answer
     return;
   }
   schedule(now_ + kClientRetry, EventKind::arrival, s.index);
@@ -54,164 +57,125 @@ void World::session_arrival(SimSession& s) {
     return;
   }
   SimNode& n = *nodes_[entry];
-  // node_actor.cpp's generate(): refuse when no plan could cover the model, or busy; with no live
-  // route but one to come (a re-plan loading), the session waits for it.
+  switch (discovery::admit(*n.mesh, n.entries.size())) {
+    case discovery::Admission::cannot_cover:
+      client_retry(s, "the mesh at " + n.name + " cannot serve yet: " + n.mesh->route_problem());
+      return;
+    case discovery::Admission::busy:
+      client_retry(s, n.name + " is busy");
+      return;
+    case discovery::Admission::serve:
+    case discovery::Admission::wait:
+      break;
+  }
   const auto route = n.mesh->route();
-  if (route.empty() && !n.mesh->could_cover()) {
-    client_retry(s, "the mesh at " + n.name + " cannot serve yet: " + n.mesh->route_problem());
-    return;
-  }
-  if (n.entries.size() >= std::size_t(wire::kMaxSessions)) {
-    client_retry(s, n.name + " is busy");
-    return;
-  }
   s.outcome = SimSession::Outcome::running;
   s.entry = entry;
   s.entry_generation = n.generation;
   s.tries++;
   n.entries.push_back(s.index);
-  s.route.clear();
   s.stages.clear();
+  std::vector<wire::RouteStage> first;
   for (const auto& st : route) {
-    s.route.push_back({st.address, st.layers});
+    first.push_back({st.address, st.layers});
     s.stages.push_back(st.address);
   }
-  s.epoch++;
-  s.fed = s.prompt;
   s.generated.clear();
-  s.rng_state = s.seed;
-  s.started = s.rerouting = s.waiting_route = false;
+  s.waiting_route = false;
+  s.protocol.emplace(s.prompt, s.seed);
   trace("session_start", s.index, entry, std::to_string(s.tries));
   activity(s);
-  if (route.empty()) {
-    // session_actor.cpp's begin(): no live route yet; ask the node for one (as a re-route does).
-    s.rerouting = true;
-    s.reroute_reason = "no live route when the session began";
-    schedule(now_, EventKind::ask_route, s.index, uint64_t(s.attempt));
-    schedule(now_ + kRerouteTimeout, EventKind::reroute_timeout, s.index, uint64_t(s.attempt));
-    return;
-  }
-  start_on_route(s);
+  act(s, s.protocol->begin(std::move(first)));
 }
 
-void World::start_on_route(SimSession& s) {
-  DataFrame f;
-  f.kind = DataFrame::Kind::start;
-  f.from = f.entry = s.entry;
-  f.to = by_address_.at(s.route.front().address);
-  f.session = s.index;
-  f.epoch = s.epoch;
-  f.tokens = s.fed;
-  f.route = s.route;
-  f.rng = s.rng_state;
-  f.bytes = kEnvelope + 64 + 4 * f.tokens.size() + 24 * f.route.size();
-  s.started = true;
-  send_data(std::move(f));
-}
-
-void World::end_on_stages(SimSession& s, const std::string& skip) {
-  if (s.started) {
-    for (const auto& st : s.route) {
-      if (st.address == skip) continue;
+// Carries out what the session's protocol decided, as session_actor.cpp's act() does.
+void World::act(SimSession& s, EntrySession::Actions actions) {
+  for (auto& action : actions) {
+    if (auto* a = std::get_if<EntrySession::Start>(&action)) {
+      DataFrame f;
+      f.kind = DataFrame::Kind::start;
+      f.from = f.entry = s.entry;
+      f.to = by_address_.at(a->to);
+      f.session = s.index;
+      f.epoch = epoch_of(s, a->attempt);
+      f.tokens = std::move(a->tokens);
+      f.route = std::move(a->route);
+      f.rng = a->rng_state;
+      f.bytes = kEnvelope + 64 + 4 * f.tokens.size() + 24 * f.route.size();
+      send_data(std::move(f));
+    } else if (auto* a = std::get_if<EntrySession::Step>(&action)) {
+      DataFrame f;
+      f.kind = DataFrame::Kind::step;
+      f.from = s.entry;
+      f.to = by_address_.at(a->to);
+      f.session = s.index;
+      f.epoch = epoch_of(s, a->attempt);
+      f.pos = a->pos;
+      f.count = 1;
+      f.tokens = {a->token};
+      f.bytes = kEnvelope + 16;
+      send_data(std::move(f));
+    } else if (auto* a = std::get_if<EntrySession::End>(&action)) {
       DataFrame f;
       f.kind = DataFrame::Kind::end;
       f.from = s.entry;
-      f.to = by_address_.at(st.address);
+      f.to = by_address_.at(a->to);
       f.session = s.index;
-      f.epoch = s.epoch;
+      f.epoch = epoch_of(s, a->attempt);
       f.bytes = kEnvelope + 16;
       send_data(std::move(f));
+    } else if (auto* a = std::get_if<EntrySession::AskRoute>(&action)) {
+      trace("reroute", s.index, a->attempt, s.protocol->reroute_reason());
+      schedule(now_ + (a->after_move ? Nanos(discovery::kMovedWait) : Nanos(0)), EventKind::ask_route, s.index,
+               uint64_t(a->attempt));
+      schedule(now_ + discovery::kRerouteTimeout, EventKind::reroute_timeout, s.index, uint64_t(a->attempt));
+    } else if (auto* a = std::get_if<EntrySession::Fail>(&action)) {
+      s.error = a->message;
+      close_session(s, SimSession::Outcome::failed);
     }
   }
-  s.started = false;
 }
 
 void World::close_session(SimSession& s, SimSession::Outcome outcome) {
   if (s.entry >= 0) std::erase(nodes_[s.entry]->entries, s.index);
   s.outcome = outcome;
-  s.rerouting = s.waiting_route = false;
+  s.waiting_route = false;
   trace(outcome == SimSession::Outcome::completed ? "session_done" : "session_failed", s.index,
         int64_t(s.generated.size()), s.error);
   check_session_end(s);
 }
 
-void World::fail_session(SimSession& s, const std::string& message, const std::string& skip) {
-  if (s.outcome == SimSession::Outcome::completed || s.outcome == SimSession::Outcome::failed) return;
-  s.error = message;
-  end_on_stages(s, skip);
-  close_session(s, SimSession::Outcome::failed);
-}
-
-void World::finish_session(SimSession& s) {
-  s.error.clear();
-  end_on_stages(s, {});
-  close_session(s, SimSession::Outcome::completed);
-}
-
-void World::reroute(SimSession& s, const std::string& why, const std::string& skip, bool moved) {
-  if (s.outcome != SimSession::Outcome::running || s.rerouting) return;
-  trace("reroute", s.index, s.attempt + 1, why);
-  s.reroute_reason = why;
-  end_on_stages(s, skip);
-  s.rerouting = true;
-  s.attempt++;
-  s.epoch++;
-  schedule(now_ + (moved ? kMovedWait : Nanos(0)), EventKind::ask_route, s.index, uint64_t(s.attempt));
-  schedule(now_ + kRerouteTimeout, EventKind::reroute_timeout, s.index, uint64_t(s.attempt));
-}
-
 void World::entry_receive(SimSession& s, const DataFrame& f) {
   activity(s);
-  if (s.rerouting || f.epoch != s.epoch) return;  // an earlier route's
+  if (f.epoch >> 12 != uint32_t(s.tries) || !s.protocol->expects(int(f.epoch & 0xFFF))) return;  // an earlier route's
   if (f.kind == DataFrame::Kind::error) {
-    if (f.code == wire::kMoved) {
-      reroute(s, f.message, {}, true);
-    } else {
-      fail_session(s, f.message);
-    }
+    act(s, s.protocol->error(f.code, f.message));
     return;
   }
-  const int due = int(s.fed.size());
-  if (f.pos != due) {
-    fail_session(s, "the last stage sampled after position " + std::to_string(f.pos) + ", not " + std::to_string(due));
+  if (auto failed = s.protocol->sampled(f.pos, f.rng); !failed.empty()) {
+    act(s, std::move(failed));
     return;
   }
-  s.rng_state = f.rng;
   s.generated.push_back(f.token);
   if (int(s.generated.size()) >= scenario_.workload.gen_tokens) {
-    finish_session(s);
+    s.error.clear();
+    act(s, s.protocol->finish());
+    close_session(s, SimSession::Outcome::completed);
     return;
   }
-  s.fed.push_back(f.token);
-  DataFrame step;
-  step.kind = DataFrame::Kind::step;
-  step.from = s.entry;
-  step.to = by_address_.at(s.route.front().address);
-  step.session = s.index;
-  step.epoch = s.epoch;
-  step.pos = int(s.fed.size()) - 1;
-  step.count = 1;
-  step.tokens = {f.token};
-  step.bytes = kEnvelope + 16;
-  send_data(std::move(step));
+  act(s, s.protocol->next(f.token));
 }
 
 void World::entry_peer_lost(SimSession& s, const std::string& address, const std::string& name) {
   activity(s);
-  if (s.rerouting) return;
-  for (const auto& st : s.route) {
-    if (st.address == address) {
-      reroute(s, "peer " + name + " (" + address + "), a stage of this session, was lost", address, false);
-      return;
-    }
-  }
+  act(s, s.protocol->peer_lost(address, name));
 }
 
 // node_actor.cpp's reroute_atom: a route now, or a wait for one, or nothing to wait for.
 void World::ask_route(SimSession& s, int attempt) {
-  if (s.outcome != SimSession::Outcome::running || attempt != s.attempt) return;
+  if (s.outcome != SimSession::Outcome::running || attempt != s.protocol->attempt()) return;
   SimNode& n = *nodes_[s.entry];
-  if (n.mesh->route().empty() && !n.mesh->could_cover()) {
+  if (discovery::admit(*n.mesh, 0) == discovery::Admission::cannot_cover) {
     route_handed(s, {}, n.mesh->route_problem());
     return;
   }
@@ -238,34 +202,27 @@ void World::hand_routes(SimNode& n) {
 void World::route_handed(SimSession& s, const std::vector<discovery::StageHolder>& route,
                          const std::string& problem) {
   activity(s);
-  if (s.outcome != SimSession::Outcome::running || !s.rerouting) return;
-  if (route.empty()) {
-    fail_session(s, s.reroute_reason + ", and no live member can take over: " + problem);
-    return;
-  }
-  s.rerouting = false;
-  s.route.clear();
-  for (const auto& st : route) s.route.push_back({st.address, st.layers});
-  start_on_route(s);
+  if (s.outcome != SimSession::Outcome::running) return;
+  std::vector<wire::RouteStage> stages;
+  for (const auto& st : route) stages.push_back({st.address, st.layers});
+  act(s, s.protocol->route_found(std::move(stages), problem));
 }
 
 void World::reroute_timeout(SimSession& s, int attempt) {
   if (s.outcome != SimSession::Outcome::running) return;
   activity(s);
-  if (s.rerouting && attempt == s.attempt) {
-    fail_session(s, "no route through the mesh for " + std::to_string(kRerouteTimeout.count() / 1000000000) + " s");
-  }
+  act(s, s.protocol->reroute_timeout(attempt));
 }
 
 void World::stall_check(SimSession& s) {
   s.stall_check_pending = false;
   if (s.outcome != SimSession::Outcome::running) return;
-  if (now_ - s.last_activity >= kSessionStallTimeout) {
-    fail_session(s, "no answer from the stages for " + std::to_string(kSessionStallTimeout.count() / 1000000000) + " s");
+  if (now_ - s.last_activity >= discovery::kSessionStallTimeout) {
+    act(s, s.protocol->stalled());
     return;
   }
   s.stall_check_pending = true;
-  schedule(s.last_activity + kSessionStallTimeout, EventKind::stall_check, s.index);
+  schedule(s.last_activity + discovery::kSessionStallTimeout, EventKind::stall_check, s.index);
 }
 
 void World::entry_lost(SimNode& n) {
@@ -274,9 +231,8 @@ void World::entry_lost(SimNode& n) {
     SimSession& s = sessions_[id];
     s.outcome = SimSession::Outcome::waiting;
     s.entry = -1;
-    s.started = s.rerouting = s.waiting_route = false;
-    s.attempt++;
-    s.epoch++;
+    s.waiting_route = false;
+    s.protocol.reset();
     trace("session_lost_entry", s.index, n.index);
     client_retry(s, "the entry node " + n.name + " went away");
   }
@@ -331,36 +287,27 @@ void World::stage_receive(SimNode& n, DataFrame& f) {
   switch (f.kind) {
     case DataFrame::Kind::start: {
       if (it != n.stage_sessions.end()) return;  // started twice: dropped
-      std::size_t i = 0;
-      while (n.loaded && i < f.route.size() && !(f.route[i].address == n.address && f.route[i].layers == *n.loaded)) i++;
-      if (!n.loaded || i == f.route.size()) {
-        stage_error(n, f, wire::kMoved, n.name + " does not hold the session's layers");
+      const discovery::StageAdmission admission =
+          discovery::admit_stage(n.address, n.loaded, model_.config.n_layers, n.stage_sessions.size(),
+                                 nodes_[f.entry]->address, f.route, f.tokens.size(), context());
+      if (!admission.taken()) {
+        stage_error(n, f, admission.code, n.name + ": " + admission.why);
         return;
       }
-      const bool first = n.loaded->begin == 0, last = n.loaded->end == model_.config.n_layers;
-      if ((i == 0) != first || (i + 1 == f.route.size()) != last) {
-        stage_error(n, f, 1, n.name + ": the session's route does not fit this stage");
-        return;
-      }
-      if (first != !f.tokens.empty()) {
-        stage_error(n, f, 1, n.name + ": the session's prompt is malformed");
-        return;
-      }
+      const std::size_t i = admission.index;
+      const bool first = i == 0, last = admission.next.empty();
       StageSession ss;
       ss.entry = f.entry;
       ss.route = f.route;
       ss.index = i;
       ss.rng = f.rng;
-      ss.peers.push_back(nodes_[f.entry]->address);
-      for (const auto& st : f.route) {
-        if (st.address != n.address) ss.peers.push_back(st.address);
-      }
+      ss.peers = admission.peers;
       it = n.stage_sessions.emplace(key, std::move(ss)).first;
       if (!last) {  // the next stage learns of the session before its first activations
         DataFrame next = f;
         next.tokens.clear();
         next.from = n.index;
-        next.to = by_address_.at(f.route[i + 1].address);
+        next.to = by_address_.at(admission.next);
         next.bytes = kEnvelope + 64 + 24 * next.route.size();
         send_data(std::move(next));
       }
@@ -374,13 +321,15 @@ void World::stage_receive(SimNode& n, DataFrame& f) {
     case DataFrame::Kind::step:
     case DataFrame::Kind::activations:
       if (it == n.stage_sessions.end()) return;  // dropped for an unknown session
-      if ((f.kind == DataFrame::Kind::step) != (it->second.index == 0) || f.pos != it->second.accepted) {
+      if (const std::string problem =
+              discovery::input_problem(it->second.index == 0, f.kind == DataFrame::Kind::step, it->second.accepted,
+                                       f.pos, f.count, context(), kMaxBatch);
+          !problem.empty()) {
         const StageSession ss = it->second;
         n.stage_sessions.erase(it);
         DataFrame at = f;
         at.entry = ss.entry;
-        stage_error(n, at, 1, n.name + ": positions " + std::to_string(f.pos) + " arrived after " +
-                                  std::to_string(ss.accepted));
+        stage_error(n, at, 1, n.name + ": " + problem);
         return;
       }
       it->second.accepted += int(f.tokens.size());

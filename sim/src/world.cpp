@@ -147,8 +147,8 @@ void World::react(SimNode& n) {
   discovery::Mesh& m = *n.mesh;
   m.take_warnings();
   for (const auto& c : m.take_changes()) {
-    if (c.after == wire::MemberState::alive) continue;
-    if (c.after != wire::MemberState::suspect) stage_peer_lost(n, c.address);
+    if (discovery::stage_forgets_on(c.after)) stage_peer_lost(n, c.address);
+    if (!discovery::entry_reroutes_on(c.after)) continue;
     for (int id : std::vector<int>(n.entries)) {
       SimSession& s = sessions_[id];
       if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {

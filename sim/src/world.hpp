@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "troupe/discovery/mesh.hpp"
+#include "troupe/discovery/session.hpp"
 #include "troupe/sim/simulator.hpp"
 
 namespace troupe::sim {
@@ -127,15 +128,13 @@ struct SimSession {
   int entry = -1;
   uint64_t entry_generation = 0;
   int tries = 0;
-  // The session actor's state (session_actor.cpp), and the node's record of it (node_actor.cpp).
-  std::vector<wire::RouteStage> route;
+  // The session's protocol on its entry, as session_actor.cpp hosts it (none while waiting for
+  // an entry), and the node's record of it (node_actor.cpp).
+  std::optional<discovery::EntrySession> protocol;
   std::vector<std::string> stages;  // node side: the addresses it watches for losses
-  uint32_t epoch = 0;
-  int attempt = 0;
-  std::vector<int> fed, generated;
-  uint64_t rng_state = 0;
-  bool started = false, rerouting = false, waiting_route = false;
-  std::string reroute_reason, error;
+  bool waiting_route = false;
+  std::vector<int> generated;
+  std::string error;
   Nanos last_activity{0};
   bool stall_check_pending = false;
 };
@@ -175,6 +174,7 @@ class World {
   bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
   int live_random(int except = -1);
   const discovery::MeshConfig& mesh_config() const { return mesh_config_; }
+  int context() const { return scenario_.workload.prompt_tokens + scenario_.workload.gen_tokens; }
 
   // --- sessions.cpp ----------------------------------------------------------------------------
   void session_arrival(SimSession& s);
@@ -195,12 +195,8 @@ class World {
   void stage_error(SimNode& n, const DataFrame& f, int code, const std::string& message);
   void compute(SimNode& n, const DataFrame& f);
   void start_work(SimNode& n);
-  void start_on_route(SimSession& s);
-  void end_on_stages(SimSession& s, const std::string& skip);
-  void reroute(SimSession& s, const std::string& why, const std::string& skip, bool moved);
+  void act(SimSession& s, discovery::EntrySession::Actions actions);
   void route_handed(SimSession& s, const std::vector<discovery::StageHolder>& route, const std::string& problem);
-  void fail_session(SimSession& s, const std::string& message, const std::string& skip = {});
-  void finish_session(SimSession& s);
   void close_session(SimSession& s, SimSession::Outcome outcome);
   void client_retry(SimSession& s, const std::string& why);
   void activity(SimSession& s);

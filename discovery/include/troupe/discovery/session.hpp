@@ -1,0 +1,161 @@
+// The session protocol's rules, as plain state machines and functions: one completion entering
+// through a node, passing the stages of a route, re-routed when a stage is lost or moves.
+// The actors host them over ZeroMQ and the system clock (actors/src/session_actor.cpp,
+// stage_actor.cpp, node_actor.cpp); the simulator hosts the same code over virtual links and a
+// virtual clock (sim/src/sessions.cpp). The hosts send the frames, keep the timers, run the model
+// and stream the text; what to send where, and when to give up, is decided here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "troupe/discovery/mesh.hpp"
+
+namespace troupe::discovery {
+
+// How long a session waits for the next token before it gives up on the mesh.
+inline constexpr Millis kSessionStallTimeout{120'000};
+// How long a session waits for a new route (a re-plan, stages loading) before it fails.
+inline constexpr Millis kRerouteTimeout{60'000};
+// After a stage said it moved, the entry's view of the mesh may still show the old stage for a
+// moment: the session asks for a new route this much later, so as not to bounce off it again.
+inline constexpr Millis kMovedWait{100};
+
+// --- the entry node ------------------------------------------------------------------------------
+
+// What an entry node does with a client's request, or with a session that asks for a new route.
+enum class Admission {
+  serve,         // a live route is there: take it
+  wait,          // none is live, but the members could cover the model: wait for a re-plan
+  cannot_cover,  // nothing to wait for (too few members, a pinned stage gone): refuse
+  busy,          // wire::kMaxSessions sessions already run through this node
+};
+Admission admit(const Mesh& mesh, std::size_t running_sessions);
+
+// A member's state changed to `after`: its sessions' entries re-route at once (a suspicion is
+// enough: fast failover), while stages forget the sessions that depend on it only once it is
+// declared gone (an entry merely slow to answer would never hear that its session was dropped).
+bool entry_reroutes_on(wire::MemberState after);
+bool stage_forgets_on(wire::MemberState after);
+
+// One session on its entry node: run.c's generation loop with the mesh as the forward pass. The
+// host owns the generator (it turns sampled tokens into text and decides when the answer ends);
+// this keeps the route, the tokens fed so far and the last stage's sampler state, so that a new
+// route rebuilds every KV cache by replaying the tokens as one batch and the sampler resumes
+// where it was: the answer stays what an undisturbed run would have written.
+//
+// Every call returns the actions for the host to carry out, in order. Frames of an earlier
+// route are told apart by the attempt number (the actors keep it in the session id's bits, the
+// simulator in its frames' epoch) and ignored: see expects().
+class EntrySession {
+ public:
+  // Frames go to the stages of one attempt: `attempt` names it.
+  // Start (again) on `route`: every token so far, one batch, with the sampler where it was.
+  struct Start {
+    std::string to;
+    int attempt = 0;
+    std::vector<wire::RouteStage> route;
+    std::vector<int> tokens;
+    uint64_t rng_state = 0;
+  };
+  struct Step {  // the token at `pos` goes to the first stage
+    std::string to;
+    int attempt = 0;
+    int pos = 0;
+    int token = 0;
+  };
+  struct End {  // a stage may forget the session
+    std::string to;
+    int attempt = 0;
+    std::string reason;
+  };
+  // Ask the node for a live route (kMovedWait later when `after_move`); fail with
+  // reroute_timeout(attempt) when none came within kRerouteTimeout.
+  struct AskRoute {
+    bool after_move = false;
+    int attempt = 0;
+  };
+  struct Fail {  // tell the client, and close the session
+    int code = 1;
+    std::string message;
+  };
+  using Action = std::variant<Start, Step, End, AskRoute, Fail>;
+  using Actions = std::vector<Action>;
+
+  // `input`: the prompt's tokens, as the first stage embeds them; `seed`: the sampler's.
+  EntrySession(std::vector<int> input, uint64_t seed);
+
+  // The first route, as the node handed it (empty: wait for one).
+  Actions begin(std::vector<wire::RouteStage> route);
+  // Whether a frame of `attempt` is for the route in use (else it is ignored).
+  bool expects(int attempt) const { return !over_ && !rerouting_ && attempt == attempt_; }
+  // The last stage sampled a token after `pos` positions, leaving its sampler at `rng_state`.
+  // Out of order: a Fail. Otherwise nothing: the host hands the token to its generator, then
+  // calls next() with the token to feed, or finish().
+  Actions sampled(int pos, uint64_t rng_state);
+  Actions next(int token);
+  Actions finish();  // the answer is complete
+  // An error frame from a stage of the current route: kMoved re-routes, anything else fails.
+  Actions error(int code, const std::string& message);
+  // The node saw a member change (entry_reroutes_on): re-route when it was a stage of the route.
+  Actions peer_lost(const std::string& address, const std::string& name);
+  // The node's answer to AskRoute: a live route, or none and why (nothing to wait for).
+  Actions route_found(std::vector<wire::RouteStage> route, const std::string& problem);
+  Actions reroute_timeout(int attempt);
+  Actions stalled();                            // nothing heard for kSessionStallTimeout
+  Actions abandon(const std::string& reason);   // the client went away
+
+  int attempt() const { return attempt_; }
+  bool over() const { return over_; }
+  bool rerouting() const { return rerouting_; }
+  const std::vector<wire::RouteStage>& route() const { return route_; }
+  const std::vector<int>& fed() const { return fed_; }
+  uint64_t rng_state() const { return rng_state_; }
+  const std::string& reroute_reason() const { return reroute_reason_; }  // the last re-route's
+
+ private:
+  Actions start_on_route();
+  void end_on_stages(Actions& out, const std::string& reason, const std::string& skip);
+  Actions reroute(const std::string& why, const std::string& skip, bool moved);
+  Actions fail(int code, const std::string& message, const std::string& skip = {});
+
+  std::vector<wire::RouteStage> route_;
+  std::vector<int> fed_;  // every token given to the first stage, in position order
+  uint64_t rng_state_ = 0;
+  int attempt_ = 0;
+  bool started_ = false;  // the stages of route_ hold state for the session
+  bool rerouting_ = false;
+  bool over_ = false;
+  std::string reroute_reason_;
+};
+
+// --- a stage -------------------------------------------------------------------------------------
+
+// Whether a stage takes a session_start, and its place in the session if it does.
+struct StageAdmission {
+  int code = 0;     // 0: taken; else the error code for the entry (wire::kMoved: it re-routes)
+  std::string why;  // when refused
+  std::size_t index = 0;           // its place in the route
+  std::string next;                // the next stage's address; empty for the last
+  std::vector<std::string> peers;  // the nodes the session depends on: its entry, every stage
+  bool taken() const { return code == 0; }
+};
+// `self`: the stage's address; `held`: the layers it holds (none: nothing); `sessions`: how
+// many it serves now; `prompt_tokens`: the start's tokens (only the first stage embeds them);
+// `steps`: the session's context.
+StageAdmission admit_stage(const std::string& self, const std::optional<LayerRange>& held,
+                           int n_layers, std::size_t sessions, const std::string& entry,
+                           const std::vector<wire::RouteStage>& route, std::size_t prompt_tokens,
+                           int steps);
+
+// Why `count` rows from `pos` cannot go into a session whose next position is `next_pos` and
+// whose cache holds `context` positions (empty: they can). `tokens`: they come as token ids
+// (a step, for the first stage) rather than activations (for the others).
+std::string input_problem(bool first, bool tokens, int next_pos, int pos, int count, int context,
+                          int max_batch);
+
+}  // namespace troupe::discovery

@@ -1,0 +1,200 @@
+#include "troupe/discovery/session.hpp"
+
+namespace troupe::discovery {
+
+Admission admit(const Mesh& mesh, std::size_t running_sessions) {
+  const bool live = !mesh.route().empty();
+  if (!live && !mesh.could_cover()) return Admission::cannot_cover;
+  if (running_sessions >= std::size_t(wire::kMaxSessions)) return Admission::busy;
+  return live ? Admission::serve : Admission::wait;
+}
+
+bool entry_reroutes_on(wire::MemberState after) { return after != wire::MemberState::alive; }
+
+bool stage_forgets_on(wire::MemberState after) {
+  return after != wire::MemberState::alive && after != wire::MemberState::suspect;
+}
+
+// --- EntrySession --------------------------------------------------------------------------------
+
+namespace {
+EntrySession::Actions one(EntrySession::Action action) {
+  EntrySession::Actions out;
+  out.push_back(std::move(action));
+  return out;
+}
+}  // namespace
+
+EntrySession::EntrySession(std::vector<int> input, uint64_t seed)
+    : fed_(std::move(input)), rng_state_(seed) {}
+
+EntrySession::Actions EntrySession::begin(std::vector<wire::RouteStage> route) {
+  route_ = std::move(route);
+  if (route_.empty()) {
+    // The mesh is re-planning: the node hands over a route once one is live.
+    rerouting_ = true;
+    reroute_reason_ = "no live route when the session began";
+    return one(AskRoute{false, attempt_});
+  }
+  return start_on_route();
+}
+
+EntrySession::Actions EntrySession::start_on_route() {
+  started_ = true;
+  return one(Start{route_.front().address, attempt_, route_, fed_, rng_state_});
+}
+
+void EntrySession::end_on_stages(Actions& out, const std::string& reason, const std::string& skip) {
+  if (started_) {
+    for (const auto& stage : route_) {
+      if (stage.address != skip) out.push_back(End{stage.address, attempt_, reason});
+    }
+  }
+  started_ = false;
+}
+
+EntrySession::Actions EntrySession::fail(int code, const std::string& message, const std::string& skip) {
+  if (over_) return {};
+  Actions out;
+  end_on_stages(out, message, skip);
+  over_ = true;
+  rerouting_ = false;
+  out.push_back(Fail{code, message});
+  return out;
+}
+
+// Leaves the current route (its stages forget the session, but for `skip`, which is gone) and
+// asks the node for a live one.
+EntrySession::Actions EntrySession::reroute(const std::string& why, const std::string& skip, bool moved) {
+  if (over_ || rerouting_) return {};
+  Actions out;
+  reroute_reason_ = why;
+  end_on_stages(out, "re-routed", skip);
+  rerouting_ = true;
+  attempt_++;
+  out.push_back(AskRoute{moved, attempt_});
+  return out;
+}
+
+EntrySession::Actions EntrySession::sampled(int pos, uint64_t rng_state) {
+  const int due = int(fed_.size());
+  if (pos != due) {
+    return fail(1, "the last stage sampled after position " + std::to_string(pos) + ", not " +
+                       std::to_string(due));
+  }
+  rng_state_ = rng_state;
+  return {};
+}
+
+EntrySession::Actions EntrySession::next(int token) {
+  fed_.push_back(token);
+  return one(Step{route_.front().address, attempt_, int(fed_.size()) - 1, token});
+}
+
+EntrySession::Actions EntrySession::finish() {
+  Actions out;
+  end_on_stages(out, "done", {});
+  over_ = true;
+  return out;
+}
+
+EntrySession::Actions EntrySession::error(int code, const std::string& message) {
+  if (code == wire::kMoved) return reroute(message, {}, true);
+  return fail(1, message);
+}
+
+EntrySession::Actions EntrySession::peer_lost(const std::string& address, const std::string& name) {
+  if (over_ || rerouting_) return {};
+  for (const auto& stage : route_) {
+    if (stage.address == address) {
+      return reroute("peer " + name + " (" + address + "), a stage of this session, was lost", address,
+                     false);
+    }
+  }
+  return {};
+}
+
+EntrySession::Actions EntrySession::route_found(std::vector<wire::RouteStage> route,
+                                                const std::string& problem) {
+  if (over_ || !rerouting_) return {};
+  if (route.empty()) return fail(1, reroute_reason_ + ", and no live member can take over: " + problem);
+  rerouting_ = false;
+  route_ = std::move(route);
+  return start_on_route();
+}
+
+EntrySession::Actions EntrySession::reroute_timeout(int attempt) {
+  if (!rerouting_ || attempt != attempt_) return {};
+  return fail(1, "no route through the mesh for " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kRerouteTimeout).count()) +
+                     " s");
+}
+
+EntrySession::Actions EntrySession::stalled() {
+  return fail(1, "no answer from the stages for " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kSessionStallTimeout).count()) +
+                     " s");
+}
+
+EntrySession::Actions EntrySession::abandon(const std::string& reason) {
+  if (over_) return {};
+  Actions out;
+  end_on_stages(out, reason, {});
+  over_ = true;
+  return out;
+}
+
+// --- a stage -------------------------------------------------------------------------------------
+
+StageAdmission admit_stage(const std::string& self, const std::optional<LayerRange>& held,
+                           int n_layers, std::size_t sessions, const std::string& entry,
+                           const std::vector<wire::RouteStage>& route, std::size_t prompt_tokens,
+                           int steps) {
+  StageAdmission a;
+  auto refuse = [&](int code, std::string why) {
+    a.code = code;
+    a.why = std::move(why);
+    return a;
+  };
+  if (sessions >= std::size_t(wire::kMaxSessions)) {
+    return refuse(1, "busy: " + std::to_string(wire::kMaxSessions) + " sessions");
+  }
+  // This node's own place in the route: after a move it may hold the layers that the route gives
+  // another node, which does not make it that stage.
+  std::size_t i = 0;
+  while (held && i < route.size() && !(route[i].address == self && route[i].layers == *held)) i++;
+  if (!held || i == route.size()) {
+    // The entry's view of the mesh is older than this stage's move: it re-routes.
+    return refuse(wire::kMoved, "does not hold the session's layers");
+  }
+  const bool first = held->begin == 0, last = held->end == n_layers;
+  if ((i == 0) != first || (i + 1 == route.size()) != last) {
+    return refuse(1, "the session's route does not fit this stage");
+  }
+  if (first != (prompt_tokens > 0) || prompt_tokens > std::size_t(std::max(steps, 0))) {
+    return refuse(1, "the session's prompt is malformed");
+  }
+  a.index = i;
+  if (!last) a.next = route[i + 1].address;
+  a.peers.push_back(entry);
+  for (const auto& r : route) {
+    if (r.address != self) a.peers.push_back(r.address);
+  }
+  return a;
+}
+
+std::string input_problem(bool first, bool tokens, int next_pos, int pos, int count, int context,
+                          int max_batch) {
+  if (tokens && !first) return "a token arrived at a stage that does not embed";
+  if (!tokens && first) return "activations arrived at the first stage";
+  if (pos != next_pos) {
+    return "position " + std::to_string(pos) + " arrived where " + std::to_string(next_pos) + " was due";
+  }
+  if (count < 1 || count > max_batch || pos + count > context) {
+    return "positions " + std::to_string(pos) + "+" + std::to_string(count) + " do not fit the session's " +
+           std::to_string(context);
+  }
+  return {};
+}
+
+}  // namespace troupe::discovery

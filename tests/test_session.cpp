@@ -1,0 +1,223 @@
+// The session protocol's rules (discovery/session.hpp), on their own: what an entry sends where,
+// when it re-routes and replays, and which starts and rows a stage refuses. The actors and the
+// simulator host this same code; test_pipeline, test_mesh and test_sim run it end to end.
+#include <catch2/catch.hpp>
+
+#include "troupe/discovery/session.hpp"
+
+using namespace troupe;
+using discovery::EntrySession;
+
+namespace {
+
+std::vector<wire::RouteStage> route_of(std::initializer_list<std::pair<const char*, LayerRange>> stages) {
+  std::vector<wire::RouteStage> r;
+  for (const auto& [address, layers] : stages) r.push_back({address, layers});
+  return r;
+}
+
+template <class T>
+std::vector<T> only(const EntrySession::Actions& actions) {
+  std::vector<T> out;
+  for (const auto& a : actions) {
+    if (auto* x = std::get_if<T>(&a)) out.push_back(*x);
+  }
+  return out;
+}
+
+const auto kTwoStages = route_of({{"a:1", {0, 4}}, {"b:1", {4, 8}}});
+const auto kOtherTwo = route_of({{"c:1", {0, 4}}, {"b:1", {4, 8}}});
+
+}  // namespace
+
+TEST_CASE("an entry starts on its route and feeds each sampled token to the first stage", "[session]") {
+  EntrySession s({1, 5, 9}, 42);
+  auto out = s.begin(kTwoStages);
+  REQUIRE(out.size() == 1);
+  const auto start = std::get<EntrySession::Start>(out[0]);
+  CHECK(start.to == "a:1");
+  CHECK(start.attempt == 0);
+  CHECK(start.tokens == std::vector<int>{1, 5, 9});
+  CHECK(start.rng_state == 42);
+  CHECK(s.expects(0));
+
+  CHECK(s.sampled(3, 7).empty());
+  out = s.next(17);
+  const auto step = std::get<EntrySession::Step>(out.at(0));
+  CHECK(step.to == "a:1");
+  CHECK(step.pos == 3);
+  CHECK(step.token == 17);
+  CHECK(s.rng_state() == 7);
+
+  out = s.finish();
+  const auto ends = only<EntrySession::End>(out);
+  REQUIRE(ends.size() == 2);
+  CHECK(ends[0].to == "a:1");
+  CHECK(ends[1].to == "b:1");
+  CHECK(s.over());
+  CHECK_FALSE(s.expects(0));
+}
+
+TEST_CASE("a token sampled after the wrong position fails the session", "[session]") {
+  EntrySession s({1, 2}, 1);
+  s.begin(kTwoStages);
+  const auto out = s.sampled(5, 0);
+  const auto fails = only<EntrySession::Fail>(out);
+  REQUIRE(fails.size() == 1);
+  CHECK(fails[0].message.find("position 5, not 2") != std::string::npos);
+  CHECK(only<EntrySession::End>(out).size() == 2);  // the stages forget it
+  CHECK(s.over());
+}
+
+TEST_CASE("a lost stage re-routes the session, and the new route replays every token with the sampler where it was",
+          "[session]") {
+  EntrySession s({1, 2}, 1);
+  s.begin(kTwoStages);
+  s.sampled(2, 100);
+  s.next(30);
+  s.sampled(3, 200);
+  s.next(31);
+
+  CHECK(s.peer_lost("z:9", "elsewhere").empty());  // not a stage of this route
+  auto out = s.peer_lost("a:1", "n1");
+  const auto ends = only<EntrySession::End>(out);
+  REQUIRE(ends.size() == 1);  // not to the lost stage itself
+  CHECK(ends[0].to == "b:1");
+  CHECK(ends[0].attempt == 0);
+  const auto ask = only<EntrySession::AskRoute>(out);
+  REQUIRE(ask.size() == 1);
+  CHECK_FALSE(ask[0].after_move);
+  CHECK(ask[0].attempt == 1);
+  CHECK(s.rerouting());
+  CHECK_FALSE(s.expects(0));  // frames of the old route are ignored
+  CHECK_FALSE(s.expects(1));  // and none of the new is due until it starts
+  CHECK(s.peer_lost("b:1", "n2").empty());  // one re-route at a time
+
+  out = s.route_found(kOtherTwo, {});
+  const auto start = std::get<EntrySession::Start>(out.at(0));
+  CHECK(start.to == "c:1");
+  CHECK(start.attempt == 1);
+  CHECK(start.tokens == std::vector<int>{1, 2, 30, 31});
+  CHECK(start.rng_state == 200);
+  CHECK(s.expects(1));
+  CHECK(s.reroute_timeout(1).empty());  // the route came in time
+}
+
+TEST_CASE("a stage that moved sends the session to a new route after a short wait", "[session]") {
+  EntrySession s({4}, 1);
+  s.begin(kTwoStages);
+  const auto out = s.error(wire::kMoved, "stage 0:4 on n1 moved");
+  const auto ask = only<EntrySession::AskRoute>(out);
+  REQUIRE(ask.size() == 1);
+  CHECK(ask[0].after_move);
+  CHECK(only<EntrySession::End>(out).size() == 2);
+  CHECK(s.reroute_reason() == "stage 0:4 on n1 moved");
+
+  // Any other error ends it.
+  EntrySession t({4}, 1);
+  t.begin(kTwoStages);
+  CHECK(only<EntrySession::Fail>(t.error(1, "broken")).at(0).message == "broken");
+}
+
+TEST_CASE("a session without a route waits for one, and fails when none comes or none can", "[session]") {
+  EntrySession s({4}, 1);
+  auto out = s.begin({});
+  REQUIRE(only<EntrySession::AskRoute>(out).size() == 1);
+  CHECK(s.reroute_timeout(7).empty());  // another attempt's timer
+  const auto fails = only<EntrySession::Fail>(s.reroute_timeout(0));
+  REQUIRE(fails.size() == 1);
+  CHECK(fails[0].message.find("no route through the mesh for 60 s") != std::string::npos);
+  CHECK(only<EntrySession::End>(s.reroute_timeout(0)).empty());
+
+  EntrySession t({4}, 1);
+  t.begin({});
+  const auto none = only<EntrySession::Fail>(t.route_found({}, "layers 4:8 have no holder"));
+  REQUIRE(none.size() == 1);
+  CHECK(none[0].message ==
+        "no live route when the session began, and no live member can take over: layers 4:8 have no holder");
+}
+
+TEST_CASE("a session whose client left, or that heard nothing for too long, ends on its stages", "[session]") {
+  EntrySession s({4}, 1);
+  s.begin(kTwoStages);
+  const auto ends = only<EntrySession::End>(s.abandon("the client went away"));
+  REQUIRE(ends.size() == 2);
+  CHECK(ends[0].reason == "the client went away");
+  CHECK(s.stalled().empty());  // over already
+
+  EntrySession t({4}, 1);
+  t.begin(kTwoStages);
+  CHECK(only<EntrySession::Fail>(t.stalled()).at(0).message.find("no answer from the stages") != std::string::npos);
+}
+
+TEST_CASE("a stage takes a session only where the route names it with the layers it holds", "[session]") {
+  const auto route = route_of({{"a:1", {0, 4}}, {"b:1", {4, 6}}, {"c:1", {6, 8}}});
+  auto a = discovery::admit_stage("b:1", LayerRange{4, 6}, 8, 0, "e:1", route, 0, 64);
+  REQUIRE(a.taken());
+  CHECK(a.index == 1);
+  CHECK(a.next == "c:1");
+  CHECK(a.peers == std::vector<std::string>{"e:1", "a:1", "c:1"});
+  CHECK(discovery::admit_stage("c:1", LayerRange{6, 8}, 8, 0, "e:1", route, 0, 64).next.empty());
+
+  // Holding other layers (it moved), or none: the entry re-routes.
+  CHECK(discovery::admit_stage("b:1", LayerRange{4, 8}, 8, 0, "e:1", route, 0, 64).code == wire::kMoved);
+  CHECK(discovery::admit_stage("b:1", std::nullopt, 8, 0, "e:1", route, 0, 64).code == wire::kMoved);
+  // A route whose first stage does not start at layer 0 does not fit.
+  const auto gap = route_of({{"b:1", {4, 6}}, {"c:1", {6, 8}}});
+  CHECK(discovery::admit_stage("b:1", LayerRange{4, 6}, 8, 0, "e:1", gap, 0, 64).code == 1);
+  // Only the first stage gets the prompt, and it must fit the context.
+  CHECK(discovery::admit_stage("a:1", LayerRange{0, 4}, 8, 0, "e:1", route, 0, 64).code == 1);
+  CHECK(discovery::admit_stage("a:1", LayerRange{0, 4}, 8, 0, "e:1", route, 65, 64).code == 1);
+  CHECK(discovery::admit_stage("a:1", LayerRange{0, 4}, 8, 0, "e:1", route, 64, 64).taken());
+  CHECK(discovery::admit_stage("b:1", LayerRange{4, 6}, 8, 0, "e:1", route, 3, 64).code == 1);
+  // A full stage says it is busy.
+  const auto busy = discovery::admit_stage("b:1", LayerRange{4, 6}, 8, wire::kMaxSessions, "e:1", route, 0, 64);
+  CHECK(busy.code == 1);
+  CHECK(busy.why.find("busy") != std::string::npos);
+}
+
+TEST_CASE("a stage takes rows only at the position due and within the session's cache", "[session]") {
+  using discovery::input_problem;
+  CHECK(input_problem(true, true, 5, 5, 1, 64, 64).empty());
+  CHECK(input_problem(false, false, 5, 5, 3, 64, 64).empty());
+  CHECK(input_problem(false, true, 5, 5, 1, 64, 64) == "a token arrived at a stage that does not embed");
+  CHECK(input_problem(true, false, 5, 5, 1, 64, 64) == "activations arrived at the first stage");
+  CHECK(input_problem(true, true, 5, 4, 1, 64, 64) == "position 4 arrived where 5 was due");
+  CHECK(input_problem(false, false, 62, 62, 3, 64, 64) == "positions 62+3 do not fit the session's 64");
+  CHECK_FALSE(input_problem(false, false, 0, 0, 0, 64, 64).empty());
+  CHECK_FALSE(input_problem(false, false, 0, 0, 65, 128, 64).empty());
+}
+
+TEST_CASE("an entry serves on a live route, waits for one the members could cover, refuses otherwise", "[session]") {
+  auto lone = [](uint64_t budget) {
+    const wire::MemberInfo self{.name = "n1", .address = "127.0.0.1:1", .instance = 1, .model = "m",
+                                .model_layers = 4, .mem_budget = budget, .throughput = 10, .cores = 1,
+                                .arch = "x86_64", .pinned = {}, .layers = {}};
+    discovery::MeshConfig config;
+    config.cost.n_layers = 4;
+    config.cost.layer_bytes = 100;
+    return std::make_unique<discovery::Mesh>(self, config, 1, discovery::TimePoint{});
+  };
+  auto settle = [](discovery::Mesh& m) {
+    for (int t = 0; t < 200; t++) m.tick(discovery::TimePoint{} + discovery::Millis(50 * t));
+  };
+  auto fits = lone(1'000);
+  settle(*fits);
+  REQUIRE(fits->assignment() == LayerRange{0, 4});
+  CHECK(discovery::admit(*fits, 0) == discovery::Admission::wait);  // planned, not loaded yet
+  fits->set_loaded(LayerRange{0, 4});
+  CHECK(discovery::admit(*fits, 0) == discovery::Admission::serve);
+  CHECK(discovery::admit(*fits, wire::kMaxSessions) == discovery::Admission::busy);
+
+  auto too_small = lone(150);  // one layer and a half
+  settle(*too_small);
+  CHECK(discovery::admit(*too_small, 0) == discovery::Admission::cannot_cover);
+}
+
+TEST_CASE("a suspicion re-routes an entry's sessions, while stages forget them only once the member is gone", "[session]") {
+  CHECK(discovery::entry_reroutes_on(wire::MemberState::suspect));
+  CHECK_FALSE(discovery::stage_forgets_on(wire::MemberState::suspect));
+  CHECK(discovery::stage_forgets_on(wire::MemberState::dead));
+  CHECK(discovery::stage_forgets_on(wire::MemberState::left));
+  CHECK_FALSE(discovery::entry_reroutes_on(wire::MemberState::alive));
+}

@@ -102,6 +102,60 @@ TEST_CASE("heavy loss, slow links and skewed clocks are survived", "[sim]") {
   CHECK(skew.trace_hash != calm.trace_hash);
 }
 
+TEST_CASE("a link fault can hit only the links of some nodes", "[sim]") {
+  const Summary calm = simulate(small(""), 1);
+  const Summary some = simulate(small("faults:\n  - {at: 15s, loss: 30%, until: 35s, nodes: [3]}\n"), 1);
+  const Summary all = simulate(small("faults:\n  - {at: 15s, loss: 30%, until: 35s}\n"), 1);
+  require_clean(some);
+  require_clean(all);
+  // Node 3's links are 6 of the 12 directed links between the 4 nodes.
+  CHECK(some.frames_lost > calm.frames_lost);
+  CHECK(some.frames_lost < all.frames_lost);
+  const Summary slow = simulate(small("faults:\n  - {at: 15s, latency: 300ms, until: 35s, nodes: [0]}\n"), 1);
+  require_clean(slow);
+  CHECK(slow.trace_hash != calm.trace_hash);
+}
+
+TEST_CASE("a clock that drifts is survived, and differs from one that jumps", "[sim]") {
+  const Summary jump = simulate(small("faults:\n  - {at: 15s, skew: 5s, nodes: [0, 3]}\n"), 1);
+  const Summary drift = simulate(small("faults:\n  - {at: 15s, skew: 5s, over: 20s, nodes: [0, 3]}\n"), 1);
+  const Summary back = simulate(small("faults:\n  - {at: 15s, skew: -5s, over: 20s, nodes: [1]}\n"), 1);
+  require_clean(drift);
+  require_clean(back);
+  CHECK(drift.trace_hash != jump.trace_hash);
+  CHECK_THROWS_WITH(parse_scenario("nodes: [{count: 2, profile: rpi4}]\nfaults: [{at: 5s, skew: 2s, over: 1s, nodes: [0]}]\n",
+                                   "bad.yaml"),
+                    Catch::StartsWith("bad.yaml: faults[0].over: must be longer than the skew"));
+}
+
+TEST_CASE("peers of a crashed process hear of it from their connections, but not across a cut", "[sim]") {
+  test::TempDir dir;
+  auto lines = [](const std::string& path, const std::string& what) {
+    std::vector<std::string> out;
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    REQUIRE(f);
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::string(line).find(" " + what + " ") != std::string::npos) out.push_back(line);
+    }
+    std::fclose(f);
+    return out;
+  };
+  Options crash_trace;
+  crash_trace.trace_path = dir / "crash.trace";
+  require_clean(simulate(small("faults:\n  - {at: 20s, crash: [1]}\n"), 1, crash_trace));
+  const auto heard = lines(crash_trace.trace_path, "connection_lost");
+  REQUIRE(heard.size() == 3);  // every other node had gossiped with it
+  for (const auto& l : heard) {
+    CHECK(l.rfind("20.00", 0) == 0);  // one latency (2 ms ± 1) after the crash
+    CHECK(l.find(" 1\n") != std::string::npos);
+  }
+  Options cut_trace;
+  cut_trace.trace_path = dir / "cut.trace";
+  simulate(small("faults:\n  - {at: 15s, partition: [[1], rest], heal_at: 40s}\n  - {at: 20s, crash: [1]}\n"), 1, cut_trace);
+  CHECK(lines(cut_trace.trace_path, "connection_lost").empty());
+}
+
 TEST_CASE("duplicated and reordered frames are survived", "[sim]") {
   const Summary s = simulate(small("", "{latency: 5ms, jitter: 4ms, loss: 2%, duplicate: 5%, reorder: 5%}"), 1);
   require_clean(s);

@@ -242,28 +242,35 @@ Fault read_fault(const Reader& r, const YAML::Node& n, const std::string& key, i
     }
     case Fault::Kind::loss:
       f.value = r.fraction(v, k);
-      allowed.insert("until");
+      allowed.insert({"until", "nodes"});
       break;
     case Fault::Kind::latency:
       f.duration = r.duration(v, k);
-      allowed.insert("until");
+      allowed.insert({"until", "nodes"});
       break;
     case Fault::Kind::bandwidth:
       f.value = r.bandwidth(v, k);
-      allowed.insert("until");
+      allowed.insert({"until", "nodes"});
       break;
     case Fault::Kind::skew: {
-      // "skew: 2s" or "skew: -2s": the nodes' clocks jump by that much.
+      // "skew: 2s" or "skew: -2s": the nodes' clocks jump by that much, or drift by it `over` a time.
       std::string s = r.text(v, k);
       const bool negative = !s.empty() && s[0] == '-';
       f.duration = r.duration(negative ? s.substr(1) : s, k);
       if (negative) f.duration = -f.duration;
-      allowed.insert("nodes");
+      allowed.insert({"nodes", "over"});
       if (!n["nodes"]) r.fail(key + ".nodes", "missing: whose clocks are skewed");
-      f.nodes = r.indices(n["nodes"], key + ".nodes", known);
+      if (n["over"]) {
+        f.over = r.duration(n["over"], key + ".over");
+        // A drift as fast as the clock itself would stop it or run it backwards.
+        if (f.over <= (f.duration < Nanos(0) ? -f.duration : f.duration)) {
+          r.fail(key + ".over", "must be longer than the skew (a clock that drifts keeps running forwards)");
+        }
+      }
       break;
     }
   }
+  if (n["nodes"] && allowed.count("nodes")) f.nodes = r.indices(n["nodes"], key + ".nodes", known);
   if (n["until"] && allowed.count("until")) f.until = r.duration(n["until"], key + ".until");
   r.only_keys(n, key, allowed);
   if (f.until && *f.until <= f.at) r.fail(key + (f.kind == Fault::Kind::partition ? ".heal_at" : ".until"), "must come after 'at'");

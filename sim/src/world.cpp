@@ -51,7 +51,13 @@ void World::schedule(Nanos at, EventKind kind, int a, uint64_t b, uint64_t c) {
 }
 
 discovery::TimePoint World::local_time(const SimNode& n) const {
-  return discovery::TimePoint(std::chrono::duration_cast<discovery::TimePoint::duration>(kEpoch + now_ + n.skew));
+  Nanos skew = n.skew;
+  for (int i : n.drifts) {  // a drift has gained the part of its skew that its time has run
+    const Fault& f = scenario_.faults[i];
+    const Nanos ran = std::min(now_ - f.at, f.over);
+    skew += Nanos(int64_t(double(f.duration.count()) * double(ran.count()) / double(f.over.count())));
+  }
+  return discovery::TimePoint(std::chrono::duration_cast<discovery::TimePoint::duration>(kEpoch + now_ + skew));
 }
 
 void World::trace(const char* what, int64_t a, int64_t b, const std::string& text) {
@@ -131,6 +137,32 @@ void World::crash(SimNode& n, SimNode::Life life) {
   n.work.clear();
   n.computing = false;
   entry_lost(n);
+  // The process is gone, and its operating system closes its connections: every node that had
+  // connected to it hears so from its transport one latency later, as ZeroMQ reports a
+  // disconnect (node_actor.cpp passes it to Mesh::connection_lost). A cut link carries no word.
+  for (const auto& m : nodes_) {
+    if (m->index == n.index || !up(m->index) || blocked(n.index, m->index)) continue;
+    if (!links_.count(uint64_t(m->index) << 32 | uint32_t(n.index))) continue;
+    schedule(now_ + link_spec(n.index, m->index).latency, EventKind::connection_lost, m->index, m->generation,
+             uint64_t(n.index));
+  }
+}
+
+// The network's settings for frames from `from` to `to`, with the link faults in force (later
+// ones win).
+LinkSpec World::link_spec(int from, int to) const {
+  LinkSpec spec = scenario_.network;
+  for (int i : link_faults_) {
+    const Fault& f = scenario_.faults[i];
+    if (!f.nodes.empty() && std::find(f.nodes.begin(), f.nodes.end(), from) == f.nodes.end() &&
+        std::find(f.nodes.begin(), f.nodes.end(), to) == f.nodes.end()) {
+      continue;
+    }
+    if (f.kind == Fault::Kind::loss) spec.loss = f.value;
+    if (f.kind == Fault::Kind::latency) spec.latency = f.duration;
+    if (f.kind == Fault::Kind::bandwidth) spec.bandwidth = f.value;
+  }
+  return spec;
 }
 
 int World::live_random(int except) {
@@ -192,15 +224,14 @@ void World::flush(SimNode& n) {
     const int to = it->second;
     // Sized as the real frame: the bandwidth model charges for every byte.
     const uint64_t bytes = wire::encode(wire::Message{0, 0, out.body}).size();
-    const LinkSpec& spec = scenario_.network;
-    if (blocked(n.index, to) || rng_.chance(loss_override_.value_or(spec.loss))) {
+    const LinkSpec spec = link_spec(n.index, to);
+    if (blocked(n.index, to) || rng_.chance(spec.loss)) {
       summary_.frames_lost++;
       continue;
     }
     LinkState& link = links_[uint64_t(n.index) << 32 | uint32_t(to)];
-    const double bandwidth = bandwidth_override_.value_or(spec.bandwidth);
-    link.free = std::max(now_, link.free) + Nanos(int64_t(double(bytes) / bandwidth * 1e9));
-    const Nanos latency = latency_override_.value_or(spec.latency);
+    link.free = std::max(now_, link.free) + Nanos(int64_t(double(bytes) / spec.bandwidth * 1e9));
+    const Nanos latency = spec.latency;
     const Nanos jitter = Nanos(int64_t((rng_.uniform() * 2 - 1) * double(spec.jitter.count())));
     Nanos arrival = link.free + std::max(Nanos(0), latency + jitter);
     if (rng_.chance(spec.reorder)) {
@@ -253,14 +284,13 @@ void World::send_data(DataFrame f) {
     schedule(*heal + kRetransmit, EventKind::deliver_data, slot);
     return;
   }
-  const LinkSpec& spec = scenario_.network;
+  const LinkSpec spec = link_spec(f.from, f.to);
   LinkState& link = links_[uint64_t(f.from) << 32 | uint32_t(f.to)];
-  const double bandwidth = bandwidth_override_.value_or(spec.bandwidth);
-  link.free = std::max(now_, link.free) + Nanos(int64_t(double(f.bytes) / bandwidth * 1e9));
-  const Nanos latency = latency_override_.value_or(spec.latency);
+  link.free = std::max(now_, link.free) + Nanos(int64_t(double(f.bytes) / spec.bandwidth * 1e9));
+  const Nanos latency = spec.latency;
   const Nanos jitter = Nanos(int64_t((rng_.uniform() * 2 - 1) * double(spec.jitter.count())));
   Nanos arrival = link.free + std::max(Nanos(0), latency + jitter);
-  for (int tries = 0; tries < 8 && rng_.chance(loss_override_.value_or(spec.loss)); tries++) arrival += kRetransmit;
+  for (int tries = 0; tries < 8 && rng_.chance(spec.loss); tries++) arrival += kRetransmit;
   arrival = std::max(arrival, link.last_arrival);  // TCP: in order
   link.last_arrival = arrival;
   const int slot = data_slot();
@@ -338,16 +368,18 @@ static void apply_fault(World& w, int index) {
       break;
     }
     case Fault::Kind::loss:
-      w.loss_override_ = f.value;
-      break;
     case Fault::Kind::latency:
-      w.latency_override_ = f.duration;
-      break;
     case Fault::Kind::bandwidth:
-      w.bandwidth_override_ = f.value;
+      w.link_faults_.push_back(index);
       break;
     case Fault::Kind::skew:
-      for (int n : f.nodes) w.nodes_[n]->skew += f.duration;
+      for (int n : f.nodes) {
+        if (f.over == Nanos(0)) {
+          w.nodes_[n]->skew += f.duration;
+        } else {
+          w.nodes_[n]->drifts.push_back(index);
+        }
+      }
       break;
   }
   w.disturbed();
@@ -361,13 +393,9 @@ static void end_fault(World& w, int index) {
       std::erase_if(w.cuts_, [&](const Cut& c) { return c.fault == index; });
       break;
     case Fault::Kind::loss:
-      w.loss_override_.reset();
-      break;
     case Fault::Kind::latency:
-      w.latency_override_.reset();
-      break;
     case Fault::Kind::bandwidth:
-      w.bandwidth_override_.reset();
+      std::erase(w.link_faults_, index);
       break;
     default:
       break;
@@ -489,6 +517,14 @@ Summary World::run() {
       case EventKind::stall_check:
         stall_check(sessions_[e.a]);
         break;
+      case EventKind::connection_lost: {
+        SimNode& n = *nodes_[e.a];
+        if (!up(n.index) || n.generation != e.b) break;
+        trace("connection_lost", n.index, int64_t(e.c));
+        n.mesh->connection_lost(nodes_[e.c]->address, local_time(n));
+        react(n);
+        break;
+      }
       case EventKind::check:
         check_periodic();
         schedule(now_ + 100ms, EventKind::check);

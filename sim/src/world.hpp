@@ -50,6 +50,7 @@ enum class EventKind : uint8_t {
   ask_route,     // a: session, b: attempt (the session asks its node for a route)
   reroute_timeout,  // a: session, b: attempt
   stall_check,   // a: session
+  connection_lost,  // a: node, b: its generation, c: the node whose connection broke
   check,         // invariants
 };
 
@@ -107,7 +108,8 @@ struct SimNode {
   enum class Life : uint8_t { up, crashed, left } life = Life::up;
   uint64_t instance = 0;
   uint64_t generation = 0;  // bumped at every crash, leave and restart: older events are void
-  Nanos skew{0};
+  Nanos skew{0};            // the clock's jumps so far
+  std::vector<int> drifts;  // skew faults that drift its clock (scenario fault indices)
   std::unique_ptr<discovery::Mesh> mesh;
   std::optional<LayerRange> asked, loaded, loading;
   uint64_t loads = 0;
@@ -170,6 +172,7 @@ class World {
   void flush(SimNode& n);
   void send_data(DataFrame frame);
   bool blocked(int from, int to) const;
+  LinkSpec link_spec(int from, int to) const;
   std::optional<Nanos> heal_time(int from, int to) const;  // none: never
   bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
   int live_random(int except = -1);
@@ -232,8 +235,7 @@ class World {
   std::vector<int> data_free_;
   std::unordered_map<uint64_t, LinkState> links_;
   std::vector<Cut> cuts_;
-  std::optional<double> loss_override_, bandwidth_override_;
-  std::optional<Nanos> latency_override_;
+  std::vector<int> link_faults_;  // loss, latency and bandwidth faults in force, in start order
   std::FILE* trace_file_ = nullptr;
   Summary summary_;
   bool formed_or_started_ = false;  // the scenario's first nodes have started

@@ -40,7 +40,8 @@ struct Fault {
   Nanos at{0};
   std::string where;             // "faults[3]", for messages
   int count = 0;                 // crash/leave/join: how many (random ones for crash and leave)
-  std::vector<int> nodes;        // crash/leave/restart/skew: these node indices
+  std::vector<int> nodes;        // crash/leave/restart/skew: these node indices; loss/latency/
+                                 // bandwidth: only links to or from them (none: every link)
   bool crashed = false;          // restart: every node crashed so far and still down
   std::string profile;           // join
   std::vector<int> side_a, side_b;  // partition
@@ -49,6 +50,7 @@ struct Fault {
   std::optional<Nanos> until;    // partition (heal_at), loss, latency, bandwidth
   double value = 0;              // loss: fraction; bandwidth: bytes/s
   Nanos duration{0};             // latency, skew
+  Nanos over{0};                 // skew: drifts by `duration` over this long (0: jumps)
 };
 
 struct Expect {

@@ -19,6 +19,7 @@ Action add_generate_command(CLI::App& app);
 Action add_chat_command(CLI::App& app);
 Action add_status_command(CLI::App& app);
 Action add_sim_command(CLI::App& app);
+Action add_bench_command(CLI::App& app);
 
 // HOST:PORT with a port in 1..65535; InputError naming `flag` otherwise.
 void check_address(const std::string& address, const std::string& flag);

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(cli::add_chat_command);
   add(cli::add_status_command);
   add(cli::add_sim_command);
+  add(cli::add_bench_command);
 
   // CLI11 would only say "a subcommand is required"; name the word it did not know.
   std::string known;

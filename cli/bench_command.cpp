@@ -1,0 +1,228 @@
+// `troupe bench`: how fast this machine runs a model, against what its memory allows.
+//
+// Generation streams every weight once per token, so tok/s <= read bandwidth / weight bytes per
+// token. This measures the read bandwidth (bench/memory_bandwidth.hpp) with the same threads,
+// then runs a prompt of --prompt-tokens as one batch and --gen-tokens greedy steps after it, best
+// of --reps, and prints one table: prompt and generation tokens/s, ms/token, peak RSS, the bound
+// and the ratio to it. The tokens are fixed ids, so no tokenizer is needed and runs compare.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <filesystem>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "memory_bandwidth.hpp"
+#include "model_paths.hpp"
+#include "progress.hpp"
+#include "troupe/kernels/kernels.hpp"
+#include "troupe/runtime/error.hpp"
+#include "troupe/runtime/model.hpp"
+#include "troupe/runtime/sampler.hpp"
+#include "troupe/runtime/thread_pool.hpp"
+#include "troupe/runtime/transformer.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::vector<std::string> models;
+  std::vector<int> threads;
+  int prompt_tokens = 64;
+  int gen_tokens = 32;
+  int reps = 3;
+  std::size_t bandwidth_mib = 1024;
+  std::string quantize;
+  bool json = false;
+};
+
+struct Row {
+  std::string model, type;
+  int threads = 0;
+  double prompt_tps = 0, gen_tps = 0, ms_per_token = 0, peak_rss_mib = 0;
+  double weights_mb = 0, read_gbps = 0, bound_tps = 0;
+  bool in_cache = false;  // small enough to stay in the caches: no memory bound applies
+};
+
+// The peak resident memory since the last reset_peak_rss() (VmHWM; Linux resets it on
+// "5" > /proc/self/clear_refs), so neither the bandwidth probe's buffer nor an earlier model
+// counts towards a model's figure. Where the reset is not possible, the process's peak.
+void reset_peak_rss() {
+  if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+}
+
+double peak_rss_mib() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+    }
+    std::fclose(f);
+    if (kib >= 0) return kib / 1024.0;
+  }
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The type of the layers' matrices (what generation mostly reads).
+std::string weights_type(const Model& m) {
+  return m.layers.empty() ? "?" : weight_type_name(m.layers.front().wq.type);
+}
+
+// Fixed, spread-out token ids: BOS, then a walk over the vocabulary.
+std::vector<int> prompt_ids(int count, int vocab) {
+  std::vector<int> ids(count);
+  for (int i = 0; i < count; i++) ids[i] = i == 0 ? 1 : 3 + int((int64_t(i) * 7919) % (vocab - 3));
+  return ids;
+}
+
+Row bench_model(const Model& model, const std::string& name, int threads, double gbps, const BenchOptions& opt) {
+  const ModelConfig& c = model.config;
+  const int context = opt.prompt_tokens + opt.gen_tokens;
+  if (context > c.seq_len) {
+    throw InputError("--prompt-tokens + --gen-tokens: " + std::to_string(context) + " positions exceed " + name +
+                     "'s context of " + std::to_string(c.seq_len));
+  }
+  ThreadPool pool(threads);
+  Transformer transformer(model, LayerRange{0, c.n_layers}, context, pool);
+  Sampler greedy(c.vocab_size, 0.0f, 0.9f, 1);
+  const std::vector<int> prompt = prompt_ids(opt.prompt_tokens, c.vocab_size);
+  double best_prompt = 1e30, best_gen = 1e30;
+  for (int rep = 0; rep < opt.reps; rep++) {
+    auto t0 = std::chrono::steady_clock::now();
+    float* logits = transformer.forward_batch(prompt, 0);
+    best_prompt = std::min(best_prompt, seconds_since(t0));
+    int token = greedy.sample(logits);
+    t0 = std::chrono::steady_clock::now();
+    for (int g = 0; g < opt.gen_tokens; g++) token = greedy.sample(transformer.forward(token, opt.prompt_tokens + g));
+    best_gen = std::min(best_gen, seconds_since(t0));
+  }
+  Row r;
+  r.model = name;
+  r.type = weights_type(model);
+  r.threads = pool.size();
+  r.prompt_tps = opt.prompt_tokens / best_prompt;
+  r.gen_tps = opt.gen_tokens / best_gen;
+  r.ms_per_token = 1000 * best_gen / opt.gen_tokens;
+  r.peak_rss_mib = peak_rss_mib();
+  r.weights_mb = double(model.bytes_per_token()) / 1e6;
+  r.read_gbps = gbps;
+  r.bound_tps = gbps * 1e3 / r.weights_mb;
+  r.in_cache = r.weights_mb < 64;
+  return r;
+}
+
+void print_table(const std::vector<Row>& rows, const BenchOptions& opt) {
+  std::printf("| model | type | threads | prompt tok/s | generation tok/s | ms/token | peak RSS (MiB) | "
+              "weights/token (MB) | read GB/s | bound (tok/s) | of bound |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const Row& r : rows) {
+    char ratio[32];
+    if (r.in_cache) {
+      std::snprintf(ratio, sizeof ratio, "(in cache)");
+    } else {
+      std::snprintf(ratio, sizeof ratio, "%.0f%%", 100 * r.gen_tps / r.bound_tps);
+    }
+    std::printf("| %s | %s | %d | %.1f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %s |\n", r.model.c_str(),
+                r.type.c_str(), r.threads, r.prompt_tps, r.gen_tps, r.ms_per_token, r.peak_rss_mib, r.weights_mb,
+                r.read_gbps, r.bound_tps, ratio);
+  }
+  std::printf("\nprompt: %d tokens as one batch; generation: %d greedy tokens after it; best of %d; "
+              "bound = read GB/s / weights read per token; isa %s\n",
+              opt.prompt_tokens, opt.gen_tokens, opt.reps,
+              std::string(kernels::isa_name(kernels::detected_isa())).c_str());
+}
+
+void print_json(const std::vector<Row>& rows) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const Row& r : rows) {
+    out.push_back({{"model", r.model},
+                   {"type", r.type},
+                   {"threads", r.threads},
+                   {"prompt_tokens_per_s", r.prompt_tps},
+                   {"generation_tokens_per_s", r.gen_tps},
+                   {"ms_per_token", r.ms_per_token},
+                   {"peak_rss_mib", r.peak_rss_mib},
+                   {"weights_mb_per_token", r.weights_mb},
+                   {"read_gbps", r.read_gbps},
+                   {"bound_tokens_per_s", r.bound_tps},
+                   {"of_bound", r.in_cache ? nlohmann::ordered_json(nullptr)
+                                           : nlohmann::ordered_json(r.gen_tps / r.bound_tps)}});
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+int bench(BenchOptions opt) {
+  if (opt.prompt_tokens < 1 || opt.gen_tokens < 1) throw InputError("--prompt-tokens and --gen-tokens: must be 1 or more");
+  if (opt.reps < 1) throw InputError("--reps: must be 1 or more");
+  if (opt.threads.empty()) opt.threads.push_back(0);
+  for (int t : opt.threads) {
+    if (t < 0) throw InputError("--threads: must be 0 (all cores) or more");
+  }
+  LoadOptions load;
+  if (!opt.quantize.empty()) load.quantize = parse_weight_type(opt.quantize, "--quantize");
+  std::vector<std::string> paths;  // all found before anything is measured
+  for (const auto& name : opt.models) paths.push_back(resolve_model(name));
+  // The bandwidth first, with nothing else in memory; once per thread count.
+  std::vector<double> gbps;
+  for (int t : opt.threads) {
+    const unsigned readers = unsigned(t > 0 ? t : default_thread_count());
+    gbps.push_back(bench::measure_read_bandwidth(readers, opt.bandwidth_mib, 5).gbps);
+    std::fprintf(stderr, "troupe: read bandwidth %.1f GB/s with %u thread%s\n", gbps.back(), readers,
+                 readers == 1 ? "" : "s");
+  }
+  std::vector<Row> rows;
+  for (const auto& path : paths) {
+    reset_peak_rss();
+    Progress progress("loading " + path, 0);
+    load.progress = [&](uint64_t done, uint64_t total) {
+      progress.set_total(total);
+      progress.update(done);
+    };
+    const Model model = load_model(path, load);
+    progress.finish();
+    for (std::size_t i = 0; i < opt.threads.size(); i++) {
+      rows.push_back(bench_model(model, std::filesystem::path(path).filename().string(), opt.threads[i], gbps[i], opt));
+    }
+  }
+  if (opt.json) {
+    print_json(rows);
+  } else {
+    print_table(rows, opt);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_bench_command(CLI::App& app) {
+  auto opt = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure prompt and generation speed against the memory-bandwidth bound");
+  cmd->add_option("model", opt->models, "Model files (GGUF or llama2.c checkpoints) or names")->required();
+  cmd->add_option("--threads", opt->threads, "Threads, one or more (e.g. 1,2); 0 = all cores (default)")
+      ->delimiter(',');
+  cmd->add_option("--prompt-tokens", opt->prompt_tokens, "Prompt length, run as one batch (default 64)");
+  cmd->add_option("--gen-tokens", opt->gen_tokens, "Tokens generated after the prompt (default 32)");
+  cmd->add_option("--reps", opt->reps, "Repetitions; the best is reported (default 3)");
+  cmd->add_option("--bandwidth-mib", opt->bandwidth_mib, "Buffer for the bandwidth probe, far above the caches (default 1024)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  cmd->add_option("--quantize", opt->quantize, "Quantize f32/f16 weights on load: q8_0 or q4_0")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  cmd->add_flag("--json", opt->json, "Print a JSON array instead of the table");
+  return [opt] { return bench(*opt); };
+}
+
+}  // namespace troupe::cli

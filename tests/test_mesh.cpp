@@ -206,3 +206,40 @@ TEST_CASE("with --discover, nodes find each other on the local network without -
   const auto r = run_troupe(generate_args(addresses[0], reference_cases()[0]));
   CHECK(r.out == reference_cases()[0]["expected_stdout"].get<std::string>());
 }
+
+TEST_CASE("Ctrl-C in troupe chat cancels the answer at the node, and the chat goes on", "[mesh][chat]") {
+  // A model slow enough (one thread) that an answer of 1024 positions takes seconds.
+  const TempDir dir;
+  const std::string model = dir / "slow.gguf";
+  REQUIRE(run_troupe({"synth", "--dim", "512", "--hidden", "1536", "--layers", "8", "--heads", "8", "--kv-heads",
+                      "8", "--vocab", "4096", "--seq-len", "1024", "--seed", "3", "--out", model}).exit_code == 0);
+  Mesh mesh({planned("a")}, kEqual, {}, model);  // (the nodes run one thread each)
+  const auto serving = wait_status(mesh, 0, [](const wire::Status& s) { return serving_with(s, 1); });
+  REQUIRE(serving_with(serving, 1));
+
+  BackgroundProcess chat({TROUPE_BINARY, "chat", "--peer", mesh.address(0), "-n", "0", "-s", "7"}, dir / "chat.log",
+                         true);
+  chat.write_stdin("Tell me a long story\n");
+  REQUIRE(chat.wait_log("Assistant: ", 10s));
+  const std::size_t answer_at = chat.log().find("Assistant: ") + std::string("Assistant: ").size();
+  REQUIRE(chat.wait_log(" ", 10s, answer_at + 4));  // some of the answer has come
+  // The node runs the session now.
+  CHECK(wait_status(mesh, 0, [](const wire::Status& s) { return s.counters.sessions_active == 1; }).counters
+            .sessions_active == 1);
+  chat.signal(SIGINT);
+  INFO(chat.log() << mesh.logs());
+  REQUIRE(chat.wait_log(" [cancelled]\nUser: ", 10s));
+  // The client dropped its connection: the node ends the session instead of generating on.
+  const auto after = wait_status(mesh, 0, [](const wire::Status& s) { return s.counters.sessions_active == 0; });
+  CHECK(after.counters.sessions_active == 0);
+  CHECK(after.counters.tokens_generated < 1000);
+
+  // The cancelled turn is not part of the conversation, and the REPL still answers commands.
+  const std::size_t before_stats = chat.log().size();
+  chat.write_stdin("/stats\n");
+  REQUIRE(chat.wait_log("0 turns", 10s, before_stats));
+  chat.write_stdin("/quit\n");
+  const int status = chat.stop(0, 10s);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}

@@ -19,32 +19,60 @@
 
 namespace troupe::test {
 
-BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, std::string log_path)
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, std::string log_path, bool stdin_pipe)
     : log_path_(std::move(log_path)) {
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (log < 0 || null < 0) throw std::runtime_error("cannot open " + log_path_);
+  int in[2] = {-1, -1};
+  if (stdin_pipe) {
+    if (pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  } else {
+    in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  if (log < 0 || in[0] < 0) throw std::runtime_error("cannot open " + log_path_);
   const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
     // Only async-signal-safe calls between fork and exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
-    dup2(null, 0);
+    dup2(in[0], 0);
     dup2(log, 1);
     dup2(log, 2);
     execv(cargv[0], cargv.data());
     _exit(127);
   }
   close(log);
-  close(null);
+  close(in[0]);
+  stdin_ = in[1];
   if (pid_ < 0) throw std::runtime_error("fork failed");
 }
 
+void BackgroundProcess::write_stdin(const std::string& text) {
+  if (stdin_ < 0) throw std::logic_error("the process was started without a stdin pipe");
+  ::signal(SIGPIPE, SIG_IGN);  // a process that exited: an error here, not the end of the tests
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(stdin_, text.data() + done, text.size() - done);
+    if (n <= 0) throw std::runtime_error("cannot write to the process's stdin");
+    done += std::size_t(n);
+  }
+}
+
+bool BackgroundProcess::wait_log(const std::string& text, std::chrono::milliseconds timeout, std::size_t from) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    const std::string l = log();
+    if (l.size() > from && l.find(text, from) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
 BackgroundProcess::~BackgroundProcess() {
+  if (stdin_ >= 0) close(stdin_);
   if (pid_ > 0) stop(SIGKILL);
 }
 

@@ -17,7 +17,8 @@ namespace troupe::test {
 // A child process whose stdout and stderr go to a log file.
 class BackgroundProcess {
  public:
-  BackgroundProcess(const std::vector<std::string>& argv, std::string log_path);
+  // With `stdin_pipe`, write_stdin() feeds its standard input (else it reads /dev/null).
+  BackgroundProcess(const std::vector<std::string>& argv, std::string log_path, bool stdin_pipe = false);
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
@@ -29,10 +30,14 @@ class BackgroundProcess {
   int stop(int sig, std::chrono::milliseconds grace = std::chrono::seconds(5));
   bool running();
   std::string log() const;  // what it has written so far
+  void write_stdin(const std::string& text);
+  // Waits until its log holds `text` (after `from` bytes); false on timeout.
+  bool wait_log(const std::string& text, std::chrono::milliseconds timeout, std::size_t from = 0) const;
 
  private:
   pid_t pid_ = -1;
   int status_ = 0;
+  int stdin_ = -1;  // the write end of its stdin pipe
   std::string log_path_;
 };
 

@@ -251,10 +251,9 @@ void Membership::tick(TimePoint now) {
   if (now >= next_sync_at_) {
     next_sync_at_ = now + config_.sync_interval;
     const auto peers = random_live(1, {});
-    if (!peers.empty()) {
-      send_sync(peers.front(), Gossip::Kind::sync);
-    } else {
-      for (const auto& a : joins_) send_sync(a, Gossip::Kind::sync);  // nobody yet: ask again
+    if (!peers.empty()) send_sync(peers.front(), Gossip::Kind::sync);
+    for (const auto& a : joins_) {
+      if (!members_.count(a)) send_sync(a, Gossip::Kind::sync);  // not heard of yet: ask again
     }
     // And one member declared dead: after a partition heals, this is how the two sides hear of
     // each other again (the dead one refutes its death and answers with its own table).

@@ -154,6 +154,9 @@ class Membership {
   std::map<uint64_t, Relay> relays_;
   uint64_t next_probe_id_ = 1;
   TimePoint next_probe_at_{}, next_sync_at_{};
+  // Addresses to join through. Each is asked again at every sync until it is a member: knowing
+  // other members is not enough, for those may be nodes that joined through this one, and a
+  // group that never heard from its seed would stay a mesh of its own (found by the simulator).
   std::vector<std::string> joins_;
   std::vector<Broadcast> broadcasts_;
   std::vector<Outgoing> outgoing_;

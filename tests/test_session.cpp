@@ -81,8 +81,10 @@ TEST_CASE("a lost stage re-routes the session, and the new route replays every t
   CHECK(s.peer_lost("z:9", "elsewhere").empty());  // not a stage of this route
   auto out = s.peer_lost("a:1", "n1");
   const auto ends = only<EntrySession::End>(out);
-  REQUIRE(ends.size() == 1);  // not to the lost stage itself
-  CHECK(ends[0].to == "b:1");
+  // The lost stage too: one only suspected comes back, and must not keep the session for good.
+  REQUIRE(ends.size() == 2);
+  CHECK(ends[0].to == "a:1");
+  CHECK(ends[1].to == "b:1");
   CHECK(ends[0].attempt == 0);
   const auto ask = only<EntrySession::AskRoute>(out);
   REQUIRE(ask.size() == 1);
@@ -220,4 +222,28 @@ TEST_CASE("a suspicion re-routes an entry's sessions, while stages forget them o
   CHECK(discovery::stage_forgets_on(wire::MemberState::dead));
   CHECK(discovery::stage_forgets_on(wire::MemberState::left));
   CHECK_FALSE(discovery::entry_reroutes_on(wire::MemberState::alive));
+}
+
+TEST_CASE("a stage remembers the sessions it was told to end, the latest first", "[session]") {
+  discovery::EndedSessions ended(3);
+  for (uint64_t id : {1, 2, 3}) ended.add(id);
+  CHECK(ended.contains(1));
+  ended.add(2);  // again: no change
+  ended.add(4);  // forgets the oldest
+  CHECK_FALSE(ended.contains(1));
+  CHECK(ended.contains(2));
+  CHECK(ended.contains(3));
+  CHECK(ended.contains(4));
+  CHECK_FALSE(ended.contains(5));
+}
+
+TEST_CASE("a stage that forgets a session for a member gone tells its entry, unless the entry is the one gone", "[session]") {
+  CHECK_FALSE(discovery::forget_notice("e:1", "e:1").has_value());
+  const auto notice = discovery::forget_notice("e:1", "s:2");
+  REQUIRE(notice.has_value());
+  CHECK(notice->find("s:2") != std::string::npos);
+  // The entry takes it as a moved stage: it re-routes after a short wait.
+  EntrySession s({1}, 1);
+  s.begin(kTwoStages);
+  CHECK(only<EntrySession::AskRoute>(s.error(wire::kMoved, *notice)).size() == 1);
 }

@@ -37,6 +37,7 @@ struct StageState {
   std::shared_ptr<const Model> model;  // the weights of `layers`
   std::optional<LayerRange> layers;
   std::unordered_map<uint64_t, StageSession> sessions;
+  discovery::EndedSessions ended;  // a start that comes after its session's end is dropped
   std::vector<float> x;  // the rows being computed (one message at a time)
 };
 
@@ -105,6 +106,10 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
   auto start = [=](uint64_t id, wire::SessionStart& m) {
     if (state->sessions.count(id)) {
       spdlog::warn("session {:x} started twice; the second start is dropped", id);
+      return;
+    }
+    if (state->ended.contains(id)) {
+      spdlog::info("session {:x} ended before it started here; its start is dropped", id);
       return;
     }
     const discovery::StageAdmission admission =
@@ -245,17 +250,21 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
           activations(id, *m);
         } else if (std::get_if<wire::SessionEnd>(&message.body)) {
           state->sessions.erase(id);
+          state->ended.add(id);
         } else {
           spdlog::warn("stage dropped an unexpected {} frame", wire::type_name(message.type()));
         }
       },
       [=](peer_lost_atom, const std::string& address) {
-        // Sessions that needed the lost peer cannot finish; their entry (if it is alive) hears
-        // of the loss on its own.
+        // Sessions that needed the lost peer cannot finish here; their entry re-routes them
+        // (discovery::forget_notice says why it is told).
         for (auto it = state->sessions.begin(); it != state->sessions.end();) {
           const auto& peers = it->second.peers;
           if (std::find(peers.begin(), peers.end(), address) != peers.end()) {
             spdlog::info("session {:x} dropped: peer {} was lost", it->first, address);
+            if (const auto notice = discovery::forget_notice(it->second.entry, address)) {
+              send(it->second.entry, it->first, 0, wire::Error{wire::kMoved, where() + ": " + *notice});
+            }
             it = state->sessions.erase(it);
           } else {
             ++it;

@@ -65,7 +65,9 @@ TransportActor::TransportActor(caf::actor_system& system, const NodeContext* nod
           return;
         }
         try {
-          impl->transport->send(address, wire::encode(message));
+          const auto type = message.type();
+          const bool control = type == wire::MessageType::gossip || type == wire::MessageType::plan;
+          impl->transport->send(address, wire::encode(message), control ? Transport::Lane::control : Transport::Lane::data);
         } catch (const InputError& e) {
           spdlog::error("cannot send {} to {}: {}", wire::type_name(message.type()), address, e.what());
         }

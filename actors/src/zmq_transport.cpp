@@ -37,17 +37,18 @@ struct ZmqTransport::Sockets {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   zmq::socket_t router_monitor;
-  std::map<std::string, Link> links;  // by peer address
+  using LinkKey = std::pair<std::string, Lane>;
+  std::map<LinkKey, Link> links;  // by peer address and lane
 
-  Link& link(const std::string& address) {
-    auto it = links.find(address);
+  Link& link(const std::string& address, Lane lane) {
+    auto it = links.find({address, lane});
     if (it != links.end()) return it->second;
     Link l;
     l.dealer = zmq::socket_t(context, zmq::socket_type::dealer);
     zmq_socket::configure(l.dealer);
     l.monitor = zmq_socket::monitor(context, l.dealer, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
     l.dealer.connect(zmq_socket::endpoint(address));
-    return links.emplace(address, std::move(l)).first->second;
+    return links.emplace(LinkKey{address, lane}, std::move(l)).first->second;
   }
 };
 
@@ -95,11 +96,11 @@ void ZmqTransport::push(Work work) {
   [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
 }
 
-void ZmqTransport::send(const std::string& address, Frame frame) {
+void ZmqTransport::send(const std::string& address, Frame frame, Lane lane) {
   if (on_io_thread()) {
-    send_now(address, frame);
+    send_now(address, frame, lane);
   } else {
-    push({Work::Kind::send, address, std::move(frame), {}});
+    push({Work::Kind::send, address, lane, std::move(frame), {}});
   }
 }
 
@@ -107,12 +108,12 @@ void ZmqTransport::reply(const std::string& route, Frame frame) {
   if (on_io_thread()) {
     reply_now(route, frame);
   } else {
-    push({Work::Kind::reply, route, std::move(frame), {}});
+    push({Work::Kind::reply, route, Lane::data, std::move(frame), {}});
   }
 }
 
 void ZmqTransport::post(std::function<void()> task) {
-  push({Work::Kind::task, {}, {}, std::move(task)});
+  push({Work::Kind::task, {}, Lane::data, {}, std::move(task)});
 }
 
 void ZmqTransport::stop() {
@@ -148,12 +149,12 @@ void ZmqTransport::reply_now(const std::string& route, const Frame& frame) {
   }
 }
 
-void ZmqTransport::send_now(const std::string& address, const Frame& frame) {
+void ZmqTransport::send_now(const std::string& address, const Frame& frame, Lane lane) {
   frames_sent_.fetch_add(1, std::memory_order_relaxed);
   bytes_sent_.fetch_add(frame.size(), std::memory_order_relaxed);
   zmq::message_t body(frame.data(), frame.size());
   try {
-    Sockets::Link& link = sockets_->link(address);  // connects on first use
+    Sockets::Link& link = sockets_->link(address, lane);  // connects on first use
     if (!link.dealer.send(body, zmq::send_flags::dontwait)) {
       spdlog::warn("frame to {} dropped: too many frames waiting for it", address);
       if (events_.peer_lost) events_.peer_lost(address);
@@ -172,7 +173,7 @@ void ZmqTransport::run_queue() {
   for (Work& work : batch) {
     if (stopping_) return;
     switch (work.kind) {
-      case Work::Kind::send: send_now(work.destination, work.frame); break;
+      case Work::Kind::send: send_now(work.destination, work.frame, work.lane); break;
       case Work::Kind::reply: reply_now(work.destination, work.frame); break;
       case Work::Kind::task: work.task(); break;
     }
@@ -182,17 +183,17 @@ void ZmqTransport::run_queue() {
 void ZmqTransport::loop() {
   io_thread_ = std::this_thread::get_id();
   std::vector<zmq::pollitem_t> items;
-  std::vector<std::string> item_links;  // the link address of each monitor and dealer item
+  std::vector<Sockets::LinkKey> item_links;  // the link of each monitor and dealer item
   while (!stopping_) {
     items.clear();
     item_links.clear();
     items.push_back({sockets_->router.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
     items.push_back({sockets_->router_monitor.handle(), 0, ZMQ_POLLIN, 0});
-    for (auto& [address, link] : sockets_->links) {
+    for (auto& [key, link] : sockets_->links) {
       items.push_back({link.monitor.handle(), 0, ZMQ_POLLIN, 0});
       items.push_back({link.dealer.handle(), 0, ZMQ_POLLIN, 0});
-      item_links.push_back(address);
+      item_links.push_back(key);
     }
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(1000));
@@ -243,8 +244,8 @@ void ZmqTransport::loop() {
       }
     }
     for (std::size_t i = 0; i < item_links.size(); i++) {
-      const std::string& address = item_links[i];
-      Sockets::Link& link = sockets_->links.at(address);
+      const std::string& address = item_links[i].first;
+      Sockets::Link& link = sockets_->links.at(item_links[i]);
       if (items[3 + 2 * i].revents & ZMQ_POLLIN) {
         while (auto event = zmq_socket::read_event(link.monitor)) {
           if (*event == ZMQ_EVENT_CONNECTED && !link.connected) {

@@ -44,32 +44,35 @@ EntrySession::Actions EntrySession::start_on_route() {
   return one(Start{route_.front().address, attempt_, route_, fed_, rng_state_});
 }
 
-void EntrySession::end_on_stages(Actions& out, const std::string& reason, const std::string& skip) {
+void EntrySession::end_on_stages(Actions& out, const std::string& reason) {
   if (started_) {
     for (const auto& stage : route_) {
-      if (stage.address != skip) out.push_back(End{stage.address, attempt_, reason});
+      out.push_back(End{stage.address, attempt_, reason});
     }
   }
   started_ = false;
 }
 
-EntrySession::Actions EntrySession::fail(int code, const std::string& message, const std::string& skip) {
+EntrySession::Actions EntrySession::fail(int code, const std::string& message) {
   if (over_) return {};
   Actions out;
-  end_on_stages(out, message, skip);
+  end_on_stages(out, message);
   over_ = true;
   rerouting_ = false;
   out.push_back(Fail{code, message});
   return out;
 }
 
-// Leaves the current route (its stages forget the session, but for `skip`, which is gone) and
-// asks the node for a live one.
-EntrySession::Actions EntrySession::reroute(const std::string& why, const std::string& skip, bool moved) {
+// Leaves the current route and asks the node for a live one.
+EntrySession::Actions EntrySession::reroute(const std::string& why, bool moved) {
   if (over_ || rerouting_) return {};
   Actions out;
   reroute_reason_ = why;
-  end_on_stages(out, "re-routed", skip);
+  // Every stage of it forgets the session, the lost one too: a stage that was only suspected
+  // (it comes back) would otherwise keep the session's cache for good, and after
+  // wire::kMaxSessions of them refuse every session as busy (found by the simulator). A frame to
+  // a stage that is really gone is simply lost.
+  end_on_stages(out, "re-routed");
   rerouting_ = true;
   attempt_++;
   out.push_back(AskRoute{moved, attempt_});
@@ -93,13 +96,13 @@ EntrySession::Actions EntrySession::next(int token) {
 
 EntrySession::Actions EntrySession::finish() {
   Actions out;
-  end_on_stages(out, "done", {});
+  end_on_stages(out, "done");
   over_ = true;
   return out;
 }
 
 EntrySession::Actions EntrySession::error(int code, const std::string& message) {
-  if (code == wire::kMoved) return reroute(message, {}, true);
+  if (code == wire::kMoved) return reroute(message, true);
   return fail(1, message);
 }
 
@@ -107,8 +110,7 @@ EntrySession::Actions EntrySession::peer_lost(const std::string& address, const 
   if (over_ || rerouting_) return {};
   for (const auto& stage : route_) {
     if (stage.address == address) {
-      return reroute("peer " + name + " (" + address + "), a stage of this session, was lost", address,
-                     false);
+      return reroute("peer " + name + " (" + address + "), a stage of this session, was lost", false);
     }
   }
   return {};
@@ -139,7 +141,7 @@ EntrySession::Actions EntrySession::stalled() {
 EntrySession::Actions EntrySession::abandon(const std::string& reason) {
   if (over_) return {};
   Actions out;
-  end_on_stages(out, reason, {});
+  end_on_stages(out, reason);
   over_ = true;
   return out;
 }
@@ -181,6 +183,20 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
     if (r.address != self) a.peers.push_back(r.address);
   }
   return a;
+}
+
+std::optional<std::string> forget_notice(const std::string& entry, const std::string& gone) {
+  if (entry == gone) return std::nullopt;
+  return "dropped the session: " + gone + ", which it needs, is gone";
+}
+
+void EndedSessions::add(uint64_t id) {
+  if (!ids_.insert(id).second) return;
+  order_.push_back(id);
+  if (order_.size() > capacity_) {
+    ids_.erase(order_.front());
+    order_.pop_front();
+  }
 }
 
 std::string input_problem(bool first, bool tokens, int next_pos, int pos, int count, int context,

@@ -286,7 +286,7 @@ void World::stage_receive(SimNode& n, DataFrame& f) {
   auto it = n.stage_sessions.find(key);
   switch (f.kind) {
     case DataFrame::Kind::start: {
-      if (it != n.stage_sessions.end()) return;  // started twice: dropped
+      if (it != n.stage_sessions.end() || n.ended.contains(key)) return;  // started twice, or ended: dropped
       const discovery::StageAdmission admission =
           discovery::admit_stage(n.address, n.loaded, model_.config.n_layers, n.stage_sessions.size(),
                                  nodes_[f.entry]->address, f.route, f.tokens.size(), context());
@@ -337,6 +337,7 @@ void World::stage_receive(SimNode& n, DataFrame& f) {
       return;
     case DataFrame::Kind::end:
       if (it != n.stage_sessions.end()) n.stage_sessions.erase(it);
+      n.ended.add(key);
       return;
     default:
       return;
@@ -427,12 +428,22 @@ void World::compute_done(int slot, uint64_t generation) {
 }
 
 void World::stage_peer_lost(SimNode& n, const std::string& address) {
-  std::erase_if(n.stage_sessions, [&](const auto& kv) {
-    const auto& peers = kv.second.peers;
-    const bool lost = std::find(peers.begin(), peers.end(), address) != peers.end();
-    if (lost) trace("stage_dropped", n.index, int64_t(kv.first >> 32), address);
-    return lost;
-  });
+  for (auto it = n.stage_sessions.begin(); it != n.stage_sessions.end();) {
+    const auto& peers = it->second.peers;
+    if (std::find(peers.begin(), peers.end(), address) == peers.end()) {
+      ++it;
+      continue;
+    }
+    trace("stage_dropped", n.index, int64_t(it->first >> 32), address);
+    if (const auto notice = discovery::forget_notice(nodes_[it->second.entry]->address, address)) {
+      DataFrame f;
+      f.session = int(it->first >> 32);
+      f.epoch = uint32_t(it->first);
+      f.entry = it->second.entry;
+      stage_error(n, f, wire::kMoved, n.name + ": " + *notice);
+    }
+    it = n.stage_sessions.erase(it);
+  }
 }
 
 // stage_actor.cpp's hold(): sessions on the released range move (their entries replay them

@@ -130,6 +130,7 @@ void World::crash(SimNode& n, SimNode::Life life) {
   n.generation++;
   n.mesh.reset();
   n.stage_sessions.clear();
+  n.ended = discovery::EndedSessions();
   n.asked.reset();
   n.loaded.reset();
   n.load_free = now_;
@@ -142,7 +143,10 @@ void World::crash(SimNode& n, SimNode::Life life) {
   // disconnect (node_actor.cpp passes it to Mesh::connection_lost). A cut link carries no word.
   for (const auto& m : nodes_) {
     if (m->index == n.index || !up(m->index) || blocked(n.index, m->index)) continue;
-    if (!links_.count(uint64_t(m->index) << 32 | uint32_t(n.index))) continue;
+    if (!links_.count(link_key(m->index, n.index, Transport::Lane::control)) &&
+        !links_.count(link_key(m->index, n.index, Transport::Lane::data))) {
+      continue;
+    }
     schedule(now_ + link_spec(n.index, m->index).latency, EventKind::connection_lost, m->index, m->generation,
              uint64_t(n.index));
   }
@@ -229,7 +233,7 @@ void World::flush(SimNode& n) {
       summary_.frames_lost++;
       continue;
     }
-    LinkState& link = links_[uint64_t(n.index) << 32 | uint32_t(to)];
+    LinkState& link = links_[link_key(n.index, to, Transport::Lane::control)];
     link.free = std::max(now_, link.free) + Nanos(int64_t(double(bytes) / spec.bandwidth * 1e9));
     const Nanos latency = spec.latency;
     const Nanos jitter = Nanos(int64_t((rng_.uniform() * 2 - 1) * double(spec.jitter.count())));
@@ -285,7 +289,7 @@ void World::send_data(DataFrame f) {
     return;
   }
   const LinkSpec spec = link_spec(f.from, f.to);
-  LinkState& link = links_[uint64_t(f.from) << 32 | uint32_t(f.to)];
+  LinkState& link = links_[link_key(f.from, f.to, Transport::Lane::data)];
   link.free = std::max(now_, link.free) + Nanos(int64_t(double(f.bytes) / spec.bandwidth * 1e9));
   const Nanos latency = spec.latency;
   const Nanos jitter = Nanos(int64_t((rng_.uniform() * 2 - 1) * double(spec.jitter.count())));

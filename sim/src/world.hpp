@@ -17,6 +17,7 @@
 
 #include "troupe/discovery/mesh.hpp"
 #include "troupe/discovery/session.hpp"
+#include "troupe/runtime/transport.hpp"
 #include "troupe/sim/simulator.hpp"
 
 namespace troupe::sim {
@@ -117,6 +118,7 @@ struct SimNode {
   std::deque<int> work;  // batches waiting for the device (data frame slots), in arrival order
   bool computing = false;
   std::map<uint64_t, StageSession> stage_sessions;  // by session << 32 | epoch
+  discovery::EndedSessions ended;
   std::vector<int> entries;  // sessions that entered here and are running
   discovery::Leadership leadership;
   uint64_t plan_version = 0;
@@ -149,6 +151,13 @@ struct Cut {
   bool in_a(int n) const { return n < int(a.size()) && a[n]; }
   bool in_b(int n) const { return b_is_rest ? !in_a(n) : n < int(b.size()) && b[n]; }
 };
+
+// A link's state per direction and lane (troupe::Transport::Lane): each lane is a connection
+// of its own, in order, so mesh frames do not queue behind session frames. Both lanes get the
+// link's whole bandwidth: the mesh's frames are small beside activations.
+inline uint64_t link_key(int from, int to, Transport::Lane lane) {
+  return uint64_t(lane == Transport::Lane::control) << 63 | uint64_t(uint32_t(from)) << 32 | uint32_t(to);
+}
 
 struct LinkState {
   Nanos free{0};          // the sender's side is busy sending until then

@@ -1,5 +1,6 @@
 // The Transport over ZeroMQ: one ROUTER socket bound at the node's --listen address receives
-// every frame (from peers and clients alike); one DEALER socket per peer sends to it. It lives in
+// every frame (from peers and clients alike); one DEALER socket per peer and lane sends to it
+// (two connections: the ROUTER queues them fairly, so control frames pass a data backlog). It lives in
 // actors/, not runtime/, so that the engine, the wire codec and the simulator never link ZeroMQ.
 //
 // A single I/O thread owns every socket (ZeroMQ sockets are not thread-safe): send(), reply()
@@ -29,7 +30,7 @@ class ZmqTransport final : public Transport {
   ~ZmqTransport() override;
 
   void start(Events events) override;
-  void send(const std::string& address, Frame frame) override;
+  void send(const std::string& address, Frame frame, Lane lane) override;
   void reply(const std::string& route, Frame frame) override;
   void post(std::function<void()> task) override;
   // Frames and bytes sent and received so far.
@@ -48,6 +49,7 @@ class ZmqTransport final : public Transport {
   struct Work {
     enum class Kind { send, reply, task } kind;
     std::string destination;
+    Lane lane = Lane::data;
     Frame frame;
     std::function<void()> task;
   };
@@ -55,7 +57,7 @@ class ZmqTransport final : public Transport {
   void loop();
   void run_queue();
   void push(Work work);
-  void send_now(const std::string& address, const Frame& frame);
+  void send_now(const std::string& address, const Frame& frame, Lane lane);
   void reply_now(const std::string& route, const Frame& frame);
 
   std::string listen_address_;

@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -119,9 +121,9 @@ class EntrySession {
 
  private:
   Actions start_on_route();
-  void end_on_stages(Actions& out, const std::string& reason, const std::string& skip);
-  Actions reroute(const std::string& why, const std::string& skip, bool moved);
-  Actions fail(int code, const std::string& message, const std::string& skip = {});
+  void end_on_stages(Actions& out, const std::string& reason);
+  Actions reroute(const std::string& why, bool moved);
+  Actions fail(int code, const std::string& message);
 
   std::vector<wire::RouteStage> route_;
   std::vector<int> fed_;  // every token given to the first stage, in position order
@@ -151,6 +153,30 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
                            int n_layers, std::size_t sessions, const std::string& entry,
                            const std::vector<wire::RouteStage>& route, std::size_t prompt_tokens,
                            int steps);
+
+// A stage forgets the sessions that depend on a member declared gone (stage_forgets_on). Their
+// entry may not think it gone yet — views of the mesh differ for a moment, and the entry may
+// even have just chosen a route through it — so, unless the entry is the member gone, the stage
+// tells it (wire::kMoved, with this text) and the entry re-routes; else the session would wait
+// for the stall timeout (found by the simulator).
+std::optional<std::string> forget_notice(const std::string& entry, const std::string& gone);
+
+// The sessions a stage was told to end. An end can overtake its session's start: the end comes
+// from the entry, the start through the stages before, over other connections. A start for an
+// ended session is dropped instead of holding a cache that nothing would free (the simulator
+// found stages refusing every session as busy after hundreds of re-routes). Bounded: the oldest
+// are forgotten first.
+class EndedSessions {
+ public:
+  explicit EndedSessions(std::size_t capacity = 4096) : capacity_(capacity) {}
+  void add(uint64_t id);
+  bool contains(uint64_t id) const { return ids_.count(id) > 0; }
+
+ private:
+  std::size_t capacity_;
+  std::unordered_set<uint64_t> ids_;
+  std::deque<uint64_t> order_;
+};
 
 // Why `count` rows from `pos` cannot go into a session whose next position is `next_pos` and
 // whose cache holds `context` positions (empty: they can). `tokens`: they come as token ids

@@ -16,7 +16,7 @@ using Frame = std::vector<uint8_t>;
 // The network, as a node sees it. Peers are named by address ("host:port", where each listens);
 // clients by the opaque route their connection came in on, for replies. Frames are whole
 // messages (wire.hpp); the transport neither parses nor orders them beyond "frames sent to one
-// address arrive in the order sent, or not at all".
+// address in one lane arrive in the order sent, or not at all".
 class Transport {
  public:
   struct Events {
@@ -32,9 +32,13 @@ class Transport {
   virtual ~Transport() = default;
   // Starts listening and delivering; events come on the transport's own thread, one at a time.
   virtual void start(Events events) = 0;
+  // Frames to one peer travel in two lanes, each in order: the mesh protocol's (gossip, plans)
+  // and the sessions'. A ping must not wait behind megabytes of activations queued on a slow
+  // link: its answer would come late and the peer be suspected for nothing.
+  enum class Lane { control, data };
   // Thread-safe and never blocking: frames wait in a queue while a link is slow. Called on the
   // transport's own thread (from an event or a posted task) they go out at once.
-  virtual void send(const std::string& address, Frame frame) = 0;
+  virtual void send(const std::string& address, Frame frame, Lane lane) = 0;
   virtual void reply(const std::string& route, Frame frame) = 0;
   // Runs `task` on the transport's thread, in order with the tasks posted before it
   // (thread-safe). This is how the actor bridging the transport and the actor system handles its

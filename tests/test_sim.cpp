@@ -201,10 +201,14 @@ TEST_CASE("a stage that drops a session for a member its entry still trusts tell
   // suspicion, while the next stage declared that laptop dead and dropped the session silently;
   // the entry waited 120 s for tokens that never came, and the session failed.
   const Scenario s = load_scenario(TROUPE_SOURCE_DIR "/examples/sim/flaky-wifi.yaml");
-  const Summary r = simulate(s, 2);
-  INFO(violations(r));
-  CHECK(r.ok());
-  CHECK(r.sessions_completed == r.sessions);
+  // Seeds 13, 15 and 16 once failed sessions too: stages dropped the sessions of an entry that
+  // was only suspected (its link busy), and the entry never heard.
+  for (uint64_t seed : {2, 13, 15, 16}) {
+    const Summary r = simulate(s, seed);
+    INFO("seed " << seed << "\n" << violations(r));
+    CHECK(r.ok());
+    CHECK(r.sessions_completed == r.sessions);
+  }
 }
 
 TEST_CASE("a protocol that follows earlier terms is caught", "[sim]") {

@@ -187,13 +187,7 @@ int bench(BenchOptions opt) {
   std::vector<Row> rows;
   for (const auto& path : paths) {
     reset_peak_rss();
-    Progress progress("loading " + path, 0);
-    load.progress = [&](uint64_t done, uint64_t total) {
-      progress.set_total(total);
-      progress.update(done);
-    };
-    const Model model = load_model(path, load);
-    progress.finish();
+    const Model model = load_model_showing_progress(path, load);
     for (std::size_t i = 0; i < opt.threads.size(); i++) {
       rows.push_back(bench_model(model, std::filesystem::path(path).filename().string(), opt.threads[i], gbps[i], opt));
     }

@@ -78,4 +78,15 @@ void Progress::draw(bool final) {
   drawn_ = true;
 }
 
+Model load_model_showing_progress(const std::string& path, LoadOptions options) {
+  Progress progress("loading " + path, 0);
+  options.progress = [&](uint64_t done, uint64_t total) {
+    progress.set_total(total);
+    progress.update(done);
+  };
+  Model model = load_model(path, options);
+  progress.finish();
+  return model;
+}
+
 }  // namespace troupe::cli

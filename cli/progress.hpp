@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "troupe/runtime/model.hpp"
+
 namespace troupe::cli {
 
 class Progress {
@@ -36,6 +38,9 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };
+
+// load_model with its progress shown ("loading PATH").
+Model load_model_showing_progress(const std::string& path, LoadOptions options);
 
 // "1.23 GB", "456.7 MB", "12.0 kB", "512 B" (powers of 1000).
 std::string format_bytes(uint64_t bytes);

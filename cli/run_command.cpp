@@ -128,13 +128,7 @@ int run(RunOptions opt) {
   load.mmap = opt.mmap;
   if (!opt.quantize.empty()) load.quantize = parse_weight_type(opt.quantize, "--quantize");
   const std::string model_path = resolve_model(opt.model);
-  Progress progress("loading " + model_path, 0);
-  load.progress = [&](uint64_t done, uint64_t total) {
-    progress.set_total(total);
-    progress.update(done);
-  };
-  const Model model = load_model(model_path, load);
-  progress.finish();
+  const Model model = load_model_showing_progress(model_path, load);
   const ModelConfig& c = model.config;
   const int steps = positions_to_run(opt.steps, c.seq_len);
   const Tokenizer tokenizer = load_tokenizer(model_path, c.vocab_size, opt.tokenizer);

@@ -90,40 +90,33 @@ void World::session_arrival(SimSession& s) {
 
 // Carries out what the session's protocol decided, as session_actor.cpp's act() does.
 void World::act(SimSession& s, EntrySession::Actions actions) {
+  // A frame from the entry to a stage of the session's attempt.
+  auto frame = [&](DataFrame::Kind kind, const std::string& to, int attempt) {
+    DataFrame f;
+    f.kind = kind;
+    f.from = f.entry = s.entry;
+    f.to = by_address_.at(to);
+    f.session = s.index;
+    f.epoch = epoch_of(s, attempt);
+    f.bytes = kEnvelope + 16;
+    return f;
+  };
   for (auto& action : actions) {
     if (auto* a = std::get_if<EntrySession::Start>(&action)) {
-      DataFrame f;
-      f.kind = DataFrame::Kind::start;
-      f.from = f.entry = s.entry;
-      f.to = by_address_.at(a->to);
-      f.session = s.index;
-      f.epoch = epoch_of(s, a->attempt);
+      DataFrame f = frame(DataFrame::Kind::start, a->to, a->attempt);
       f.tokens = std::move(a->tokens);
       f.route = std::move(a->route);
       f.rng = a->rng_state;
       f.bytes = kEnvelope + 64 + 4 * f.tokens.size() + 24 * f.route.size();
       send_data(std::move(f));
     } else if (auto* a = std::get_if<EntrySession::Step>(&action)) {
-      DataFrame f;
-      f.kind = DataFrame::Kind::step;
-      f.from = s.entry;
-      f.to = by_address_.at(a->to);
-      f.session = s.index;
-      f.epoch = epoch_of(s, a->attempt);
+      DataFrame f = frame(DataFrame::Kind::step, a->to, a->attempt);
       f.pos = a->pos;
       f.count = 1;
       f.tokens = {a->token};
-      f.bytes = kEnvelope + 16;
       send_data(std::move(f));
     } else if (auto* a = std::get_if<EntrySession::End>(&action)) {
-      DataFrame f;
-      f.kind = DataFrame::Kind::end;
-      f.from = s.entry;
-      f.to = by_address_.at(a->to);
-      f.session = s.index;
-      f.epoch = epoch_of(s, a->attempt);
-      f.bytes = kEnvelope + 16;
-      send_data(std::move(f));
+      send_data(frame(DataFrame::Kind::end, a->to, a->attempt));
     } else if (auto* a = std::get_if<EntrySession::AskRoute>(&action)) {
       trace("reroute", s.index, a->attempt, s.protocol->reroute_reason());
       schedule(now_ + (a->after_move ? Nanos(discovery::kMovedWait) : Nanos(0)), EventKind::ask_route, s.index,

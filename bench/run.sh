@@ -12,6 +12,8 @@
 #   BENCH_THREADS     threads, or a list such as 1,2 (default: all cores)
 #   LLAMA2C_RUN       optional llama2.c `run` binary (gcc -Ofast -march=native -fopenmp): adds its
 #                     rows for the llama2.c checkpoints, run with OMP_NUM_THREADS=threads
+#   LLAMACPP_NODE_MODULES  optional node_modules holding node-llama-cpp (llama.cpp's prebuilt CPU
+#                     builds; see bench/llamacpp.mjs): adds llama.cpp's rows for the GGUF files
 #   BENCH_SMALL_ONLY=1  only stories260K (no multi-gigabyte files)
 # Progress goes to stderr; the table to stdout and to bench/out/results.md.
 set -euo pipefail
@@ -54,7 +56,30 @@ sync  # so that write-back does not compete with the measurements
 # --- 2. troupe -----------------------------------------------------------------------------------
 "$TROUPE" bench "${FILES[@]}" --threads "$THREADS" | tee "$OUT/results.md"
 
-# --- 3. llama2.c, for comparison -----------------------------------------------------------------
+# --- 3. llama.cpp on the same GGUF files, for comparison ------------------------------------------
+if [[ -n ${LLAMACPP_NODE_MODULES:-} ]]; then
+  {
+    echo
+    echo "| engine | model | threads | prompt tok/s | generation tok/s | ms/token |"
+    echo "|---|---|---:|---:|---:|---:|"
+    for file in "${FILES[@]}"; do
+      [[ $file == *.gguf ]] || continue
+      for t in ${THREADS//,/ }; do
+        (( t > 0 )) || t=$(nproc)
+        log "llama.cpp $(basename "$file") ($t threads)"
+        if json=$(node bench/llamacpp.mjs "$file" --threads "$t" --reps 3); then
+          node -e 'const r = JSON.parse(process.argv[1]);
+            console.log(`| ${r.engine} | ${r.model} | ${r.threads} | ${r.prompt_tok_s.toFixed(1)} | ` +
+                        `${r.gen_tok_s.toFixed(2)} | ${(1000 / r.gen_tok_s).toFixed(2)} |`)' "$json"
+        else
+          echo "| llama.cpp | $(basename "$file") | $t | failed | | |"
+        fi
+      done
+    done
+  } | tee -a "$OUT/results.md"
+fi
+
+# --- 4. llama2.c, for comparison -----------------------------------------------------------------
 [[ -n ${LLAMA2C_RUN:-} ]] || exit 0
 # llama2.c runs its prompt one token at a time, so its "achieved tok/s" (every position) is its
 # generation speed; the bound is troupe's row's for the same file.

@@ -1035,3 +1035,101 @@ TEST_CASE("Q8_0 and Q4_0 matmul of every ISA give its matvec's floats, token by 
     }
   }
 }
+
+TEST_CASE("interleaved Q8_0 and Q4_0 blocks: the layout by hand and back", "[kernels][interleaved]") {
+  // Two rows of one block each (the group padded to 16 rows): piece k of row r sits at 64 k + 4 r
+  // of the block's quants; then the 16 scales.
+  std::vector<tk::BlockQ4_0> w4(2);
+  std::vector<tk::BlockQ8_0> w8(2);
+  for (int r = 0; r < 2; r++) {
+    w4[r].d = w8[r].d = static_cast<uint16_t>(0x3C00 + r);
+    for (int i = 0; i < 16; i++) w4[r].qs[i] = static_cast<uint8_t>(16 * r + i);
+    for (int i = 0; i < 32; i++) w8[r].qs[i] = static_cast<int8_t>(i - 10 * r);
+  }
+  std::vector<uint8_t> p4(tk::interleaved_bytes_q4_0(2, 32)), p8(tk::interleaved_bytes_q8_0(2, 32));
+  REQUIRE(p4.size() == 16 * 16 + 32);
+  REQUIRE(p8.size() == 16 * 32 + 32);
+  tk::interleave_q4_0(p4.data(), w4.data(), 2, 32);
+  tk::interleave_q8_0(p8.data(), w8.data(), 2, 32);
+  CHECK(p4[64 * 1 + 4 * 1 + 2] == 16 + 4 + 2);  // row 1, piece 1, byte 2: qs[6]
+  CHECK(p4[64 * 3 + 4 * 0 + 3] == 15);          // row 0, piece 3, byte 3: qs[15]
+  CHECK(p4[64 * 0 + 4 * 5] == 0x88);            // a padded row: zeros (q = 8)
+  CHECK(p8[64 * 7 + 4 * 1 + 3] == static_cast<uint8_t>((31 - 10) ^ 0x80));  // row 1, qs[31] + 128
+  uint16_t d1 = 0;
+  std::memcpy(&d1, p4.data() + 256 + 2, 2);
+  CHECK(d1 == 0x3C01);
+  std::memcpy(&d1, p8.data() + 512 + 2, 2);
+  CHECK(d1 == 0x3C01);
+  for (int r = 0; r < 2; r++) {
+    tk::BlockQ4_0 b4;
+    tk::BlockQ8_0 b8;
+    tk::deinterleave_row_q4_0(&b4, p4.data(), r, 32);
+    tk::deinterleave_row_q8_0(&b8, p8.data(), r, 32);
+    CHECK(std::memcmp(&b4, &w4[r], sizeof b4) == 0);
+    CHECK(std::memcmp(&b8, &w8[r], sizeof b8) == 0);
+  }
+}
+
+TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's floats",
+          "[kernels][interleaved]") {
+  std::mt19937 rng(31);
+  // Partial groups (rows % 16), block counts past the 8192 columns AVX-512 prepares x for at a
+  // time, and every token count up to a pass of 8 and past it.
+  for (int n : {32, 96, 2048, 8224}) {
+    for (int rows : {1, 16, 37}) {
+      const int nb = n / tk::kBlock;
+      const auto w8 = random_q8_0(rng, rows, n);
+      const auto w4 = random_q4_0(rng, rows, n);
+      std::vector<uint8_t> p8(tk::interleaved_bytes_q8_0(rows, n)), p4(tk::interleaved_bytes_q4_0(rows, n));
+      tk::interleave_q8_0(p8.data(), w8.data(), rows, n);
+      tk::interleave_q4_0(p4.data(), w4.data(), rows, n);
+      for (int r = 0; r < rows; r += 7) {  // rows come back out whole
+        std::vector<tk::BlockQ4_0> b4(nb);
+        tk::deinterleave_row_q4_0(b4.data(), p4.data(), r, n);
+        CHECK(std::memcmp(b4.data(), w4.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ4_0)) == 0);
+      }
+      for (int count : {1, 3, 8, 9, 17}) {
+        const int ldx = nb + 1, ldy = rows + 3;
+        std::vector<tk::BlockQ8_0> x(size_t(count) * ldx);
+        for (int t = 0; t < count; t++) {
+          const auto xf = random_floats(rng, n, -3.0f, 3.0f);
+          tk::quantize_row_q8_0(x.data() + size_t(t) * ldx, xf.data(), n);
+        }
+        for (Isa isa : runnable_isas()) {
+          const tk::MatvecOps& mv = tk::matvec_ops(Isa::scalar);
+          const tk::MatmulOps& mm = tk::matmul_ops(isa);
+          for (int r0 : {0, 16}) {
+            if (r0 >= rows) continue;
+            INFO("isa " << tk::isa_name(isa) << " n " << n << " rows " << rows << " count " << count
+                        << " from row " << r0);
+            auto want8 = nan_outputs(count, ldy), got8 = nan_outputs(count, ldy);
+            auto want4 = nan_outputs(count, ldy), got4 = nan_outputs(count, ldy);
+            for (int t = 0; t < count; t++) {
+              mv.q8_0(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n, r0, rows);
+              mv.q4_0(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n, r0, rows);
+            }
+            mm.q8_0x16(got8.data(), ldy, p8.data(), x.data(), ldx, n, count, r0, rows);
+            mm.q4_0x16(got4.data(), ldy, p4.data(), x.data(), ldx, n, count, r0, rows);
+            CHECK(same_bits(got8, want8));  // rows outside [r0, rows) stay unwritten
+            CHECK(same_bits(got4, want4));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("dot_rows gives dot's float for every row", "[kernels][reference]") {
+  std::mt19937 rng(37);
+  for (int n : {1, 7, 64, 100}) {
+    for (int count : {1, 7, 8, 9, 33}) {
+      const std::ptrdiff_t stride = n + 3;
+      const auto a = random_floats(rng, n);
+      const auto rows = random_floats(rng, size_t(count) * stride);
+      std::vector<float> got(count + 1, NAN);
+      tk::dot_rows(got.data(), a.data(), rows.data(), stride, count, n);
+      for (int r = 0; r < count; r++) CHECK(bits_of(got[r]) == bits_of(tk::dot(a.data(), rows.data() + r * stride, n)));
+      CHECK(std::isnan(got[count]));
+    }
+  }
+}

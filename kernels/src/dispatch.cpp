@@ -85,16 +85,35 @@ void matmul_q4_0_by_rows(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0*
              x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
   }
 }
+// Interleaved blocks where an ISA has no kernels for them: the reference, token by token
+// (correct, slow; the engine does not interleave for these ISAs).
+void matmul_q8_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                            int ldx_blocks, int n, int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    detail::matvec_q8_0x16_ref(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
+                               x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
+  }
+}
+void matmul_q4_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                            int ldx_blocks, int n, int count, int r0, int r1) {
+  for (int t = 0; t < count; t++) {
+    detail::matvec_q4_0x16_ref(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
+                               x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
+  }
+}
 template <const MatvecOps& Ops>
 constexpr MatmulOps by_rows_ops{matmul_f32_by_rows<Ops>, matmul_q8_0_by_rows<Ops>,
-                                matmul_q4_0_by_rows<Ops>};
+                                matmul_q4_0_by_rows<Ops>, matmul_q8_0x16_by_rows,
+                                matmul_q4_0x16_by_rows};
 
 constexpr MatmulOps scalar_matmul_ops = by_rows_ops<scalar_ops>;
 #if defined(TROUPE_HAVE_X86_SIMD)
 constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2, detail::matmul_q8_0_avx2,
-                                    detail::matmul_q4_0_avx2};
+                                    detail::matmul_q4_0_avx2,
+                                    matmul_q8_0x16_by_rows, matmul_q4_0x16_by_rows};
 constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512, detail::matmul_q8_0_avx512,
-                                      detail::matmul_q4_0_avx512};
+                                      detail::matmul_q4_0_avx512, detail::matmul_q8_0x16_avx512,
+                                      detail::matmul_q4_0x16_avx512};
 #endif
 #if defined(TROUPE_HAVE_NEON)
 constexpr MatmulOps neon_dotprod_matmul_ops = by_rows_ops<neon_dotprod_ops>;
@@ -209,6 +228,14 @@ const MatmulOps& matmul_ops(Isa isa) {
 const MatmulOps& matmul_ops() {
   static const MatmulOps& ops = matmul_ops(detected_isa());
   return ops;
+}
+
+bool prefers_interleaved_blocks() {
+#if defined(TROUPE_HAVE_X86_SIMD)
+  return &matmul_ops() == &avx512_matmul_ops;
+#else
+  return false;
+#endif
 }
 
 }  // namespace troupe::kernels

@@ -19,6 +19,9 @@ void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq
 void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
 void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+// Interleaved blocks (interleaved.cpp): the same floats, read out of the groups.
+void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
 
 #if defined(TROUPE_HAVE_X86_SIMD)
 void matvec_f32_avx2(float* y, const float* w, const float* x, int n, int r0, int r1);
@@ -34,6 +37,11 @@ void matvec_q4_0_avx2(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, i
 void matvec_f16_avx512(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
 void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+// Interleaved blocks (interleaved_avx512.cpp).
+void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                           int ldx_blocks, int n, int count, int r0, int r1);
+void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                           int ldx_blocks, int n, int count, int r0, int r1);
 // Batched (MatmulOps): each output the same ISA's matvec's, bit for bit.
 void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count,
                      int r0, int r1);

@@ -314,4 +314,20 @@ float dot(const float* a, const float* b, int n) {
   return s;
 }
 
+void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
+              int n) {
+  // Eight rows at a time: eight independent chains of adds where one dot() waits for each add;
+  // every chain is still dot()'s, in order.
+  constexpr int kRows = 8;
+  int r = 0;
+  for (; r + kRows <= count; r += kRows) {
+    float s[kRows] = {};
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j < kRows; j++) s[j] += a[i] * rows[(r + j) * stride + i];
+    }
+    for (int j = 0; j < kRows; j++) out[r + j] = s[j];
+  }
+  for (; r < count; r++) out[r] = dot(a, rows + r * stride, n);
+}
+
 }  // namespace troupe::kernels

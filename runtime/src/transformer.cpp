@@ -18,6 +18,11 @@ constexpr std::size_t kMinParallelWork = 1 << 15;
 // Weight bytes a tile of rows may span in a batched product, so it stays in L2 while every
 // token of the batch uses it.
 constexpr std::size_t kTileBytes = 96 * 1024;
+// Batches of at least this many tokens interleave each Q8_0 / Q4_0 tile first where the kernels
+// prefer it: the copy costs about what one token's product does. Those tiles are larger: the
+// kernel prepares each token's x once per tile.
+constexpr int kInterleaveFrom = 4;
+constexpr std::size_t kTileBytesInterleaved = 256 * 1024;
 // f32 batches go through the batched kernel, which re-reads the tile once per 3 tokens: a tile
 // that stays in L1 measured fastest (TinyLlama f32, 2 threads: 48 KiB ~10% ahead of 96 and 256).
 constexpr std::size_t kTileBytesF32 = 48 * 1024;
@@ -56,6 +61,7 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   xq_.resize(batch * widest);
   xs_.resize(batch * widest);
   xq8_.resize(batch * ((widest + k::kBlock - 1) / k::kBlock));
+  tiles_.resize(pool.size());
 }
 
 int Transformer::chunks_for(std::size_t work, int items) const {
@@ -88,31 +94,55 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
   // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
   // matvec's (kernels.hpp), reusing each weight load for several tokens.
   const k::MatmulOps& mm = k::matmul_ops();
+  const bool interleave = count >= kInterleaveFrom && k::prefers_interleaved_blocks();
   const int chunks = chunks_for(work, 1 << 30);
-  pool_.run(chunks, [&](int chunk, int) {
+  pool_.run(chunks, [&](int chunk, int thread) {
     for (const MatvecJob& job : jobs) {
       const Matrix& w = *job.w;
-      const Range r = split_range(w.rows, chunks, chunk, 8);
+      // Row ranges and tiles start at multiples of 16: whole groups of interleaved blocks.
+      const Range r = split_range(w.rows, chunks, chunk, k::kInterleave);
       const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
-      const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32 : kTileBytes;
+      const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32
+                                     : interleave           ? kTileBytesInterleaved
+                                                            : kTileBytes;
       const int tile = count == 1 ? r.end - r.begin
-                                  : static_cast<int>(std::max<std::size_t>(8, tile_bytes / row_bytes));
+                                  : static_cast<int>(std::max<std::size_t>(1, tile_bytes / row_bytes /
+                                                                                  k::kInterleave) *
+                                                     k::kInterleave);
       for (int r0 = r.begin; r0 < r.end; r0 += tile) {
         const int r1 = std::min(r.end, r0 + tile);
         if (count > 1) {
           const int nb = n / k::kBlock;
+          const std::size_t first = std::size_t(r0) * nb;  // the tile's first block
+          std::vector<uint8_t>& t = tiles_[thread];
           switch (w.type) {
             case WeightType::f32:
               mm.f32(job.out, job.out_stride, static_cast<const float*>(w.data), x, x_stride, n,
                      count, r0, r1);
               continue;
             case WeightType::q8_0:
-              mm.q8_0(job.out, job.out_stride, static_cast<const k::BlockQ8_0*>(w.data),
-                      xq8_.data(), nb, n, count, r0, r1);
+              if (interleave) {
+                t.resize(std::max(t.size(), k::interleaved_bytes_q8_0(r1 - r0, n)));
+                k::interleave_q8_0(t.data(), static_cast<const k::BlockQ8_0*>(w.data) + first,
+                                   r1 - r0, n);
+                mm.q8_0x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), nb, n, count, 0,
+                           r1 - r0);
+              } else {
+                mm.q8_0(job.out, job.out_stride, static_cast<const k::BlockQ8_0*>(w.data),
+                        xq8_.data(), nb, n, count, r0, r1);
+              }
               continue;
             case WeightType::q4_0:
-              mm.q4_0(job.out, job.out_stride, static_cast<const k::BlockQ4_0*>(w.data),
-                      xq8_.data(), nb, n, count, r0, r1);
+              if (interleave) {
+                t.resize(std::max(t.size(), k::interleaved_bytes_q4_0(r1 - r0, n)));
+                k::interleave_q4_0(t.data(), static_cast<const k::BlockQ4_0*>(w.data) + first,
+                                   r1 - r0, n);
+                mm.q4_0x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), nb, n, count, 0,
+                           r1 - r0);
+              } else {
+                mm.q4_0(job.out, job.out_stride, static_cast<const k::BlockQ4_0*>(w.data),
+                        xq8_.data(), nb, n, count, r0, r1);
+              }
               continue;
             default:
               break;  // f16 and q8 groups: the matvec once per token, below
@@ -172,7 +202,8 @@ void Transformer::attention(int layer, int count, int pos) {
       const int p = pos + t;  // this token attends to positions 0..p
       const float* q = q_.data() + std::size_t(t) * c.dim + h * head_size;
       const int kv_off = (h / kv_mul) * head_size;
-      for (int s = 0; s <= p; s++) att[s] = k::dot(q, cache_.key(layer, s) + kv_off, head_size) / scale;
+      k::dot_rows(att, q, cache_.key(layer, 0) + kv_off, cache_.stride(), p + 1, head_size);
+      for (int s = 0; s <= p; s++) att[s] /= scale;
       k::softmax(att, p + 1);
       float* xb = xb_.data() + std::size_t(t) * c.dim + h * head_size;
       std::memset(xb, 0, head_size * sizeof(float));

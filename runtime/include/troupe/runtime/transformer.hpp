@@ -29,6 +29,8 @@ class KvCache {
   KvCache(const ModelConfig& config, LayerRange layers, int context);
   float* key(int layer, int pos) { return at(keys_, layer, pos); }
   float* value(int layer, int pos) { return at(values_, layer, pos); }
+  // Floats from one position's key (or value) to the next's.
+  std::ptrdiff_t stride() const { return kv_dim_; }
   int context() const { return context_; }
   std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
 
@@ -89,6 +91,9 @@ class Transformer {
   std::vector<int8_t> xq_;              // inputs quantized for llama2.c int8 weights
   std::vector<float> xs_;               // their group scales
   std::vector<kernels::BlockQ8_0> xq8_;  // inputs quantized for ggml Q8_0 / Q4_0 weights
+  // Per thread: the tile of Q8_0 / Q4_0 weights a batch is running, interleaved for the kernels
+  // that prefer it (kernels::prefers_interleaved_blocks).
+  std::vector<std::vector<uint8_t>> tiles_;
 };
 
 }  // namespace troupe

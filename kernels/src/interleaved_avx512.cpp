@@ -1,0 +1,189 @@
+// AVX-512 VNNI batched products over interleaved Q8_0 / Q4_0 blocks (kernels.hpp). Compiled with
+// the flags of matvec_avx512.cpp and only called when the CPU has them.
+//
+// A group of 16 rows is one accumulator: lane r is row r. For block b, vpdpbusd multiplies a
+// 64-byte piece vector (4 unsigned quants of each row) by 4 bytes of x broadcast to every lane,
+// so after the block's pieces lane r holds row r's exact int32 block sum: no sums across lanes,
+// no shuffles. The offset that made the quants unsigned (Q8_0: +128; Q4_0: the nibble is q + 8)
+// comes off by starting the sum at -offset * (sum of x's quants). The float part is the
+// reference's, lane by lane: sum += (float)isum * (d_w * d_x), block by block in order, so every
+// row's result is matvec_q8_0_ref's / matvec_q4_0_ref's bit for bit.
+//
+// A block's pieces are loaded (and Q4_0's nibbles split) once for up to 8 tokens; each token's
+// sums and float part are those of one token alone.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "matvec_impl.hpp"
+
+namespace troupe::kernels::detail {
+
+namespace {
+
+// A prefetch address past the end of the matrix is never dereferenced; formed as an integer.
+const char* ahead(const void* p, int64_t bytes) {
+  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes));
+}
+
+// The x side of one block, shared by every row: the start of the integer sum (-offset * sum of
+// its quants) and its scale. (Its quants are read from the block itself, 4 bytes at a time.)
+struct XBlock {
+  int32_t start;
+  float d;
+};
+
+int32_t x_piece(const BlockQ8_0& x, int k) {
+  int32_t p;
+  std::memcpy(&p, x.qs + 4 * k, 4);
+  return p;
+}
+
+constexpr int kChunkBlocks = 256;  // x prepared for 8192 columns at a time (16 KiB for 8 tokens)
+constexpr int kMaxTokens = 8;      // tokens a pass in the batched kernel
+
+void prepare_x(XBlock* xb, const BlockQ8_0* x, int nb, int offset) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int b = 0; b < nb; b++) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i s8 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);  // 8 partial sums
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    xb[b].start = -offset * _mm_cvtsi128_si32(s);
+    xb[b].d = _cvtsh_ss(x[b].d);
+  }
+}
+
+// One block's weights, ready for vpdpbusd: the unsigned quants of pieces 0-7 (16 rows each).
+struct Pieces {
+  __m512i v[8];
+};
+
+template <bool Q4>
+[[gnu::always_inline]] inline Pieces load_pieces(const uint8_t* q) {
+  Pieces p;
+  if constexpr (Q4) {
+    // Piece k's bytes hold values 4k.. (low nibbles) and 16 + 4k.. (high): pieces k and 4 + k.
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      const __m512i v = _mm512_loadu_si512(q + 64 * k);
+      p.v[k] = _mm512_and_si512(v, m4);
+      p.v[4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) p.v[k] = _mm512_loadu_si512(q + 64 * k);
+  }
+  return p;
+}
+
+// 16 rows' exact block sums against one token's block; two chains, halving the latency.
+[[gnu::always_inline]] inline __m512i block_sums(const Pieces& p, const BlockQ8_0& x, int32_t start) {
+  __m512i a = _mm512_set1_epi32(start), b = _mm512_setzero_si512();
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; k++) {
+    a = _mm512_dpbusd_epi32(a, p.v[2 * k], _mm512_set1_epi32(x_piece(x, 2 * k)));
+    b = _mm512_dpbusd_epi32(b, p.v[2 * k + 1], _mm512_set1_epi32(x_piece(x, 2 * k + 1)));
+  }
+  return _mm512_add_epi32(a, b);
+}
+
+// sum += (float)isum * (d_w * d_x), per lane.
+[[gnu::always_inline]] inline __m512 scale_add(__m512 sum, __m512i isum, __m512 dw, float dx) {
+  return _mm512_add_ps(sum, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(dx))));
+}
+
+__mmask16 rows_mask(int g, int r1) {
+  const int left = r1 - g * kInterleave;
+  return left >= kInterleave ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+}
+
+// Group layout (kernels.hpp): nb blocks of quants (Quants bytes each), then nb x 16 scales.
+template <bool Q4>
+struct Layout {
+  static constexpr int64_t kQuants = Q4 ? int64_t(kQuantsQ4_0x16) : int64_t(kQuantsQ8_0x16);
+  static constexpr int kOffset = Q4 ? 8 : 128;
+  // Weights read ahead into L2 (see matvec_avx512.cpp's q8_rows4 on L2 rather than L1): ~8 KiB.
+  static constexpr int64_t kPrefetch = 8192;
+  const uint8_t* w;
+  int64_t nb;
+  const uint8_t* quants(int g, int64_t b) const { return w + g * nb * (kQuants + 32) + b * kQuants; }
+  const uint16_t* scales(int g, int64_t b) const {
+    return reinterpret_cast<const uint16_t*>(w + g * nb * (kQuants + 32) + nb * kQuants) + b * 16;
+  }
+  static void prefetch(const uint8_t* q, const uint16_t* s, int64_t b) {
+#pragma GCC unroll 8
+    for (int64_t k = 0; k < kQuants; k += 64) _mm_prefetch(ahead(q, kPrefetch + k), _MM_HINT_T1);
+    if (b % 2 == 0) _mm_prefetch(ahead(s, kPrefetch / 8), _MM_HINT_T1);  // 64 bytes: 2 blocks
+  }
+};
+
+// T tokens (x_t = x + t * ldx blocks) against rows [r0, r1): each block's pieces once for all T.
+template <bool Q4, int T>
+void x16_tokens(float* y, int64_t ldy, const Layout<Q4>& L, const BlockQ8_0* x, int64_t ldx,
+                int r0, int r1, int64_t c0, int64_t cb, XBlock (*xb)[kChunkBlocks]) {
+  for (int t = 0; t < T; t++) prepare_x(xb[t], x + t * ldx + c0, int(cb), L.kOffset);
+  for (int g = r0 / kInterleave; g * kInterleave < r1; g++) {
+    const __mmask16 m = rows_mask(g, r1);
+    __m512 sum[T];
+    for (int t = 0; t < T; t++) {
+      sum[t] = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ldy + g * kInterleave);
+    }
+    const uint8_t* q = L.quants(g, c0);
+    const uint16_t* s = L.scales(g, c0);
+    for (int64_t b = 0; b < cb; b++, q += L.kQuants, s += 16) {
+      Layout<Q4>::prefetch(q, s, b);
+      const Pieces p = load_pieces<Q4>(q);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; t++) {
+        sum[t] = scale_add(sum[t], block_sums(p, x[t * ldx + c0 + b], xb[t][b].start), dw, xb[t][b].d);
+      }
+    }
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy + g * kInterleave, m, sum[t]);
+  }
+}
+
+template <bool Q4>
+void x16_matmul(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, int ldx, int n,
+                int count, int r0, int r1) {
+  const Layout<Q4> L{w, n / kBlock};
+  XBlock xb[kMaxTokens][kChunkBlocks];
+  for (int64_t c0 = 0; c0 < L.nb; c0 += kChunkBlocks) {
+    const int64_t cb = L.nb - c0 < kChunkBlocks ? L.nb - c0 : kChunkBlocks;
+    for (int t0 = 0; t0 < count; t0 += kMaxTokens) {
+      float* yt = y + int64_t(t0) * ldy;
+      const BlockQ8_0* xt = x + int64_t(t0) * ldx;
+      switch (count - t0 < kMaxTokens ? count - t0 : kMaxTokens) {
+        case 1: x16_tokens<Q4, 1>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        case 2: x16_tokens<Q4, 2>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        case 3: x16_tokens<Q4, 3>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        case 4: x16_tokens<Q4, 4>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        case 5: x16_tokens<Q4, 5>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        case 6: x16_tokens<Q4, 6>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        case 7: x16_tokens<Q4, 7>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+        default: x16_tokens<Q4, 8>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                           int ldx_blocks, int n, int count, int r0, int r1) {
+  x16_matmul<false>(y, ldy, w, x, ldx_blocks, n, count, r0, r1);
+}
+void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                           int ldx_blocks, int n, int count, int r0, int r1) {
+  x16_matmul<true>(y, ldy, w, x, ldx_blocks, n, count, r0, r1);
+}
+
+}  // namespace troupe::kernels::detail

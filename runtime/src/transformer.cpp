@@ -80,7 +80,7 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
     if (job.w->type == WeightType::q8_0 || job.w->type == WeightType::q4_0) blocks = true;
     work += std::size_t(job.w->rows) * n * count;
   }
-  for (int t = 0; t < count; t++) {
+  for_tokens(count, [&](int t) {
     if (group_size) {
       k::quantize_q8(xq_.data() + std::size_t(t) * n, xs_.data() + std::size_t(t) * (n / group_size),
                      x + std::size_t(t) * x_stride, n, group_size);
@@ -89,7 +89,7 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
       k::quantize_row_q8_0(xq8_.data() + std::size_t(t) * (n / k::kBlock),
                            x + std::size_t(t) * x_stride, n);
     }
-  }
+  });
   const k::MatvecOps& ops = k::matvec_ops();
   // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
   // matvec's (kernels.hpp), reusing each weight load for several tokens.
@@ -178,6 +178,18 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
   });
 }
 
+void Transformer::for_tokens(int count, const std::function<void(int)>& per_token) {
+  if (count == 1) {
+    per_token(0);
+    return;
+  }
+  const int chunks = std::min(count, 4 * pool_.size());
+  pool_.run(chunks, [&](int chunk, int) {
+    const Range r = split_range(count, chunks, chunk);
+    for (int t = r.begin; t < r.end; t++) per_token(t);
+  });
+}
+
 void Transformer::embed(int token, float* x) const {
   if (token < 0 || token >= model_.config.vocab_size) {
     throw InputError("token " + std::to_string(token) + " is outside the vocabulary of " +
@@ -221,26 +233,31 @@ void Transformer::forward_layers(float* x, int count, int pos) {
   const int dim = c.dim, hidden = c.hidden_dim, kv_dim = c.kv_dim();
   for (int l = layers_.begin; l < layers_.end; l++) {
     const LayerWeights& w = model_.layers[l];
-    for (int t = 0; t < count; t++) {
+    for_tokens(count, [&](int t) {
       k::rmsnorm(xb_.data() + t * dim, x + t * dim, w.rms_att, dim, c.rms_eps);
-    }
+    });
     matmul({{q_.data(), dim, &w.wq}, {cache_.key(l, pos), kv_dim, &w.wk},
             {cache_.value(l, pos), kv_dim, &w.wv}},
            xb_.data(), dim, dim, count);
-    for (int t = 0; t < count; t++) {
+    for_tokens(count, [&](int t) {
       k::rope(q_.data() + t * dim, cache_.key(l, pos + t), dim, kv_dim, c.head_size(), pos + t,
               c.rope_theta);
-    }
+    });
     attention(l, count, pos);
     matmul({{xb2_.data(), dim, &w.wo}}, xb_.data(), dim, dim, count);
-    for (int i = 0; i < count * dim; i++) x[i] += xb2_[i];
-    for (int t = 0; t < count; t++) {
-      k::rmsnorm(xb_.data() + t * dim, x + t * dim, w.rms_ffn, dim, c.rms_eps);
-    }
+    for_tokens(count, [&](int t) {
+      float* xt = x + t * dim;
+      for (int i = 0; i < dim; i++) xt[i] += xb2_[t * dim + i];
+      k::rmsnorm(xb_.data() + t * dim, xt, w.rms_ffn, dim, c.rms_eps);
+    });
     matmul({{hb_.data(), hidden, &w.w1}, {hb2_.data(), hidden, &w.w3}}, xb_.data(), dim, dim, count);
-    k::swiglu(hb_.data(), hb2_.data(), hidden * count);
+    for_tokens(count, [&](int t) {
+      k::swiglu(hb_.data() + std::size_t(t) * hidden, hb2_.data() + std::size_t(t) * hidden, hidden);
+    });
     matmul({{xb_.data(), dim, &w.w2}}, hb_.data(), hidden, hidden, count);
-    for (int i = 0; i < count * dim; i++) x[i] += xb_[i];
+    for_tokens(count, [&](int t) {
+      for (int i = 0; i < dim; i++) x[t * dim + i] += xb_[t * dim + i];
+    });
   }
 }
 

@@ -78,6 +78,9 @@ class Transformer {
   void matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride, int n,
               int count);
   void attention(int layer, int count, int pos);
+  // Calls per_token(t) for t in [0, count): spread over the pool for a batch (each token's work
+  // is the same function whichever thread runs it), on the caller for one token.
+  void for_tokens(int count, const std::function<void(int)>& per_token);
   // How many chunks a parallel loop of `work` multiply-adds over `items` is cut into (1: not
   // worth waking the pool).
   int chunks_for(std::size_t work, int items) const;

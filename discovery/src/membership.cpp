@@ -69,6 +69,13 @@ void Membership::set_live(const std::string& address, bool is_live) {
   if (!is_live && there) live_.erase(it);
 }
 
+void Membership::set_dead(const std::string& address, bool is_dead) {
+  auto it = std::lower_bound(dead_.begin(), dead_.end(), address);
+  const bool there = it != dead_.end() && *it == address;
+  if (is_dead && !there) dead_.insert(it, address);
+  if (!is_dead && there) dead_.erase(it);
+}
+
 Millis Membership::suspicion_timeout(int confirmations) const {
   // Lifeguard: from max down to min as log(confirmations + 1) / log(expected + 1).
   const int n = live_members_ + (left_ ? 0 : 1);  // live_addresses().size(), without building it
@@ -82,17 +89,16 @@ Millis Membership::suspicion_timeout(int confirmations) const {
 
 // --- sending -----------------------------------------------------------------------------------
 
-void Membership::enqueue(const MemberUpdate& u) {
-  // A newer word on a member replaces the older one still waiting to be spread.
-  broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
-                                   [&](const Broadcast& b) {
-                                     return b.update->info.address == u.info.address;
-                                   }),
-                    broadcasts_.end());
-  broadcasts_.push_back({std::make_shared<const MemberUpdate>(u), 0});
+// A newer word on a member replaces the older one still waiting to be spread.
+void Membership::enqueue(const MemberUpdate& u) { broadcasts_.push(u); }
+
+// Each update rides on this many messages: enough to reach every member with high probability
+// (SWIM's infection-style dissemination).
+int Membership::transmit_limit() const {
+  return config_.retransmit_mult * static_cast<int>(std::ceil(std::log2(double(members_.size()) + 2)));
 }
 
-Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t probe) {
+Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t probe, bool piggyback) {
   Gossip g;
   g.kind = kind;
   g.probe = probe;
@@ -100,28 +106,17 @@ Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t
   g.target = target;
   g.term = term_;
   g.coordinator = coordinator_;
-  // Piggyback the least-spread updates; each is dropped after enough transmissions to reach
-  // every member with high probability (SWIM's infection-style dissemination).
-  std::stable_sort(broadcasts_.begin(), broadcasts_.end(),
-                   [](const Broadcast& a, const Broadcast& b) { return a.transmits < b.transmits; });
-  const int limit = config_.retransmit_mult *
-                    static_cast<int>(std::ceil(std::log2(double(members_.size()) + 2)));
-  for (auto& b : broadcasts_) {
-    if (g.updates.size() >= config_.max_piggyback) break;
-    g.updates.push_back(*b.update);
-    b.transmits++;
-  }
-  broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
-                                   [&](const Broadcast& b) { return b.transmits >= limit; }),
-                    broadcasts_.end());
+  // Piggyback the least-spread updates.
+  broadcasts_.take(config_.max_piggyback, transmit_limit(), piggyback ? &g.updates : nullptr);
   return g;
 }
 
 void Membership::send(const std::string& to, Gossip g) { outgoing_.push_back({to, std::move(g)}); }
 
 void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
-  Gossip g = gossip(kind);
-  g.updates.clear();
+  // A sync carries the table instead of the queued updates, yet counts a transmission of the
+  // updates it would have carried, as every gossip does.
+  Gossip g = gossip(kind, {}, 0, false);
   g.updates.push_back(self_update());
   for (const auto& [address, m] : members_) {
     if (g.updates.size() >= wire::kMaxPeers) break;
@@ -238,6 +233,7 @@ void Membership::tick(TimePoint now) {
       const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
       if (gone && now - it->second.since > config_.forget_dead) {
         index_.erase(it->first);
+        set_dead(it->first, false);
         it = members_.erase(it);
         continue;
       }
@@ -257,11 +253,7 @@ void Membership::tick(TimePoint now) {
     }
     // And one member declared dead: after a partition heals, this is how the two sides hear of
     // each other again (the dead one refutes its death and answers with its own table).
-    std::vector<std::string> dead;
-    for (const auto& [address, m] : members_) {
-      if (m.state == MemberState::dead) dead.push_back(address);
-    }
-    if (!dead.empty()) send_sync(dead[random() % dead.size()], Gossip::Kind::sync);
+    if (!dead_.empty()) send_sync(dead_[random() % dead_.size()], Gossip::Kind::sync);
   }
 }
 
@@ -271,6 +263,7 @@ void Membership::receive(const Gossip& g, TimePoint now) {
     warn("from " + g.from, "dropped gossip from '" + g.from.substr(0, 64) + "': not a HOST:PORT address");
     return;
   }
+  prefetch(g.updates);
   for (const auto& u : g.updates) apply(u, now);
   switch (g.kind) {
     case Gossip::Kind::ping:
@@ -302,6 +295,7 @@ void Membership::set_state(Member& m, const std::string& address, MemberState s,
   if (m.state == s) return;
   changes_.push_back({address, m.state, s, false});
   if (live(s) != live(m.state)) set_live(address, live(s));
+  if ((s == MemberState::dead) != (m.state == MemberState::dead)) set_dead(address, s == MemberState::dead);
   if (m.state == MemberState::suspect) suspects_.erase(address);
   if (s == MemberState::suspect) suspects_.emplace(address, &m);
   live_members_ += live(s) - live(m.state);
@@ -313,6 +307,26 @@ void Membership::set_state(Member& m, const std::string& address, MemberState s,
   if (s == MemberState::suspect) {
     m.confirmations = 0;
     m.suspect_deadline = now + suspicion_timeout(0);
+  }
+}
+
+// A sync names up to 256 members, and the tables of a thousand-member mesh are far out of cache:
+// fetch the index slots of all of them, then the members, before applying any, rather than wait
+// for memory once per member. Only warms the cache; changes nothing.
+void Membership::prefetch(const std::vector<MemberUpdate>& updates) const {
+  if (updates.size() < 8) return;
+  std::vector<std::size_t> hashes;
+  hashes.reserve(updates.size());
+  for (const auto& u : updates) {
+    hashes.push_back(index_.hash(u.info.address));
+    index_.prefetch_slot(hashes.back());
+  }
+  for (std::size_t h : hashes) {
+    if (const Member* m = index_.peek(h)) {
+      __builtin_prefetch(m);
+      __builtin_prefetch(&m->info.address);
+      __builtin_prefetch(&m->info.instance);
+    }
   }
 }
 
@@ -339,8 +353,8 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     return;
   }
 
-  auto found = index_.find(address);
-  if (found == index_.end()) {
+  Member* found = index_.find(address);
+  if (!found) {
     if (!live(u.state)) return;  // no need to learn of strangers that are gone
     if (members_.size() >= config_.max_members) {
       // Anyone may send gossip: a flood of invented members must not grow the table forever.
@@ -354,7 +368,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     m.since = now;
     m.suspect_deadline = now + suspicion_timeout(0);
     Member& added = members_.emplace(address, std::move(m)).first->second;
-    index_.emplace(address, &added);
+    index_.insert(&added);
     set_live(address, true);
     if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
     live_members_++;
@@ -362,7 +376,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     enqueue(u);
     return;
   }
-  Member& m = *found->second;
+  Member& m = *found;
   if (u.info.instance < m.info.instance) return;  // news of an earlier life
   if (u.info.instance > m.info.instance) {        // a restart: a new member at the old address
     m.info = u.info;

@@ -1,45 +1,56 @@
 #include "troupe/discovery/broadcast_queue.hpp"
 
 #include <algorithm>
-#include <iterator>
 
 namespace troupe::discovery {
 
 void BroadcastQueue::push(const wire::MemberUpdate& update) {
   if (by_transmits_.empty()) by_transmits_.resize(1);
-  auto [at, fresh] = by_address_.try_emplace(update.info.address);
-  if (!fresh) by_transmits_[at->second->transmits].erase(at->second);
-  Entries& unsent = by_transmits_[0];
-  at->second = unsent.insert(unsent.end(), Entry{update, 0});
+  auto entry = std::make_unique<Entry>(Entry{update, false});
+  auto [at, fresh] = by_address_.try_emplace(update.info.address, entry.get());
+  if (!fresh) {
+    at->second->superseded = true;
+    at->second = entry.get();
+  }
+  by_transmits_[0].push_back(std::move(entry));
 }
 
 void BroadcastQueue::take(std::size_t max, int limit, std::vector<wire::MemberUpdate>* out) {
-  // How many each count gives: all of counts 0 .. last - 1, `from_last` of count `last`.
-  std::size_t taken = 0, last = 0, from_last = 0;
+  // How far into each count the taken updates reach: all of counts 0 .. last - 1, the first
+  // `reach` entries of count `last` (superseded entries among them are freed, not counted).
+  std::size_t taken = 0, last = 0, reach = 0;
   for (std::size_t t = 0; t < by_transmits_.size() && taken < max; t++) {
     last = t;
-    from_last = 0;
-    for (const Entry& e : by_transmits_[t]) {
-      if (taken == max) break;
+    reach = 0;
+    const Entries& entries = by_transmits_[t];
+    for (std::size_t i = 0; i < entries.size() && taken < max; i++) {
+      if (i + 4 < entries.size()) __builtin_prefetch(entries[i + 4].get());
+      reach = i + 1;
+      const Entry& e = *entries[i];
+      if (e.superseded) continue;
       if (out) out->push_back(e.update);
       taken++;
-      from_last++;
     }
   }
-  if (taken > 0) {
+  if (reach > 0 || last > 0) {
     if (by_transmits_.size() < last + 2) by_transmits_.resize(last + 2);
     // From the highest count down, so that each moved group lands ahead of the group that was
     // at its new count and was not taken.
     for (std::size_t t = last + 1; t-- > 0;) {
       Entries& from = by_transmits_[t];
-      const auto end = t == last ? std::next(from.begin(), std::ptrdiff_t(from_last)) : from.end();
-      for (auto it = from.begin(); it != end; ++it) it->transmits = t + 1;
       Entries& to = by_transmits_[t + 1];
-      to.splice(to.begin(), from, from.begin(), end);
+      const std::size_t n = t == last ? reach : from.size();
+      for (std::size_t i = n; i-- > 0;) {
+        if (from[i]->superseded) continue;
+        to.push_front(std::move(from[i]));
+      }
+      from.erase(from.begin(), from.begin() + std::ptrdiff_t(n));
     }
   }
   for (std::size_t t = std::size_t(std::max(limit, 0)); t < by_transmits_.size(); t++) {
-    for (const Entry& e : by_transmits_[t]) by_address_.erase(e.update.info.address);
+    for (const auto& e : by_transmits_[t]) {
+      if (!e->superseded) by_address_.erase(e->update.info.address);
+    }
     by_transmits_[t].clear();
   }
   while (by_transmits_.size() > 1 && by_transmits_.back().empty()) by_transmits_.pop_back();

@@ -10,7 +10,8 @@
 #pragma once
 
 #include <cstddef>
-#include <list>
+#include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,11 +33,13 @@ class BroadcastQueue {
  private:
   struct Entry {
     wire::MemberUpdate update;
-    std::size_t transmits = 0;
+    bool superseded = false;  // a newer update about its member was pushed: skipped, then freed
   };
-  using Entries = std::list<Entry>;
+  // Pointers rather than a linked list, so that walking a count does not wait for each entry
+  // before it can fetch the next.
+  using Entries = std::deque<std::unique_ptr<Entry>>;
   std::vector<Entries> by_transmits_;  // [t]: the updates sent t times, in queue order
-  std::unordered_map<std::string, Entries::iterator> by_address_;
+  std::unordered_map<std::string, Entry*> by_address_;  // the queued update per member
 };
 
 }  // namespace troupe::discovery

@@ -32,8 +32,8 @@ class BroadcastQueue {
 
  private:
   struct Entry {
-    wire::MemberUpdate update;
     bool superseded = false;  // a newer update about its member was pushed: skipped, then freed
+    wire::MemberUpdate update;
   };
   // Pointers rather than a linked list, so that walking a count does not wait for each entry
   // before it can fetch the next.

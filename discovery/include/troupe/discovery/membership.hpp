@@ -147,6 +147,7 @@ class Membership {
   std::string coordinator_;
   std::map<std::string, Member> members_;
   MemberIndex<Member> index_;  // members_ by address, for the hot lookups
+  std::vector<Member*> in_address_order_;  // members_ in its order, for syncs to walk quickly
   // Kept with members_ so that a tick need not walk the whole table (see set_state):
   std::vector<std::string> live_;  // live_addresses(), sorted, kept up to date by set_state
   std::vector<std::string> dead_;  // members in state dead, sorted, kept up to date by set_state

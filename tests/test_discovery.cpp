@@ -3,6 +3,7 @@
 // bus with a virtual clock (every frame is encoded and decoded, as on the wire).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -320,4 +321,73 @@ TEST_CASE("a member that leaves is dead to the others at once, and claims nothin
   CHECK(bus.nodes["h:1"]->leadership().term == term);  // the leaver does not elect itself again
   CHECK(bus.nodes["h:2"]->is_coordinator());
   CHECK(bus.nodes["h:2"]->plan().stages.size() == 1);
+}
+
+TEST_CASE("the broadcast queue hands out updates as a stable sort by transmissions would", "[discovery]") {
+  // The reference: what Membership did before the queue, a vector stable-sorted on every send.
+  struct Queued {
+    wire::MemberUpdate update;
+    int transmits = 0;
+  };
+  std::vector<Queued> reference;
+  BroadcastQueue queue;
+  uint64_t rng = 12345;
+  auto next = [&] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  for (int step = 0; step < 20000; step++) {
+    if (next() % 3 == 0) {
+      wire::MemberUpdate u;
+      u.info.address = "m" + std::to_string(next() % 60) + ":1";
+      u.incarnation = uint64_t(step);
+      std::erase_if(reference, [&](const Queued& q) { return q.update.info.address == u.info.address; });
+      reference.push_back({u, 0});
+      queue.push(u);
+    } else {
+      const std::size_t max = next() % 30;
+      const int limit = 3 + int(next() % 10);
+      std::stable_sort(reference.begin(), reference.end(),
+                       [](const Queued& a, const Queued& b) { return a.transmits < b.transmits; });
+      std::vector<wire::MemberUpdate> want, got;
+      for (auto& q : reference) {
+        if (want.size() >= max) break;
+        want.push_back(q.update);
+        q.transmits++;
+      }
+      std::erase_if(reference, [&](const Queued& q) { return q.transmits >= limit; });
+      queue.take(max, limit, &got);
+      REQUIRE(got == want);
+      REQUIRE(queue.size() == reference.size());
+    }
+  }
+}
+
+TEST_CASE("the member index finds, inserts and erases as a map does", "[discovery]") {
+  struct Item {
+    std::string address;
+    const std::string& key() const { return address; }
+  };
+  std::map<std::string, Item> items;  // owns them, as Membership's table does
+  MemberIndex<Item> index;
+  uint64_t rng = 99;
+  for (int step = 0; step < 20000; step++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    const std::string key = "n" + std::to_string((rng >> 33) % 500) + ":7000";
+    const Item* found = index.find(key);
+    auto it = items.find(key);
+    REQUIRE((found != nullptr) == (it != items.end()));
+    if (found) REQUIRE(found == &it->second);
+    if (it == items.end()) {
+      Item& added = items.emplace(key, Item{key}).first->second;
+      index.insert(&added);
+    } else if ((rng >> 20) % 2) {
+      index.erase(key);
+      items.erase(it);
+    }
+    REQUIRE(index.size() == items.size());
+  }
+  for (const auto& [key, item] : items) REQUIRE(index.find(key) == &item);
 }

@@ -1,7 +1,6 @@
 #include "troupe/discovery/membership.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <utility>
 
@@ -22,15 +21,17 @@ bool plausible_address(const std::string& a) {
   if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() || a.size() - colon > 6) {
     return false;
   }
+  // Checked in place, without copies: every member named in every gossip passes through here.
+  int port = 0;
   for (std::size_t i = colon + 1; i < a.size(); i++) {
     if (a[i] < '0' || a[i] > '9') return false;
+    port = port * 10 + (a[i] - '0');
   }
-  if (std::stoi(a.substr(colon + 1)) > 65535) return false;
-  for (char c : a.substr(0, colon)) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '[' ||
-          c == ']' || c == ':')) {
-      return false;
-    }
+  if (port > 65535) return false;
+  for (std::size_t i = 0; i < colon; i++) {
+    const char c = a[i];
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!(alnum || c == '.' || c == '-' || c == '[' || c == ']' || c == ':')) return false;
   }
   return true;
 }
@@ -56,8 +57,8 @@ MemberUpdate Membership::self_update() const {
 
 bool Membership::alive(const std::string& address) const {
   if (address == self_.address) return !left_;
-  auto it = members_.find(address);
-  return it != members_.end() && live(it->second.state);
+  const Member* m = index_.find(address);
+  return m && live(m->state);
 }
 
 const std::vector<std::string>& Membership::live_addresses() const { return live_; }
@@ -67,6 +68,13 @@ void Membership::set_live(const std::string& address, bool is_live) {
   const bool there = it != live_.end() && *it == address;
   if (is_live && !there) live_.insert(it, address);
   if (!is_live && there) live_.erase(it);
+}
+
+void Membership::set_dead(const std::string& address, bool is_dead) {
+  auto it = std::lower_bound(dead_.begin(), dead_.end(), address);
+  const bool there = it != dead_.end() && *it == address;
+  if (is_dead && !there) dead_.insert(it, address);
+  if (!is_dead && there) dead_.erase(it);
 }
 
 Millis Membership::suspicion_timeout(int confirmations) const {
@@ -82,17 +90,16 @@ Millis Membership::suspicion_timeout(int confirmations) const {
 
 // --- sending -----------------------------------------------------------------------------------
 
-void Membership::enqueue(const MemberUpdate& u) {
-  // A newer word on a member replaces the older one still waiting to be spread.
-  broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
-                                   [&](const Broadcast& b) {
-                                     return b.update->info.address == u.info.address;
-                                   }),
-                    broadcasts_.end());
-  broadcasts_.push_back({std::make_shared<const MemberUpdate>(u), 0});
+// A newer word on a member replaces the older one still waiting to be spread.
+void Membership::enqueue(const MemberUpdate& u) { broadcasts_.push(u); }
+
+// Each update rides on this many messages: enough to reach every member with high probability
+// (SWIM's infection-style dissemination).
+int Membership::transmit_limit() const {
+  return config_.retransmit_mult * static_cast<int>(std::ceil(std::log2(double(members_.size()) + 2)));
 }
 
-Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t probe) {
+Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t probe, bool piggyback) {
   Gossip g;
   g.kind = kind;
   g.probe = probe;
@@ -100,31 +107,31 @@ Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t
   g.target = target;
   g.term = term_;
   g.coordinator = coordinator_;
-  // Piggyback the least-spread updates; each is dropped after enough transmissions to reach
-  // every member with high probability (SWIM's infection-style dissemination).
-  std::stable_sort(broadcasts_.begin(), broadcasts_.end(),
-                   [](const Broadcast& a, const Broadcast& b) { return a.transmits < b.transmits; });
-  const int limit = config_.retransmit_mult *
-                    static_cast<int>(std::ceil(std::log2(double(members_.size()) + 2)));
-  for (auto& b : broadcasts_) {
-    if (g.updates.size() >= config_.max_piggyback) break;
-    g.updates.push_back(*b.update);
-    b.transmits++;
-  }
-  broadcasts_.erase(std::remove_if(broadcasts_.begin(), broadcasts_.end(),
-                                   [&](const Broadcast& b) { return b.transmits >= limit; }),
-                    broadcasts_.end());
+  // Piggyback the least-spread updates.
+  if (piggyback) g.updates.reserve(std::min(config_.max_piggyback, broadcasts_.size()));
+  broadcasts_.take(config_.max_piggyback, transmit_limit(), piggyback ? &g.updates : nullptr);
   return g;
 }
 
 void Membership::send(const std::string& to, Gossip g) { outgoing_.push_back({to, std::move(g)}); }
 
 void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
-  Gossip g = gossip(kind);
-  g.updates.clear();
+  // A sync carries the table instead of the queued updates, yet counts a transmission of the
+  // updates it would have carried, as every gossip does.
+  Gossip g = gossip(kind, {}, 0, false);
   g.updates.push_back(self_update());
-  for (const auto& [address, m] : members_) {
-    if (g.updates.size() >= wire::kMaxPeers) break;
+  // The first members in address order, as many as a gossip holds; fetched a few ahead, for
+  // they lie all over memory.
+  const std::size_t n = std::min(in_address_order_.size(), wire::kMaxPeers - 1);
+  g.updates.reserve(n + 1);
+  for (std::size_t i = 0; i < n; i++) {
+    if (i + 6 < n) {
+      const Member* ahead = in_address_order_[i + 6];
+      for (std::size_t line = 0; line < sizeof(Member); line += 64) {
+        __builtin_prefetch(reinterpret_cast<const char*>(ahead) + line);
+      }
+    }
+    const Member& m = *in_address_order_[i];
     g.updates.push_back({m.info, m.state, m.incarnation});
   }
   send(to, std::move(g));
@@ -179,10 +186,10 @@ void Membership::start_probe(const std::string& target, TimePoint now) {
 }
 
 void Membership::suspect(const std::string& address, TimePoint now) {
-  auto it = members_.find(address);
-  if (it == members_.end() || it->second.state != MemberState::alive) return;
-  set_state(it->second, address, MemberState::suspect, now);
-  enqueue({it->second.info, MemberState::suspect, it->second.incarnation});
+  Member* m = index_.find(address);
+  if (!m || m->state != MemberState::alive) return;
+  set_state(*m, address, MemberState::suspect, now);
+  enqueue({m->info, MemberState::suspect, m->incarnation});
 }
 
 void Membership::connection_lost(const std::string& address, TimePoint now) {
@@ -228,7 +235,7 @@ void Membership::tick(TimePoint now) {
     if (now >= m->suspect_deadline) expired.push_back(address);
   }
   for (const auto& address : expired) {
-    Member& m = members_.at(address);
+    Member& m = *index_.find(address);
     set_state(m, address, MemberState::dead, now);
     enqueue({m.info, MemberState::dead, m.incarnation});
   }
@@ -238,6 +245,8 @@ void Membership::tick(TimePoint now) {
       const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
       if (gone && now - it->second.since > config_.forget_dead) {
         index_.erase(it->first);
+        set_dead(it->first, false);
+        std::erase(in_address_order_, &it->second);
         it = members_.erase(it);
         continue;
       }
@@ -257,11 +266,7 @@ void Membership::tick(TimePoint now) {
     }
     // And one member declared dead: after a partition heals, this is how the two sides hear of
     // each other again (the dead one refutes its death and answers with its own table).
-    std::vector<std::string> dead;
-    for (const auto& [address, m] : members_) {
-      if (m.state == MemberState::dead) dead.push_back(address);
-    }
-    if (!dead.empty()) send_sync(dead[random() % dead.size()], Gossip::Kind::sync);
+    if (!dead_.empty()) send_sync(dead_[random() % dead_.size()], Gossip::Kind::sync);
   }
 }
 
@@ -271,6 +276,7 @@ void Membership::receive(const Gossip& g, TimePoint now) {
     warn("from " + g.from, "dropped gossip from '" + g.from.substr(0, 64) + "': not a HOST:PORT address");
     return;
   }
+  prefetch(g.updates);
   for (const auto& u : g.updates) apply(u, now);
   switch (g.kind) {
     case Gossip::Kind::ping:
@@ -302,6 +308,7 @@ void Membership::set_state(Member& m, const std::string& address, MemberState s,
   if (m.state == s) return;
   changes_.push_back({address, m.state, s, false});
   if (live(s) != live(m.state)) set_live(address, live(s));
+  if ((s == MemberState::dead) != (m.state == MemberState::dead)) set_dead(address, s == MemberState::dead);
   if (m.state == MemberState::suspect) suspects_.erase(address);
   if (s == MemberState::suspect) suspects_.emplace(address, &m);
   live_members_ += live(s) - live(m.state);
@@ -313,6 +320,26 @@ void Membership::set_state(Member& m, const std::string& address, MemberState s,
   if (s == MemberState::suspect) {
     m.confirmations = 0;
     m.suspect_deadline = now + suspicion_timeout(0);
+  }
+}
+
+// A sync names up to 256 members, and the tables of a thousand-member mesh are far out of cache:
+// fetch the index slots of all of them, then the members, before applying any, rather than wait
+// for memory once per member. Only warms the cache; changes nothing.
+void Membership::prefetch(const std::vector<MemberUpdate>& updates) const {
+  if (updates.size() < 8) return;
+  std::vector<std::size_t> hashes;
+  hashes.reserve(updates.size());
+  for (const auto& u : updates) {
+    hashes.push_back(index_.hash(u.info.address));
+    index_.prefetch_slot(hashes.back());
+  }
+  for (std::size_t h : hashes) {
+    if (const Member* m = index_.peek(h)) {
+      __builtin_prefetch(m);
+      __builtin_prefetch(&m->info.address);
+      __builtin_prefetch(&m->info.instance);
+    }
   }
 }
 
@@ -339,8 +366,8 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     return;
   }
 
-  auto found = index_.find(address);
-  if (found == index_.end()) {
+  Member* found = index_.find(address);
+  if (!found) {
     if (!live(u.state)) return;  // no need to learn of strangers that are gone
     if (members_.size() >= config_.max_members) {
       // Anyone may send gossip: a flood of invented members must not grow the table forever.
@@ -354,7 +381,10 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     m.since = now;
     m.suspect_deadline = now + suspicion_timeout(0);
     Member& added = members_.emplace(address, std::move(m)).first->second;
-    index_.emplace(address, &added);
+    index_.insert(&added);
+    in_address_order_.insert(std::lower_bound(in_address_order_.begin(), in_address_order_.end(), address,
+                                              [](const Member* a, const std::string& b) { return a->key() < b; }),
+                             &added);
     set_live(address, true);
     if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
     live_members_++;
@@ -362,7 +392,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     enqueue(u);
     return;
   }
-  Member& m = *found->second;
+  Member& m = *found;
   if (u.info.instance < m.info.instance) return;  // news of an earlier life
   if (u.info.instance > m.info.instance) {        // a restart: a new member at the old address
     m.info = u.info;

@@ -49,6 +49,7 @@ void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
   if (from == plan_leader_ && plan.version <= plan_.version) return;
   plan_ = plan;
   plan_leader_ = from;
+  planned_ = own_stage();
 }
 
 std::vector<PlanMember> Mesh::plan_members(bool with_suspects) const {
@@ -110,6 +111,7 @@ void Mesh::tick(TimePoint now) {
       plan_.stages = std::move(stages);
       plan_.problem = plan.complete ? std::string() : plan.problem;
       plan_leader_ = election_.current();
+      planned_ = own_stage();
       publish_plan(now);
       return;
     }
@@ -131,9 +133,12 @@ std::vector<MemberChange> Mesh::take_changes() {
 
 std::optional<LayerRange> Mesh::assignment() const {
   const auto& self = membership_.self();
-  if (self.pinned) return self.pinned;
+  return self.pinned ? self.pinned : planned_;
+}
+
+std::optional<LayerRange> Mesh::own_stage() const {
   for (const auto& s : plan_.stages) {
-    if (s.address == self.address) return s.layers;
+    if (s.address == membership_.self().address) return s.layers;
   }
   return std::nullopt;
 }

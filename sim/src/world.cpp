@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cinttypes>
 
+#include "troupe/sim/frame_size.hpp"
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::sim {
@@ -227,7 +228,7 @@ void World::flush(SimNode& n) {
     }
     const int to = it->second;
     // Sized as the real frame: the bandwidth model charges for every byte.
-    const uint64_t bytes = wire::encode(wire::Message{0, 0, out.body}).size();
+    const uint64_t bytes = frame_bytes(out.body);
     const LinkSpec spec = link_spec(n.index, to);
     if (blocked(n.index, to) || rng_.chance(spec.loss)) {
       summary_.frames_lost++;

@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "troupe/discovery/broadcast_queue.hpp"
+#include "troupe/discovery/member_index.hpp"
 #include "troupe/runtime/transport.hpp"
 #include "troupe/runtime/wire.hpp"
 
@@ -43,14 +45,15 @@ struct MembershipConfig {
 // else is dropped before the transport is asked to connect to it.
 bool plausible_address(const std::string& address);
 
-// One member as this node sees it.
+// One member as this node sees it. (The fields every gossip reads come first, near the address.)
 struct Member {
-  wire::MemberInfo info;
   wire::MemberState state = wire::MemberState::alive;
   uint64_t incarnation = 0;
   TimePoint since{};                 // when it entered `state`
   TimePoint suspect_deadline{};      // suspect: when it is declared dead
   int confirmations = 0;             // suspect: independent suspicions heard
+  wire::MemberInfo info;
+  const std::string& key() const { return info.address; }  // for MemberIndex
 };
 
 struct Outgoing {
@@ -115,19 +118,19 @@ class Membership {
     uint64_t their_probe = 0;
     TimePoint sent{};
   };
-  struct Broadcast {  // the update behind a pointer: gossip() re-sorts these on every send
-    std::shared_ptr<const wire::MemberUpdate> update;
-    int transmits = 0;
-  };
-
   wire::MemberUpdate self_update() const;
-  wire::Gossip gossip(wire::Gossip::Kind kind, const std::string& target = {}, uint64_t probe = 0);
+  // A gossip from this member, piggybacking queued updates (or only counting them as sent).
+  wire::Gossip gossip(wire::Gossip::Kind kind, const std::string& target = {}, uint64_t probe = 0,
+                      bool piggyback = true);
+  int transmit_limit() const;
+  void prefetch(const std::vector<wire::MemberUpdate>& updates) const;
   void send(const std::string& to, wire::Gossip g);
   void send_sync(const std::string& to, wire::Gossip::Kind kind);
   void apply(const wire::MemberUpdate& u, TimePoint now);
   void set_state(Member& m, const std::string& address, wire::MemberState s, TimePoint now);
   void enqueue(const wire::MemberUpdate& u);
   void set_live(const std::string& address, bool is_live);
+  void set_dead(const std::string& address, bool is_dead);
   void start_probe(const std::string& target, TimePoint now);
   void suspect(const std::string& address, TimePoint now);
   std::string next_probe_target();
@@ -143,9 +146,11 @@ class Membership {
   uint64_t term_ = 0;
   std::string coordinator_;
   std::map<std::string, Member> members_;
-  std::unordered_map<std::string, Member*> index_;  // members_ by address, for the hot lookups
+  MemberIndex<Member> index_;  // members_ by address, for the hot lookups
+  std::vector<Member*> in_address_order_;  // members_ in its order, for syncs to walk quickly
   // Kept with members_ so that a tick need not walk the whole table (see set_state):
   std::vector<std::string> live_;  // live_addresses(), sorted, kept up to date by set_state
+  std::vector<std::string> dead_;  // members in state dead, sorted, kept up to date by set_state
   std::map<std::string, Member*> suspects_;    // members in state suspect (nodes of members_)
   int live_members_ = 0;                       // members alive or suspect, self not counted
   std::optional<TimePoint> earliest_gone_;     // at or before the oldest dead or left member's `since`
@@ -158,7 +163,7 @@ class Membership {
   // other members is not enough, for those may be nodes that joined through this one, and a
   // group that never heard from its seed would stay a mesh of its own (found by the simulator).
   std::vector<std::string> joins_;
-  std::vector<Broadcast> broadcasts_;
+  BroadcastQueue broadcasts_;
   std::vector<Outgoing> outgoing_;
   std::vector<MemberChange> changes_;
   std::vector<std::string> warnings_;

@@ -68,6 +68,7 @@ class Mesh {
  private:
   void publish_plan(TimePoint now);
   Plan compute_plan() const;
+  std::optional<LayerRange> own_stage() const;  // in plan_
   // This node and the alive members (and the suspects, when asked), as the planner takes them.
   std::vector<PlanMember> plan_members(bool with_suspects) const;
   // The ranges this node and the alive members have loaded.
@@ -77,6 +78,8 @@ class Mesh {
   Membership membership_;
   Election election_;
   wire::PlanAnnounce plan_;          // the latest accepted
+  // The range plan_ gives this node, found when plan_ changes: hosts ask after every event.
+  std::optional<LayerRange> planned_;
   Leadership plan_leader_;           // the term it came from
   TimePoint last_change_{};
   TimePoint next_repeat_{};

@@ -7,7 +7,6 @@
 #include "support/process.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/wire.hpp"
-#include "troupe/sim/frame_size.hpp"
 #include "troupe/sim/simulator.hpp"
 
 using namespace troupe;
@@ -284,50 +283,3 @@ TEST_CASE("troupe sim prints the same summary but the wall keys, exits 1 on a vi
   CHECK(strict.out.find("failing seeds: 1 2") != std::string::npos);
 }
 
-TEST_CASE("mesh frames are sized exactly as wire::encode writes them", "[sim]") {
-  // Every width msgpack chooses between: strings and counts around 15, 31, 255 and 65535,
-  // integers around 127, 255, 65535 and 2^32, negative ones, absent and present ranges.
-  const std::vector<std::size_t> lengths = {0, 1, 15, 16, 31, 32, 200, 255};
-  const std::vector<uint64_t> numbers = {0, 1, 127, 128, 255, 256, 65535, 65536, 1ull << 32, ~0ull};
-  const std::vector<int> ints = {0, 5, 127, 128, 40000, -1, -32, -33, -128, -129, -40000, 1 << 30};
-  for (std::size_t i = 0; i < 64; i++) {
-    auto text = [&](std::size_t k) { return std::string(lengths[(i + k) % lengths.size()], char('a' + k)); };
-    auto number = [&](std::size_t k) { return numbers[(i * 7 + k) % numbers.size()]; };
-    auto integer = [&](std::size_t k) { return ints[(i * 5 + k) % ints.size()]; };
-    wire::Gossip g;
-    g.kind = wire::Gossip::Kind(i % 5);
-    g.probe = number(0);
-    g.from = text(1);
-    g.target = text(2);
-    g.term = number(3);
-    g.coordinator = text(4);
-    const std::size_t count = std::vector<std::size_t>{0, 1, 15, 16, 200, 256}[i % 6];
-    for (std::size_t u = 0; u < count; u++) {
-      wire::MemberUpdate m;
-      m.info.name = text(u);
-      m.info.address = text(u + 1);
-      m.info.instance = number(u);
-      m.info.model = text(u + 2);
-      m.info.model_layers = integer(u);
-      m.info.mem_budget = number(u + 1);
-      m.info.throughput = double(u) / 3;
-      m.info.cores = integer(u + 1);
-      m.info.arch = text(u + 3);
-      if (u % 2) m.info.pinned = LayerRange{integer(u + 2), integer(u + 3)};
-      if (u % 3) m.info.layers = LayerRange{integer(u + 4), integer(u + 5)};
-      m.state = wire::MemberState(u % 4);
-      m.incarnation = number(u + 2);
-      g.updates.push_back(m);
-    }
-    CHECK(frame_bytes(g) == wire::encode(wire::Message{0, 0, g}).size());
-    wire::PlanAnnounce p;
-    p.term = number(5);
-    p.coordinator = text(6);
-    p.version = number(7);
-    for (std::size_t s = 0; s < i % 20; s++) p.stages.push_back({text(s), text(s + 1), LayerRange{integer(s), integer(s + 1)}});
-    p.problem = std::string(i * 40, 'x');
-    CHECK(frame_bytes(p) == wire::encode(wire::Message{0, 0, p}).size());
-  }
-  wire::SessionEnd end;
-  CHECK(frame_bytes(end) == wire::encode(wire::Message{0, 0, end}).size());
-}

@@ -47,7 +47,9 @@ const char* encoding_name(ActivationEncoding e) {
   return e == ActivationEncoding::f16 ? "f16" : "f32";
 }
 
-MessageType Message::type() const {
+namespace {
+
+MessageType type_of(const Body& body) {
   static constexpr MessageType kTypes[] = {
       MessageType::session_start, MessageType::step,     MessageType::activations,
       MessageType::sampled,       MessageType::session_end, MessageType::error,
@@ -57,6 +59,10 @@ MessageType Message::type() const {
   static_assert(std::size(kTypes) == std::variant_size_v<Body>);
   return kTypes[body.index()];
 }
+
+}  // namespace
+
+MessageType Message::type() const { return type_of(body); }
 
 // --- activations -------------------------------------------------------------------------------
 
@@ -101,7 +107,12 @@ void Activations::unpack(float* x, int dim) const {
 
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// Every packing function below takes any msgpack packer: a buffer's for encode(), a byte
+// counter's for encoded_size(), so both follow the same calls.
+struct ByteCounter {
+  std::size_t bytes = 0;
+  void write(const char*, std::size_t n) { bytes += n; }
+};
 
 void check_size(std::size_t size, std::size_t limit, const char* what) {
   if (size > limit) {
@@ -110,13 +121,13 @@ void check_size(std::size_t size, std::size_t limit, const char* what) {
   }
 }
 
-void put(Packer& p, const std::string& s, std::size_t limit, const char* what) {
+void put(auto& p, const std::string& s, std::size_t limit, const char* what) {
   check_size(s.size(), limit, what);
   p.pack_str(static_cast<uint32_t>(s.size()));
   p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
 
-void put(Packer& p, const std::optional<LayerRange>& r) {
+void put(auto& p, const std::optional<LayerRange>& r) {
   if (!r) {
     p.pack_nil();
     return;
@@ -126,7 +137,7 @@ void put(Packer& p, const std::optional<LayerRange>& r) {
   p.pack_int32(r->end);
 }
 
-void put(Packer& p, const MemberInfo& m) {
+void put(auto& p, const MemberInfo& m) {
   p.pack_array(11);
   put(p, m.name, kMaxNameBytes, "member name");
   put(p, m.address, kMaxNameBytes, "member address");
@@ -141,26 +152,26 @@ void put(Packer& p, const MemberInfo& m) {
   put(p, m.layers);
 }
 
-void put(Packer& p, const PlanStage& s) {
+void put(auto& p, const PlanStage& s) {
   p.pack_array(3);
   put(p, s.node, kMaxNameBytes, "stage node");
   put(p, s.address, kMaxNameBytes, "stage address");
   put(p, std::optional<LayerRange>(s.layers));
 }
 
-void put(Packer& p, const SamplingSettings& s) {
+void put(auto& p, const SamplingSettings& s) {
   p.pack_array(3);
   p.pack_float(s.temperature);
   p.pack_float(s.topp);
   p.pack_uint64(s.seed);
 }
 
-void put_bin(Packer& p, const void* data, std::size_t bytes) {
+void put_bin(auto& p, const void* data, std::size_t bytes) {
   p.pack_bin(static_cast<uint32_t>(bytes));
   p.pack_bin_body(static_cast<const char*>(data), static_cast<uint32_t>(bytes));
 }
 
-void payload(Packer& p, const Gossip& m) {
+void payload(auto& p, const Gossip& m) {
   if (m.updates.size() > kMaxPeers) throw InputError("gossip: too many member updates");
   p.pack_array(7);
   p.pack_uint8(static_cast<uint8_t>(m.kind));
@@ -178,7 +189,7 @@ void payload(Packer& p, const Gossip& m) {
   }
 }
 
-void payload(Packer& p, const PlanAnnounce& m) {
+void payload(auto& p, const PlanAnnounce& m) {
   if (m.stages.size() > kMaxRouteStages) throw InputError("plan: too many stages");
   p.pack_array(5);
   p.pack_uint64(m.term);
@@ -189,7 +200,7 @@ void payload(Packer& p, const PlanAnnounce& m) {
   put(p, m.problem, kMaxTextBytes, "problem");
 }
 
-void payload(Packer& p, const SessionStart& m) {
+void payload(auto& p, const SessionStart& m) {
   if (m.route.size() > kMaxRouteStages) throw InputError("session_start: route too long");
   if (m.tokens.size() > std::size_t(kMaxPositions)) throw InputError("session_start: too many tokens");
   p.pack_array(5);
@@ -206,13 +217,13 @@ void payload(Packer& p, const SessionStart& m) {
   put_bin(p, tokens.data(), tokens.size() * 4);
 }
 
-void payload(Packer& p, const Step& m) {
+void payload(auto& p, const Step& m) {
   p.pack_array(2);
   p.pack_int32(m.pos);
   p.pack_int32(m.token);
 }
 
-void payload(Packer& p, const Activations& m) {
+void payload(auto& p, const Activations& m) {
   p.pack_array(6);
   p.pack_int32(m.pos);
   p.pack_int32(m.count);
@@ -223,7 +234,7 @@ void payload(Packer& p, const Activations& m) {
   p.pack_uint64(m.compute_us);
 }
 
-void payload(Packer& p, const Sampled& m) {
+void payload(auto& p, const Sampled& m) {
   p.pack_array(4);
   p.pack_int32(m.pos);
   p.pack_int32(m.token);
@@ -231,18 +242,18 @@ void payload(Packer& p, const Sampled& m) {
   p.pack_uint64(m.compute_us);
 }
 
-void payload(Packer& p, const SessionEnd& m) {
+void payload(auto& p, const SessionEnd& m) {
   p.pack_array(1);
   put(p, m.reason, kMaxTextBytes, "reason");
 }
 
-void payload(Packer& p, const Error& m) {
+void payload(auto& p, const Error& m) {
   p.pack_array(2);
   p.pack_int32(m.code);
   put(p, m.message, kMaxTextBytes, "error message");
 }
 
-void payload(Packer& p, const GenerateRequest& m) {
+void payload(auto& p, const GenerateRequest& m) {
   if (m.stop.size() > kMaxStopStrings) throw InputError("generate: too many stop strings");
   if (m.messages.size() > kMaxChatMessages) throw InputError("generate: too many chat messages");
   p.pack_array(9);
@@ -263,12 +274,12 @@ void payload(Packer& p, const GenerateRequest& m) {
   put(p, m.chat_template, kMaxNameBytes, "chat template");
 }
 
-void payload(Packer& p, const Text& m) {
+void payload(auto& p, const Text& m) {
   p.pack_array(1);
   put(p, m.text, kMaxTextBytes, "text");
 }
 
-void payload(Packer& p, const Done& m) {
+void payload(auto& p, const Done& m) {
   const GenerationStats& s = m.stats;
   p.pack_array(7);
   p.pack_int32(s.prompt_tokens);
@@ -280,9 +291,9 @@ void payload(Packer& p, const Done& m) {
   put(p, m.finish_reason, kMaxNameBytes, "finish reason");
 }
 
-void payload(Packer& p, const StatusRequest&) { p.pack_array(0); }
+void payload(auto& p, const StatusRequest&) { p.pack_array(0); }
 
-void payload(Packer& p, const Status& m) {
+void payload(auto& p, const Status& m) {
   if (m.members.size() > kMaxPeers || m.stages.size() > kMaxRouteStages) {
     throw InputError("status: too many members or stages");
   }
@@ -630,19 +641,34 @@ bool known_type(uint64_t t) {
 
 }  // namespace
 
-std::vector<uint8_t> encode(const Message& message) {
-  msgpack::sbuffer buffer;
-  Packer p(buffer);
+namespace {
+
+void pack_frame(auto& p, const Body& body, uint64_t session, uint64_t seq) {
   p.pack_array(6);
   p.pack_uint32(kMagic);
   p.pack_uint32(kProtocolVersion);
-  p.pack_uint8(static_cast<uint8_t>(message.type()));
-  p.pack_uint64(message.session);
-  p.pack_uint64(message.seq);
-  std::visit([&](const auto& body) { payload(p, body); }, message.body);
+  p.pack_uint8(static_cast<uint8_t>(type_of(body)));
+  p.pack_uint64(session);
+  p.pack_uint64(seq);
+  std::visit([&](const auto& b) { payload(p, b); }, body);
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode(const Message& message) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> p(buffer);
+  pack_frame(p, message.body, message.session, message.seq);
   check_size(buffer.size(), kMaxFrameBytes, "frame");
   const auto* data = reinterpret_cast<const uint8_t*>(buffer.data());
   return std::vector<uint8_t>(data, data + buffer.size());
+}
+
+std::size_t encoded_size(const Body& body, uint64_t session, uint64_t seq) {
+  ByteCounter bytes;
+  msgpack::packer<ByteCounter> p(bytes);
+  pack_frame(p, body, session, seq);
+  return bytes.bytes;
 }
 
 Message decode(std::span<const uint8_t> frame) {

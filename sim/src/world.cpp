@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cinttypes>
 
-#include "troupe/sim/frame_size.hpp"
 #include "troupe/runtime/error.hpp"
 
 namespace troupe::sim {
@@ -227,8 +226,9 @@ void World::flush(SimNode& n) {
       continue;
     }
     const int to = it->second;
-    // Sized as the real frame: the bandwidth model charges for every byte.
-    const uint64_t bytes = frame_bytes(out.body);
+    // Sized as the real frame (counted by the codec, not built): the bandwidth model charges
+    // for every byte.
+    const uint64_t bytes = wire::encoded_size(out.body);
     const LinkSpec spec = link_spec(n.index, to);
     if (blocked(n.index, to) || rng_.chance(spec.loss)) {
       summary_.frames_lost++;

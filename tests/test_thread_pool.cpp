@@ -66,3 +66,21 @@ TEST_CASE("a loop finishes when a worker is held up: the others take its chunks"
   });
   CHECK(ran == 7);
 }
+
+TEST_CASE("runs of different chunk counts back to back run each chunk once", "[thread_pool]") {
+  // The trigger of a lost run: a worker still leaving one run while the caller starts the next
+  // with more chunks. Each run must execute exactly its chunks, once each, and return.
+  troupe::ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(16);
+  for (int run = 0; run < 50000; run++) {
+    const int chunks = 2 + (run * 7) % 14;
+    for (auto& h : hits) h.store(0, std::memory_order_relaxed);
+    pool.run(chunks, [&](int chunk, int) { hits[chunk].fetch_add(1, std::memory_order_relaxed); });
+    for (int c = 0; c < chunks; c++) {
+      if (hits[c].load() != 1) FAIL("run " << run << " chunk " << c << " ran " << hits[c].load() << " times");
+    }
+    for (int c = chunks; c < 16; c++) {
+      if (hits[c].load() != 0) FAIL("run " << run << " ran chunk " << c << " of " << chunks);
+    }
+  }
+}

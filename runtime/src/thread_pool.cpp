@@ -1,6 +1,7 @@
 #include "troupe/runtime/thread_pool.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace troupe {
 
@@ -14,11 +15,21 @@ ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
+namespace {
+
+constexpr int kGenerationShift = 40, kChunksShift = 20;
+constexpr uint64_t kField = (uint64_t(1) << 20) - 1;        // chunks and next chunk: 20 bits
+constexpr uint64_t kGenerations = (uint64_t(1) << 24) - 1;  // generation: 24 bits, wrapping
+
+uint64_t generation_of(uint64_t s) { return s >> kGenerationShift; }
+
+}  // namespace
+
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
-    state_.store(((generation_ + 1) & 0xFFFFFFFFu) << 32, std::memory_order_release);
+    state_.store(((generation_ + 1) & kGenerations) << kGenerationShift, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
@@ -29,14 +40,15 @@ void ThreadPool::run(int chunks, const Task& task) {
     for (int c = 0; c < chunks; c++) task(c, 0);
     return;
   }
+  if (chunks > kMaxChunks) throw std::invalid_argument("ThreadPool::run: too many chunks");
   task_ = &task;
-  chunks_.store(chunks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
-  const uint64_t generation = ++generation_ & 0xFFFFFFFFu;  // wraps with the state's 32 bits
+  const uint64_t generation = ++generation_ & kGenerations;
   {
     // Publishing under the lock pairs with the sleepers' predicate check: no lost wake-up.
     std::lock_guard lock(mutex_);
-    state_.store(generation << 32, std::memory_order_release);
+    state_.store(generation << kGenerationShift | uint64_t(chunks) << kChunksShift,
+                 std::memory_order_release);
   }
   wake_.notify_all();
   work(generation, 0);
@@ -50,11 +62,11 @@ void ThreadPool::run(int chunks, const Task& task) {
 
 void ThreadPool::work(uint64_t generation, int thread) {
   uint64_t s = state_.load(std::memory_order_acquire);
-  // A successful claim of chunk k < chunks means the run is not over (its caller waits for k),
-  // so task_ and chunks_ are this run's while the chunk runs.
-  while ((s >> 32) == generation && int(s & 0xFFFFFFFFu) < chunks_.load(std::memory_order_relaxed)) {
+  // A successful claim of chunk k < chunks of this generation means the run is not over (its
+  // caller waits for k), so task_ is this run's while the chunk runs.
+  while (generation_of(s) == generation && (s & kField) < ((s >> kChunksShift) & kField)) {
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      (*task_)(int(s & 0xFFFFFFFFu), thread);
+      (*task_)(int(s & kField), thread);
       done_.fetch_add(1, std::memory_order_acq_rel);
       s = state_.load(std::memory_order_acquire);
     }
@@ -64,14 +76,14 @@ void ThreadPool::work(uint64_t generation, int thread) {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   while (true) {
-    uint64_t gen = state_.load(std::memory_order_acquire) >> 32;
+    uint64_t gen = generation_of(state_.load(std::memory_order_acquire));
     for (int spin = 0; gen == seen && spin < 20000; spin++) {
-      gen = state_.load(std::memory_order_acquire) >> 32;
+      gen = generation_of(state_.load(std::memory_order_acquire));
     }
     if (gen == seen) {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return (state_.load(std::memory_order_acquire) >> 32) != seen; });
-      gen = state_.load(std::memory_order_acquire) >> 32;
+      wake_.wait(lock, [&] { return generation_of(state_.load(std::memory_order_acquire)) != seen; });
+      gen = generation_of(state_.load(std::memory_order_acquire));
     }
     seen = gen;
     if (stop_.load()) return;

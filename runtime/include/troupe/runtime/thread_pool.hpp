@@ -32,7 +32,8 @@ class ThreadPool {
   // thread: per-thread scratch may be indexed by it). Tasks split their work by chunk (see
   // split_range); which thread runs which chunk varies from run to run.
   using Task = std::function<void(int chunk, int thread)>;
-  void run(int chunks, const Task& task);
+  static constexpr int kMaxChunks = (1 << 20) - 1;
+  void run(int chunks, const Task& task);  // chunks <= kMaxChunks
 
  private:
   void worker_loop(int index);
@@ -41,9 +42,13 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   const Task* task_ = nullptr;
-  // The current run: its generation in the high 32 bits, the next unclaimed chunk in the low.
+  // The current run in one word: its generation (bits 40-63), its chunk count (20-39) and the
+  // next unclaimed chunk (0-19). The count must travel with the generation: a worker finishing
+  // one run that read the next run's count beside the old run's claim counter claimed a chunk
+  // that did not exist, ran the new task with it, and counted it done, so that a run could
+  // count past its chunks and its caller wait forever (seen when consecutive runs had
+  // different chunk counts).
   std::atomic<uint64_t> state_{0};
-  std::atomic<int> chunks_{0};
   std::atomic<int> done_{0};  // chunks of the current run that have returned
   uint64_t generation_ = 0;   // the caller's count of runs
   std::atomic<bool> stop_{false};

@@ -94,7 +94,7 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
   // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
   // matvec's (kernels.hpp), reusing each weight load for several tokens.
   const k::MatmulOps& mm = k::matmul_ops();
-  const bool interleave = count >= kInterleaveFrom && k::prefers_interleaved_blocks();
+  const bool interleave_tiles = count >= kInterleaveFrom && k::prefers_interleaved_blocks();
   const int chunks = chunks_for(work, 1 << 30);
   pool_.run(chunks, [&](int chunk, int thread) {
     for (const MatvecJob& job : jobs) {
@@ -103,7 +103,7 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
       const Range r = split_range(w.rows, chunks, chunk, k::kInterleave);
       const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
       const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32
-                                     : interleave           ? kTileBytesInterleaved
+                                     : interleave_tiles     ? kTileBytesInterleaved
                                                             : kTileBytes;
       const int tile = count == 1 ? r.end - r.begin
                                   : static_cast<int>(std::max<std::size_t>(1, tile_bytes / row_bytes /
@@ -113,36 +113,30 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
         const int r1 = std::min(r.end, r0 + tile);
         if (count > 1) {
           const int nb = n / k::kBlock;
-          const std::size_t first = std::size_t(r0) * nb;  // the tile's first block
-          std::vector<uint8_t>& t = tiles_[thread];
+          // Q8_0 / Q4_0: straight from ggml's layout, or from the tile copied interleaved.
+          auto blocks = [&](const auto* wb, auto interleaved_bytes, auto interleave, auto matmul_x16,
+                            auto matmul_ggml) {
+            if (!interleave_tiles) {
+              matmul_ggml(job.out, job.out_stride, wb, xq8_.data(), nb, n, count, r0, r1);
+              return;
+            }
+            std::vector<uint8_t>& t = tiles_[thread];
+            t.resize(std::max(t.size(), interleaved_bytes(r1 - r0, n)));
+            interleave(t.data(), wb + std::size_t(r0) * nb, r1 - r0, n);
+            matmul_x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), nb, n, count, 0, r1 - r0);
+          };
           switch (w.type) {
             case WeightType::f32:
               mm.f32(job.out, job.out_stride, static_cast<const float*>(w.data), x, x_stride, n,
                      count, r0, r1);
               continue;
             case WeightType::q8_0:
-              if (interleave) {
-                t.resize(std::max(t.size(), k::interleaved_bytes_q8_0(r1 - r0, n)));
-                k::interleave_q8_0(t.data(), static_cast<const k::BlockQ8_0*>(w.data) + first,
-                                   r1 - r0, n);
-                mm.q8_0x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), nb, n, count, 0,
-                           r1 - r0);
-              } else {
-                mm.q8_0(job.out, job.out_stride, static_cast<const k::BlockQ8_0*>(w.data),
-                        xq8_.data(), nb, n, count, r0, r1);
-              }
+              blocks(static_cast<const k::BlockQ8_0*>(w.data), k::interleaved_bytes_q8_0,
+                     k::interleave_q8_0, mm.q8_0x16, mm.q8_0);
               continue;
             case WeightType::q4_0:
-              if (interleave) {
-                t.resize(std::max(t.size(), k::interleaved_bytes_q4_0(r1 - r0, n)));
-                k::interleave_q4_0(t.data(), static_cast<const k::BlockQ4_0*>(w.data) + first,
-                                   r1 - r0, n);
-                mm.q4_0x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), nb, n, count, 0,
-                           r1 - r0);
-              } else {
-                mm.q4_0(job.out, job.out_stride, static_cast<const k::BlockQ4_0*>(w.data),
-                        xq8_.data(), nb, n, count, r0, r1);
-              }
+              blocks(static_cast<const k::BlockQ4_0*>(w.data), k::interleaved_bytes_q4_0,
+                     k::interleave_q4_0, mm.q4_0x16, mm.q4_0);
               continue;
             default:
               break;  // f16 and q8 groups: the matvec once per token, below

@@ -200,9 +200,12 @@ TEST_CASE("a crashed member is suspected, then declared dead, and the plan moves
   bus.start(4);
   bus.run(5s);
   REQUIRE(bus.nodes["h:2"]->plan().stages.size() == 4);
+  REQUIRE(bus.nodes["h:1"]->route().size() == 4);  // found, and kept until something changes
   bus.down.insert("h:3");
   bus.run(1s);
   CHECK(bus.state_seen("h:1", "h:3") != wire::MemberState::alive);
+  // The route follows the suspicion at once: no session starts through a suspect.
+  for (const auto& st : bus.nodes["h:1"]->route()) CHECK(st.address != "h:3");
   bus.run(4s);
   for (const char* a : {"h:1", "h:2", "h:4"}) {
     INFO(a);

@@ -67,6 +67,8 @@ TEST_CASE("a crashed coordinator is replaced and sessions finish with the undist
   CHECK(s.worst_convergence_seconds > 0);
 }
 
+// Once failed a session: the restarted entry named its first session as its earlier life had,
+// and the stages, which remember ended sessions, dropped it as long over.
 TEST_CASE("a restarted node rejoins with its state lost", "[sim]") {
   const Summary s = simulate(small("faults:\n  - {at: 15s, crash: [1, 2]}\n  - {at: 30s, restart: crashed}\n"), 1);
   require_clean(s);

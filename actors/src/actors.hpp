@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "node_context.hpp"
+#include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/session.hpp"
 #include "troupe/runtime/transport.hpp"
 #include "troupe/runtime/wire.hpp"
@@ -54,9 +54,9 @@ struct Routes {
 void send_to(caf::event_based_actor* self, const NodeContext* node, const Routes& routes,
              const std::string& address, wire::Message message);
 
-// The stage learns the node actor's handle from (init_atom, node actor).
-caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
-                          caf::actor transport);
+// The stage learns where its messages go from (init_atom, transport actor, node actor, itself
+// or what stands for it).
+caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node);
 caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
                          caf::actor transport, caf::actor stage);
 caf::behavior session_actor(caf::event_based_actor* self, const NodeContext* node, Routes routes,

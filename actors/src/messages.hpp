@@ -36,6 +36,8 @@ using ended_atom = caf::atom_constant<caf::atom("ended")>;
 // (loaded_atom, begin, end) what it holds now.
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+// Stage -> itself: (prefill_atom, session id) run the next batch of that session's prompt.
+using prefill_atom = caf::atom_constant<caf::atom("prefill")>;
 // Session -> node: (reroute_atom, base id) it needs a route; node -> session: (route_atom,
 // stages) one to take. Node::stop -> node: (leave_atom) tell the mesh.
 using reroute_atom = caf::atom_constant<caf::atom("reroute")>;

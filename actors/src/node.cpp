@@ -12,7 +12,8 @@
 #include "actors.hpp"
 #include "lan_beacon.hpp"
 #include "messages.hpp"
-#include "node_context.hpp"
+#include "troupe/actors/node_context.hpp"
+#include "troupe/actors/node_actors.hpp"
 #include "troupe/actors/zmq_transport.hpp"
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/runtime/gguf.hpp"
@@ -122,8 +123,7 @@ struct Node::Impl {
   ZmqTransport transport;
   caf::actor_system_config config;
   caf::actor_system system;
-  std::unique_ptr<actors::TransportActor> transport_actor;
-  caf::actor node_actor, stage_actor;
+  std::unique_ptr<actors::NodeActors> actors;
   std::unique_ptr<actors::LanBeacon> beacon;
   bool stopped = false;
 
@@ -136,7 +136,6 @@ struct Node::Impl {
     context.joins = options.joins;
     context.config = &mc;
     context.tokenizer = &tokenizer;
-    context.pool = &pool;
     context.clock = &clock;
     context.encoding = options.activations;
     context.metrics = &metrics;
@@ -145,11 +144,11 @@ struct Node::Impl {
       return std::array<uint64_t, 4>{t.frames_sent, t.bytes_sent, t.frames_received, t.bytes_received};
     };
     context.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
-    if (options.layers) context.initial = model;
+    if (options.layers) context.initial = transformer_stage(model, pool);
     context.load_layers = [this](LayerRange r) {
       LoadOptions o = load;
       o.layers = r;
-      return std::shared_ptr<const Model>(std::make_shared<Model>(load_model(model->path, o)));
+      return transformer_stage(std::make_shared<Model>(load_model(model->path, o)), pool);
     };
 
     wire::MemberInfo& me = context.member;
@@ -175,18 +174,11 @@ struct Node::Impl {
     const uint64_t embedding = uint64_t(mc.vocab_size) * mc.dim * 4;
     context.mesh.cost = discovery::model_cost(mc, layer_bytes, embedding, embedding, 1);
 
-    transport_actor = std::make_unique<actors::TransportActor>(system, &context, &transport);
-    const caf::actor to = transport_actor->handle();
-    // Detached (its own thread): a long prompt batch or a load never holds up the membership
-    // protocol and clients.
-    stage_actor = system.spawn<caf::detached>(actors::stage_actor, &context, to);
-    node_actor = system.spawn(actors::node_actor, &context, to, stage_actor);
-    caf::anon_send(stage_actor, actors::init_atom::value, node_actor);
-    transport_actor->start(node_actor, stage_actor);
+    actors = std::make_unique<actors::NodeActors>(system, &context, &transport, actors::NodeActors::Options{});
     if (options.discover_port > 0) {
       beacon = std::make_unique<actors::LanBeacon>(
           context.address, me.model, options.discover_port,
-          [to = node_actor](const std::string& address) {
+          [to = actors->node_actor()](const std::string& address) {
             caf::anon_send(to, actors::discovered_atom::value, address);
           });
     }
@@ -196,20 +188,10 @@ struct Node::Impl {
     if (stopped) return;
     stopped = true;
     beacon.reset();
-    {
-      // Tell the mesh first, so that it re-plans at once instead of waiting for a suspicion.
-      caf::scoped_actor self{system};
-      self->request(node_actor, std::chrono::seconds(1), actors::leave_atom::value)
-          .receive([](bool) {}, [](caf::error&) {});
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the frames go out
-    }
-    // The actors hold each other's handles: they end by exit messages, not by going out of scope
-    // (sessions are linked to the node actor and end with it).
-    for (auto* a : {&node_actor, &stage_actor}) {
-      if (*a) caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
-      *a = nullptr;
-    }
-    transport_actor->stop();  // no more frames in or out
+    // Tell the mesh first, so that it re-plans at once instead of waiting for a suspicion.
+    actors->leave();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the frames go out
+    actors->stop();
     system.await_all_actors_done();
   }
 };

@@ -42,11 +42,14 @@ std::string describe(const std::vector<wire::RouteStage>& route, const discovery
   return s.empty() ? "no stages" : s;
 }
 
-// Session ids name the entry node in their high half, so ids from different entries never meet
-// at a stage; no randomness is needed.
-uint64_t session_id(const std::string& address, uint32_t counter) {
+// Session ids name the entry node's process (its address and instance) in their high half, so
+// ids from different entries never meet at a stage, nor those of a restarted entry the ids of
+// its earlier life, which the stages remember as ended (the simulator caught that: a restarted
+// entry's first session was dropped as long over). No randomness is needed.
+uint64_t session_id(const std::string& address, uint64_t instance, uint32_t counter) {
   uint32_t h = 2166136261u;  // FNV-1a
   for (unsigned char c : address) h = (h ^ c) * 16777619u;
+  for (int i = 0; i < 8; i++) h = (h ^ uint8_t(instance >> (8 * i))) * 16777619u;
   return (uint64_t(h) << 32) | (counter & ((1u << kAttemptShift) - 1));
 }
 
@@ -107,10 +110,15 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       state->asked = want;
       self->send(stage, load_atom::value, want ? want->begin : 0, want ? want->end : 0);
     }
-    std::vector<wire::RouteStage> route;
-    for (const auto& st : m.route()) route.push_back({st.address, st.layers});
-    if (route != state->route) {
-      state->route = route;
+    const auto& live = m.route();
+    const bool moved = live.size() != state->route.size() ||
+                       !std::equal(live.begin(), live.end(), state->route.begin(), [](const auto& a, const auto& b) {
+                         return a.address == b.address && a.layers == b.layers;
+                       });
+    const std::vector<wire::RouteStage>& route = state->route;
+    if (moved) {
+      state->route.clear();
+      for (const auto& st : live) state->route.push_back({st.address, st.layers});
       if (route.empty()) {
         spdlog::info("not serving: {}", m.route_problem());
       } else {
@@ -127,6 +135,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       }
     }
     flush();
+    if (node->observe) node->observe(m);
   };
 
   auto status = [=] {
@@ -186,7 +195,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       case discovery::Admission::wait:  // the session waits for a route (an empty one)
         break;
     }
-    const uint64_t id = session_id(node->address, state->next_session++);
+    const uint64_t id = session_id(node->address, node->member.instance, state->next_session++);
     EntrySession entry;
     for (const auto& st : state->route) entry.stages.push_back(st.address);
     entry.client_route = route;
@@ -283,7 +292,6 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       [=](leave_atom) {
         state->mesh->leave(node->clock->now());
         flush();
-        return true;
       },
   };
 }

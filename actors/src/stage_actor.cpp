@@ -2,8 +2,8 @@
 // It loads the range the plan gives the node and releases the one it held; sessions of a
 // released range are told their stage moved, and their entries re-route them.
 //
-// Per session it keeps one Transformer (its KV cache and scratch), the sampler when it holds the
-// last layer, and where results go. Messages of one session arrive in order (each comes over one
+// Per session it keeps the model's session state (StageModel::Session: its KV cache and scratch),
+// the sampler when it holds the last layer, and where results go. Messages of one session arrive in order (each comes over one
 // connection from one sender); the positions they carry are checked against the cache all the
 // same, so a confused or hostile sender gets an error, never a write outside the cache.
 #include <spdlog/spdlog.h>
@@ -16,25 +16,27 @@
 #include "messages.hpp"
 #include "troupe/runtime/error.hpp"
 #include "troupe/runtime/sampler.hpp"
-#include "troupe/runtime/transformer.hpp"
+#include "troupe/runtime/transformer.hpp"  // kMaxBatch
 
 namespace troupe::actors {
 
 namespace {
 
 struct StageSession {
-  std::unique_ptr<Transformer> transformer;
+  std::unique_ptr<StageModel::Session> cache;
   std::optional<Sampler> sampler;  // the last stage's
   std::string entry;               // where sampled tokens and errors go
   std::string next;                // the next stage; empty for the last
   std::vector<std::string> peers;  // every node the session depends on
+  std::vector<int> prompt;         // the first stage's: the tokens to run before the first step
   int next_pos = 0;                // the position the next input must start at
   uint64_t seq = 0;
 };
 
 struct StageState {
   Routes routes;
-  std::shared_ptr<const Model> model;  // the weights of `layers`
+  caf::actor later;  // where the stage's notes to itself go (itself, or the simulator's outbox)
+  std::shared_ptr<const StageModel> model;  // the weights of `layers`
   std::optional<LayerRange> layers;
   std::unordered_map<uint64_t, StageSession> sessions;
   discovery::EndedSessions ended;  // a start that comes after its session's end is dropped
@@ -43,8 +45,7 @@ struct StageState {
 
 }  // namespace
 
-caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
-                          caf::actor transport) {
+caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node) {
   const ModelConfig& config = *node->config;
   auto state = std::make_shared<StageState>();
   auto first = [=] { return state->layers && state->layers->begin == 0; };
@@ -54,7 +55,6 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
            " on " + node->name;
   };
   state->x.resize(std::size_t(Transformer::kMaxBatch) * config.dim);
-  state->routes.transport = transport;
   state->routes.stage = caf::actor_cast<caf::actor>(self);
 
   auto send = [=](const std::string& to, uint64_t id, uint64_t seq, wire::Body body) {
@@ -92,14 +92,14 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
       return;
     }
     float* row = state->x.data() + std::size_t(count - 1) * config.dim;
-    const int token = s.sampler->sample(s.transformer->logits(row));
+    const int token = s.sampler->sample(s.cache->logits(row));
     send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state(), spent()});
   };
 
   // Rows for a session: at the position due, within its cache (discovery::input_problem).
   auto check_input = [=](const StageSession& s, bool tokens, int pos, int count) {
     const std::string problem = discovery::input_problem(first(), tokens, s.next_pos, pos, count,
-                                                         s.transformer->context(), Transformer::kMaxBatch);
+                                                         s.cache->context(), Transformer::kMaxBatch);
     if (!problem.empty()) throw InputError(problem);
   };
 
@@ -121,7 +121,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     }
     StageSession s;
     try {
-      s.transformer = std::make_unique<Transformer>(*state->model, *state->layers, m.steps, *node->pool);
+      s.cache = state->model->open(m.steps);
     } catch (const std::exception& e) {
       send(m.entry, id, 0, wire::Error{1, where() + ": " + e.what()});
       return;
@@ -132,28 +132,39 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     s.entry = m.entry;
     s.next = admission.next;
     s.peers = admission.peers;
+    s.prompt = std::move(m.tokens);
+    m.tokens.clear();
     StageSession& session = state->sessions.emplace(id, std::move(s)).first->second;
-    std::vector<int> tokens = std::move(m.tokens);
-    if (!last()) {
-      // The next stage learns of the session before its first activations, over the same link.
-      m.tokens.clear();
-      send(session.next, id, ++session.seq, m);
-    }
-    // The first stage runs the prompt, a batch at a time; the next stage works on one batch while
-    // this one computes the following.
+    // The next stage learns of the session before its first activations, over the same link.
+    if (!last()) send(session.next, id, ++session.seq, m);
+    if (!session.prompt.empty()) self->send(state->later, prefill_atom::value, id);
+  };
+
+  // The first stage runs a prompt (or a replay) one batch per message: steps of other sessions,
+  // ends and loads that came meanwhile go first, so a long prompt never holds the stage for its
+  // whole length, and what is left of an abandoned session's prompt never runs. The next stage
+  // works on one batch while this one computes the following.
+  auto prefill = [=](uint64_t id) {
+    auto it = state->sessions.find(id);
+    if (it == state->sessions.end()) return;  // ended or moved meanwhile
+    StageSession& s = it->second;
+    const int n = static_cast<int>(s.prompt.size()), at = s.next_pos;
+    const int count = std::min(Transformer::kMaxBatch, n - at);
     try {
-      const int n = static_cast<int>(tokens.size());
-      for (int at = 0; at < n; at += Transformer::kMaxBatch) {
-        const auto t0 = node->clock->now();
-        const int count = std::min(Transformer::kMaxBatch, n - at);
-        for (int t = 0; t < count; t++) {
-          session.transformer->embed(tokens[at + t], state->x.data() + std::size_t(t) * config.dim);
-        }
-        session.transformer->forward_layers(state->x.data(), count, at);
-        emit(id, session, at, count, at + count == n, t0, 0);
+      const auto t0 = node->clock->now();
+      for (int t = 0; t < count; t++) {
+        s.cache->embed(s.prompt[at + t], state->x.data() + std::size_t(t) * config.dim);
       }
+      s.cache->forward_layers(state->x.data(), count, at);
+      emit(id, s, at, count, at + count == n, t0, 0);
     } catch (const std::exception& e) {
-      fail(id, session.entry, e.what());
+      fail(id, s.entry, e.what());
+      return;
+    }
+    if (at + count < n) {
+      self->send(state->later, prefill_atom::value, id);
+    } else {
+      s.prompt = {};
     }
   };
 
@@ -167,8 +178,8 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
     try {
       check_input(s, true, m.pos, 1);
       const auto t0 = node->clock->now();
-      s.transformer->embed(m.token, state->x.data());
-      s.transformer->forward_layers(state->x.data(), 1, m.pos);
+      s.cache->embed(m.token, state->x.data());
+      s.cache->forward_layers(state->x.data(), 1, m.pos);
       emit(id, s, m.pos, 1, true, t0, 0);
     } catch (const std::exception& e) {
       fail(id, s.entry, e.what());
@@ -186,7 +197,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
       check_input(s, false, m.pos, m.count);
       const auto t0 = node->clock->now();
       m.unpack(state->x.data(), config.dim);
-      s.transformer->forward_layers(state->x.data(), m.count, m.pos);
+      s.cache->forward_layers(state->x.data(), m.count, m.pos);
       emit(id, s, m.pos, m.count, m.sample, t0, m.compute_us);
     } catch (const std::exception& e) {
       fail(id, s.entry, e.what());
@@ -229,14 +240,17 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node,
   };
 
   return {
-      [=](init_atom, caf::actor node_actor) {
+      [=](init_atom, caf::actor transport, caf::actor node_actor, caf::actor later) {
+        state->routes.transport = std::move(transport);
         state->routes.node = std::move(node_actor);
+        state->later = std::move(later);
         if (node->initial) {
           state->model = node->initial;
-          state->layers = node->initial->loaded;
+          state->layers = node->initial->layers();
           report();
         }
       },
+      [=](prefill_atom, uint64_t id) { prefill(id); },
       [=](load_atom, int begin, int end) {
         hold(end > begin ? std::optional<LayerRange>(LayerRange{begin, end}) : std::nullopt);
       },

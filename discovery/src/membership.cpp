@@ -245,6 +245,7 @@ void Membership::tick(TimePoint now) {
       const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
       if (gone && now - it->second.since > config_.forget_dead) {
         index_.erase(it->first);
+        holders_.erase(it->first);
         set_dead(it->first, false);
         std::erase(in_address_order_, &it->second);
         it = members_.erase(it);
@@ -306,7 +307,7 @@ void Membership::receive(const Gossip& g, TimePoint now) {
 
 void Membership::set_state(Member& m, const std::string& address, MemberState s, TimePoint now) {
   if (m.state == s) return;
-  changes_.push_back({address, m.state, s, false});
+  record({address, m.state, s, false}, m.info);
   if (live(s) != live(m.state)) set_live(address, live(s));
   if ((s == MemberState::dead) != (m.state == MemberState::dead)) set_dead(address, s == MemberState::dead);
   if (m.state == MemberState::suspect) suspects_.erase(address);
@@ -388,7 +389,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     set_live(address, true);
     if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
     live_members_++;
-    changes_.push_back({address, std::nullopt, u.state, true});
+    record({address, std::nullopt, u.state, true}, added.info);
     enqueue(u);
     return;
   }
@@ -398,7 +399,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     m.info = u.info;
     m.incarnation = u.incarnation;
     set_state(m, address, u.state, now);
-    changes_.push_back({address, m.state, m.state, true});
+    record({address, m.state, m.state, true}, m.info);
     enqueue(u);
     return;
   }
@@ -409,7 +410,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
         m.info = u.info;
         m.incarnation = u.incarnation;
         set_state(m, address, MemberState::alive, now);
-        if (info_changed) changes_.push_back({address, m.state, m.state, true});
+        if (info_changed) record({address, m.state, m.state, true}, m.info);
         enqueue(u);
       }
       break;
@@ -440,6 +441,7 @@ void Membership::update_self(const wire::MemberInfo& info) {
   if (info == self_) return;
   self_ = info;
   incarnation_++;
+  stages_version_++;
   enqueue(self_update());
 }
 

@@ -50,6 +50,7 @@ void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
   plan_ = plan;
   plan_leader_ = from;
   planned_ = own_stage();
+  route_.reset();
 }
 
 std::vector<PlanMember> Mesh::plan_members(bool with_suspects) const {
@@ -68,8 +69,9 @@ std::vector<StageHolder> Mesh::loaded_stages() const {
   std::vector<StageHolder> loaded;
   const auto& self = membership_.self();
   if (self.layers) loaded.push_back({self.name, self.address, *self.layers});
-  for (const auto& [address, m] : membership_.members()) {
-    if (m.state == MemberState::alive && m.info.layers) loaded.push_back({m.info.name, address, *m.info.layers});
+  for (const auto& address : membership_.holders()) {
+    const Member& m = membership_.members().at(address);
+    if (m.state == MemberState::alive) loaded.push_back({m.info.name, address, *m.info.layers});
   }
   return loaded;
 }
@@ -112,6 +114,7 @@ void Mesh::tick(TimePoint now) {
       plan_.problem = plan.complete ? std::string() : plan.problem;
       plan_leader_ = election_.current();
       planned_ = own_stage();
+      route_.reset();
       publish_plan(now);
       return;
     }
@@ -143,10 +146,14 @@ std::optional<LayerRange> Mesh::own_stage() const {
   return std::nullopt;
 }
 
-std::vector<StageHolder> Mesh::route() const {
-  std::vector<StageHolder> preferred;
-  for (const auto& s : plan_.stages) preferred.push_back({s.node, s.address, s.layers});
-  return find_route(loaded_stages(), config_.cost.n_layers, preferred);
+const std::vector<StageHolder>& Mesh::route() const {
+  if (!route_ || route_version_ != membership_.stages_version()) {
+    std::vector<StageHolder> preferred;
+    for (const auto& s : plan_.stages) preferred.push_back({s.node, s.address, s.layers});
+    route_ = find_route(loaded_stages(), config_.cost.n_layers, preferred);
+    route_version_ = membership_.stages_version();
+  }
+  return *route_;
 }
 
 std::string Mesh::route_problem() const {

@@ -40,6 +40,7 @@ void World::disturbed() {
 // A node's term only ever rises (ballot order), and each ballot has one coordinator: the one
 // process that claimed it. A restarted process at the same address is another claimant.
 void World::check_leadership(SimNode& n) {
+  if (!n.mesh) return;
   const discovery::Leadership& l = n.mesh->leadership();
   if (l == n.leadership) return;
   if (!n.leadership.coordinator.empty() && !discovery::supersedes(l, n.leadership)) {
@@ -71,7 +72,7 @@ void World::check_periodic() {
   // One coordinator per term number among nodes that can reach each other (see kSplitGrace).
   std::map<uint64_t, std::vector<int>> by_term;
   for (const auto& n : nodes_) {
-    if (n->life == SimNode::Life::up && n->mesh->is_coordinator()) by_term[n->mesh->leadership().term].push_back(n->index);
+    if (n->life == SimNode::Life::up && n->mesh && n->mesh->is_coordinator()) by_term[n->mesh->leadership().term].push_back(n->index);
   }
   std::map<std::tuple<uint64_t, int, int>, Nanos> seen;
   for (const auto& [term, who] : by_term) {
@@ -100,6 +101,10 @@ void World::check_periodic() {
   bool agree = true;
   for (const auto& n : nodes_) {
     if (n->life != SimNode::Life::up) continue;
+    if (!n->mesh) {  // not heard from yet
+      agree = false;
+      break;
+    }
     const wire::PlanAnnounce& p = n->mesh->plan();
     if (!plan) {
       plan = &p;
@@ -148,11 +153,11 @@ void World::check_periodic() {
 
 void World::check_session_end(SimSession& s) {
   if (s.outcome == SimSession::Outcome::completed) {
-    if (s.generated != s.reference) {
+    if (s.text != s.reference) {
       std::size_t k = 0;
-      while (k < s.generated.size() && k < s.reference.size() && s.generated[k] == s.reference[k]) k++;
-      violation("session " + std::to_string(s.index) + " answered differently from the undisturbed run, from token " +
-                std::to_string(k));
+      while (k < s.text.size() && k < s.reference.size() && s.text[k] == s.reference[k]) k++;
+      violation("session " + std::to_string(s.index) + " answered differently from one machine, from byte " +
+                std::to_string(k) + " of " + std::to_string(s.reference.size()));
     }
     return;
   }

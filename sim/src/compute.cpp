@@ -86,16 +86,15 @@ ModelPrice price_model(const ModelSpec& spec, const std::string& key) {
   return p;
 }
 
-Nanos stage_time(const DeviceProfile& d, const ModelPrice& m, LayerRange layers, int positions,
-                 bool last) {
+Nanos stage_time(const DeviceProfile& d, const ModelPrice& m, LayerRange layers, int positions) {
   const double n = layers.size();
   const double stream = n * double(m.layer_bytes) / d.mem_bandwidth;
   const double flops = 2.0 * n * double(m.layer_params) * positions;
   const double arithmetic = flops / (d.cores * d.flops_per_core);
-  double t = std::max(stream, arithmetic);
-  if (last) t += double(m.head_bytes) / d.mem_bandwidth;
-  return seconds(t);
+  return seconds(std::max(stream, arithmetic));
 }
+
+Nanos head_time(const DeviceProfile& d, const ModelPrice& m) { return seconds(double(m.head_bytes) / d.mem_bandwidth); }
 
 Nanos load_time(const DeviceProfile& d, const ModelPrice& m, LayerRange layers) {
   double bytes = double(layers.size()) * double(m.layer_bytes);

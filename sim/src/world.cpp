@@ -1,27 +1,74 @@
-// The event loop, the nodes' hosts, the links and the faults.
+// The event loop, the nodes' processes and the faults.
 #include "world.hpp"
+
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
 
+#include "stand_in_model.hpp"
 #include "troupe/runtime/error.hpp"
+#include "troupe/runtime/llama_gguf_writer.hpp"
 
 namespace troupe::sim {
 
 namespace {
 
-// How often a host runs the mesh protocol's timers, as actors/src/actors.hpp's kMeshTick.
-constexpr Nanos kMeshTick = 25ms;
+// Processes start out of step with each other within one mesh tick (actors/src/actors.hpp's
+// kMeshTick), as real ones do.
+constexpr Nanos kStartSpread = 25ms;
 // Nodes' clocks start here, so that a clock set back by a skew fault stays positive.
 constexpr Nanos kEpoch = std::chrono::hours(1);
-// A lost segment on a session's TCP connection costs a retransmission timeout, not the frame.
-constexpr Nanos kRetransmit = 200ms;
+// How long a leaving node runs after telling the mesh, as Node::stop waits for its frames.
+constexpr Nanos kLeaveLinger = 100ms;
 
 std::string node_address(int index) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "n%05d:7000", index);  // zero-padded: address order = index order
   return buf;
+}
+
+// How a start event's node finds the mesh.
+enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
+
+// The nodes' log lines, into the trace file at the simulated time (not into the trace hash: a
+// run with a trace file is the same run as one without).
+class TraceLog final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+ public:
+  TraceLog(std::FILE* file, const Nanos& now) : file_(file), now_(now) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::fprintf(file_, "%.6f log %.*s\n", double(now_.count()) / 1e9, int(msg.payload.size()), msg.payload.data());
+  }
+  void flush_() override {}
+
+ private:
+  std::FILE* file_;
+  const Nanos& now_;
+};
+
+// While a run lasts, the actors log into the trace file, or nowhere.
+class LogToTrace {
+ public:
+  LogToTrace(std::FILE* file, const Nanos& now) : previous_(spdlog::default_logger()) {
+    auto logger = file ? std::make_shared<spdlog::logger>("sim", std::make_shared<TraceLog>(file, now))
+                       : std::make_shared<spdlog::logger>("sim");
+    logger->set_level(file ? spdlog::level::info : spdlog::level::off);
+    spdlog::set_default_logger(std::move(logger));
+  }
+  ~LogToTrace() { spdlog::set_default_logger(previous_); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+caf::actor_system_config& testing(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
 }
 
 }  // namespace
@@ -31,18 +78,38 @@ uint64_t mix(uint64_t a, uint64_t b) {
   return r.next();
 }
 
+SimClock::time_point SimClock::now() const { return world_.local_time(*world_.nodes_[node_]); }
+
 World::World(const Scenario& scenario, uint64_t seed, const Options& options)
-    : scenario_(scenario), options_(options), seed_(seed), rng_{mix(seed, 0x5e1)} {
-  model_ = price_model(scenario.model, "model");
+    : scenario_(scenario),
+      options_(options),
+      seed_(seed),
+      rng_{mix(seed, 0x5e1)},
+      model_(price_model(scenario.model, "model")),
+      tokenizer_(TokenizerKind::spm, synthetic_vocabulary(model_.config.vocab_size)) {
   mesh_config_.cost = model_.cost;
   if (options_.tweak_mesh) options_.tweak_mesh(mesh_config_);
   if (!options_.trace_path.empty()) {
     trace_file_ = std::fopen(options_.trace_path.c_str(), "w");
     if (!trace_file_) throw InputError(options_.trace_path + ": cannot write the trace file");
   }
+  system_ = std::make_unique<caf::actor_system>(testing(caf_config_));
+  scheduler_ = &dynamic_cast<caf::scheduler::test_coordinator&>(system_->scheduler());
+  caf_epoch_ = scheduler_->clock().current_time;
 }
 
 World::~World() {
+  // Every process ends, and its actors run their exits, before the actor system goes.
+  for (auto& n : nodes_) {
+    if (!n->process) continue;
+    unpark_stage(*n);
+    n->process->actors->stop();
+    graveyard_.push_back(std::move(n->process));
+  }
+  stage_jobs_.clear();
+  tasks_.clear();
+  run_actors();
+  system_.reset();
   if (trace_file_) std::fclose(trace_file_);
 }
 
@@ -91,15 +158,23 @@ int World::add_node(const std::string& profile) {
   return nodes_.back()->index;
 }
 
-void World::start_node(SimNode& n, bool joining) {
+// A process of `troupe node` on the device: its context as Node fills it in, with the device's
+// stand-in model and the simulated transport and clock, and the actors.
+void World::start_node(SimNode& n, int via) {
   n.life = SimNode::Life::up;
   n.instance++;
   n.generation++;
-  n.asked.reset();
-  n.loaded.reset();
   n.leadership = {};
   n.plan_version = 0;
-  wire::MemberInfo info;
+  n.mesh = nullptr;
+  n.device_free = now_;
+  const int index = n.index;
+  const uint64_t generation = n.generation;
+  auto p = std::make_unique<NodeProcess>(*this, index, generation);
+  actors::NodeContext& c = p->context;
+  c.name = n.name;
+  c.address = n.address;
+  wire::MemberInfo& info = c.member;
   info.name = n.name;
   info.address = n.address;
   info.instance = n.instance;
@@ -109,18 +184,40 @@ void World::start_node(SimNode& n, bool joining) {
   info.throughput = n.profile->throughput();
   info.cores = n.profile->cores;
   info.arch = "sim";
-  n.mesh = std::make_unique<discovery::Mesh>(info, mesh_config_, mix(seed_, uint64_t(n.index) << 20 | n.instance),
-                                             local_time(n));
-  std::vector<std::string> joins;
-  if (joining) {
-    const int via = formed_or_started_ ? live_random(n.index) : 0;  // the first nodes all know node 0
-    if (via >= 0) joins.push_back(nodes_[via]->address);
-  }
-  n.mesh->join(joins, local_time(n));
-  trace(n.instance == 1 ? "start" : "restart", n.index, int64_t(n.instance), joins.empty() ? "" : "via " + joins[0]);
-  // Hosts tick out of step with each other, as real ones do.
-  schedule(now_ + Nanos(rng_.below(uint64_t(kMeshTick.count()))), EventKind::tick, n.index, n.generation);
-  react(n);
+  if (via >= 0) c.joins.push_back(nodes_[via]->address);
+  c.mesh = mesh_config_;
+  c.config = &model_.config;
+  // The device runs one thing at a time: each piece of work starts when the last is done.
+  auto spend = [this, index, generation](Nanos cost) {
+    SimNode& node = *nodes_[index];
+    if (node.generation == generation) node.device_free = std::max(node.device_free, now_) + cost;
+  };
+  c.load_layers = [this, index, spend](LayerRange range) -> std::shared_ptr<const StageModel> {
+    const DeviceProfile* device = nodes_[index]->profile;
+    spend(load_time(*device, model_, range));
+    trace("load", index, range.begin, std::to_string(range.end) + " busy " + std::to_string((nodes_[index]->device_free - now_).count() / 1000000));
+    return std::make_shared<StandInModel>(model_, range, device, spend);
+  };
+  c.tokenizer = &tokenizer_;
+  c.clock = &p->clock;
+  c.seed = mix(seed_, uint64_t(index) << 20 | n.instance);
+  c.metrics = &p->metrics;
+  c.traffic = [t = &p->transport] { return t->traffic(); };
+  c.observe = [this, index, generation](const discovery::Mesh& mesh) {
+    SimNode& node = *nodes_[index];
+    if (node.generation == generation) observed(node, mesh);
+  };
+  actors::NodeActors::Options options;
+  options.detached_stage = false;  // one thread runs every actor, in the coordinator's order
+  options.stage_output_delay = [this, index, generation]() -> caf::timespan {
+    const SimNode& node = *nodes_[index];
+    return node.generation == generation ? std::max(Nanos(0), node.device_free - now_) : Nanos(0);
+  };
+  trace(n.instance == 1 ? "start" : "restart", index, int64_t(n.instance), c.joins.empty() ? "" : "via " + c.joins[0]);
+  p->actors = std::make_unique<actors::NodeActors>(*system_, &p->context, &p->transport, std::move(options));
+  n.stage_job = dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(p->actors->stage_actor()));
+  stage_jobs_[n.stage_job] = index;
+  n.process = std::move(p);
 }
 
 void World::crash(SimNode& n, SimNode::Life life) {
@@ -128,45 +225,51 @@ void World::crash(SimNode& n, SimNode::Life life) {
   trace(life == SimNode::Life::left ? "left" : "crash", n.index, int64_t(n.instance));
   n.life = life;
   n.generation++;
-  n.mesh.reset();
-  n.stage_sessions.clear();
-  n.ended = discovery::EndedSessions();
-  n.asked.reset();
-  n.loaded.reset();
-  n.load_free = now_;
-  for (int slot : n.work) data_free_.push_back(slot);
-  n.work.clear();
-  n.computing = false;
+  n.mesh = nullptr;
+  unpark_stage(n);  // to run its exit
+  stage_jobs_.erase(n.stage_job);
+  n.stage_job = nullptr;
+  n.process->actors->stop();
+  graveyard_.push_back(std::move(n.process));  // its actors still have their exits to run
   entry_lost(n);
-  // The process is gone, and its operating system closes its connections: every node that had
-  // connected to it hears so from its transport one latency later, as ZeroMQ reports a
-  // disconnect (node_actor.cpp passes it to Mesh::connection_lost). A cut link carries no word.
-  for (const auto& m : nodes_) {
-    if (m->index == n.index || !up(m->index) || blocked(n.index, m->index)) continue;
-    if (!links_.count(link_key(m->index, n.index, Transport::Lane::control)) &&
-        !links_.count(link_key(m->index, n.index, Transport::Lane::data))) {
-      continue;
-    }
-    schedule(now_ + link_spec(n.index, m->index).latency, EventKind::connection_lost, m->index, m->generation,
-             uint64_t(n.index));
+  connections_lost(n);
+}
+
+// What the node actor reports after every event it handles.
+void World::observed(SimNode& n, const discovery::Mesh& mesh) {
+  n.mesh = &mesh;
+  check_leadership(n);
+  if (mesh.plan().version != n.plan_version) {
+    n.plan_version = mesh.plan().version;
+    trace("plan", n.index, int64_t(n.plan_version), std::to_string(mesh.plan().stages.size()) + " stages");
   }
 }
 
-// The network's settings for frames from `from` to `to`, with the link faults in force (later
-// ones win).
-LinkSpec World::link_spec(int from, int to) const {
-  LinkSpec spec = scenario_.network;
-  for (int i : link_faults_) {
-    const Fault& f = scenario_.faults[i];
-    if (!f.nodes.empty() && std::find(f.nodes.begin(), f.nodes.end(), from) == f.nodes.end() &&
-        std::find(f.nodes.begin(), f.nodes.end(), to) == f.nodes.end()) {
-      continue;
+// Runs the actors until none has a message to handle, in the coordinator's order. A stage whose
+// device is still busy waits out of the queue, as a stage actor on its own thread is blocked in
+// the forward pass on a device: it takes its next message when the device is done.
+void World::run_actors() {
+  auto& jobs = scheduler_->jobs;
+  while (!jobs.empty()) {
+    caf::resumable* job = jobs.front();
+    if (auto it = stage_jobs_.find(job); it != stage_jobs_.end()) {
+      SimNode& n = *nodes_[it->second];
+      if (n.device_free > now_) {
+        jobs.pop_front();
+        n.stage_parked = true;
+        schedule(n.device_free, EventKind::device_free, n.index, n.generation);
+        continue;
+      }
     }
-    if (f.kind == Fault::Kind::loss) spec.loss = f.value;
-    if (f.kind == Fault::Kind::latency) spec.latency = f.duration;
-    if (f.kind == Fault::Kind::bandwidth) spec.bandwidth = f.value;
+    scheduler_->run_once();
   }
-  return spec;
+  graveyard_.clear();
+}
+
+void World::unpark_stage(SimNode& n) {
+  if (!n.stage_parked) return;
+  n.stage_parked = false;
+  scheduler_->jobs.push_back(n.stage_job);
 }
 
 int World::live_random(int except) {
@@ -175,142 +278,6 @@ int World::live_random(int except) {
     if (n->life == SimNode::Life::up && n->index != except) pool.push_back(n->index);
   }
   return pool.empty() ? -1 : pool[rng_.below(pool.size())];
-}
-
-// After every event at a node, its host does what node_actor.cpp's react() does: passes losses
-// on to stages and sessions, loads the assigned layers, hands routes to waiting sessions, sends.
-void World::react(SimNode& n) {
-  discovery::Mesh& m = *n.mesh;
-  m.take_warnings();
-  for (const auto& c : m.take_changes()) {
-    if (discovery::stage_forgets_on(c.after)) stage_peer_lost(n, c.address);
-    if (!discovery::entry_reroutes_on(c.after)) continue;
-    for (int id : std::vector<int>(n.entries)) {
-      SimSession& s = sessions_[id];
-      if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {
-        entry_peer_lost(s, c.address, m.name_of(c.address));
-      }
-    }
-  }
-  check_leadership(n);
-  if (m.plan().version != n.plan_version) {
-    n.plan_version = m.plan().version;
-    trace("plan", n.index, int64_t(n.plan_version), std::to_string(m.plan().stages.size()) + " stages");
-  }
-  const auto want = m.assignment();
-  if (want != n.asked) {
-    n.asked = want;
-    stage_hold(n, want);
-  }
-  hand_routes(n);
-  flush(n);
-}
-
-// --- links ---------------------------------------------------------------------------------------
-
-bool World::blocked(int from, int to) const {
-  for (const auto& c : cuts_) {
-    if (c.in_a(from) && c.in_b(to)) return true;
-    if (!c.one_way && c.in_b(from) && c.in_a(to)) return true;
-  }
-  return false;
-}
-
-void World::flush(SimNode& n) {
-  if (!n.mesh) return;
-  for (auto& out : n.mesh->take_outgoing()) {
-    auto it = by_address_.find(out.to);
-    summary_.frames++;
-    if (it == by_address_.end()) {
-      summary_.frames_lost++;
-      continue;
-    }
-    const int to = it->second;
-    // Sized as the real frame (counted by the codec, not built): the bandwidth model charges
-    // for every byte.
-    const uint64_t bytes = wire::encoded_size(out.body);
-    const LinkSpec spec = link_spec(n.index, to);
-    if (blocked(n.index, to) || rng_.chance(spec.loss)) {
-      summary_.frames_lost++;
-      continue;
-    }
-    LinkState& link = links_[link_key(n.index, to, Transport::Lane::control)];
-    link.free = std::max(now_, link.free) + Nanos(int64_t(double(bytes) / spec.bandwidth * 1e9));
-    const Nanos latency = spec.latency;
-    const Nanos jitter = Nanos(int64_t((rng_.uniform() * 2 - 1) * double(spec.jitter.count())));
-    Nanos arrival = link.free + std::max(Nanos(0), latency + jitter);
-    if (rng_.chance(spec.reorder)) {
-      arrival += Nanos(int64_t(rng_.uniform() * double((2 * latency + spec.jitter + 1ms).count())));
-    } else {
-      arrival = std::max(arrival, link.last_arrival);
-      link.last_arrival = arrival;
-    }
-    const int copies = rng_.chance(spec.duplicate) ? 2 : 1;
-    for (int i = 0; i < copies; i++) {
-      int slot;
-      if (control_free_.empty()) {
-        slot = int(control_.size());
-        control_.emplace_back();
-      } else {
-        slot = control_free_.back();
-        control_free_.pop_back();
-      }
-      control_[slot] = ControlFrame{n.index, to, i + 1 < copies ? out.body : std::move(out.body), bytes};
-      schedule(arrival + i * Nanos(int64_t(rng_.uniform() * double((latency + spec.jitter).count()))),
-               EventKind::deliver, slot);
-    }
-  }
-}
-
-std::optional<Nanos> World::heal_time(int from, int to) const {
-  Nanos heal{0};
-  for (const auto& c : cuts_) {
-    if ((c.in_a(from) && c.in_b(to)) || (!c.one_way && c.in_b(from) && c.in_a(to))) {
-      const auto& until = scenario_.faults[c.fault].until;
-      if (!until) return std::nullopt;
-      heal = std::max(heal, *until);
-    }
-  }
-  return heal;
-}
-
-void World::send_data(DataFrame f) {
-  summary_.frames++;
-  if (blocked(f.from, f.to)) {
-    // TCP holds the frame and retransmits it until the link heals; a cut that never heals
-    // loses it with the connection.
-    const auto heal = heal_time(f.from, f.to);
-    if (!heal) {
-      summary_.frames_lost++;
-      return;
-    }
-    const int slot = data_slot();
-    data_[slot] = std::move(f);
-    schedule(*heal + kRetransmit, EventKind::deliver_data, slot);
-    return;
-  }
-  const LinkSpec spec = link_spec(f.from, f.to);
-  LinkState& link = links_[link_key(f.from, f.to, Transport::Lane::data)];
-  link.free = std::max(now_, link.free) + Nanos(int64_t(double(f.bytes) / spec.bandwidth * 1e9));
-  const Nanos latency = spec.latency;
-  const Nanos jitter = Nanos(int64_t((rng_.uniform() * 2 - 1) * double(spec.jitter.count())));
-  Nanos arrival = link.free + std::max(Nanos(0), latency + jitter);
-  for (int tries = 0; tries < 8 && rng_.chance(spec.loss); tries++) arrival += kRetransmit;
-  arrival = std::max(arrival, link.last_arrival);  // TCP: in order
-  link.last_arrival = arrival;
-  const int slot = data_slot();
-  data_[slot] = std::move(f);
-  schedule(arrival, EventKind::deliver_data, slot);
-}
-
-int World::data_slot() {
-  if (data_free_.empty()) {
-    data_.emplace_back();
-    return int(data_.size()) - 1;
-  }
-  const int slot = data_free_.back();
-  data_free_.pop_back();
-  return slot;
 }
 
 // --- faults --------------------------------------------------------------------------------------
@@ -330,6 +297,10 @@ std::vector<int> pick(World& w, int count, const std::vector<int>& listed) {
   return out;
 }
 
+void start_soon(World& w, int node, Joining joining) {
+  w.schedule(w.now() + Nanos(w.rng_.below(uint64_t(kStartSpread.count()))), EventKind::start, node, joining);
+}
+
 }  // namespace
 
 static void apply_fault(World& w, int index) {
@@ -343,9 +314,8 @@ static void apply_fault(World& w, int index) {
       for (int n : pick(w, f.count, f.nodes)) {
         SimNode& node = *w.nodes_[n];
         if (node.life != SimNode::Life::up) continue;
-        node.mesh->leave(w.local_time(node));
-        w.flush(node);
-        w.crash(node, SimNode::Life::left);
+        node.process->actors->leave();  // as Node::stop: tell the mesh, linger, exit
+        w.schedule(w.now() + kLeaveLinger, EventKind::left, n, node.generation);
       }
       break;
     case Fault::Kind::restart:
@@ -354,11 +324,11 @@ static void apply_fault(World& w, int index) {
         SimNode& node = *w.nodes_[n];
         if (f.crashed ? node.life != SimNode::Life::crashed || node.instance == 0 : !listed) continue;
         w.crash(node, SimNode::Life::crashed);
-        w.start_node(node, true);
+        start_soon(w, int(n), kThroughLive);
       }
       break;
     case Fault::Kind::join:
-      for (int i = 0; i < f.count; i++) w.start_node(*w.nodes_[w.add_node(f.profile)], true);
+      for (int i = 0; i < f.count; i++) start_soon(w, w.add_node(f.profile), kThroughLive);
       break;
     case Fault::Kind::partition: {
       Cut c;
@@ -412,11 +382,17 @@ static void end_fault(World& w, int index) {
 
 Summary World::run() {
   const auto wall0 = std::chrono::steady_clock::now();
+  const LogToTrace log(trace_file_, now_);
   for (const auto& g : scenario_.nodes) {
     for (int i = 0; i < g.count; i++) add_node(g.profile);
   }
-  for (auto& n : nodes_) start_node(*n, n->index != 0);  // everyone joins through the first
-  formed_or_started_ = true;
+  for (auto& n : nodes_) {  // everyone joins through the first, which starts first
+    if (n->index == 0) {
+      schedule(Nanos(0), EventKind::start, 0, kFirst);
+    } else {
+      start_soon(*this, n->index, kThroughFirst);
+    }
+  }
 
   Nanos last_fault{0};
   for (std::size_t i = 0; i < scenario_.faults.size(); i++) {
@@ -428,24 +404,7 @@ Summary World::run() {
       last_fault = std::max(last_fault, *f.until);
     }
   }
-  const Workload& w = scenario_.workload;
-  for (int i = 0; i < w.sessions; i++) {
-    SimSession s;
-    s.index = i;
-    s.seed = mix(seed_, 0x5e55 + uint64_t(i));
-    Rng prompt{s.seed};
-    for (int t = 0; t < w.prompt_tokens; t++) s.prompt.push_back(int(prompt.below(uint64_t(model_.config.vocab_size))));
-    // The undisturbed answer, computed as the last stage would with every token in one go.
-    uint64_t context = 0, rng = s.seed;
-    for (int t : s.prompt) context = fold(context, t);
-    for (int t = 0; t < w.gen_tokens; t++) {
-      const int token = sample(rng, context);
-      s.reference.push_back(token);
-      context = fold(context, token);
-    }
-    sessions_.push_back(std::move(s));
-    schedule(w.first + i * w.every, EventKind::arrival, i);
-  }
+  make_sessions();
   schedule(Nanos(0), EventKind::check);
   // Long enough to see the mesh settle after the last fault; then the sessions still running
   // get `drain` to end.
@@ -458,50 +417,46 @@ Summary World::run() {
     }
     return false;
   };
-  bool open = true;
-  while (!queue_.empty()) {
+  auto& clock = scheduler_->clock();
+  // Two sources of events in one order of time: the simulator's queue (frames, tasks, faults,
+  // clients) and the actors' timers (the mesh's ticks, the sessions' timeouts) on CAF's clock.
+  while (true) {
+    run_actors();
+    const auto& timers = clock.schedule();
+    const bool timer_next = !timers.empty() && (queue_.empty() || timers.begin()->first - caf_epoch_ <= Nanos(queue_.top().t));
+    if (timer_next) {
+      const Nanos t = timers.begin()->first - caf_epoch_;
+      if (t > hard_end_) break;
+      now_ = std::max(now_, t);
+      clock.current_time = caf_epoch_ + now_;
+      clock.trigger_timeout();
+      events_++;
+      continue;
+    }
+    if (queue_.empty()) break;
     const Event e = queue_.top();
     if (Nanos(e.t) > hard_end_) break;
-    if (Nanos(e.t) > end_ && e.kind == EventKind::check && !(open = sessions_open())) break;
+    if (Nanos(e.t) > end_ && e.kind == EventKind::check && !sessions_open()) break;
     queue_.pop();
     now_ = Nanos(e.t);
+    clock.current_time = caf_epoch_ + now_;
     events_++;
     switch (e.kind) {
-      case EventKind::tick: {
+      case EventKind::start: {
         SimNode& n = *nodes_[e.a];
-        if (n.generation != e.b || !up(e.a)) break;
-        n.mesh->tick(local_time(n));
-        react(n);
-        schedule(now_ + kMeshTick, EventKind::tick, e.a, e.b);
+        if (n.life == SimNode::Life::up) break;  // started twice by overlapping restarts
+        start_node(n, e.b == kFirst ? -1 : e.b == kThroughFirst ? 0 : live_random(n.index));
         break;
       }
-      case EventKind::deliver: {
-        ControlFrame f = std::move(control_[e.a]);
-        control_free_.push_back(e.a);
-        if (!up(f.to) || blocked(f.from, f.to)) {
-          summary_.frames_lost++;
-          break;
-        }
-        SimNode& n = *nodes_[f.to];
-        if (auto* g = std::get_if<wire::Gossip>(&f.body)) {
-          trace("gossip", f.from, f.to, std::to_string(int(g->kind)));
-          n.mesh->receive(*g, local_time(n));
-        } else if (auto* p = std::get_if<wire::PlanAnnounce>(&f.body)) {
-          trace("plan_frame", f.from, f.to, std::to_string(p->version));
-          n.mesh->receive(*p, local_time(n));
-        }
-        react(n);
+      case EventKind::deliver:
+        deliver(e.a);
         break;
-      }
-      case EventKind::deliver_data:
-        deliver_data(e.a);
+      case EventKind::task:
+        run_task(e.a, e.b, int(e.c));
         break;
-      case EventKind::compute_done:
-        compute_done(e.a, e.b);
-        break;
-      case EventKind::load_done: {
+      case EventKind::left: {
         SimNode& n = *nodes_[e.a];
-        if (n.generation == e.b && up(e.a)) load_done(n, e.c);
+        if (n.generation == e.b) crash(n, SimNode::Life::left);
         break;
       }
       case EventKind::fault:
@@ -513,21 +468,17 @@ Summary World::run() {
       case EventKind::arrival:
         session_arrival(sessions_[e.a]);
         break;
-      case EventKind::ask_route:
-        ask_route(sessions_[e.a], int(e.b));
-        break;
-      case EventKind::reroute_timeout:
-        reroute_timeout(sessions_[e.a], int(e.b));
-        break;
-      case EventKind::stall_check:
-        stall_check(sessions_[e.a]);
-        break;
       case EventKind::connection_lost: {
         SimNode& n = *nodes_[e.a];
         if (!up(n.index) || n.generation != e.b) break;
         trace("connection_lost", n.index, int64_t(e.c));
-        n.mesh->connection_lost(nodes_[e.c]->address, local_time(n));
-        react(n);
+        const auto& events = n.process->transport.events();
+        if (events.peer_lost) events.peer_lost(nodes_[e.c]->address);
+        break;
+      }
+      case EventKind::device_free: {
+        SimNode& n = *nodes_[e.a];
+        if (n.generation == e.b) unpark_stage(n);
         break;
       }
       case EventKind::check:
@@ -536,7 +487,7 @@ Summary World::run() {
         break;
     }
   }
-  (void)open;
+  run_actors();
   check_final();
 
   summary_.seed = seed_;
@@ -556,12 +507,6 @@ Summary World::run() {
   summary_.trace_hash = hex;
   summary_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   return summary_;
-}
-
-int World::sample(uint64_t& rng, uint64_t context) const {
-  Rng r{rng};
-  rng = r.next();
-  return int(mix(rng, context) % uint64_t(model_.config.vocab_size));
 }
 
 Summary simulate(const Scenario& scenario, uint64_t seed, const Options& options) {

@@ -1,22 +1,34 @@
-// The simulator's state and event loop, shared by its parts: world.cpp (events, nodes, links,
-// faults), sessions.cpp (the stage and entry side of sessions), checks.cpp (invariants).
+// The simulator's state and event loop, shared by its parts: world.cpp (the loop, nodes,
+// faults), links.cpp (the simulated transport and links), clients.cpp (the clients and their
+// answers), checks.cpp (invariants).
+//
+// Every node runs troupe's own actors (actors::NodeActors: the node, stage and session actors
+// with the mesh and session protocols they host), all of them in one CAF actor system on CAF's
+// deterministic test coordinator, whose virtual clock is the simulation's. What is the
+// simulator's own: the links (SimTransport, behind troupe::Transport), the devices (a stand-in
+// model that takes the device's simulated time), the clients, the faults and the checks.
 #pragma once
 
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <queue>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
+#include "troupe/actors/node_actors.hpp"
+#include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/mesh.hpp"
-#include "troupe/discovery/session.hpp"
+#include "troupe/runtime/tokenizer.hpp"
 #include "troupe/runtime/transport.hpp"
 #include "troupe/sim/simulator.hpp"
 
@@ -40,19 +52,16 @@ struct Rng {
 uint64_t mix(uint64_t a, uint64_t b);
 
 enum class EventKind : uint8_t {
-  tick,          // a: node, b: generation
-  deliver,       // a: frame slot (control: gossip or plan)
-  deliver_data,  // a: data frame slot
-  compute_done,  // a: data frame slot holding the work (to = the computing node)
-  load_done,     // a: node, b: generation, c: load number
-  fault,         // a: fault index
-  fault_end,     // a: fault index
-  arrival,       // a: session (a client sends it to an entry node)
-  ask_route,     // a: session, b: attempt (the session asks its node for a route)
-  reroute_timeout,  // a: session, b: attempt
-  stall_check,   // a: session
+  start,            // a: node (its process starts), b: 1 when it joins through a live node
+  deliver,          // a: frame slot
+  task,             // a: node, b: its generation, c: task slot (a task posted to its transport)
+  left,             // a: node, b: generation (a graceful leave is over: the process exits)
+  fault,            // a: fault index
+  fault_end,        // a: fault index
+  arrival,          // a: session (its client sends it to an entry node)
   connection_lost,  // a: node, b: its generation, c: the node whose connection broke
-  check,         // invariants
+  check,            // invariants
+  device_free,      // a: node, b: its generation (its device is done: the stage takes the next message)
 };
 
 struct Event {
@@ -64,42 +73,63 @@ struct Event {
   bool operator>(const Event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
 };
 
-struct ControlFrame {
+// A frame on a link.
+struct FrameInFlight {
   int from = 0, to = 0;
-  wire::Body body;
-  uint64_t bytes = 0;
+  Transport::Lane lane = Transport::Lane::control;
+  Frame bytes;
 };
 
-// A session frame (wire.hpp's SessionStart, Step, Activations, Sampled, Error, SessionEnd),
-// carrying what the simulation needs of it; `bytes` is what the real frame would take.
-struct DataFrame {
-  enum class Kind : uint8_t { start, step, activations, sampled, error, end };
-  Kind kind = Kind::start;
-  int from = 0, to = 0;
-  int session = 0;
-  uint32_t epoch = 0;        // the session's attempt id: frames of an earlier route are ignored
-  int entry = 0;             // start: the entry node
-  int pos = 0, count = 0;
-  bool sample = false;       // activations: the last stage samples after the last position
-  std::vector<int> tokens;   // start: the prompt so far; step, activations: the positions' tokens
-  std::vector<wire::RouteStage> route;
-  uint64_t rng = 0;          // start: the sampler's state; sampled: after drawing
-  int token = 0;
-  int code = 0;
-  std::string message;
-  uint64_t bytes = 0;
+class World;
+
+// A node's network: troupe::Transport over the simulator's links. Everything happens on the
+// simulation's one thread: posted tasks run as events at the time they were posted.
+class SimTransport final : public Transport {
+ public:
+  SimTransport(World& world, int node, uint64_t generation) : world_(world), node_(node), generation_(generation) {}
+  void start(Events events) override { events_ = std::move(events); }
+  void send(const std::string& address, Frame frame, Lane lane) override;
+  void reply(const std::string& route, Frame frame) override;
+  void post(std::function<void()> task) override;
+  void stop() override { stopped_ = true; }
+  bool stopped() const { return stopped_; }
+  const Events& events() const { return events_; }
+  std::array<uint64_t, 4> traffic() const { return traffic_; }
+  void count_received(std::size_t bytes) {
+    traffic_[2]++;
+    traffic_[3] += bytes;
+  }
+
+ private:
+  World& world_;
+  int node_;
+  uint64_t generation_;
+  Events events_;
+  bool stopped_ = false;
+  std::array<uint64_t, 4> traffic_{};
 };
 
-// A session's state on one stage (stage_actor.cpp): the KV cache stands as a hash of the tokens.
-struct StageSession {
-  int entry = 0;
-  std::vector<wire::RouteStage> route;
-  std::size_t index = 0;
-  int accepted = 0;   // positions taken in (some may wait for the device)
-  int positions = 0;  // positions run
-  uint64_t context = 0;
-  uint64_t rng = 0;
-  std::vector<std::string> peers;  // its entry and the other stages
+// A node's clock: the simulation's, with the node's skew.
+class SimClock final : public Clock {
+ public:
+  SimClock(const World& world, int node) : world_(world), node_(node) {}
+  time_point now() const override;
+
+ private:
+  const World& world_;
+  int node_;
+};
+
+// One run of a node's process: what its actors read, and the actors. A crash or a leave ends
+// it; a restart is a new one (state lost).
+struct NodeProcess {
+  NodeProcess(World& world, int node, uint64_t generation)
+      : clock(world, node), transport(world, node, generation) {}
+  actors::NodeMetrics metrics;
+  SimClock clock;
+  SimTransport transport;
+  actors::NodeContext context;
+  std::unique_ptr<actors::NodeActors> actors;
 };
 
 struct SimNode {
@@ -108,39 +138,29 @@ struct SimNode {
   const DeviceProfile* profile = nullptr;
   enum class Life : uint8_t { up, crashed, left } life = Life::up;
   uint64_t instance = 0;
-  uint64_t generation = 0;  // bumped at every crash, leave and restart: older events are void
+  uint64_t generation = 0;  // bumped at every start, crash and leave: older events are void
   Nanos skew{0};            // the clock's jumps so far
   std::vector<int> drifts;  // skew faults that drift its clock (scenario fault indices)
-  std::unique_ptr<discovery::Mesh> mesh;
-  std::optional<LayerRange> asked, loaded, loading;
-  uint64_t loads = 0;
-  Nanos load_free{0};
-  std::deque<int> work;  // batches waiting for the device (data frame slots), in arrival order
-  bool computing = false;
-  std::map<uint64_t, StageSession> stage_sessions;  // by session << 32 | epoch
-  discovery::EndedSessions ended;
-  std::vector<int> entries;  // sessions that entered here and are running
+  std::unique_ptr<NodeProcess> process;
+  const discovery::Mesh* mesh = nullptr;  // the node actor's, as it last reported it
+  Nanos device_free{0};     // the device is busy with compute or a load until then
+  caf::resumable* stage_job = nullptr;  // the stage actor, as the coordinator's job
+  bool stage_parked = false;  // held out of the coordinator's jobs while the device is busy
   discovery::Leadership leadership;
   uint64_t plan_version = 0;
 };
 
 struct SimSession {
   int index = 0;
-  uint64_t seed = 0;
-  std::vector<int> prompt, reference;
+  wire::GenerateRequest request;
+  std::string reference;  // the answer of one machine running the whole model
   enum class Outcome : uint8_t { waiting, running, completed, failed } outcome = Outcome::waiting;
   int entry = -1;
   uint64_t entry_generation = 0;
   int tries = 0;
-  // The session's protocol on its entry, as session_actor.cpp hosts it (none while waiting for
-  // an entry), and the node's record of it (node_actor.cpp).
-  std::optional<discovery::EntrySession> protocol;
-  std::vector<std::string> stages;  // node side: the addresses it watches for losses
-  bool waiting_route = false;
-  std::vector<int> generated;
+  std::string text;      // what the client has received on this try
+  bool answered = false;  // anything came back on this try (a refusal comes alone)
   std::string error;
-  Nanos last_activity{0};
-  bool stall_check_pending = false;
 };
 
 // A partition in force.
@@ -175,43 +195,32 @@ class World {
   discovery::TimePoint local_time(const SimNode& n) const;
   void trace(const char* what, int64_t a, int64_t b, const std::string& text = {});
   int add_node(const std::string& profile);
-  void start_node(SimNode& n, bool joining);
+  void start_node(SimNode& n, int via);  // via: the node it joins through (-1: none)
   void crash(SimNode& n, SimNode::Life life);
-  void react(SimNode& n);
-  void flush(SimNode& n);
-  void send_data(DataFrame frame);
+  void observed(SimNode& n, const discovery::Mesh& mesh);
+  void run_actors();
+  void unpark_stage(SimNode& n);
+  bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
+  int live_random(int except = -1);
+  Nanos now() const { return now_; }
+
+  // --- links.cpp -------------------------------------------------------------------------------
+  void send_frame(int from, const std::string& address, Frame frame, Transport::Lane lane);
+  void post(int node, uint64_t generation, std::function<void()> task);
+  void deliver(int slot);
+  void run_task(int node, uint64_t generation, int slot);
   bool blocked(int from, int to) const;
   LinkSpec link_spec(int from, int to) const;
   std::optional<Nanos> heal_time(int from, int to) const;  // none: never
-  bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
-  int live_random(int except = -1);
-  const discovery::MeshConfig& mesh_config() const { return mesh_config_; }
-  int context() const { return scenario_.workload.prompt_tokens + scenario_.workload.gen_tokens; }
+  void connections_lost(const SimNode& crashed);
 
-  // --- sessions.cpp ----------------------------------------------------------------------------
+  // --- clients.cpp -----------------------------------------------------------------------------
+  void make_sessions();
   void session_arrival(SimSession& s);
-  void deliver_data(int slot);
-  int data_slot();
-  void compute_done(int slot, uint64_t generation);
-  void stage_peer_lost(SimNode& n, const std::string& address);
-  void stage_hold(SimNode& n, std::optional<LayerRange> want);
-  void load_done(SimNode& n, uint64_t load);
-  void entry_peer_lost(SimSession& s, const std::string& address, const std::string& name);
-  void hand_routes(SimNode& n);
-  void ask_route(SimSession& s, int attempt);
-  void reroute_timeout(SimSession& s, int attempt);
-  void stall_check(SimSession& s);
-  void entry_lost(SimNode& n);  // the entry's process is gone: its clients try elsewhere
-  void entry_receive(SimSession& s, const DataFrame& f);
-  void stage_receive(SimNode& n, DataFrame& f);
-  void stage_error(SimNode& n, const DataFrame& f, int code, const std::string& message);
-  void compute(SimNode& n, const DataFrame& f);
-  void start_work(SimNode& n);
-  void act(SimSession& s, discovery::EntrySession::Actions actions);
-  void route_handed(SimSession& s, const std::vector<discovery::StageHolder>& route, const std::string& problem);
-  void close_session(SimSession& s, SimSession::Outcome outcome);
+  void client_reply(const std::string& route, Frame frame);
   void client_retry(SimSession& s, const std::string& why);
-  void activity(SimSession& s);
+  void entry_lost(SimNode& n);  // the entry's process is gone: its clients try elsewhere
+  void close_session(SimSession& s, SimSession::Outcome outcome);
 
   // --- checks.cpp ------------------------------------------------------------------------------
   void check_leadership(SimNode& n);
@@ -222,15 +231,12 @@ class World {
   bool coverable_from(int node) const;
   void violation(const std::string& what);
 
-  // The stand-in model: deterministic token ids from the session's seed and its context.
-  static uint64_t fold(uint64_t context, int token) { return mix(context, uint64_t(uint32_t(token))); }
-  int sample(uint64_t& rng, uint64_t context) const;
-
   const Scenario& scenario_;
   Options options_;
   uint64_t seed_;
   Rng rng_;
   ModelPrice model_;
+  Tokenizer tokenizer_;
   discovery::MeshConfig mesh_config_;
   Nanos now_{0}, end_{0}, hard_end_{0};
   uint64_t seq_ = 0, events_ = 0, hash_ = 1469598103934665603ull;
@@ -238,16 +244,24 @@ class World {
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::unordered_map<std::string, int> by_address_;
   std::vector<SimSession> sessions_;
-  std::vector<ControlFrame> control_;
-  std::vector<int> control_free_;
-  std::vector<DataFrame> data_;
-  std::vector<int> data_free_;
+  std::vector<FrameInFlight> frames_;
+  std::vector<int> frames_free_;
+  std::vector<std::function<void()>> tasks_;
+  std::vector<int> tasks_free_;
   std::unordered_map<uint64_t, LinkState> links_;
   std::vector<Cut> cuts_;
   std::vector<int> link_faults_;  // loss, latency and bandwidth faults in force, in start order
   std::FILE* trace_file_ = nullptr;
   Summary summary_;
-  bool formed_or_started_ = false;  // the scenario's first nodes have started
+
+  // The actors' system, on the test coordinator; its clock is the simulation's (caf_epoch_ +
+  // now_). Processes that ended wait in graveyard_ until their actors have run their exits.
+  caf::actor_system_config caf_config_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::scheduler::test_coordinator* scheduler_ = nullptr;
+  caf::actor_clock::time_point caf_epoch_;
+  std::vector<std::unique_ptr<NodeProcess>> graveyard_;
+  std::unordered_map<caf::resumable*, int> stage_jobs_;  // the live stages' jobs -> node
 
   // Invariant state (checks.cpp).
   std::map<std::pair<uint64_t, std::string>, uint64_t> ballot_holder_;  // ballot -> instance

@@ -105,6 +105,13 @@ class Membership {
   // Addresses of the members counted as live (alive or suspect), self included, sorted. Kept
   // between changes: the hosts ask on every tick, and a mesh may have a thousand members.
   const std::vector<std::string>& live_addresses() const;
+  // Counts the changes that can move the stages members hold: a member holding layers changing
+  // state, any member's information changing, this node's own included. What hosts derive from
+  // the stages (a route) needs finding again only when it moved.
+  uint64_t stages_version() const { return stages_version_; }
+  // The members (not self) whose information names layers they hold, in address order: a few
+  // among many in a large mesh.
+  const std::set<std::string>& holders() const { return holders_; }
 
  private:
   struct Probe {
@@ -166,6 +173,20 @@ class Membership {
   BroadcastQueue broadcasts_;
   std::vector<Outgoing> outgoing_;
   std::vector<MemberChange> changes_;
+  uint64_t stages_version_ = 0;
+  std::set<std::string> holders_;
+  // Every change of a member goes through here; `info` is the member's as it now stands.
+  void record(MemberChange change, const wire::MemberInfo& info) {
+    if (change.info_changed || info.layers) stages_version_++;
+    if (change.info_changed) {
+      if (info.layers) {
+        holders_.insert(change.address);
+      } else {
+        holders_.erase(change.address);
+      }
+    }
+    changes_.push_back(std::move(change));
+  }
   std::vector<std::string> warnings_;
   std::set<std::string> warned_;
   void warn(const std::string& key, std::string text);

@@ -56,7 +56,7 @@ class Mesh {
   std::optional<LayerRange> assignment() const;
   // Live (alive, not suspect) members' loaded stages chaining [0, n_layers), the plan's
   // preferred; empty when none do, and then route_problem() says why.
-  std::vector<StageHolder> route() const;
+  const std::vector<StageHolder>& route() const;
   std::string route_problem() const;
   // Whether the alive members (suspects left out) could cover the model under some plan: when
   // not, a session that lost its route has nothing to wait for.
@@ -85,6 +85,10 @@ class Mesh {
   TimePoint next_repeat_{};
   std::vector<Outgoing> outgoing_;
   std::vector<MemberChange> changes_;
+  // route(), found again only when the plan or the members changed: hosts ask after every event,
+  // and a mesh may have a thousand members.
+  mutable std::optional<std::vector<StageHolder>> route_;
+  mutable uint64_t route_version_ = 0;  // the membership's stages_version() it was found at
 };
 
 }  // namespace troupe::discovery

@@ -53,10 +53,11 @@ struct ModelPrice {
 ModelPrice price_model(const ModelSpec& spec, const std::string& key);
 
 // Time for one stage to run `positions` positions through `layers` (a batch: the prompt, or a
-// replay): streaming the weights once bounds decoding, the arithmetic bounds long batches. The
-// last stage also runs the classifier once, to sample.
+// replay): streaming the weights once bounds decoding, the arithmetic bounds long batches.
 Nanos stage_time(const DeviceProfile& device, const ModelPrice& model, LayerRange layers,
-                 int positions, bool last);
+                 int positions);
+// Time for the last stage to run the classifier once, to sample.
+Nanos head_time(const DeviceProfile& device, const ModelPrice& model);
 // Time to read a layer range's weights from storage.
 Nanos load_time(const DeviceProfile& device, const ModelPrice& model, LayerRange layers);
 

@@ -1,5 +1,5 @@
 // What every actor of a node reads and never changes: who the node is, its model, its tokenizer,
-// its thread pool and clock. Owned by Node, which outlives the actors.
+// its clock. Owned by its host (Node; the simulator's node), which outlives the actors.
 #pragma once
 
 #include <array>
@@ -11,7 +11,7 @@
 
 #include "troupe/discovery/mesh.hpp"
 #include "troupe/runtime/model.hpp"
-#include "troupe/runtime/thread_pool.hpp"
+#include "troupe/runtime/stage_model.hpp"
 #include "troupe/runtime/tokenizer.hpp"
 #include "troupe/runtime/transport.hpp"
 #include "troupe/runtime/wire.hpp"
@@ -31,18 +31,20 @@ struct NodeContext {
   std::vector<std::string> joins;
   discovery::MeshConfig mesh;
   const ModelConfig* config = nullptr;
-  // The weights of `layers` (the pinned range's, loaded at start, when there is one).
-  std::shared_ptr<const Model> initial;
+  // The pinned range's layers, loaded at start, when there is one.
+  std::shared_ptr<const StageModel> initial;
   // Loads the weights of a range (in the stage's thread); throws on failure.
-  std::function<std::shared_ptr<const Model>(LayerRange)> load_layers;
+  std::function<std::shared_ptr<const StageModel>(LayerRange)> load_layers;
   const Tokenizer* tokenizer = nullptr;
-  ThreadPool* pool = nullptr;
   const Clock* clock = nullptr;
   uint64_t seed = 0;  // the membership's random choices
   wire::ActivationEncoding encoding = wire::ActivationEncoding::f32;
   NodeMetrics* metrics = nullptr;  // the one mutable thing the actors share
   // The transport's frames and bytes so far: {sent frames, sent bytes, received frames, bytes}.
   std::function<std::array<uint64_t, 4>()> traffic;
+  // When set: called with the node's mesh after every event the node actor handles (the
+  // simulator's invariant checks read it there).
+  std::function<void(const discovery::Mesh&)> observe;
 };
 
 }  // namespace troupe::actors

@@ -1,0 +1,45 @@
+// The actors of one node (actors/src/actors.hpp), spawned in an actor system over a Transport:
+// what Node runs over ZeroMQ on a device, and what the simulator runs, unchanged, over its
+// virtual links on CAF's deterministic test coordinator.
+#pragma once
+
+#include <caf/all.hpp>
+#include <functional>
+#include <memory>
+
+#include "troupe/actors/node_context.hpp"
+#include "troupe/runtime/transport.hpp"
+
+namespace troupe::actors {
+
+class NodeActors {
+ public:
+  struct Options {
+    // The stage on a thread of its own, so that a long prompt batch or a load never holds up
+    // the membership protocol and clients. The simulator runs every actor on its one thread.
+    bool detached_stage = true;
+    // When set, what the stage sends leaves after this delay, read as it sends: the simulator's
+    // device, busy with the compute the stand-in model charged it for.
+    std::function<caf::timespan()> stage_output_delay;
+  };
+
+  // `context` and `transport` must outlive the actors; the transport starts here.
+  NodeActors(caf::actor_system& system, const NodeContext* context, Transport* transport, Options options);
+  ~NodeActors();  // stop()s
+  NodeActors(const NodeActors&) = delete;
+  NodeActors& operator=(const NodeActors&) = delete;
+
+  const caf::actor& node_actor() const;
+  const caf::actor& stage_actor() const;
+  // Tells the mesh this node leaves (the node actor sends the word out; asynchronous).
+  void leave();
+  // Sends every actor an exit message and closes the transport: nothing more comes in or goes
+  // out. The actors end as their system runs them (sessions with the node actor they link to).
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace troupe::actors

@@ -1,0 +1,82 @@
+#include "stand_in_model.hpp"
+
+#include <limits>
+#include <vector>
+
+namespace troupe::sim {
+
+namespace {
+
+uint64_t hash2(uint64_t a, uint64_t b) {  // splitmix64 of a mixed with b
+  uint64_t z = a ^ (b * 0xD6E8FEB86659FD93ull) ^ 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// A row's value, in its first four floats (16 bits each: exact in f32).
+void put(float* row, uint64_t v) {
+  for (int i = 0; i < 4; i++) row[i] = float((v >> (16 * i)) & 0xFFFF);
+}
+uint64_t get(const float* row) {
+  uint64_t v = 0;
+  for (int i = 0; i < 4; i++) v |= uint64_t(uint32_t(row[i]) & 0xFFFF) << (16 * i);
+  return v;
+}
+
+constexpr int kCandidates = 4;   // tokens a row's logits give weight to
+constexpr int kFirstToken = 3;   // never <unk>, BOS or EOS: answers run to their length
+
+}  // namespace
+
+class StandInModel::Cache final : public StageModel::Session {
+ public:
+  Cache(const StandInModel& model, int context)
+      : model_(model), context_(context), layers_(std::size_t(model.layers_.size()), 0) {}
+  int context() const override { return context_; }
+
+  void embed(int token, float* x) override { put(x, hash2(uint64_t(uint32_t(token)), 0xE3BED)); }
+
+  void forward_layers(float* x, int count, int pos) override {
+    const int dim = model_.model_.config.dim;
+    for (int t = 0; t < count; t++) {
+      float* row = x + std::size_t(t) * dim;
+      uint64_t v = get(row);
+      for (std::size_t l = 0; l < layers_.size(); l++) {
+        const uint64_t layer = uint64_t(model_.layers_.begin) + l;
+        layers_[l] = hash2(layers_[l], v ^ (uint64_t(pos + t) << 40));
+        v = hash2(layers_[l], layer);
+      }
+      put(row, v);
+    }
+    if (model_.spend_) model_.spend_(stage_time(*model_.device_, model_.model_, model_.layers_, count));
+  }
+
+  float* logits(float* row) override {
+    const int vocab = model_.model_.config.vocab_size;
+    logits_.assign(std::size_t(vocab), -std::numeric_limits<float>::infinity());
+    const uint64_t v = get(row);
+    for (int k = 0; k < kCandidates; k++) {
+      const uint64_t h = hash2(v, uint64_t(k));
+      logits_[kFirstToken + h % uint64_t(vocab - kFirstToken)] = float(h >> 54) / 256.0f;
+    }
+    if (model_.spend_) model_.spend_(head_time(*model_.device_, model_.model_));
+    return logits_.data();
+  }
+
+ private:
+  const StandInModel& model_;
+  int context_;
+  std::vector<uint64_t> layers_;
+  std::vector<float> logits_;
+};
+
+StandInModel::StandInModel(const ModelPrice& model, LayerRange layers, const DeviceProfile* device,
+                           std::function<void(Nanos)> spend)
+    : model_(model), layers_(layers), device_(device), spend_(std::move(spend)) {}
+
+std::unique_ptr<StageModel::Session> StandInModel::open(int context) const {
+  return std::make_unique<Cache>(*this, context);
+}
+
+}  // namespace troupe::sim

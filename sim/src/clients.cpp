@@ -91,7 +91,6 @@ void World::session_arrival(SimSession& s) {
   SimNode& n = *nodes_[entry];
   s.outcome = SimSession::Outcome::running;
   s.entry = entry;
-  s.entry_generation = n.generation;
   s.tries++;
   s.text.clear();
   s.answered = false;

@@ -156,7 +156,6 @@ struct SimSession {
   std::string reference;  // the answer of one machine running the whole model
   enum class Outcome : uint8_t { waiting, running, completed, failed } outcome = Outcome::waiting;
   int entry = -1;
-  uint64_t entry_generation = 0;
   int tries = 0;
   std::string text;      // what the client has received on this try
   bool answered = false;  // anything came back on this try (a refusal comes alone)

@@ -107,13 +107,6 @@ void Activations::unpack(float* x, int dim) const {
 
 namespace {
 
-// Every packing function below takes any msgpack packer: a buffer's for encode(), a byte
-// counter's for encoded_size(), so both follow the same calls.
-struct ByteCounter {
-  std::size_t bytes = 0;
-  void write(const char*, std::size_t n) { bytes += n; }
-};
-
 void check_size(std::size_t size, std::size_t limit, const char* what) {
   if (size > limit) {
     throw InputError(std::string(what) + " of " + std::to_string(size) + " bytes is over the limit of " +
@@ -662,13 +655,6 @@ std::vector<uint8_t> encode(const Message& message) {
   check_size(buffer.size(), kMaxFrameBytes, "frame");
   const auto* data = reinterpret_cast<const uint8_t*>(buffer.data());
   return std::vector<uint8_t>(data, data + buffer.size());
-}
-
-std::size_t encoded_size(const Body& body, uint64_t session, uint64_t seq) {
-  ByteCounter bytes;
-  msgpack::packer<ByteCounter> p(bytes);
-  pack_frame(p, body, session, seq);
-  return bytes.bytes;
 }
 
 Message decode(std::span<const uint8_t> frame) {

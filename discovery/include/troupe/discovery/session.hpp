@@ -1,8 +1,8 @@
 // The session protocol's rules, as plain state machines and functions: one completion entering
 // through a node, passing the stages of a route, re-routed when a stage is lost or moves.
 // The actors host them over ZeroMQ and the system clock (actors/src/session_actor.cpp,
-// stage_actor.cpp, node_actor.cpp); the simulator hosts the same code over virtual links and a
-// virtual clock (sim/src/sessions.cpp). The hosts send the frames, keep the timers, run the model
+// stage_actor.cpp, node_actor.cpp), which the simulator runs unchanged over virtual links and
+// a virtual clock. The hosts send the frames, keep the timers, run the model
 // and stream the text; what to send where, and when to give up, is decided here.
 #pragma once
 

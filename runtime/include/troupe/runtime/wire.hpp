@@ -261,10 +261,6 @@ struct Message {
 
 // One frame. Throws InputError when a field is over its limit.
 std::vector<uint8_t> encode(const Message& message);
-// encode(Message{session, seq, body}).size(), counted without building the frame (the
-// simulator charges every frame's bytes to its link). Throws as encode does, except for the
-// frame's total size.
-std::size_t encoded_size(const Body& body, uint64_t session = 0, uint64_t seq = 0);
 // Throws InputError for anything but one well-formed frame of this protocol version.
 Message decode(std::span<const uint8_t> frame);
 

@@ -669,9 +669,12 @@ Message decode(std::span<const uint8_t> frame) {
                                     /*depth=*/6);
   msgpack::object_handle handle;
   std::size_t offset = 0;
+  // Strings and bins point into `frame` instead of being copied into the parser's zone: the
+  // fields below copy what they keep before it returns, so an activation frame is copied once.
+  auto in_place = [](msgpack::type::object_type, std::size_t, void*) { return true; };
   try {
     handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
-                             nullptr, nullptr, limit);
+                             +in_place, nullptr, limit);
   } catch (const std::exception& e) {
     throw InputError(std::string("malformed frame (") + e.what() + ")");
   }

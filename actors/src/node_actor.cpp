@@ -110,15 +110,17 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       state->asked = want;
       self->send(stage, load_atom::value, want ? want->begin : 0, want ? want->end : 0);
     }
+    // The live route, compared in place (the mesh keeps it between changes; this runs after
+    // every event).
     const auto& live = m.route();
-    const bool moved = live.size() != state->route.size() ||
-                       !std::equal(live.begin(), live.end(), state->route.begin(), [](const auto& a, const auto& b) {
+    std::vector<wire::RouteStage>& route = state->route;
+    const bool moved = live.size() != route.size() ||
+                       !std::equal(live.begin(), live.end(), route.begin(), [](const auto& a, const auto& b) {
                          return a.address == b.address && a.layers == b.layers;
                        });
-    const std::vector<wire::RouteStage>& route = state->route;
     if (moved) {
-      state->route.clear();
-      for (const auto& st : live) state->route.push_back({st.address, st.layers});
+      route.clear();
+      for (const auto& st : live) route.push_back({st.address, st.layers});
       if (route.empty()) {
         spdlog::info("not serving: {}", m.route_problem());
       } else {

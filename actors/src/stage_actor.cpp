@@ -2,10 +2,11 @@
 // It loads the range the plan gives the node and releases the one it held; sessions of a
 // released range are told their stage moved, and their entries re-route them.
 //
-// Per session it keeps the model's session state (StageModel::Session: its KV cache and scratch),
-// the sampler when it holds the last layer, and where results go. Messages of one session arrive in order (each comes over one
-// connection from one sender); the positions they carry are checked against the cache all the
-// same, so a confused or hostile sender gets an error, never a write outside the cache.
+// Per session it keeps the model's session state (StageModel::Session: its KV cache and
+// scratch), the sampler when it holds the last layer, and where results go. Messages of one
+// session arrive in order (each comes over one connection from one sender); the positions they
+// carry are checked against the cache all the same, so a confused or hostile sender gets an
+// error, never a write outside the cache.
 #include <spdlog/spdlog.h>
 
 #include <memory>

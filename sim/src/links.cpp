@@ -8,6 +8,20 @@ namespace troupe::sim {
 
 namespace {
 
+// Stores `item` in a free slot of `items` (growing it when none is free) and returns the slot:
+// events name frames and tasks by slot, and slots are reused as events are handled.
+template <typename T>
+int store(std::vector<T>& items, std::vector<int>& free, T item) {
+  if (free.empty()) {
+    items.push_back(std::move(item));
+    return int(items.size()) - 1;
+  }
+  const int slot = free.back();
+  free.pop_back();
+  items[slot] = std::move(item);
+  return slot;
+}
+
 // A lost segment on a session's TCP connection costs a retransmission timeout, not the frame.
 constexpr Nanos kRetransmit = 200ms;
 
@@ -31,15 +45,7 @@ void SimTransport::post(std::function<void()> task) {
 }
 
 void World::post(int node, uint64_t generation, std::function<void()> task) {
-  int slot;
-  if (tasks_free_.empty()) {
-    slot = int(tasks_.size());
-    tasks_.emplace_back();
-  } else {
-    slot = tasks_free_.back();
-    tasks_free_.pop_back();
-  }
-  tasks_[slot] = std::move(task);
+  const int slot = store(tasks_, tasks_free_, std::move(task));
   schedule(now_, EventKind::task, node, generation, uint64_t(slot));
 }
 
@@ -105,16 +111,7 @@ void World::send_frame(int from, const std::string& address, Frame frame, Transp
   const LinkSpec spec = link_spec(from, to);
   const bool control = lane == Transport::Lane::control;
   auto in_flight = [&](Nanos arrival, Frame bytes) {
-    int slot;
-    if (frames_free_.empty()) {
-      slot = int(frames_.size());
-      frames_.emplace_back();
-    } else {
-      slot = frames_free_.back();
-      frames_free_.pop_back();
-    }
-    frames_[slot] = FrameInFlight{from, to, lane, std::move(bytes)};
-    schedule(arrival, EventKind::deliver, slot);
+    schedule(arrival, EventKind::deliver, store(frames_, frames_free_, FrameInFlight{from, to, lane, std::move(bytes)}));
   };
   if (blocked(from, to)) {
     const auto heal = heal_time(from, to);

@@ -1,7 +1,7 @@
-// The deterministic network simulator (docs/sim.md). Every node hosts the real mesh protocol
-// (discovery::Mesh) on a virtual clock; links, devices, sessions and faults are simulated; the
-// invariants are checked as the run goes. The same scenario and seed give the same run, event
-// for event, on any machine.
+// The deterministic network simulator (docs/sim.md). Every node runs troupe's real actors
+// (actors::NodeActors) on CAF's deterministic scheduler and a virtual clock; links, devices, the
+// model, clients and faults are simulated; the invariants are checked as the run goes. The same
+// scenario and seed give the same run, event for event, on any machine.
 #pragma once
 
 #include <cstdint>

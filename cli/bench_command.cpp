@@ -1,12 +1,14 @@
 // `troupe bench`: how fast this machine runs a model, against what its memory allows.
 //
 // Generation streams every weight once per token, so tok/s <= read bandwidth / weight bytes per
-// token. Each repetition measures the read bandwidth (bench/memory_bandwidth.hpp) with the same
-// threads, then runs a prompt of --prompt-tokens as one batch and --gen-tokens greedy steps after
-// it; the best of --reps goes in one table: prompt and generation tokens/s, ms/token, peak RSS, the bound
-// and the ratio to it. The tokens are fixed ids, so no tokenizer is needed and runs compare.
+// token. Each repetition runs a prompt of --prompt-tokens as one batch and --gen-tokens greedy
+// steps after it, with the read bandwidth (bench/memory_bandwidth.hpp, the same threads) measured
+// just before and just after; one table: the best prompt and generation tokens/s, ms/token, peak
+// RSS, the bound and the ratio to it. The tokens are fixed ids, so no tokenizer is needed and runs
+// compare.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <cstdio>
@@ -45,6 +47,7 @@ struct Row {
   int threads = 0;
   double prompt_tps = 0, gen_tps = 0, ms_per_token = 0, peak_rss_mib = 0;
   double weights_mb = 0, read_gbps = 0, bound_tps = 0;
+  double read_gbps_min = 0, read_gbps_max = 0;  // every probe of the row's repetitions
   bool in_cache = false;  // small enough to stay in the caches: no memory bound applies
 };
 
@@ -89,9 +92,11 @@ std::vector<int> prompt_ids(int count, int vocab) {
   return ids;
 }
 
-// The bandwidth is measured again before every repetition, beside the generation it bounds: on
-// a shared machine it moves by 2x within a minute, and a bound measured once at the start would
-// flatter or wrong a model measured later. The row takes the best of both (the highest bound).
+// On a shared machine the read bandwidth moves by 2x within seconds (this project's VM flips
+// between about 30 and 50 GB/s), so a bound measured once, or the best of a run, can be from
+// another moment than the generation it bounds. Each repetition is bracketed by two probes and
+// bounded by the higher (a flip during the repetition can only make the bound stricter); the row
+// reports the repetition that generated fastest, with its own bound.
 Row bench_model(const Model& model, const std::string& name, int threads, const BenchOptions& opt) {
   const ModelConfig& c = model.config;
   const int context = opt.prompt_tokens + opt.gen_tokens;
@@ -103,9 +108,11 @@ Row bench_model(const Model& model, const std::string& name, int threads, const 
   Transformer transformer(model, LayerRange{0, c.n_layers}, context, pool);
   Sampler greedy(c.vocab_size, 0.0f, 0.9f, 1);
   const std::vector<int> prompt = prompt_ids(opt.prompt_tokens, c.vocab_size);
-  double best_prompt = 1e30, best_gen = 1e30, gbps = 0, peak_mib = peak_rss_mib();
+  auto probe = [&] { return bench::measure_read_bandwidth(unsigned(pool.size()), opt.bandwidth_mib, 3).gbps; };
+  double best_prompt = 1e30, best_gen = 1e30, gbps = 0, peak_mib = 0;
+  double gbps_min = 1e30, gbps_max = 0;
+  double before = probe();
   for (int rep = 0; rep < opt.reps; rep++) {
-    gbps = std::max(gbps, bench::measure_read_bandwidth(unsigned(pool.size()), opt.bandwidth_mib, 3).gbps);
     reset_peak_rss();  // the probe's buffer is not the model's memory
     auto t0 = std::chrono::steady_clock::now();
     float* logits = transformer.forward_batch(prompt, 0);
@@ -113,8 +120,16 @@ Row bench_model(const Model& model, const std::string& name, int threads, const 
     int token = greedy.sample(logits);
     t0 = std::chrono::steady_clock::now();
     for (int g = 0; g < opt.gen_tokens; g++) token = greedy.sample(transformer.forward(token, opt.prompt_tokens + g));
-    best_gen = std::min(best_gen, seconds_since(t0));
+    const double gen = seconds_since(t0);
     peak_mib = std::max(peak_mib, peak_rss_mib());
+    const double after = probe();  // also the next repetition's "before"
+    gbps_min = std::min({gbps_min, before, after});
+    gbps_max = std::max({gbps_max, before, after});
+    if (gen < best_gen) {
+      best_gen = gen;
+      gbps = std::max(before, after);
+    }
+    before = after;
   }
   Row r;
   r.model = name;
@@ -126,6 +141,8 @@ Row bench_model(const Model& model, const std::string& name, int threads, const 
   r.peak_rss_mib = peak_mib;
   r.weights_mb = double(model.bytes_per_token()) / 1e6;
   r.read_gbps = gbps;
+  r.read_gbps_min = gbps_min;
+  r.read_gbps_max = gbps_max;
   r.bound_tps = gbps * 1e3 / r.weights_mb;
   r.in_cache = r.weights_mb < 64;
   return r;
@@ -133,8 +150,8 @@ Row bench_model(const Model& model, const std::string& name, int threads, const 
 
 void print_table(const std::vector<Row>& rows, const BenchOptions& opt) {
   std::printf("| model | type | threads | prompt tok/s | generation tok/s | ms/token | peak RSS (MiB) | "
-              "weights/token (MB) | read GB/s | bound (tok/s) | of bound |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "weights/token (MB) | read GB/s | bound (tok/s) | of bound | prompt/gen |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows) {
     char ratio[32];
     if (r.in_cache) {
@@ -142,14 +159,19 @@ void print_table(const std::vector<Row>& rows, const BenchOptions& opt) {
     } else {
       std::snprintf(ratio, sizeof ratio, "%.0f%%", 100 * r.gen_tps / r.bound_tps);
     }
-    std::printf("| %s | %s | %d | %.1f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %s |\n", r.model.c_str(),
+    std::printf("| %s | %s | %d | %.1f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %.1fx |\n", r.model.c_str(),
                 r.type.c_str(), r.threads, r.prompt_tps, r.gen_tps, r.ms_per_token, r.peak_rss_mib, r.weights_mb,
-                r.read_gbps, r.bound_tps, ratio);
+                r.read_gbps, r.bound_tps, ratio, r.prompt_tps / r.gen_tps);
   }
   std::printf("\nprompt: %d tokens as one batch; generation: %d greedy tokens after it; best of %d; "
-              "bound = read GB/s / weights read per token; isa %s\n",
+              "bound = read GB/s / weights read per token, read GB/s the higher of the probes just before and "
+              "after the fastest repetition; isa %s\n",
               opt.prompt_tokens, opt.gen_tokens, opt.reps,
               std::string(kernels::isa_name(kernels::detected_isa())).c_str());
+  for (const Row& r : rows) {
+    std::printf("%s, %d thread%s: read bandwidth %.1f-%.1f GB/s over the run\n", r.model.c_str(), r.threads,
+                r.threads == 1 ? "" : "s", r.read_gbps_min, r.read_gbps_max);
+  }
 }
 
 void print_json(const std::vector<Row>& rows) {
@@ -164,9 +186,11 @@ void print_json(const std::vector<Row>& rows) {
                    {"peak_rss_mib", r.peak_rss_mib},
                    {"weights_mb_per_token", r.weights_mb},
                    {"read_gbps", r.read_gbps},
+                   {"read_gbps_range", {r.read_gbps_min, r.read_gbps_max}},
                    {"bound_tokens_per_s", r.bound_tps},
                    {"of_bound", r.in_cache ? nlohmann::ordered_json(nullptr)
-                                           : nlohmann::ordered_json(r.gen_tps / r.bound_tps)}});
+                                           : nlohmann::ordered_json(r.gen_tps / r.bound_tps)},
+                   {"prompt_over_generation", r.prompt_tps / r.gen_tps}});
   }
   std::printf("%s\n", out.dump(2).c_str());
 }

@@ -13,7 +13,7 @@ using namespace troupe;
 TEST_CASE("troupe bench reports speed, memory and the bandwidth bound for each model and thread count", "[bench]") {
   const std::string model = test::stories_model();
   const auto r = test::run_troupe({"bench", model, "--threads", "1,2", "--prompt-tokens", "16", "--gen-tokens", "8",
-                                   "--reps", "1", "--bandwidth-mib", "64", "--json"});
+                                   "--reps", "2", "--bandwidth-mib", "64", "--json"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   const auto rows = nlohmann::json::parse(r.out);
@@ -33,6 +33,14 @@ TEST_CASE("troupe bench reports speed, memory and the bandwidth bound for each m
     CHECK(row["bound_tokens_per_s"].get<double>() ==
           Approx(row["read_gbps"].get<double>() * 1e3 / weights_mb).epsilon(1e-6));
     CHECK(row["of_bound"].is_null());  // 1 MB of weights stays in the caches: no memory bound
+    CHECK(row["prompt_over_generation"].get<double>() ==
+          Approx(row["prompt_tokens_per_s"].get<double>() / row["generation_tokens_per_s"].get<double>()));
+    // The bound's bandwidth is one of the probes around the repetitions: within their range.
+    const auto range = row["read_gbps_range"];
+    REQUIRE(range.size() == 2);
+    CHECK(range[0].get<double>() > 0);
+    CHECK(range[0].get<double>() <= row["read_gbps"].get<double>());
+    CHECK(row["read_gbps"].get<double>() <= range[1].get<double>());
     // The model's own memory (1 MB of weights, scratch), not the 64 MiB probe buffer.
     CHECK(row["peak_rss_mib"].get<double>() > 1);
     CHECK(row["peak_rss_mib"].get<double>() < 60);

@@ -1070,6 +1070,41 @@ TEST_CASE("interleaved Q8_0 and Q4_0 blocks: the layout by hand and back", "[ker
   }
 }
 
+TEST_CASE("interleaving copies every row whole and pads the last group with zeros",
+          "[kernels][interleaved]") {
+  // Whole groups take the AVX-512 copy where the interleaved kernels run, a padded last group
+  // the reference loops: both must give the layout that deinterleave reads back.
+  std::mt19937 rng(5);
+  for (int n : {32, 96, 2048}) {
+    for (int rows : {16, 37, 64}) {
+      const int nb = n / tk::kBlock;
+      const auto w8 = random_q8_0(rng, rows, n);
+      const auto w4 = random_q4_0(rng, rows, n);
+      std::vector<uint8_t> p8(tk::interleaved_bytes_q8_0(rows, n)), p4(tk::interleaved_bytes_q4_0(rows, n));
+      tk::interleave_q8_0(p8.data(), w8.data(), rows, n);
+      tk::interleave_q4_0(p4.data(), w4.data(), rows, n);
+      INFO("n " << n << " rows " << rows);
+      for (int r = 0; r < (rows + 15) / 16 * 16; r++) {
+        std::vector<tk::BlockQ8_0> b8(nb);
+        std::vector<tk::BlockQ4_0> b4(nb);
+        tk::deinterleave_row_q8_0(b8.data(), p8.data(), r, n);
+        tk::deinterleave_row_q4_0(b4.data(), p4.data(), r, n);
+        if (r < rows) {
+          CHECK(std::memcmp(b8.data(), w8.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ8_0)) == 0);
+          CHECK(std::memcmp(b4.data(), w4.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ4_0)) == 0);
+        } else {  // padding: scale 0 and quants 0 (Q4_0 nibbles 8)
+          for (int b = 0; b < nb; b++) {
+            CHECK(b8[b].d == 0);
+            CHECK(b4[b].d == 0);
+            for (int8_t q : b8[b].qs) CHECK(q == 0);
+            for (uint8_t q : b4[b].qs) CHECK(q == 0x88);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's floats",
           "[kernels][interleaved]") {
   std::mt19937 rng(31);

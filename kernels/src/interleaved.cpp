@@ -38,6 +38,16 @@ void prefetch_next_group(const Block* src, std::size_t g, int b, int nb) {
   }
 }
 
+// Whole groups go through the AVX-512 copy where the interleaved kernels run (the same bytes);
+// the loops below are the reference, and copy a padded last group.
+int simd_groups(int rows) {
+#if defined(TROUPE_HAVE_X86_SIMD)
+  if (prefers_interleaved_blocks()) return rows / kInterleave;
+#endif
+  (void)rows;
+  return 0;
+}
+
 }  // namespace
 
 std::size_t interleaved_bytes_q8_0(int rows, int n) {
@@ -49,7 +59,11 @@ std::size_t interleaved_bytes_q4_0(int rows, int n) {
 
 void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
   const int nb = n / kBlock;
-  for (std::size_t g = 0; g < groups(rows); g++) {
+  const int simd = simd_groups(rows);
+#if defined(TROUPE_HAVE_X86_SIMD)
+  if (simd > 0) detail::interleave_groups_q8_0_avx512(dst, src, simd, nb);
+#endif
+  for (std::size_t g = simd; g < groups(rows); g++) {
     for (int b = 0; b < nb; b++) {
       prefetch_next_group(src, g, b, nb);  // 34 bytes a block: every block
       const GroupBlock gb = group_block<kQuantsQ8_0x16>(dst, g, b, nb);
@@ -70,7 +84,11 @@ void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
 
 void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n) {
   const int nb = n / kBlock;
-  for (std::size_t g = 0; g < groups(rows); g++) {
+  const int simd = simd_groups(rows);
+#if defined(TROUPE_HAVE_X86_SIMD)
+  if (simd > 0) detail::interleave_groups_q4_0_avx512(dst, src, simd, nb);
+#endif
+  for (std::size_t g = simd; g < groups(rows); g++) {
     for (int b = 0; b < nb; b++) {
       if (b % 2 == 0) prefetch_next_group(src, g, b, nb);  // 18 bytes a block: every other
       const GroupBlock gb = group_block<kQuantsQ4_0x16>(dst, g, b, nb);

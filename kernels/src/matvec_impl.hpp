@@ -42,6 +42,9 @@ void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0*
                            int ldx_blocks, int n, int count, int r0, int r1);
 void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
                            int ldx_blocks, int n, int count, int r0, int r1);
+// Whole groups (16 real rows each, nb blocks a row) into the layout: interleave_q8_0's bytes.
+void interleave_groups_q8_0_avx512(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
+void interleave_groups_q4_0_avx512(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
 // Batched (MatmulOps): each output the same ISA's matvec's, bit for bit.
 void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count,
                      int r0, int r1);

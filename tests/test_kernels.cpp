@@ -398,6 +398,25 @@ TEST_CASE("rope", "[kernels][reference]") {
   auto q2 = q0;
   tk::rope(q2.data(), nullptr, q_dim, 0, head_size, 3, 10000.0f);
   CHECK(q2 == q);
+
+  // Bit for bit run.c's loop, which computes the angle for every pair.
+  for (int pos : {1, 7, 300, 4095}) {
+    auto want_q = q0, want_k = k0, got_q = q0, got_k = k0;
+    for (int i = 0; i < q_dim; i += 2) {
+      const int head_dim = i % head_size;
+      const float freq = 1.0f / powf(10000.0f, head_dim / static_cast<float>(head_size));
+      const float val = pos * freq, fcr = cosf(val), fci = sinf(val);
+      for (int v = 0; v < (i < k_dim ? 2 : 1); v++) {
+        float* vec = v == 0 ? want_q.data() : want_k.data();
+        const float v0 = vec[i], v1 = vec[i + 1];
+        vec[i] = v0 * fcr - v1 * fci;
+        vec[i + 1] = v0 * fci + v1 * fcr;
+      }
+    }
+    tk::rope(got_q.data(), got_k.data(), q_dim, k_dim, head_size, pos, 10000.0f);
+    CHECK(std::memcmp(got_q.data(), want_q.data(), q_dim * sizeof(float)) == 0);
+    CHECK(std::memcmp(got_k.data(), want_k.data(), q_dim * sizeof(float)) == 0);
+  }
 }
 
 TEST_CASE("swiglu", "[kernels][reference]") {
@@ -1165,6 +1184,23 @@ TEST_CASE("dot_rows gives dot's float for every row", "[kernels][reference]") {
       tk::dot_rows(got.data(), a.data(), rows.data(), stride, count, n);
       for (int r = 0; r < count; r++) CHECK(bits_of(got[r]) == bits_of(tk::dot(a.data(), rows.data() + r * stride, n)));
       CHECK(std::isnan(got[count]));
+    }
+  }
+}
+
+TEST_CASE("weighted_sum_rows gives the floats of axpy row after row", "[kernels][reference]") {
+  std::mt19937 rng(41);
+  for (int n : {1, 15, 16, 17, 64, 100, 128}) {
+    for (int count : {1, 2, 9, 65}) {
+      const std::ptrdiff_t stride = n + 5;
+      const auto w = random_floats(rng, count);
+      const auto rows = random_floats(rng, size_t(count) * stride);
+      std::vector<float> want(n + 1, 0.0f), got(n + 1, NAN);
+      for (int r = 0; r < count; r++) tk::axpy(want.data(), w[r], rows.data() + r * stride, n);
+      tk::weighted_sum_rows(got.data(), w.data(), rows.data(), stride, count, n);
+      INFO("n " << n << " count " << count);
+      for (int i = 0; i < n; i++) CHECK(bits_of(got[i]) == bits_of(want[i]));
+      CHECK(std::isnan(got[n]));  // nothing past n is written
     }
   }
 }

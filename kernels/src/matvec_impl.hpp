@@ -19,6 +19,17 @@ void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq
 void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
 void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+// Attention over cached positions (kernels.hpp's dot_rows, weighted_sum_rows): reference.cpp's
+// loops and AVX-512 paths that give their floats, lanes being positions / columns.
+void dot_rows_ref(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
+                  int n);
+void weighted_sum_rows_ref(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
+                           int count, int n);
+void dot_rows_avx512(float* out, const float* a, const float* rows, std::ptrdiff_t stride,
+                     int count, int n);
+void weighted_sum_rows_avx512(float* out, const float* w, const float* rows,
+                              std::ptrdiff_t stride, int count, int n);
+
 // Interleaved blocks (interleaved.cpp): the same floats, read out of the groups.
 void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);

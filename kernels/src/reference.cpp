@@ -257,21 +257,24 @@ void softmax(float* x, int n) {
 
 void rope(float* q, float* k, int q_dim, int k_dim, int head_size, int pos, float theta) {
   // run.c loops to q_dim and rotates k while i < k_dim; looping to the larger of the two gives
-  // the same floats and also covers k_dim > q_dim.
+  // the same floats and also covers k_dim > q_dim. The angle depends on i % head_size alone, so
+  // each one is computed once and applied to that pair of every head (run.c computes it per pair:
+  // the same function of the same inputs, so the same floats, with 1/heads of the powf/cosf/sinf).
   const int dim = q_dim > k_dim ? q_dim : k_dim;
-  for (int i = 0; i < dim; i += 2) {
-    int head_dim = i % head_size;
+  for (int head_dim = 0; head_dim < head_size && head_dim < dim; head_dim += 2) {
     float freq = 1.0f / powf(theta, head_dim / static_cast<float>(head_size));
     float val = pos * freq;
     float fcr = cosf(val);
     float fci = sinf(val);
-    for (int v = 0; v < 2; v++) {
-      float* vec = v == 0 ? q : k;
-      if (i >= (v == 0 ? q_dim : k_dim)) continue;
-      float v0 = vec[i];
-      float v1 = vec[i + 1];
-      vec[i] = v0 * fcr - v1 * fci;
-      vec[i + 1] = v0 * fci + v1 * fcr;
+    for (int i = head_dim; i < dim; i += head_size) {
+      for (int v = 0; v < 2; v++) {
+        float* vec = v == 0 ? q : k;
+        if (i >= (v == 0 ? q_dim : k_dim)) continue;
+        float v0 = vec[i];
+        float v1 = vec[i + 1];
+        vec[i] = v0 * fcr - v1 * fci;
+        vec[i + 1] = v0 * fci + v1 * fcr;
+      }
     }
   }
 }
@@ -314,8 +317,10 @@ float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
-              int n) {
+namespace detail {
+
+void dot_rows_ref(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
+                  int n) {
   // Eight rows at a time: eight independent chains of adds where one dot() waits for each add;
   // every chain is still dot()'s, in order.
   constexpr int kRows = 8;
@@ -329,5 +334,13 @@ void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stri
   }
   for (; r < count; r++) out[r] = dot(a, rows + r * stride, n);
 }
+
+void weighted_sum_rows_ref(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
+                           int count, int n) {
+  for (int i = 0; i < n; i++) out[i] = 0.0f;
+  for (int r = 0; r < count; r++) axpy(out, w[r], rows + r * stride, n);
+}
+
+}  // namespace detail
 
 }  // namespace troupe::kernels

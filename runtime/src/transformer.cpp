@@ -212,8 +212,7 @@ void Transformer::attention(int layer, int count, int pos) {
       for (int s = 0; s <= p; s++) att[s] /= scale;
       k::softmax(att, p + 1);
       float* xb = xb_.data() + std::size_t(t) * c.dim + h * head_size;
-      std::memset(xb, 0, head_size * sizeof(float));
-      for (int s = 0; s <= p; s++) k::axpy(xb, att[s], cache_.value(layer, s) + kv_off, head_size);
+      k::weighted_sum_rows(xb, att, cache_.value(layer, 0) + kv_off, cache_.stride(), p + 1, head_size);
     }
   });
 }

@@ -150,5 +150,10 @@ float dot(const float* a, const float* b, int n);
 // scores: a query against count cached keys).
 void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
               int n);
+// out[i] = sum over r < count of w[r] * rows[r * stride + i], for i < n: exactly the floats of
+// out = 0 then axpy(out, w[r], rows + r * stride, n) for r = 0, 1, ... (attention's weighted
+// sum of the cached values).
+void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
+                       int count, int n);
 
 }  // namespace troupe::kernels

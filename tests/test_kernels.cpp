@@ -1089,6 +1089,21 @@ TEST_CASE("interleaved Q8_0 and Q4_0 blocks: the layout by hand and back", "[ker
   }
 }
 
+// Random Q8_0 and Q4_0 matrices of rows x n and their interleaved copies.
+struct InterleavedRandom {
+  std::vector<tk::BlockQ8_0> w8;
+  std::vector<tk::BlockQ4_0> w4;
+  std::vector<uint8_t> p8, p4;
+};
+InterleavedRandom interleaved_random(std::mt19937& rng, int rows, int n) {
+  InterleavedRandom m{random_q8_0(rng, rows, n), random_q4_0(rng, rows, n),
+                      std::vector<uint8_t>(tk::interleaved_bytes_q8_0(rows, n)),
+                      std::vector<uint8_t>(tk::interleaved_bytes_q4_0(rows, n))};
+  tk::interleave_q8_0(m.p8.data(), m.w8.data(), rows, n);
+  tk::interleave_q4_0(m.p4.data(), m.w4.data(), rows, n);
+  return m;
+}
+
 TEST_CASE("interleaving copies every row whole and pads the last group with zeros",
           "[kernels][interleaved]") {
   // Whole groups take the AVX-512 copy where the interleaved kernels run, a padded last group
@@ -1097,11 +1112,7 @@ TEST_CASE("interleaving copies every row whole and pads the last group with zero
   for (int n : {32, 96, 2048}) {
     for (int rows : {16, 37, 64}) {
       const int nb = n / tk::kBlock;
-      const auto w8 = random_q8_0(rng, rows, n);
-      const auto w4 = random_q4_0(rng, rows, n);
-      std::vector<uint8_t> p8(tk::interleaved_bytes_q8_0(rows, n)), p4(tk::interleaved_bytes_q4_0(rows, n));
-      tk::interleave_q8_0(p8.data(), w8.data(), rows, n);
-      tk::interleave_q4_0(p4.data(), w4.data(), rows, n);
+      const auto [w8, w4, p8, p4] = interleaved_random(rng, rows, n);
       INFO("n " << n << " rows " << rows);
       for (int r = 0; r < (rows + 15) / 16 * 16; r++) {
         std::vector<tk::BlockQ8_0> b8(nb);
@@ -1132,16 +1143,7 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
   for (int n : {32, 96, 2048, 8224}) {
     for (int rows : {1, 16, 37}) {
       const int nb = n / tk::kBlock;
-      const auto w8 = random_q8_0(rng, rows, n);
-      const auto w4 = random_q4_0(rng, rows, n);
-      std::vector<uint8_t> p8(tk::interleaved_bytes_q8_0(rows, n)), p4(tk::interleaved_bytes_q4_0(rows, n));
-      tk::interleave_q8_0(p8.data(), w8.data(), rows, n);
-      tk::interleave_q4_0(p4.data(), w4.data(), rows, n);
-      for (int r = 0; r < rows; r += 7) {  // rows come back out whole
-        std::vector<tk::BlockQ4_0> b4(nb);
-        tk::deinterleave_row_q4_0(b4.data(), p4.data(), r, n);
-        CHECK(std::memcmp(b4.data(), w4.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ4_0)) == 0);
-      }
+      const auto [w8, w4, p8, p4] = interleaved_random(rng, rows, n);
       for (int count : {1, 3, 8, 9, 17}) {
         const int ldx = nb + 1, ldy = rows + 3;
         std::vector<tk::BlockQ8_0> x(size_t(count) * ldx);

@@ -1144,6 +1144,11 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
     for (int rows : {1, 16, 37}) {
       const int nb = n / tk::kBlock;
       const auto [w8, w4, p8, p4] = interleaved_random(rng, rows, n);
+      for (int r = 0; r < rows; r += 7) {  // rows come back out whole
+        std::vector<tk::BlockQ4_0> b4(nb);
+        tk::deinterleave_row_q4_0(b4.data(), p4.data(), r, n);
+        CHECK(std::memcmp(b4.data(), w4.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ4_0)) == 0);
+      }
       for (int count : {1, 3, 8, 9, 17}) {
         const int ldx = nb + 1, ldy = rows + 3;
         std::vector<tk::BlockQ8_0> x(size_t(count) * ldx);

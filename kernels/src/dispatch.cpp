@@ -232,26 +232,25 @@ const MatmulOps& matmul_ops() {
 
 // Attention's loops: the AVX-512 paths give the reference's floats, so only speed depends on the
 // choice (made once, with matvec_ops()'s ISA).
+using RowsFn = void (*)(float*, const float*, const float*, std::ptrdiff_t, int, int);
+RowsFn avx512_or_ref(RowsFn avx512, RowsFn ref) {
+#if defined(TROUPE_HAVE_X86_SIMD)
+  return &matvec_ops() == &avx512_ops ? avx512 : ref;
+#else
+  (void)avx512;
+  return ref;
+#endif
+}
+
 void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
               int n) {
-  using Fn = void (*)(float*, const float*, const float*, std::ptrdiff_t, int, int);
-#if defined(TROUPE_HAVE_X86_SIMD)
-  static const Fn fn = &matvec_ops() == &avx512_ops ? detail::dot_rows_avx512 : detail::dot_rows_ref;
-#else
-  static const Fn fn = detail::dot_rows_ref;
-#endif
+  static const RowsFn fn = avx512_or_ref(detail::dot_rows_avx512, detail::dot_rows_ref);
   fn(out, a, rows, stride, count, n);
 }
 
 void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
                        int count, int n) {
-  using Fn = void (*)(float*, const float*, const float*, std::ptrdiff_t, int, int);
-#if defined(TROUPE_HAVE_X86_SIMD)
-  static const Fn fn =
-      &matvec_ops() == &avx512_ops ? detail::weighted_sum_rows_avx512 : detail::weighted_sum_rows_ref;
-#else
-  static const Fn fn = detail::weighted_sum_rows_ref;
-#endif
+  static const RowsFn fn = avx512_or_ref(detail::weighted_sum_rows_avx512, detail::weighted_sum_rows_ref);
   fn(out, w, rows, stride, count, n);
 }
 

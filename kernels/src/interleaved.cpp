@@ -39,13 +39,22 @@ void prefetch_next_group(const Block* src, std::size_t g, int b, int nb) {
 }
 
 // Whole groups go through the AVX-512 copy where the interleaved kernels run (the same bytes);
-// the loops below are the reference, and copy a padded last group.
-int simd_groups(int rows) {
+// the loops below are the reference, and copy a padded last group. Returns the groups copied.
+template <typename Block>
+std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, int nb) {
 #if defined(TROUPE_HAVE_X86_SIMD)
-  if (prefers_interleaved_blocks()) return rows / kInterleave;
-#endif
-  (void)rows;
+  const int whole = prefers_interleaved_blocks() ? rows / kInterleave : 0;
+  if (whole == 0) return 0;
+  if constexpr (sizeof(Block) == sizeof(BlockQ4_0)) {
+    detail::interleave_groups_q4_0_avx512(dst, src, whole, nb);
+  } else {
+    detail::interleave_groups_q8_0_avx512(dst, src, whole, nb);
+  }
+  return std::size_t(whole);
+#else
+  (void)dst, (void)src, (void)rows, (void)nb;
   return 0;
+#endif
 }
 
 }  // namespace
@@ -59,11 +68,7 @@ std::size_t interleaved_bytes_q4_0(int rows, int n) {
 
 void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
   const int nb = n / kBlock;
-  const int simd = simd_groups(rows);
-#if defined(TROUPE_HAVE_X86_SIMD)
-  if (simd > 0) detail::interleave_groups_q8_0_avx512(dst, src, simd, nb);
-#endif
-  for (std::size_t g = simd; g < groups(rows); g++) {
+  for (std::size_t g = interleave_whole_groups(dst, src, rows, nb); g < groups(rows); g++) {
     for (int b = 0; b < nb; b++) {
       prefetch_next_group(src, g, b, nb);  // 34 bytes a block: every block
       const GroupBlock gb = group_block<kQuantsQ8_0x16>(dst, g, b, nb);
@@ -84,11 +89,7 @@ void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
 
 void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n) {
   const int nb = n / kBlock;
-  const int simd = simd_groups(rows);
-#if defined(TROUPE_HAVE_X86_SIMD)
-  if (simd > 0) detail::interleave_groups_q4_0_avx512(dst, src, simd, nb);
-#endif
-  for (std::size_t g = simd; g < groups(rows); g++) {
+  for (std::size_t g = interleave_whole_groups(dst, src, rows, nb); g < groups(rows); g++) {
     for (int b = 0; b < nb; b++) {
       if (b % 2 == 0) prefetch_next_group(src, g, b, nb);  // 18 bytes a block: every other
       const GroupBlock gb = group_block<kQuantsQ4_0x16>(dst, g, b, nb);

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   const double used_mib = static_cast<double>(r.bytes) / (1 << 20);
   if (json) {
     std::printf("{\"read_gbps\":%.2f,\"threads\":%u,\"mib\":%.0f,\"reps\":%d,\"best_s\":%.6f,\"isa\":\"%s\"}\n",
-                r.gbps, threads, used_mib, reps, r.best_s, r.isa.c_str());
+                r.gbps, threads, used_mib, reps, r.seconds, r.isa.c_str());
   } else {
     std::printf("read bandwidth: %.1f GB/s (%u thread%s, %.0f MiB, best of %d, %s)\n", r.gbps, threads,
                 threads == 1 ? "" : "s", used_mib, reps, r.isa.c_str());

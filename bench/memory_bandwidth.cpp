@@ -77,66 +77,82 @@ volatile float g_sink;  // keeps the sums (and so the loads) alive
 
 }  // namespace
 
-ReadBandwidth measure_read_bandwidth(unsigned threads, std::size_t mib, int reps) {
-  threads = std::max(1u, threads);
-  reps = std::max(1, reps);
+struct ReadProbe::Readers {
+  SumFn sum = nullptr;
   const char* isa = nullptr;
-  const SumFn sum = pick_kernel(&isa);
+  float* buf = nullptr;
+  std::size_t per_thread = 0;  // floats a thread reads, a multiple of 64
+  std::size_t bytes = 0;
+  // Two phases a pass: start together; the caller stops the clock once everyone is done.
+  std::barrier<> sync;
+  bool stop = false;  // read by the workers after a start phase
+  std::vector<std::thread> workers;
 
-  // Give each thread an equal slice, a multiple of 64 floats (one 4-accumulator AVX-512 step).
-  const size_t total = mib << 20;
-  const size_t per_thread = total / sizeof(float) / threads / 64 * 64;
-  const size_t floats = per_thread * threads;
-  const size_t bytes = floats * sizeof(float);
-  if (per_thread == 0) throw std::runtime_error("a buffer of " + std::to_string(mib) + " MiB is too small for " + std::to_string(threads) + " threads");
-
-  // 2 MiB alignment lets the kernel back the buffer with huge pages (fewer TLB misses, as with a
-  // large mmap'd model); the hint is harmless where transparent huge pages are off.
-  const size_t align = size_t{2} << 20;
-  float* buf = static_cast<float*>(std::aligned_alloc(align, (bytes + align - 1) / align * align));
-  if (!buf) throw std::runtime_error("cannot allocate " + std::to_string(mib) + " MiB");
-  madvise(buf, bytes, MADV_HUGEPAGE);
-
-  // Threads live for the whole run; two barrier phases per repetition: start and finish. Each
-  // thread first writes its own slice so pages are really there (and local to it on NUMA boxes)
-  // before anything is timed.
-  std::barrier sync(static_cast<std::ptrdiff_t>(threads));
-  auto work = [&](unsigned t) {
-    float* p = buf + t * per_thread;
-    for (size_t i = 0; i < per_thread; ++i) p[i] = 1.0f / static_cast<float>(1 + (i & 1023));
-    for (int r = 0; r < reps; ++r) {
-      sync.arrive_and_wait();  // start together
-      float s = sum(p, per_thread);
-      g_sink = s;
-      sync.arrive_and_wait();  // the main thread stops the clock once everyone is here
+  Readers(unsigned threads, std::size_t mib) : sync(static_cast<std::ptrdiff_t>(threads)) {
+    sum = pick_kernel(&isa);
+    per_thread = (mib << 20) / sizeof(float) / threads / 64 * 64;
+    if (per_thread == 0) {
+      throw std::runtime_error("a buffer of " + std::to_string(mib) + " MiB is too small for " +
+                               std::to_string(threads) + " threads");
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
-
-  // The main thread is reader 0 too; it times each repetition between the two barriers.
-  double best = 1e30;
-  {
-    float* p = buf;
-    for (size_t i = 0; i < per_thread; ++i) p[i] = 1.0f / static_cast<float>(1 + (i & 1023));
-    for (int r = 0; r < reps; ++r) {
-      sync.arrive_and_wait();
-      auto t0 = std::chrono::steady_clock::now();
-      g_sink = sum(p, per_thread);
-      sync.arrive_and_wait();
-      auto t1 = std::chrono::steady_clock::now();
-      best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+    bytes = per_thread * threads * sizeof(float);
+    // 2 MiB alignment lets the kernel back the buffer with huge pages, as the engine's weights
+    // are (model.cpp's Arena); the hint is harmless where transparent huge pages are off.
+    const std::size_t align = std::size_t{2} << 20;
+    buf = static_cast<float*>(std::aligned_alloc(align, (bytes + align - 1) / align * align));
+    if (!buf) throw std::runtime_error("cannot allocate " + std::to_string(mib) + " MiB");
+    madvise(buf, bytes, MADV_HUGEPAGE);
+    // Each thread writes its own slice first, so that pages are really there (and local to it
+    // on NUMA machines) before anything is timed.
+    fill(0);
+    for (unsigned t = 1; t < threads; ++t) {
+      workers.emplace_back([this, t] {
+        fill(t);
+        while (true) {
+          sync.arrive_and_wait();
+          if (stop) return;
+          g_sink = sum(slice(t), per_thread);
+          sync.arrive_and_wait();
+        }
+      });
     }
   }
-  for (auto& th : pool) th.join();
-  std::free(buf);
+  ~Readers() {
+    stop = true;
+    sync.arrive_and_wait();  // the workers' next start phase: they see stop and return
+    for (auto& w : workers) w.join();
+    std::free(buf);
+  }
+  float* slice(unsigned t) const { return buf + t * per_thread; }
+  void fill(unsigned t) const {
+    float* p = slice(t);
+    for (std::size_t i = 0; i < per_thread; ++i) p[i] = 1.0f / static_cast<float>(1 + (i & 1023));
+  }
+};
 
-  ReadBandwidth r;
-  r.gbps = static_cast<double>(bytes) / best / 1e9;
-  r.best_s = best;
-  r.bytes = bytes;
-  r.isa = isa;
-  return r;
+ReadProbe::ReadProbe(unsigned threads, std::size_t mib)
+    : readers_(std::make_unique<Readers>(std::max(1u, threads), mib)) {}
+
+ReadProbe::~ReadProbe() = default;
+
+ReadBandwidth ReadProbe::read() {
+  Readers& r = *readers_;
+  r.sync.arrive_and_wait();  // the caller is reader 0
+  const auto t0 = std::chrono::steady_clock::now();
+  g_sink = r.sum(r.slice(0), r.per_thread);
+  r.sync.arrive_and_wait();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return ReadBandwidth{static_cast<double>(r.bytes) / s / 1e9, s, r.bytes, r.isa};
+}
+
+ReadBandwidth measure_read_bandwidth(unsigned threads, std::size_t mib, int reps) {
+  ReadProbe probe(threads, mib);
+  ReadBandwidth best;
+  for (int r = 0; r < std::max(1, reps); ++r) {
+    const ReadBandwidth pass = probe.read();
+    if (r == 0 || pass.gbps > best.gbps) best = pass;
+  }
+  return best;
 }
 
 }  // namespace troupe::bench

@@ -2,10 +2,10 @@
 //
 // Generation streams every weight once per token, so tok/s <= read bandwidth / weight bytes per
 // token. Each repetition runs a prompt of --prompt-tokens as one batch and --gen-tokens greedy
-// steps after it, with the read bandwidth (bench/memory_bandwidth.hpp, the same threads) measured
-// just before and just after; one table: the best prompt and generation tokens/s, ms/token, peak
-// RSS, the bound and the ratio to it. The tokens are fixed ids, so no tokenizer is needed and runs
-// compare.
+// steps after it; the table gives the best prompt and generation tokens/s, ms/token and peak RSS.
+// The ratio to the bound comes from one more pass that pairs every generated token with the read
+// bandwidth (bench/memory_bandwidth.hpp, the same threads) measured just before and just after
+// it. The tokens are fixed ids, so no tokenizer is needed and runs compare.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -37,18 +37,29 @@ struct BenchOptions {
   int prompt_tokens = 64;
   int gen_tokens = 32;
   int reps = 3;
-  std::size_t bandwidth_mib = 1024;
+  std::size_t bandwidth_mib = 256;
   std::string quantize;
   bool json = false;
 };
+
+// The q-quantile of sorted values (nearest rank); 0 when there are none.
+double quantile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  return sorted[std::min(sorted.size() - 1, std::size_t(q * double(sorted.size())))];
+}
 
 struct Row {
   std::string model, type;
   int threads = 0;
   double prompt_tps = 0, gen_tps = 0, ms_per_token = 0, peak_rss_mib = 0;
   double weights_mb = 0, read_gbps = 0, bound_tps = 0;
-  double read_gbps_min = 0, read_gbps_max = 0;  // every probe of the row's repetitions
+  double read_gbps_min = 0, read_gbps_max = 0;  // every probe of the paired pass
+  // Each paired token's GB/s of weights over the mean of the probes either side of it, sorted;
+  // and the same for the tokens whose probes were at least 80% of the highest pair's: the ratio
+  // when the machine gave its most bandwidth (it need not, in a given run).
+  std::vector<double> token_over_probe, at_high_bandwidth;
   bool in_cache = false;  // small enough to stay in the caches: no memory bound applies
+  double of_bound() const { return quantile(token_over_probe, 0.5); }
 };
 
 // The peak resident memory since the last reset_peak_rss() (VmHWM; Linux resets it on
@@ -92,11 +103,39 @@ std::vector<int> prompt_ids(int count, int vocab) {
   return ids;
 }
 
-// On a shared machine the read bandwidth moves by 2x within seconds (this project's VM flips
-// between about 30 and 50 GB/s), so a bound measured once, or the best of a run, can be from
-// another moment than the generation it bounds. Each repetition is bracketed by two probes and
-// bounded by the higher (a flip during the repetition can only make the bound stricter); the row
-// reports the repetition that generated fastest, with its own bound.
+// Generates `count` greedy tokens after the prompt, one at a time, with a bandwidth probe before
+// each and after the last, and fills the row's bound from them. On a shared machine the read
+// bandwidth moves by 2x within a second (this project's VM flips between about 30 and 50 GB/s,
+// and a repetition of 32 tokens may see both), so a bound measured once, or even before and after
+// a repetition, can be from another moment than the tokens it bounds: each token is set against
+// the probes on either side of it, a few milliseconds away, and the row reports the median (and,
+// apart, the median over the tokens that met the run's highest bandwidth: the harder case).
+void pair_tokens_with_probes(Transformer& transformer, Sampler& greedy, const std::vector<int>& prompt,
+                             int count, bench::ReadProbe& probe, Row& r) {
+  int token = greedy.sample(transformer.forward_batch(prompt, 0));
+  const int pos = static_cast<int>(prompt.size());
+  std::vector<double> probes{probe.read().gbps}, token_gbps, around;  // around: the probes' mean
+  for (int g = 0; g < count; g++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    token = greedy.sample(transformer.forward(token, pos + g));
+    token_gbps.push_back(r.weights_mb / 1e3 / seconds_since(t0));
+    probes.push_back(probe.read().gbps);
+    around.push_back(0.5 * (probes[g] + probes[g + 1]));
+  }
+  const double highest = *std::max_element(around.begin(), around.end());
+  for (int g = 0; g < count; g++) {
+    r.token_over_probe.push_back(token_gbps[g] / around[g]);
+    if (around[g] >= 0.8 * highest) r.at_high_bandwidth.push_back(token_gbps[g] / around[g]);
+  }
+  std::sort(r.token_over_probe.begin(), r.token_over_probe.end());
+  std::sort(r.at_high_bandwidth.begin(), r.at_high_bandwidth.end());
+  std::sort(probes.begin(), probes.end());
+  r.read_gbps = quantile(probes, 0.5);
+  r.read_gbps_min = probes.front();
+  r.read_gbps_max = probes.back();
+  r.bound_tps = r.read_gbps * 1e3 / r.weights_mb;
+}
+
 Row bench_model(const Model& model, const std::string& name, int threads, const BenchOptions& opt) {
   const ModelConfig& c = model.config;
   const int context = opt.prompt_tokens + opt.gen_tokens;
@@ -108,28 +147,17 @@ Row bench_model(const Model& model, const std::string& name, int threads, const 
   Transformer transformer(model, LayerRange{0, c.n_layers}, context, pool);
   Sampler greedy(c.vocab_size, 0.0f, 0.9f, 1);
   const std::vector<int> prompt = prompt_ids(opt.prompt_tokens, c.vocab_size);
-  auto probe = [&] { return bench::measure_read_bandwidth(unsigned(pool.size()), opt.bandwidth_mib, 3).gbps; };
-  double best_prompt = 1e30, best_gen = 1e30, gbps = 0, peak_mib = 0;
-  double gbps_min = 1e30, gbps_max = 0;
-  double before = probe();
+  double best_prompt = 1e30, best_gen = 1e30, peak_mib = 0;
   for (int rep = 0; rep < opt.reps; rep++) {
-    reset_peak_rss();  // the probe's buffer is not the model's memory
+    reset_peak_rss();
     auto t0 = std::chrono::steady_clock::now();
     float* logits = transformer.forward_batch(prompt, 0);
     best_prompt = std::min(best_prompt, seconds_since(t0));
     int token = greedy.sample(logits);
     t0 = std::chrono::steady_clock::now();
     for (int g = 0; g < opt.gen_tokens; g++) token = greedy.sample(transformer.forward(token, opt.prompt_tokens + g));
-    const double gen = seconds_since(t0);
+    best_gen = std::min(best_gen, seconds_since(t0));
     peak_mib = std::max(peak_mib, peak_rss_mib());
-    const double after = probe();  // also the next repetition's "before"
-    gbps_min = std::min({gbps_min, before, after});
-    gbps_max = std::max({gbps_max, before, after});
-    if (gen < best_gen) {
-      best_gen = gen;
-      gbps = std::max(before, after);
-    }
-    before = after;
   }
   Row r;
   r.model = name;
@@ -138,13 +166,11 @@ Row bench_model(const Model& model, const std::string& name, int threads, const 
   r.prompt_tps = opt.prompt_tokens / best_prompt;
   r.gen_tps = opt.gen_tokens / best_gen;
   r.ms_per_token = 1000 * best_gen / opt.gen_tokens;
-  r.peak_rss_mib = peak_mib;
+  r.peak_rss_mib = peak_mib;  // measured before the probe's buffer exists
   r.weights_mb = double(model.bytes_per_token()) / 1e6;
-  r.read_gbps = gbps;
-  r.read_gbps_min = gbps_min;
-  r.read_gbps_max = gbps_max;
-  r.bound_tps = gbps * 1e3 / r.weights_mb;
   r.in_cache = r.weights_mb < 64;
+  bench::ReadProbe probe(unsigned(pool.size()), opt.bandwidth_mib);
+  pair_tokens_with_probes(transformer, greedy, prompt, opt.gen_tokens, probe, r);
   return r;
 }
 
@@ -157,20 +183,27 @@ void print_table(const std::vector<Row>& rows, const BenchOptions& opt) {
     if (r.in_cache) {
       std::snprintf(ratio, sizeof ratio, "(in cache)");
     } else {
-      std::snprintf(ratio, sizeof ratio, "%.0f%%", 100 * r.gen_tps / r.bound_tps);
+      std::snprintf(ratio, sizeof ratio, "%.0f%%", 100 * r.of_bound());
     }
     std::printf("| %s | %s | %d | %.1f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %.1fx |\n", r.model.c_str(),
                 r.type.c_str(), r.threads, r.prompt_tps, r.gen_tps, r.ms_per_token, r.peak_rss_mib, r.weights_mb,
                 r.read_gbps, r.bound_tps, ratio, r.prompt_tps / r.gen_tps);
   }
-  std::printf("\nprompt: %d tokens as one batch; generation: %d greedy tokens after it; best of %d; "
-              "bound = read GB/s / weights read per token, read GB/s the higher of the probes just before and "
-              "after the fastest repetition; isa %s\n",
+  std::printf("\nprompt: %d tokens as one batch; generation: %d greedy tokens after it; best of %d; isa %s.\n"
+              "of bound: one more pass of the %d tokens, each timed alone between two bandwidth probes, its GB/s "
+              "of weights over the mean of those probes, the median; read GB/s the median probe, bound = read "
+              "GB/s / weights read per token\n",
               opt.prompt_tokens, opt.gen_tokens, opt.reps,
-              std::string(kernels::isa_name(kernels::detected_isa())).c_str());
+              std::string(kernels::isa_name(kernels::detected_isa())).c_str(), opt.gen_tokens);
   for (const Row& r : rows) {
-    std::printf("%s, %d thread%s: read bandwidth %.1f-%.1f GB/s over the run\n", r.model.c_str(), r.threads,
-                r.threads == 1 ? "" : "s", r.read_gbps_min, r.read_gbps_max);
+    std::printf("%s, %d thread%s: probes %.1f-%.1f GB/s", r.model.c_str(), r.threads, r.threads == 1 ? "" : "s",
+                r.read_gbps_min, r.read_gbps_max);
+    if (!r.in_cache) {
+      std::printf("; token/probe %.0f%%-%.0f%% (quartiles), %.0f%% at probes >= 80%% of the highest (%zu tokens)",
+                  100 * quantile(r.token_over_probe, 0.25), 100 * quantile(r.token_over_probe, 0.75),
+                  100 * quantile(r.at_high_bandwidth, 0.5), r.at_high_bandwidth.size());
+    }
+    std::printf("\n");
   }
 }
 
@@ -189,7 +222,10 @@ void print_json(const std::vector<Row>& rows) {
                    {"read_gbps_range", {r.read_gbps_min, r.read_gbps_max}},
                    {"bound_tokens_per_s", r.bound_tps},
                    {"of_bound", r.in_cache ? nlohmann::ordered_json(nullptr)
-                                           : nlohmann::ordered_json(r.gen_tps / r.bound_tps)},
+                                           : nlohmann::ordered_json(r.of_bound())},
+                   {"token_over_probe", r.token_over_probe},
+                   {"of_bound_at_high_bandwidth", r.in_cache ? nlohmann::ordered_json(nullptr)
+                                                             : nlohmann::ordered_json(quantile(r.at_high_bandwidth, 0.5))},
                    {"prompt_over_generation", r.prompt_tps / r.gen_tps}});
   }
   std::printf("%s\n", out.dump(2).c_str());
@@ -233,7 +269,7 @@ Action add_bench_command(CLI::App& app) {
   cmd->add_option("--prompt-tokens", opt->prompt_tokens, "Prompt length, run as one batch (default 64)");
   cmd->add_option("--gen-tokens", opt->gen_tokens, "Tokens generated after the prompt (default 32)");
   cmd->add_option("--reps", opt->reps, "Repetitions; the best is reported (default 3)");
-  cmd->add_option("--bandwidth-mib", opt->bandwidth_mib, "Buffer for the bandwidth probe, far above the caches (default 1024)")
+  cmd->add_option("--bandwidth-mib", opt->bandwidth_mib, "Buffer of each bandwidth probe, far above the caches (default 256)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cmd->add_option("--quantize", opt->quantize, "Quantize f32/f16 weights on load: q8_0 or q4_0")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));

@@ -2,7 +2,9 @@
 // usual one-line errors for bad input. Speeds are not asserted (benchmarks measure; tests check).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "support/nodes.hpp"
 #include "support/process.hpp"
@@ -33,14 +35,20 @@ TEST_CASE("troupe bench reports speed, memory and the bandwidth bound for each m
     CHECK(row["bound_tokens_per_s"].get<double>() ==
           Approx(row["read_gbps"].get<double>() * 1e3 / weights_mb).epsilon(1e-6));
     CHECK(row["of_bound"].is_null());  // 1 MB of weights stays in the caches: no memory bound
+    CHECK(row["of_bound_at_high_bandwidth"].is_null());
     CHECK(row["prompt_over_generation"].get<double>() ==
           Approx(row["prompt_tokens_per_s"].get<double>() / row["generation_tokens_per_s"].get<double>()));
-    // The bound's bandwidth is one of the probes around the repetitions: within their range.
+    // The bound's bandwidth is the median of the probes between the paired tokens: within their
+    // range. Every generated token was paired with the probes either side of it.
     const auto range = row["read_gbps_range"];
     REQUIRE(range.size() == 2);
     CHECK(range[0].get<double>() > 0);
     CHECK(range[0].get<double>() <= row["read_gbps"].get<double>());
     CHECK(row["read_gbps"].get<double>() <= range[1].get<double>());
+    const auto paired = row["token_over_probe"].get<std::vector<double>>();
+    CHECK(paired.size() == 8);
+    CHECK(std::is_sorted(paired.begin(), paired.end()));
+    CHECK(paired.front() > 0);
     // The model's own memory (1 MB of weights, scratch), not the 64 MiB probe buffer.
     CHECK(row["peak_rss_mib"].get<double>() > 1);
     CHECK(row["peak_rss_mib"].get<double>() < 60);

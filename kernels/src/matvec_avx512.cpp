@@ -259,7 +259,8 @@ void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
 // 16-bit permute indices (0-31 pick from the first source, 32-63 from the second).
 struct Perm {
   alignas(64) uint16_t q4[32];         // Q4_0 quants of blocks 0-3: words 9j+1 .. 9j+8
-  alignas(64) uint16_t q4_scales[32];  // {d0 of rows a, b; d1 of a, b; ...}: words 9j
+  alignas(64) uint16_t q4_scales[32];  // {d0 of rows a, b; d1 of a, b} in words 0-3, the same
+                                       // for d2, d3 in words 8-11: words 9j of either source
   alignas(64) uint16_t q8_lo[32];      // Q8_0 quants 0-15 of blocks 0-3, from bytes 0-127
   alignas(64) uint16_t q8_hi[32];      // quants 16-31 from bytes 0-127; block 3's last 8 bytes
                                        // are not there: those slots take the 4 scales instead
@@ -283,8 +284,9 @@ constexpr Perm make_perm() {
     p.x_scales[i] = static_cast<uint16_t>(i < 16 ? 17 * (i / 4) : 0);
   }
   for (int j = 0; j < 4; j++) {
-    p.q4_scales[2 * j] = static_cast<uint16_t>(9 * j);
-    p.q4_scales[2 * j + 1] = static_cast<uint16_t>(32 + 9 * j);
+    const int at = 2 * (j % 2) + 8 * (j / 2);
+    p.q4_scales[at] = static_cast<uint16_t>(9 * j);
+    p.q4_scales[at + 1] = static_cast<uint16_t>(32 + 9 * j);
   }
   const uint16_t s01[4] = {0, 32, 17, 49}, s23[4] = {2, 34, 19, 51};  // bytes 0, 34; 68, 102
   for (int i = 0; i < 4; i++) {
@@ -417,6 +419,17 @@ template <int K>
   return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw};
 }
 
+// The weight scales of a Q4_0 step from its rows' loaded bytes v[0..3] (d_j at word 9j): per
+// 128-bit lane j {d_j of rows 0-3}. Two permutes leave {d0, d1 of rows a, b} in the low 128-bit
+// lane and {d2, d3 of a, b} in the high one, and one 32-bit unpack per lane interleaves the two
+// row pairs.
+[[gnu::always_inline]] inline __m512 q4_0_scales(const __m512i v[4]) {
+  const __m512i is = perm_index(kPerm.q4_scales);
+  const __m256i ab = _mm512_castsi512_si256(_mm512_permutex2var_epi16(v[0], is, v[1]));
+  const __m256i cd = _mm512_castsi512_si256(_mm512_permutex2var_epi16(v[2], is, v[3]));
+  return _mm512_cvtph_ps(_mm256_unpacklo_epi32(ab, cd));
+}
+
 // Q4_0, K (1-4) blocks from each row: low nibbles against x quants 0-15, high against 16-31.
 template <int K>
 [[gnu::always_inline]] inline Sums q4_0_sums(const BlockQ4_0* w, int64_t stride, const XQuad& xq) {
@@ -443,12 +456,7 @@ template <int K>
     const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
     acc[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.init, lo, xq.lo), hi, xq.hi);
   }
-  const __m512i is = perm_index(kPerm.q4_scales);
-  const __m128i ab = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[0], is, v[1]));
-  const __m128i cd = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], is, v[3]));
-  // ab = {d0 of a, b; d1 of a, b; d2 ...; d3 ...}: blocks 2, 3 are its high 64 bits.
-  const __m512 dw = scales4(ab, cd, _mm_unpackhi_epi64(ab, ab), _mm_unpackhi_epi64(cd, cd));
-  return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), dw};
+  return {hsum4_blocks(acc[0], acc[1], acc[2], acc[3]), q4_0_scales(v)};
 }
 
 // Rows w, w + stride, w + 2 stride, w + 3 stride (in blocks), blocks [0, nb) of them, adding to
@@ -618,10 +626,7 @@ struct WStep {
     s.lo[r] = _mm512_and_si512(q, m4);
     s.hi[r] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
   }
-  const __m512i is = perm_index(kPerm.q4_scales);
-  const __m128i ab = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[0], is, v[1]));
-  const __m128i cd = _mm512_castsi512_si128(_mm512_permutex2var_epi16(v[2], is, v[3]));
-  s.dw = scales4(ab, cd, _mm_unpackhi_epi64(ab, ab), _mm_unpackhi_epi64(cd, cd));
+  s.dw = q4_0_scales(v);
   return s;
 }
 

@@ -189,7 +189,7 @@ void print_table(const std::vector<Row>& rows, const BenchOptions& opt) {
                 r.type.c_str(), r.threads, r.prompt_tps, r.gen_tps, r.ms_per_token, r.peak_rss_mib, r.weights_mb,
                 r.read_gbps, r.bound_tps, ratio, r.prompt_tps / r.gen_tps);
   }
-  std::printf("\nprompt: %d tokens as one batch; generation: %d greedy tokens after it; best of %d; isa %s.\n"
+  std::printf("\nprompt: %d tokens as one batch; generation: %d greedy tokens after it; best of %d, uninterrupted; isa %s.\n"
               "of bound: one more pass of the %d tokens, each timed alone between two bandwidth probes, its GB/s "
               "of weights over the mean of those probes, the median; read GB/s the median probe, bound = read "
               "GB/s / weights read per token\n",

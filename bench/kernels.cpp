@@ -79,6 +79,11 @@ void run_type(const char* name, int n, std::size_t dram_bytes, int threads, int 
   for (auto& v : xf) v = float(int(rng() % 2001) - 1000) / 1000.0f;
   std::vector<k::BlockQ8_0> x(std::size_t(tokens) * nb);
   for (int t = 0; t < tokens; t++) k::quantize_row_q8_0(x.data() + std::size_t(t) * nb, xf.data() + std::size_t(t) * n, n);
+  std::vector<k::XBlockSum> sums8(x.size()), sums4(x.size());  // once per token, as the engine
+  for (int t = 0; t < tokens; t++) {
+    k::sum_x_blocks_q8_0x16(sums8.data() + std::size_t(t) * nb, x.data() + std::size_t(t) * nb, nb);
+    k::sum_x_blocks_q4_0x16(sums4.data() + std::size_t(t) * nb, x.data() + std::size_t(t) * nb, nb);
+  }
   std::vector<float> y(std::size_t(tokens) * dram_rows);
   const k::MatvecOps& mv = k::matvec_ops();
   const k::MatmulOps& mm = k::matmul_ops();
@@ -99,7 +104,7 @@ void run_type(const char* name, int n, std::size_t dram_bytes, int threads, int 
   const double in_l2 = double(l2_rows) * row_bytes / matvec(l2_rows, 200) / 1e9;
   const double dram = double(dram_rows) * row_bytes / matvec(dram_rows, 1) / 1e9;
 
-  // The batch over 4096 rows in tiles as the engine cuts them (transformer.cpp).
+  // The batch over 4096 rows in tiles of the engine's sizes (transformer.cpp).
   const int batch_rows = std::min(dram_rows, 4096);
   auto batch = [&](bool interleave) {
     const int tile = std::max(1, int((interleave ? 256 << 10 : 96 << 10) / row_bytes) / 16) * 16;
@@ -118,11 +123,11 @@ void run_type(const char* name, int n, std::size_t dram_bytes, int threads, int 
           if constexpr (q4) {
             t.resize(std::max(t.size(), k::interleaved_bytes_q4_0(b - a, n)));
             k::interleave_q4_0(t.data(), w + std::size_t(a) * nb, b - a, n);
-            mm.q4_0x16(y.data() + a, batch_rows, t.data(), x.data(), nb, n, tokens, 0, b - a);
+            mm.q4_0x16(y.data() + a, batch_rows, t.data(), x.data(), sums4.data(), nb, n, tokens, 0, b - a);
           } else {
             t.resize(std::max(t.size(), k::interleaved_bytes_q8_0(b - a, n)));
             k::interleave_q8_0(t.data(), w + std::size_t(a) * nb, b - a, n);
-            mm.q8_0x16(y.data() + a, batch_rows, t.data(), x.data(), nb, n, tokens, 0, b - a);
+            mm.q8_0x16(y.data() + a, batch_rows, t.data(), x.data(), sums8.data(), nb, n, tokens, 0, b - a);
           }
         }
       };

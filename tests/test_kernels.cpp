@@ -1135,11 +1135,58 @@ TEST_CASE("interleaving copies every row whole and pads the last group with zero
   }
 }
 
+TEST_CASE("quantize_row_q8_0 of every ISA gives the reference's bytes", "[kernels][quantize]") {
+  std::mt19937 rng(43);
+  // Blocks of every scale: d subnormal in fp16, normal, rounding to fp16's largest and past it,
+  // an all-zero block, and exact halves (x * id landing on k + 0.5).
+  std::vector<float> x;
+  for (float scale : {1e-7f, 3e-5f, 1.0f, 300.0f, 8.3e6f, 1e30f}) {
+    const auto r = random_floats(rng, 32 * 20, -scale, scale);
+    x.insert(x.end(), r.begin(), r.end());
+  }
+  x.insert(x.end(), 32, 0.0f);
+  for (int j = 0; j < 32; j++) x.push_back(j == 0 ? 127.0f : float(j) - 15.5f);
+  const int n = int(x.size());
+  std::vector<tk::BlockQ8_0> want(n / tk::kBlock);
+  tk::matvec_ops(Isa::scalar).quantize_q8_0(want.data(), x.data(), n);
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << tk::isa_name(isa));
+    std::vector<tk::BlockQ8_0> got(want.size());
+    tk::matvec_ops(isa).quantize_q8_0(got.data(), x.data(), n);
+    for (std::size_t b = 0; b < want.size(); b++) {
+      INFO("block " << b);
+      CHECK(got[b].d == want[b].d);
+      CHECK(std::memcmp(got[b].qs, want[b].qs, tk::kBlock) == 0);
+    }
+  }
+}
+
+TEST_CASE("x block sums for the interleaved kernels take off the weights' offset", "[kernels][interleaved]") {
+  std::mt19937 rng(41);
+  const int n = 4096, nb = n / tk::kBlock;
+  std::vector<tk::BlockQ8_0> x(nb);
+  tk::quantize_row_q8_0(x.data(), random_floats(rng, n, -5.0f, 5.0f).data(), n);
+  x[3].qs[0] = -127;  // the extremes quantize_row_q8_0 gives
+  x[3].qs[1] = 127;
+  std::vector<tk::XBlockSum> s8(nb), s4(nb);
+  tk::sum_x_blocks_q8_0x16(s8.data(), x.data(), nb);
+  tk::sum_x_blocks_q4_0x16(s4.data(), x.data(), nb);
+  for (int b = 0; b < nb; b++) {
+    int32_t sum = 0;
+    for (int8_t q : x[b].qs) sum += q;
+    INFO("block " << b);
+    CHECK(s8[b].start == -128 * sum);
+    CHECK(s4[b].start == -8 * sum);
+    CHECK(s8[b].d == tk::fp16_to_fp32(x[b].d));
+    CHECK(s4[b].d == s8[b].d);
+  }
+}
+
 TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's floats",
           "[kernels][interleaved]") {
   std::mt19937 rng(31);
-  // Partial groups (rows % 16), block counts past the 8192 columns AVX-512 prepares x for at a
-  // time, and every token count up to a pass of 8 and past it.
+  // Partial groups (rows % 16), a long row (8224 columns), and every token count up to a pass
+  // of 8 and past it.
   for (int n : {32, 96, 2048, 8224}) {
     for (int rows : {1, 16, 37}) {
       const int nb = n / tk::kBlock;
@@ -1156,6 +1203,11 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
           const auto xf = random_floats(rng, n, -3.0f, 3.0f);
           tk::quantize_row_q8_0(x.data() + size_t(t) * ldx, xf.data(), n);
         }
+        std::vector<tk::XBlockSum> sums8(x.size()), sums4(x.size());
+        for (int t = 0; t < count; t++) {
+          tk::sum_x_blocks_q8_0x16(sums8.data() + size_t(t) * ldx, x.data() + size_t(t) * ldx, nb);
+          tk::sum_x_blocks_q4_0x16(sums4.data() + size_t(t) * ldx, x.data() + size_t(t) * ldx, nb);
+        }
         for (Isa isa : runnable_isas()) {
           const tk::MatvecOps& mv = tk::matvec_ops(Isa::scalar);
           const tk::MatmulOps& mm = tk::matmul_ops(isa);
@@ -1169,8 +1221,8 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
               mv.q8_0(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n, r0, rows);
               mv.q4_0(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n, r0, rows);
             }
-            mm.q8_0x16(got8.data(), ldy, p8.data(), x.data(), ldx, n, count, r0, rows);
-            mm.q4_0x16(got4.data(), ldy, p4.data(), x.data(), ldx, n, count, r0, rows);
+            mm.q8_0x16(got8.data(), ldy, p8.data(), x.data(), sums8.data(), ldx, n, count, r0, rows);
+            mm.q4_0x16(got4.data(), ldy, p4.data(), x.data(), sums4.data(), ldx, n, count, r0, rows);
             CHECK(same_bits(got8, want8));  // rows outside [r0, rows) stay unwritten
             CHECK(same_bits(got4, want4));
           }

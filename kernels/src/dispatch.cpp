@@ -41,22 +41,22 @@ bool cpu_has_f16c() {
 
 constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref,
                                detail::matvec_f16_ref, detail::matvec_q8_0_ref,
-                               detail::matvec_q4_0_ref};
+                               detail::matvec_q4_0_ref, detail::quantize_row_q8_0_ref};
 #if defined(TROUPE_HAVE_X86_SIMD)
 constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2,
                              detail::matvec_f16_avx2, detail::matvec_q8_0_avx2,
-                             detail::matvec_q4_0_avx2};
+                             detail::matvec_q4_0_avx2, detail::quantize_row_q8_0_ref};
 constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512, detail::matvec_q8_avx512,
                                detail::matvec_f16_avx512, detail::matvec_q8_0_avx512,
-                               detail::matvec_q4_0_avx512};
+                               detail::matvec_q4_0_avx512, detail::quantize_row_q8_0_avx512};
 #endif
 #if defined(TROUPE_HAVE_NEON)
 constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon, detail::matvec_q8_neon_dotprod,
                                      detail::matvec_f16_neon, detail::matvec_q8_0_neon_dotprod,
-                                     detail::matvec_q4_0_neon_dotprod};
+                                     detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref};
 constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon, detail::matvec_q8_neon,
                                    detail::matvec_f16_neon, detail::matvec_q8_0_neon,
-                                   detail::matvec_q4_0_neon};
+                                   detail::matvec_q4_0_neon, detail::quantize_row_q8_0_ref};
 #endif
 
 // Batched products where an ISA has no batched kernel: its matvec once per token (bit-identical
@@ -86,16 +86,16 @@ void matmul_q4_0_by_rows(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0*
   }
 }
 // Interleaved blocks where an ISA has no kernels for them: the reference, token by token
-// (correct, slow; the engine does not interleave for these ISAs).
+// (correct, slow; the engine does not interleave for these ISAs). It needs no x sums.
 void matmul_q8_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                            int ldx_blocks, int n, int count, int r0, int r1) {
+                            const XBlockSum*, int ldx_blocks, int n, int count, int r0, int r1) {
   for (int t = 0; t < count; t++) {
     detail::matvec_q8_0x16_ref(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
                                x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
   }
 }
 void matmul_q4_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                            int ldx_blocks, int n, int count, int r0, int r1) {
+                            const XBlockSum*, int ldx_blocks, int n, int count, int r0, int r1) {
   for (int t = 0; t < count; t++) {
     detail::matvec_q4_0x16_ref(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
                                x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
@@ -253,6 +253,10 @@ void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdi
   static const RowsFn fn = avx512_or_ref(detail::weighted_sum_rows_avx512, detail::weighted_sum_rows_ref);
   fn(out, w, rows, stride, count, n);
 }
+
+// Every matvec input passes through it (a batch's quantization was ~4% of a TinyLlama prompt
+// in the scalar loop).
+void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) { matvec_ops().quantize_q8_0(y, x, n); }
 
 bool prefers_interleaved_blocks() {
 #if defined(TROUPE_HAVE_X86_SIMD)

@@ -57,7 +57,25 @@ std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, in
 #endif
 }
 
+// The AVX-512 sums where its kernels run (the same values); the loop is the reference.
+void sum_x_blocks(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
+#if defined(TROUPE_HAVE_X86_SIMD)
+  if (prefers_interleaved_blocks()) {
+    detail::sum_x_blocks_avx512(out, x, blocks, offset);
+    return;
+  }
+#endif
+  for (int b = 0; b < blocks; b++) {
+    int32_t sum = 0;
+    for (int j = 0; j < kBlock; j++) sum += x[b].qs[j];
+    out[b] = {-offset * sum, fp16_to_fp32(x[b].d)};
+  }
+}
+
 }  // namespace
+
+void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) { sum_x_blocks(out, x, blocks, 128); }
+void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) { sum_x_blocks(out, x, blocks, 8); }
 
 std::size_t interleaved_bytes_q8_0(int rows, int n) {
   return groups(rows) * (n / kBlock) * (kQuantsQ8_0x16 + kScalesX16);

@@ -5,14 +5,15 @@
 // 64-byte piece vector (4 unsigned quants of each row) by 4 bytes of x broadcast to every lane,
 // so after the block's pieces lane r holds row r's exact int32 block sum: no sums across lanes,
 // no shuffles. The offset that made the quants unsigned (Q8_0: +128; Q4_0: the nibble is q + 8)
-// comes off by starting the sum at -offset * (sum of x's quants). The float part is the
+// comes off by starting the sum at -offset * (sum of x's quants), which the caller computes once
+// per token (sum_x_blocks_*, also here) for all of a product's tiles. The float part is the
 // reference's, lane by lane: sum += (float)isum * (d_w * d_x), block by block in order, so every
 // row's result is matvec_q8_0_ref's / matvec_q4_0_ref's bit for bit.
 //
 // A block's pieces are loaded (and Q4_0's nibbles split) once for up to 8 tokens; each token's
 // sums and float part are those of one token alone.
 //
-// Also here: the copy of whole groups of ggml blocks into that layout (interleaved.cpp's
+// Also here: the x sums, and the copy of whole groups of ggml blocks into that layout (interleaved.cpp's
 // reference loops give the same bytes), a transpose of 32-bit words in registers.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -34,34 +35,13 @@ const char* ahead(const void* p, int64_t bytes) {
   return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes));
 }
 
-// The x side of one block, shared by every row: the start of the integer sum (-offset * sum of
-// its quants) and its scale. (Its quants are read from the block itself, 4 bytes at a time.)
-struct XBlock {
-  int32_t start;
-  float d;
-};
-
 int32_t x_piece(const BlockQ8_0& x, int k) {
   int32_t p;
   std::memcpy(&p, x.qs + 4 * k, 4);
   return p;
 }
 
-constexpr int kChunkBlocks = 256;  // x prepared for 8192 columns at a time (16 KiB for 8 tokens)
-constexpr int kMaxTokens = 8;      // tokens a pass in the batched kernel
-
-void prepare_x(XBlock* xb, const BlockQ8_0* x, int nb, int offset) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  for (int b = 0; b < nb; b++) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i s8 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);  // 8 partial sums
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    xb[b].start = -offset * _mm_cvtsi128_si32(s);
-    xb[b].d = _cvtsh_ss(x[b].d);
-  }
-}
+constexpr int kMaxTokens = 8;  // tokens a pass in the batched kernel
 
 // One block's weights, ready for vpdpbusd: the unsigned quants of pieces 0-7 (16 rows each).
 struct Pieces {
@@ -128,52 +108,48 @@ struct Layout {
   }
 };
 
-// T tokens (x_t = x + t * ldx blocks) against rows [r0, r1): each block's pieces once for all T.
+// T tokens (x_t = x + t * ldx blocks, their sums xs likewise) against rows [r0, r1): each
+// block's pieces once for all T.
 template <bool Q4, int T>
-void x16_tokens(float* y, int64_t ldy, const Layout<Q4>& L, const BlockQ8_0* x, int64_t ldx,
-                int r0, int r1, int64_t c0, int64_t cb, XBlock (*xb)[kChunkBlocks]) {
-  for (int t = 0; t < T; t++) prepare_x(xb[t], x + t * ldx + c0, int(cb), L.kOffset);
+void x16_tokens(float* y, int64_t ldy, const Layout<Q4>& L, const BlockQ8_0* x, const XBlockSum* xs,
+                int64_t ldx, int r0, int r1) {
   for (int g = r0 / kInterleave; g * kInterleave < r1; g++) {
-    const __mmask16 m = rows_mask(g, r1);
     __m512 sum[T];
-    for (int t = 0; t < T; t++) {
-      sum[t] = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + t * ldy + g * kInterleave);
-    }
-    const uint8_t* q = L.quants(g, c0);
-    const uint16_t* s = L.scales(g, c0);
-    for (int64_t b = 0; b < cb; b++, q += L.kQuants, s += 16) {
+    for (int t = 0; t < T; t++) sum[t] = _mm512_setzero_ps();
+    const uint8_t* q = L.quants(g, 0);
+    const uint16_t* s = L.scales(g, 0);
+    for (int64_t b = 0; b < L.nb; b++, q += L.kQuants, s += 16) {
       Layout<Q4>::prefetch(q, s, b);
       const Pieces p = load_pieces<Q4>(q);
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
 #pragma GCC unroll 8
       for (int t = 0; t < T; t++) {
-        sum[t] = scale_add(sum[t], block_sums(p, x[t * ldx + c0 + b], xb[t][b].start), dw, xb[t][b].d);
+        const XBlockSum& xb = xs[t * ldx + b];
+        sum[t] = scale_add(sum[t], block_sums(p, x[t * ldx + b], xb.start), dw, xb.d);
       }
     }
+    const __mmask16 m = rows_mask(g, r1);
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy + g * kInterleave, m, sum[t]);
   }
 }
 
 template <bool Q4>
-void x16_matmul(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, int ldx, int n,
-                int count, int r0, int r1) {
+void x16_matmul(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const XBlockSum* xs,
+                int ldx, int n, int count, int r0, int r1) {
   const Layout<Q4> L{w, n / kBlock};
-  XBlock xb[kMaxTokens][kChunkBlocks];
-  for (int64_t c0 = 0; c0 < L.nb; c0 += kChunkBlocks) {
-    const int64_t cb = L.nb - c0 < kChunkBlocks ? L.nb - c0 : kChunkBlocks;
-    for (int t0 = 0; t0 < count; t0 += kMaxTokens) {
-      float* yt = y + int64_t(t0) * ldy;
-      const BlockQ8_0* xt = x + int64_t(t0) * ldx;
-      switch (count - t0 < kMaxTokens ? count - t0 : kMaxTokens) {
-        case 1: x16_tokens<Q4, 1>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        case 2: x16_tokens<Q4, 2>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        case 3: x16_tokens<Q4, 3>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        case 4: x16_tokens<Q4, 4>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        case 5: x16_tokens<Q4, 5>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        case 6: x16_tokens<Q4, 6>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        case 7: x16_tokens<Q4, 7>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-        default: x16_tokens<Q4, 8>(yt, ldy, L, xt, ldx, r0, r1, c0, cb, xb); break;
-      }
+  for (int t0 = 0; t0 < count; t0 += kMaxTokens) {
+    float* yt = y + int64_t(t0) * ldy;
+    const BlockQ8_0* xt = x + int64_t(t0) * ldx;
+    const XBlockSum* st = xs + int64_t(t0) * ldx;
+    switch (count - t0 < kMaxTokens ? count - t0 : kMaxTokens) {
+      case 1: x16_tokens<Q4, 1>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      case 2: x16_tokens<Q4, 2>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      case 3: x16_tokens<Q4, 3>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      case 4: x16_tokens<Q4, 4>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      case 5: x16_tokens<Q4, 5>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      case 6: x16_tokens<Q4, 6>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      case 7: x16_tokens<Q4, 7>(yt, ldy, L, xt, st, ldx, r0, r1); break;
+      default: x16_tokens<Q4, 8>(yt, ldy, L, xt, st, ldx, r0, r1); break;
     }
   }
 }
@@ -248,12 +224,24 @@ void interleave_groups(uint8_t* dst, const Block* src, int groups, int nb) {
 }  // namespace
 
 void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                           int ldx_blocks, int n, int count, int r0, int r1) {
-  x16_matmul<false>(y, ldy, w, x, ldx_blocks, n, count, r0, r1);
+                           const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1) {
+  x16_matmul<false>(y, ldy, w, x, xs, ldx_blocks, n, count, r0, r1);
 }
 void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                           int ldx_blocks, int n, int count, int r0, int r1) {
-  x16_matmul<true>(y, ldy, w, x, ldx_blocks, n, count, r0, r1);
+                           const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1) {
+  x16_matmul<true>(y, ldy, w, x, xs, ldx_blocks, n, count, r0, r1);
+}
+
+void sum_x_blocks_avx512(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int b = 0; b < blocks; b++) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i s8 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);  // 8 partial sums
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    out[b] = {-offset * _mm_cvtsi128_si32(s), _cvtsh_ss(x[b].d)};
+  }
 }
 
 void interleave_groups_q8_0_avx512(uint8_t* dst, const BlockQ8_0* src, int groups, int nb) {

@@ -30,6 +30,13 @@ void dot_rows_avx512(float* out, const float* a, const float* rows, std::ptrdiff
 void weighted_sum_rows_avx512(float* out, const float* w, const float* rows,
                               std::ptrdiff_t stride, int count, int n);
 
+// quantize_row_q8_0: the reference (reference.cpp) and, with its bytes, AVX-512
+// (quantize_avx512.cpp).
+void quantize_row_q8_0_ref(BlockQ8_0* y, const float* x, int n);
+#if defined(TROUPE_HAVE_X86_SIMD)
+void quantize_row_q8_0_avx512(BlockQ8_0* y, const float* x, int n);
+#endif
+
 // Interleaved blocks (interleaved.cpp): the same floats, read out of the groups.
 void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
@@ -50,9 +57,11 @@ void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n,
 void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 // Interleaved blocks (interleaved_avx512.cpp).
 void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                           int ldx_blocks, int n, int count, int r0, int r1);
+                           const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
 void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                           int ldx_blocks, int n, int count, int r0, int r1);
+                           const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
+// sum_x_blocks_q8_0x16 / _q4_0x16 (offset 128 / 8).
+void sum_x_blocks_avx512(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset);
 // Whole groups (16 real rows each, nb blocks a row) into the layout: interleave_q8_0's bytes.
 void interleave_groups_q8_0_avx512(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
 void interleave_groups_q4_0_avx512(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);

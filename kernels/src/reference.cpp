@@ -163,8 +163,8 @@ uint16_t fp32_to_fp16(float f) {
 }
 
 // The same bytes as ggml's for all finite x (the maximum is taken in four interleaved runs, which
-// only matters for NaNs), and fast enough to run on every matvec input.
-void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) {
+// only matters for NaNs).
+void detail::quantize_row_q8_0_ref(BlockQ8_0* y, const float* x, int n) {
   for (int i = 0; i < n / kBlock; i++) {
     const float* xb = x + static_cast<int64_t>(i) * kBlock;
     float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};

@@ -26,6 +26,16 @@ constexpr std::size_t kTileBytesInterleaved = 256 * 1024;
 // f32 batches go through the batched kernel, which re-reads the tile once per 3 tokens: a tile
 // that stays in L1 measured fastest (TinyLlama f32, 2 threads: 48 KiB ~10% ahead of 96 and 256).
 constexpr std::size_t kTileBytesF32 = 48 * 1024;
+
+// Rows of a batch's tiles over `rows` rows: whole groups of 16, at most `fit` rows where that
+// leaves a group, and as even as that allows (704 rows that fit 224 go as 4 x 176, not
+// 3 x 224 + 32: a short tile pays the kernel's per-group costs with little work to spread them).
+int even_tile(int rows, std::size_t fit) {
+  const int most = static_cast<int>(std::max<std::size_t>(1, fit / k::kInterleave)) * k::kInterleave;
+  const int tiles = std::max(1, (rows + most - 1) / most);
+  const int per = (rows + tiles - 1) / tiles;
+  return (per + k::kInterleave - 1) / k::kInterleave * k::kInterleave;
+}
 }  // namespace
 
 KvCache::KvCache(const ModelConfig& config, LayerRange layers, int context)
@@ -61,6 +71,8 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   xq_.resize(batch * widest);
   xs_.resize(batch * widest);
   xq8_.resize(batch * ((widest + k::kBlock - 1) / k::kBlock));
+  xsum_q8_0_.resize(xq8_.size());
+  xsum_q4_0_.resize(xq8_.size());
   tiles_.resize(pool.size());
 }
 
@@ -72,29 +84,33 @@ int Transformer::chunks_for(std::size_t work, int items) const {
 void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride,
                          int n, int count) {
   // Quantized weights multiply quantized inputs; products sharing x share its quantization.
+  const bool interleave_tiles = count >= kInterleaveFrom && k::prefers_interleaved_blocks();
   int group_size = 0;
-  bool blocks = false;
+  bool q8_0 = false, q4_0 = false;
   std::size_t work = 0;
   for (const MatvecJob& job : jobs) {
     if (job.w->type == WeightType::q8_groups) group_size = job.w->group_size;
-    if (job.w->type == WeightType::q8_0 || job.w->type == WeightType::q4_0) blocks = true;
+    q8_0 |= job.w->type == WeightType::q8_0;
+    q4_0 |= job.w->type == WeightType::q4_0;
     work += std::size_t(job.w->rows) * n * count;
   }
+  const int nb = n / k::kBlock;
   for_tokens(count, [&](int t) {
     if (group_size) {
       k::quantize_q8(xq_.data() + std::size_t(t) * n, xs_.data() + std::size_t(t) * (n / group_size),
                      x + std::size_t(t) * x_stride, n, group_size);
     }
-    if (blocks) {
-      k::quantize_row_q8_0(xq8_.data() + std::size_t(t) * (n / k::kBlock),
-                           x + std::size_t(t) * x_stride, n);
+    if (q8_0 || q4_0) {
+      k::BlockQ8_0* xq = xq8_.data() + std::size_t(t) * nb;
+      k::quantize_row_q8_0(xq, x + std::size_t(t) * x_stride, n);
+      if (interleave_tiles && q8_0) k::sum_x_blocks_q8_0x16(xsum_q8_0_.data() + std::size_t(t) * nb, xq, nb);
+      if (interleave_tiles && q4_0) k::sum_x_blocks_q4_0x16(xsum_q4_0_.data() + std::size_t(t) * nb, xq, nb);
     }
   });
   const k::MatvecOps& ops = k::matvec_ops();
   // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
   // matvec's (kernels.hpp), reusing each weight load for several tokens.
   const k::MatmulOps& mm = k::matmul_ops();
-  const bool interleave_tiles = count >= kInterleaveFrom && k::prefers_interleaved_blocks();
   const int chunks = chunks_for(work, 1 << 30);
   pool_.run(chunks, [&](int chunk, int thread) {
     for (const MatvecJob& job : jobs) {
@@ -105,17 +121,13 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
       const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32
                                      : interleave_tiles     ? kTileBytesInterleaved
                                                             : kTileBytes;
-      const int tile = count == 1 ? r.end - r.begin
-                                  : static_cast<int>(std::max<std::size_t>(1, tile_bytes / row_bytes /
-                                                                                  k::kInterleave) *
-                                                     k::kInterleave);
+      const int tile = count == 1 ? r.end - r.begin : even_tile(r.end - r.begin, tile_bytes / row_bytes);
       for (int r0 = r.begin; r0 < r.end; r0 += tile) {
         const int r1 = std::min(r.end, r0 + tile);
         if (count > 1) {
-          const int nb = n / k::kBlock;
           // Q8_0 / Q4_0: straight from ggml's layout, or from the tile copied interleaved.
           auto blocks = [&](const auto* wb, auto interleaved_bytes, auto interleave, auto matmul_x16,
-                            auto matmul_ggml) {
+                            const k::XBlockSum* xsum, auto matmul_ggml) {
             if (!interleave_tiles) {
               matmul_ggml(job.out, job.out_stride, wb, xq8_.data(), nb, n, count, r0, r1);
               return;
@@ -123,7 +135,8 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
             std::vector<uint8_t>& t = tiles_[thread];
             t.resize(std::max(t.size(), interleaved_bytes(r1 - r0, n)));
             interleave(t.data(), wb + std::size_t(r0) * nb, r1 - r0, n);
-            matmul_x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), nb, n, count, 0, r1 - r0);
+            matmul_x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), xsum, nb, n, count, 0,
+                       r1 - r0);
           };
           switch (w.type) {
             case WeightType::f32:
@@ -132,11 +145,11 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
               continue;
             case WeightType::q8_0:
               blocks(static_cast<const k::BlockQ8_0*>(w.data), k::interleaved_bytes_q8_0,
-                     k::interleave_q8_0, mm.q8_0x16, mm.q8_0);
+                     k::interleave_q8_0, mm.q8_0x16, xsum_q8_0_.data(), mm.q8_0);
               continue;
             case WeightType::q4_0:
               blocks(static_cast<const k::BlockQ4_0*>(w.data), k::interleaved_bytes_q4_0,
-                     k::interleave_q4_0, mm.q4_0x16, mm.q4_0);
+                     k::interleave_q4_0, mm.q4_0x16, xsum_q4_0_.data(), mm.q4_0);
               continue;
             default:
               break;  // f16 and q8 groups: the matvec once per token, below

@@ -39,7 +39,8 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18, "ggml block la
 // IEEE half precision, round to nearest even (as ggml's reference conversion).
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
-// ggml's reference quantizers (n % 32 == 0): Q8_0 d = max|x|/127, q = roundf(x/d);
+// ggml's reference quantizers (n % 32 == 0): Q8_0 d = max|x|/127, q = roundf(x/d) (through
+// matvec_ops(): every matvec input passes here);
 // Q4_0 d = (the value of largest magnitude)/-8, q = min(15, (int8)(x/d + 8.5)).
 void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n);
 void quantize_row_q4_0(BlockQ4_0* y, const float* x, int n);
@@ -69,6 +70,16 @@ void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n);
 // Row r of an interleaved matrix back as ggml blocks (n / 32 of them).
 void deinterleave_row_q8_0(BlockQ8_0* row, const uint8_t* w, int r, int n);
 void deinterleave_row_q4_0(BlockQ4_0* row, const uint8_t* w, int r, int n);
+// The x side of a batch against interleaved blocks, per token and block: the start of the
+// kernels' exact integer sum, -offset * (sum of x's 32 quants), which takes off the offset that
+// made the weight quants unsigned (+128 for Q8_0, +8 for Q4_0's nibbles), and x's scale as a
+// float. It depends on x alone, so a product computes it once per token for all of its tiles.
+struct XBlockSum {
+  int32_t start;
+  float d;
+};
+void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
+void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
 // True when matmul_ops() has kernels of its own for interleaved blocks (AVX-512 VNNI). They run
 // a batch about twice as fast as ggml's layout from cache, so a batch of tokens interleaves each
 // tile of weights first. Weights stay in ggml's layout in memory: a single token's matvec
@@ -97,6 +108,8 @@ struct MatvecOps {
   // take any value; x's must be in [-127, 127], as quantize_row_q8_0 gives (AVX2 relies on it).
   void (*q8_0)(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
   void (*q4_0)(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+  // Their input: quantize_row_q8_0, the reference's bytes on every path.
+  void (*quantize_q8_0)(BlockQ8_0* y, const float* x, int n);
 };
 
 // The matvec implementation for an instruction set; scalar when that one is not available.
@@ -120,11 +133,11 @@ struct MatmulOps {
   void (*q4_0)(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks, int n,
                int count, int r0, int r1);
   // Interleaved weights (above), r0 % kInterleave == 0: bit for bit the floats q8_0 / q4_0
-  // give for the same blocks.
-  void (*q8_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, int ldx_blocks, int n,
-                  int count, int r0, int r1);
-  void (*q4_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, int ldx_blocks, int n,
-                  int count, int r0, int r1);
+  // give for the same blocks. xs: sum_x_blocks_q8_0x16 / _q4_0x16 of x, with x's stride.
+  void (*q8_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const XBlockSum* xs,
+                  int ldx_blocks, int n, int count, int r0, int r1);
+  void (*q4_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const XBlockSum* xs,
+                  int ldx_blocks, int n, int count, int r0, int r1);
 };
 
 // As matvec_ops: scalar when `isa` is not available; the no-argument one for detected_isa(),

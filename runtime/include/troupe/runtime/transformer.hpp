@@ -94,6 +94,8 @@ class Transformer {
   std::vector<int8_t> xq_;              // inputs quantized for llama2.c int8 weights
   std::vector<float> xs_;               // their group scales
   std::vector<kernels::BlockQ8_0> xq8_;  // inputs quantized for ggml Q8_0 / Q4_0 weights
+  // Their block sums for the interleaved kernels, against Q8_0 and Q4_0 weights.
+  std::vector<kernels::XBlockSum> xsum_q8_0_, xsum_q4_0_;
   // Per thread: the tile of Q8_0 / Q4_0 weights a batch is running, interleaved for the kernels
   // that prefer it (kernels::prefers_interleaved_blocks).
   std::vector<std::vector<uint8_t>> tiles_;

@@ -1,4 +1,5 @@
 #include <atomic>
+#include <cstdlib>
 #include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
@@ -19,6 +20,35 @@ TEST_CASE("split_range covers every item once, in order", "[thread_pool]") {
           next = r.end;
         }
         CHECK(next == n);
+      }
+    }
+  }
+}
+
+TEST_CASE("split_stream gives each thread a long share, then shrinking pieces", "[thread_pool]") {
+  for (int n : {0, 1, 7, 64, 172, 1000, 5632, 32000}) {
+    for (int threads : {1, 2, 3, 16}) {
+      for (int align : {1, 16}) {
+        INFO("n " << n << " threads " << threads << " align " << align);
+        const int chunks = threads * kStreamChunksPerThread;
+        int next = 0;
+        std::vector<int> sizes;
+        for (int i = 0; i < chunks; i++) {
+          const Range r = split_stream(n, threads, i, align);
+          CHECK(r.begin == next);
+          CHECK(r.end >= r.begin);
+          CHECK((r.begin % align == 0 || r.begin == n));
+          sizes.push_back(r.end - r.begin);
+          next = r.end;
+        }
+        CHECK(next == n);
+        if (n >= 1000) {  // the shares hold ~80%, the pieces after them shrink
+          int head = 0;
+          for (int i = 0; i < threads; i++) head += sizes[i];
+          CHECK(std::abs(head - 0.8 * n) <= 0.01 * n + align * threads);
+          for (int i = threads + 1; i < chunks; i++) CHECK(sizes[i] <= sizes[i - 1] + align);
+          CHECK(sizes[threads] < sizes[0]);
+        }
       }
     }
   }

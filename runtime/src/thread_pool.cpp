@@ -91,6 +91,18 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
+Range split_stream(int n, int threads, int i, int align) {
+  const int64_t units = (int64_t(n) + align - 1) / align, head = units * 4 / 5, tail = units - head;
+  const int64_t pieces = 2 * int64_t(threads), weights = pieces * (pieces + 1) / 2;
+  // Where chunk c starts, in units: the heads evenly, then tail pieces of weight pieces - j.
+  auto start = [&](int64_t c) {
+    if (c <= threads) return head * c / threads;
+    const int64_t j = c - threads;
+    return head + tail * (j * pieces - j * (j - 1) / 2) / weights;
+  };
+  return {int(std::min<int64_t>(n, start(i) * align)), int(std::min<int64_t>(n, start(i + 1) * align))};
+}
+
 Range split_range(int n, int parts, int i, int align) {
   const int units = (n + align - 1) / align;
   const int per = units / parts, extra = units % parts;

@@ -111,12 +111,16 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
   // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
   // matvec's (kernels.hpp), reusing each weight load for several tokens.
   const k::MatmulOps& mm = k::matmul_ops();
-  const int chunks = chunks_for(work, 1 << 30);
+  // One token streams the weights from memory: each thread its own long run of rows
+  // (split_stream). A batch computes on tiles: equal chunks.
+  const bool stream = count == 1 && pool_.size() > 1 && work >= kMinParallelWork;
+  const int chunks = stream ? pool_.size() * kStreamChunksPerThread : chunks_for(work, 1 << 30);
   pool_.run(chunks, [&](int chunk, int thread) {
     for (const MatvecJob& job : jobs) {
       const Matrix& w = *job.w;
       // Row ranges and tiles start at multiples of 16: whole groups of interleaved blocks.
-      const Range r = split_range(w.rows, chunks, chunk, k::kInterleave);
+      const Range r = stream ? split_stream(w.rows, pool_.size(), chunk, k::kInterleave)
+                             : split_range(w.rows, chunks, chunk, k::kInterleave);
       const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
       const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32
                                      : interleave_tiles     ? kTileBytesInterleaved

@@ -63,6 +63,16 @@ struct Range {
 };
 Range split_range(int n, int parts, int i, int align = 1);
 
+// Chunks of a loop that streams its items from memory (a matrix-vector product), for `threads`
+// threads: chunk i < threads is thread i's contiguous share of the first 80%, and the last 20%
+// goes in 2 x threads pieces of decreasing size, for whichever thread is free first. Each thread
+// then reads one long run of memory, which the hardware prefetchers follow, and the threads still
+// finish together (within the last, smallest piece) when one runs slower or starts late.
+// Measured on the project's 2-core VM against 8 equal chunks: TinyLlama Q4_0 generation from
+// ~64% to ~68% of the read bandwidth when the machine gave its highest (bench/README.md).
+constexpr int kStreamChunksPerThread = 3;
+Range split_stream(int n, int threads, int i, int align = 1);  // i < threads * kStreamChunksPerThread
+
 int default_thread_count();
 
 }  // namespace troupe

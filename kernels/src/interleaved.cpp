@@ -74,8 +74,12 @@ void sum_x_blocks(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
 
 }  // namespace
 
-void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) { sum_x_blocks(out, x, blocks, 128); }
-void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) { sum_x_blocks(out, x, blocks, 8); }
+void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
+  sum_x_blocks(out, x, blocks, 128);
+}
+void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
+  sum_x_blocks(out, x, blocks, 8);
+}
 
 std::size_t interleaved_bytes_q8_0(int rows, int n) {
   return groups(rows) * (n / kBlock) * (kQuantsQ8_0x16 + kScalesX16);

@@ -13,8 +13,9 @@
 // A block's pieces are loaded (and Q4_0's nibbles split) once for up to 8 tokens; each token's
 // sums and float part are those of one token alone.
 //
-// Also here: the x sums, and the copy of whole groups of ggml blocks into that layout (interleaved.cpp's
-// reference loops give the same bytes), a transpose of 32-bit words in registers.
+// Also here: the x sums, and the copy of whole groups of ggml blocks into that layout
+// (interleaved.cpp's reference loops give the same bytes), a transpose of 32-bit words in
+// registers.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -92,7 +93,6 @@ __mmask16 rows_mask(int g, int r1) {
 template <bool Q4>
 struct Layout {
   static constexpr int64_t kQuants = Q4 ? int64_t(kQuantsQ4_0x16) : int64_t(kQuantsQ8_0x16);
-  static constexpr int kOffset = Q4 ? 8 : 128;
   // Weights read ahead into L2 (see matvec_avx512.cpp's q8_rows4 on L2 rather than L1): ~8 KiB.
   static constexpr int64_t kPrefetch = 8192;
   const uint8_t* w;

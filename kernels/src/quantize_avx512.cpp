@@ -4,6 +4,9 @@
 // software one is that rounding), and each quant rounded half away from zero by the reference's
 // steps: truncate, then step by the sign of a fraction of at least one half. Compiled with the
 // flags of matvec_avx512.cpp and only called when the CPU has them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12, inside its own intrinsics
+#endif
 #include <immintrin.h>
 
 #include "matvec_impl.hpp"
@@ -31,7 +34,8 @@ void quantize_row_q8_0_avx512(BlockQ8_0* y, const float* x, int n) {
   for (int i = 0; i < n / kBlock; i++) {
     const __m512 v0 = _mm512_loadu_ps(x + static_cast<int64_t>(i) * kBlock);
     const __m512 v1 = _mm512_loadu_ps(x + static_cast<int64_t>(i) * kBlock + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float amax =
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     const float d = amax / ((1 << 7) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

@@ -100,7 +100,8 @@ Range split_stream(int n, int threads, int i, int align) {
     const int64_t j = c - threads;
     return head + tail * (j * pieces - j * (j - 1) / 2) / weights;
   };
-  return {int(std::min<int64_t>(n, start(i) * align)), int(std::min<int64_t>(n, start(i + 1) * align))};
+  auto item = [&](int64_t c) { return int(std::min<int64_t>(n, start(c) * align)); };
+  return {item(i), item(i + 1)};
 }
 
 Range split_range(int n, int parts, int i, int align) {

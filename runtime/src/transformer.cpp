@@ -31,7 +31,8 @@ constexpr std::size_t kTileBytesF32 = 48 * 1024;
 // leaves a group, and as even as that allows (704 rows that fit 224 go as 4 x 176, not
 // 3 x 224 + 32: a short tile pays the kernel's per-group costs with little work to spread them).
 int even_tile(int rows, std::size_t fit) {
-  const int most = static_cast<int>(std::max<std::size_t>(1, fit / k::kInterleave)) * k::kInterleave;
+  const int most =
+      static_cast<int>(std::max<std::size_t>(1, fit / k::kInterleave)) * k::kInterleave;
   const int tiles = std::max(1, (rows + most - 1) / most);
   const int per = (rows + tiles - 1) / tiles;
   return (per + k::kInterleave - 1) / k::kInterleave * k::kInterleave;
@@ -103,8 +104,9 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
     if (q8_0 || q4_0) {
       k::BlockQ8_0* xq = xq8_.data() + std::size_t(t) * nb;
       k::quantize_row_q8_0(xq, x + std::size_t(t) * x_stride, n);
-      if (interleave_tiles && q8_0) k::sum_x_blocks_q8_0x16(xsum_q8_0_.data() + std::size_t(t) * nb, xq, nb);
-      if (interleave_tiles && q4_0) k::sum_x_blocks_q4_0x16(xsum_q4_0_.data() + std::size_t(t) * nb, xq, nb);
+      const std::size_t at = std::size_t(t) * nb;
+      if (interleave_tiles && q8_0) k::sum_x_blocks_q8_0x16(xsum_q8_0_.data() + at, xq, nb);
+      if (interleave_tiles && q4_0) k::sum_x_blocks_q4_0x16(xsum_q4_0_.data() + at, xq, nb);
     }
   });
   const k::MatvecOps& ops = k::matvec_ops();
@@ -125,7 +127,8 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
       const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32
                                      : interleave_tiles     ? kTileBytesInterleaved
                                                             : kTileBytes;
-      const int tile = count == 1 ? r.end - r.begin : even_tile(r.end - r.begin, tile_bytes / row_bytes);
+      const int tile =
+          count == 1 ? r.end - r.begin : even_tile(r.end - r.begin, tile_bytes / row_bytes);
       for (int r0 = r.begin; r0 < r.end; r0 += tile) {
         const int r1 = std::min(r.end, r0 + tile);
         if (count > 1) {

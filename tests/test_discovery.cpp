@@ -344,7 +344,7 @@ TEST_CASE("the broadcast queue hands out updates as a stable sort by transmissio
   for (int step = 0; step < 20000; step++) {
     if (next() % 3 == 0) {
       wire::MemberUpdate u;
-      u.info.address = "m" + std::to_string(next() % 60) + ":1";
+      u.info.address = std::string("m") + std::to_string(next() % 60) + ":1";
       u.incarnation = uint64_t(step);
       std::erase_if(reference, [&](const Queued& q) { return q.update.info.address == u.info.address; });
       reference.push_back({u, 0});
@@ -378,7 +378,7 @@ TEST_CASE("the member index finds, inserts and erases as a map does", "[discover
   uint64_t rng = 99;
   for (int step = 0; step < 20000; step++) {
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    const std::string key = "n" + std::to_string((rng >> 33) % 500) + ":7000";
+    const std::string key = std::string("n") + std::to_string((rng >> 33) % 500) + ":7000";
     const Item* found = index.find(key);
     auto it = items.find(key);
     REQUIRE((found != nullptr) == (it != items.end()));

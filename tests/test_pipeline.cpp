@@ -33,7 +33,11 @@ namespace {
 
 std::vector<NodeSpec> layout(const std::vector<std::pair<int, int>>& ranges) {
   std::vector<NodeSpec> nodes;
-  for (std::size_t i = 0; i < ranges.size(); i++) nodes.push_back({"s" + std::to_string(i), ranges[i]});
+  for (std::size_t i = 0; i < ranges.size(); i++) {
+    std::string name = "s";  // appended: GCC 12 warns falsely (-Wrestrict) on "s" + std::string
+    name += std::to_string(i);
+    nodes.push_back({name, ranges[i]});
+  }
   return nodes;
 }
 

@@ -3,6 +3,9 @@
 // same operations in the same order (a multiply, then an add; no contraction), so the floats are
 // the reference's bit for bit. Compiled with the flags of matvec_avx512.cpp and only called when
 // the CPU has them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12, inside its own intrinsics
+#endif
 #include <immintrin.h>
 
 #include <cstddef>

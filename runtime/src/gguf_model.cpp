@@ -38,8 +38,9 @@ const GgufTensorInfo& tensor(const GgufFile& f, const std::string& name,
   const std::vector<uint64_t> want(dims);
   if (t->dims != want) {
     std::string got, expect;
-    for (auto d : t->dims) got += (got.empty() ? "" : "x") + std::to_string(d);
-    for (auto d : want) expect += (expect.empty() ? "" : "x") + std::to_string(d);
+    // (Appending piece by piece: GCC 12 warns falsely, -Wrestrict, on "literal" + std::string.)
+    for (auto d : t->dims) got.append(got.empty() ? "" : "x").append(std::to_string(d));
+    for (auto d : want) expect.append(expect.empty() ? "" : "x").append(std::to_string(d));
     throw InputError(f.path() + ": tensor " + name + " has shape " + got + ", expected " + expect);
   }
   return *t;

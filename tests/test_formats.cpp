@@ -18,7 +18,6 @@
 #include "troupe/runtime/llama_gguf_writer.hpp"
 #include "troupe/runtime/model.hpp"
 #include "troupe/runtime/tokenizer.hpp"
-#include "troupe/runtime/transformer.hpp"
 
 using namespace troupe;
 using troupe::test::run_troupe;
@@ -577,34 +576,5 @@ TEST_CASE("troupe run on the converted GGUF prints what it prints on the checkpo
                     << c["seed"] << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(r.out == c["expected_stdout"].get<std::string>());
-  }
-}
-
-TEST_CASE("a batched prompt of Q8_0 and Q4_0 weights gives the floats of one token at a time",
-          "[formats][model]") {
-  // Shapes past the batch's tiles: Q8_0 rows of 2816 columns take two tiles a chunk, and 27
-  // tokens run as passes of 8 and a remainder; the interleaved kernels run where the CPU has them.
-  TempDir dir;
-  for (const std::string type : {"q8_0", "q4_0"}) {
-    const std::string path = dir / (type + ".gguf");
-    ok({"synth", "--dim", "1024", "--hidden", "2816", "--layers", "2", "--heads", "16", "--kv-heads", "4",
-        "--vocab", "300", "--seq-len", "64", "--type", type, "--out", path});
-    const Model m = load_model(path);
-    ThreadPool pool(2);
-    std::vector<int> tokens;
-    for (int i = 0; i < 27; i++) tokens.push_back((i * 37 + 5) % 300);
-    Transformer one(m, LayerRange{0, 2}, 64, pool), batch(m, LayerRange{0, 2}, 64, pool);
-    std::vector<float> a;
-    for (int pos = 0; pos < static_cast<int>(tokens.size()); pos++) {
-      const float* l = one.forward(tokens[pos], pos);
-      a.assign(l, l + 300);
-    }
-    const float* b = batch.forward_batch(tokens, 0);
-    INFO("type " << type);
-    CHECK(std::vector<float>(b, b + 300) == a);
-    const float* na = one.forward(7, 27);  // the caches agree too
-    const std::vector<float> next_a(na, na + 300);
-    const float* nb = batch.forward(7, 27);
-    CHECK(std::vector<float>(nb, nb + 300) == next_a);
   }
 }

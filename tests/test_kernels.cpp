@@ -1232,6 +1232,47 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
   }
 }
 
+TEST_CASE("expf_elements gives libm's expf bit for bit", "[kernels][reference]") {
+  // Every 97th of the 2^32 float bit patterns (all signs, exponents, NaNs), runs of 4093 so that
+  // every run ends in a partial vector, computed in place (y == x); then uniform values where
+  // softmax and SwiGLU live and glibc's edges (overflow, subnormal results, underflow to 0).
+  std::vector<float> x, got;
+  auto check = [&] {
+    got = x;
+    tk::expf_elements(got.data(), got.data(), static_cast<int>(got.size()));
+    size_t wrong = 0;
+    for (size_t i = 0; i < x.size(); i++) {
+      if (bits_of(got[i]) != bits_of(std::exp(x[i]))) {
+        if (wrong++ < 5) UNSCOPED_INFO("expf(" << x[i] << ") = " << std::exp(x[i]) << ", got " << got[i]);
+      }
+    }
+    CHECK(wrong == 0);
+  };
+  constexpr uint64_t kStride = 97, kRun = 4093;
+  for (uint64_t u = 0; u < (uint64_t(1) << 32);) {
+    x.clear();
+    for (; x.size() < kRun && u < (uint64_t(1) << 32); u += kStride) {
+      float f;
+      const uint32_t b = static_cast<uint32_t>(u);
+      std::memcpy(&f, &b, 4);
+      x.push_back(f);
+    }
+    check();
+  }
+  std::mt19937 rng(43);
+  std::uniform_real_distribution<float> wide(-110.0f, 90.0f), near(-20.0f, 2.0f);
+  x.clear();
+  for (int i = 0; i < 200000; i++) x.push_back(i % 2 ? wide(rng) : near(rng));
+  for (float edge : {88.0f, 88.72283f, 88.72284f, -87.33654f, -103.27893f, -103.97208f, -104.0f,
+                     0.0f, -0.0f, 1e-30f, -1e-45f, INFINITY, -INFINITY, NAN}) {
+    x.push_back(edge);
+    x.push_back(std::nextafter(edge, 0.0f));
+  }
+  check();
+  x.resize(5);  // shorter than a vector
+  check();
+}
+
 TEST_CASE("dot_rows gives dot's float for every row", "[kernels][reference]") {
   std::mt19937 rng(37);
   for (int n : {1, 7, 64, 100}) {

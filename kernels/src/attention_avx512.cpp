@@ -51,15 +51,17 @@ namespace {
 
 void dot_rows_avx512(float* out, const float* a, const float* rows, std::ptrdiff_t stride,
                      int count, int n) {
-  int r = 0;
-  for (; r + 16 <= count; r += 16) {  // 16 rows, one a lane: s_j += a[i] * row_j[i], i in order
+  for (int r = 0; r < count; r += 16) {  // 16 rows, one a lane: s_j += a[i] * row_j[i], i in order
     const float* block = rows + r * stride;
+    const int live = count - r < 16 ? count - r : 16;  // the last rows: lanes past them stay 0
     __m512 s = _mm512_setzero_ps();
     int i0 = 0;
     for (; i0 + 16 <= n; i0 += 16) {
       __m512 v[16];
 #pragma GCC unroll 16
-      for (int j = 0; j < 16; j++) v[j] = _mm512_loadu_ps(block + j * stride + i0);
+      for (int j = 0; j < 16; j++) {
+        v[j] = j < live ? _mm512_loadu_ps(block + j * stride + i0) : _mm512_setzero_ps();
+      }
       transpose16(v);
 #pragma GCC unroll 16
       for (int i = 0; i < 16; i++) s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_set1_ps(a[i0 + i]), v[i]));
@@ -69,13 +71,14 @@ void dot_rows_avx512(float* out, const float* a, const float* rows, std::ptrdiff
       const __mmask16 m = static_cast<__mmask16>((1u << left) - 1);
       __m512 v[16];
 #pragma GCC unroll 16
-      for (int j = 0; j < 16; j++) v[j] = _mm512_maskz_loadu_ps(m, block + j * stride + i0);
+      for (int j = 0; j < 16; j++) {
+        v[j] = j < live ? _mm512_maskz_loadu_ps(m, block + j * stride + i0) : _mm512_setzero_ps();
+      }
       transpose16(v);
       for (int i = 0; i < left; i++) s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_set1_ps(a[i0 + i]), v[i]));
     }
-    _mm512_storeu_ps(out + r, s);
+    _mm512_mask_storeu_ps(out + r, static_cast<__mmask16>((1u << live) - 1), s);
   }
-  if (r < count) dot_rows_ref(out + r, a, rows + r * stride, stride, count - r, n);
 }
 
 void weighted_sum_rows_avx512(float* out, const float* w, const float* rows,

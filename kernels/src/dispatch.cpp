@@ -254,6 +254,18 @@ void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdi
   fn(out, w, rows, stride, count, n);
 }
 
+// softmax and SwiGLU's exponentials (the AVX-512 path gives libm's floats).
+void expf_elements(float* y, const float* x, int n) {
+  using ExpFn = void (*)(float*, const float*, int);
+#if defined(TROUPE_HAVE_X86_SIMD)
+  static const ExpFn fn =
+      &matvec_ops() == &avx512_ops ? detail::expf_elements_avx512 : detail::expf_elements_ref;
+#else
+  static const ExpFn fn = detail::expf_elements_ref;
+#endif
+  fn(y, x, n);
+}
+
 // Every matvec input passes through it (a batch's quantization was ~4% of a TinyLlama prompt
 // in the scalar loop).
 void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) { matvec_ops().quantize_q8_0(y, x, n); }

@@ -37,6 +37,13 @@ void quantize_row_q8_0_ref(BlockQ8_0* y, const float* x, int n);
 void quantize_row_q8_0_avx512(BlockQ8_0* y, const float* x, int n);
 #endif
 
+// expf_elements: libm's expf per element (reference.cpp) and, with its floats, AVX-512
+// (exp_avx512.cpp).
+void expf_elements_ref(float* y, const float* x, int n);
+#if defined(TROUPE_HAVE_X86_SIMD)
+void expf_elements_avx512(float* y, const float* x, int n);
+#endif
+
 // Interleaved blocks (interleaved.cpp): the same floats, read out of the groups.
 void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);

@@ -247,11 +247,10 @@ void softmax(float* x, int n) {
   for (int i = 1; i < n; i++) {
     if (x[i] > max_val) max_val = x[i];
   }
+  for (int i = 0; i < n; i++) x[i] -= max_val;
+  expf_elements(x, x, n);
   float sum = 0.0f;
-  for (int i = 0; i < n; i++) {
-    x[i] = expf(x[i] - max_val);
-    sum += x[i];
-  }
+  for (int i = 0; i < n; i++) sum += x[i];
   for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
@@ -280,12 +279,23 @@ void rope(float* q, float* k, int q_dim, int k_dim, int head_size, int pos, floa
 }
 
 void swiglu(float* hb, const float* hb2, int n) {
-  for (int i = 0; i < n; i++) {
-    float val = hb[i];
-    val *= (1.0f / (1.0f + expf(-val)));
-    val *= hb2[i];
-    hb[i] = val;
+  constexpr int kPiece = 256;  // expf(-val) for a piece at a time, on the stack
+  float e[kPiece];
+  for (int at = 0; at < n; at += kPiece) {
+    const int m = n - at < kPiece ? n - at : kPiece;
+    for (int i = 0; i < m; i++) e[i] = -hb[at + i];
+    expf_elements(e, e, m);
+    for (int i = 0; i < m; i++) {
+      float val = hb[at + i];
+      val *= (1.0f / (1.0f + e[i]));
+      val *= hb2[at + i];
+      hb[at + i] = val;
+    }
   }
+}
+
+void detail::expf_elements_ref(float* y, const float* x, int n) {
+  for (int i = 0; i < n; i++) y[i] = expf(x[i]);
 }
 
 void quantize_q8(int8_t* q, float* s, const float* x, int n, int gs) {

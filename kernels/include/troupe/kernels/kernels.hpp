@@ -146,6 +146,8 @@ const MatmulOps& matmul_ops(Isa isa);
 const MatmulOps& matmul_ops();
 
 // Reference kernels (scalar, run.c's order of operations).
+// y[i] = expf(x[i]), libm's float bit for bit (y may be x); vectorized where the ISA allows.
+void expf_elements(float* y, const float* x, int n);
 void rmsnorm(float* out, const float* x, const float* weight, int n, float eps);
 void softmax(float* x, int n);
 // Rotates pairs (q[i], q[i+1]) for i < q_dim, and the same pairs of k for i < k_dim, at position

@@ -109,8 +109,8 @@ constexpr MatmulOps by_rows_ops{matmul_f32_by_rows<Ops>, matmul_q8_0_by_rows<Ops
 constexpr MatmulOps scalar_matmul_ops = by_rows_ops<scalar_ops>;
 #if defined(TROUPE_HAVE_X86_SIMD)
 constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2, detail::matmul_q8_0_avx2,
-                                    detail::matmul_q4_0_avx2,
-                                    matmul_q8_0x16_by_rows, matmul_q4_0x16_by_rows};
+                                    detail::matmul_q4_0_avx2, detail::matmul_q8_0x16_avx2,
+                                    detail::matmul_q4_0x16_avx2};
 constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512, detail::matmul_q8_0_avx512,
                                       detail::matmul_q4_0_avx512, detail::matmul_q8_0x16_avx512,
                                       detail::matmul_q4_0x16_avx512};
@@ -271,6 +271,14 @@ void expf_elements(float* y, const float* x, int n) {
 void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) { matvec_ops().quantize_q8_0(y, x, n); }
 
 bool prefers_interleaved_blocks() {
+#if defined(TROUPE_HAVE_X86_SIMD)
+  return &matmul_ops() == &avx512_matmul_ops || &matmul_ops() == &avx2_matmul_ops;
+#else
+  return false;
+#endif
+}
+
+bool detail::avx512_selected() {
 #if defined(TROUPE_HAVE_X86_SIMD)
   return &matmul_ops() == &avx512_matmul_ops;
 #else

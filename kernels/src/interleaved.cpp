@@ -38,12 +38,12 @@ void prefetch_next_group(const Block* src, std::size_t g, int b, int nb) {
   }
 }
 
-// Whole groups go through the AVX-512 copy where the interleaved kernels run (the same bytes);
+// Whole groups go through the AVX-512 copy where its kernels run (the same bytes);
 // the loops below are the reference, and copy a padded last group. Returns the groups copied.
 template <typename Block>
 std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, int nb) {
 #if defined(TROUPE_HAVE_X86_SIMD)
-  const int whole = prefers_interleaved_blocks() ? rows / kInterleave : 0;
+  const int whole = detail::avx512_selected() ? rows / kInterleave : 0;
   if (whole == 0) return 0;
   if constexpr (sizeof(Block) == sizeof(BlockQ4_0)) {
     detail::interleave_groups_q4_0_avx512(dst, src, whole, nb);
@@ -60,7 +60,7 @@ std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, in
 // The AVX-512 sums where its kernels run (the same values); the loop is the reference.
 void sum_x_blocks(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
 #if defined(TROUPE_HAVE_X86_SIMD)
-  if (prefers_interleaved_blocks()) {
+  if (detail::avx512_selected()) {
     detail::sum_x_blocks_avx512(out, x, blocks, offset);
     return;
   }

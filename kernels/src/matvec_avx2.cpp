@@ -417,7 +417,8 @@ void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx,
   if (t < count) f32_tokens<1>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
 }
 
-// Q8_0 / Q4_0: the matvec once per token (no batched AVX2 path yet).
+// Q8_0 / Q4_0 in ggml's layout: the matvec once per token. (Callers send larger batches to the
+// interleaved kernels, interleaved_avx2.cpp: prefers_interleaved_blocks.)
 void matmul_q8_0_avx2(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
                       int n, int count, int r0, int r1) {
   for (int t = 0; t < count; t++) {

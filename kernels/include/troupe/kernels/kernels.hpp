@@ -80,9 +80,9 @@ struct XBlockSum {
 };
 void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
 void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
-// True when matmul_ops() has kernels of its own for interleaved blocks (AVX-512 VNNI). They run
-// a batch about twice as fast as ggml's layout from cache, so a batch of tokens interleaves each
-// tile of weights first. Weights stay in ggml's layout in memory: a single token's matvec
+// True when matmul_ops() has kernels of its own for interleaved blocks (AVX-512 VNNI, AVX2). They
+// run a batch about twice as fast as ggml's layout from cache, so a batch of tokens interleaves
+// each tile of weights first. Weights stay in ggml's layout in memory: a single token's matvec
 // streams them from DRAM faster that way (measured on Zen 4: ~30 against 16-22 GB/s a core).
 bool prefers_interleaved_blocks();
 

@@ -183,12 +183,13 @@ TEST_CASE("a batched prompt gives the floats of one token at a time", "[model]")
                                {1, 403, 407, 261, 378, 430, 285, 306, 290, 300, 310}, 5);
 }
 
-TEST_CASE("a batched prompt of Q8_0 and Q4_0 weights gives the floats of one token at a time",
+TEST_CASE("a batched prompt of f16, Q8_0 and Q4_0 weights gives the floats of one token at a time",
           "[model]") {
   // Shapes past the batch's tiles: Q8_0 rows of 2816 columns take two tiles a chunk, and 27
-  // tokens run as passes of 8 and a remainder; the interleaved kernels run where the CPU has them.
+  // tokens run as passes of 8 and a remainder; the interleaved kernels run where the CPU has them,
+  // f16 tiles are widened for the f32 kernel.
   troupe::test::TempDir dir;
-  for (const std::string type : {"q8_0", "q4_0"}) {
+  for (const std::string type : {"f16", "q8_0", "q4_0"}) {
     INFO("type " << type);
     const std::string path = dir / (type + ".gguf");
     const auto r = troupe::test::run_troupe(

@@ -254,6 +254,19 @@ void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdi
   fn(out, w, rows, stride, count, n);
 }
 
+// Batches of f16 weights widen each tile (Transformer::matmul), loads with --quantize each row.
+void dequantize_row_f16(float* y, const uint16_t* x, int n) {
+  using WidenFn = void (*)(float*, const uint16_t*, int);
+#if defined(TROUPE_HAVE_X86_SIMD)
+  static const WidenFn fn = &matvec_ops() == &avx512_ops || &matvec_ops() == &avx2_ops
+                                ? detail::dequantize_row_f16_f16c
+                                : detail::dequantize_row_f16_ref;
+#else
+  static const WidenFn fn = detail::dequantize_row_f16_ref;
+#endif
+  fn(y, x, n);
+}
+
 // softmax and SwiGLU's exponentials (the AVX-512 path gives libm's floats).
 void expf_elements(float* y, const float* x, int n) {
   using ExpFn = void (*)(float*, const float*, int);

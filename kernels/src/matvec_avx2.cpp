@@ -455,6 +455,12 @@ void matvec_q8_avx2(float* y, const int8_t* wq, const float* ws, const int8_t* x
   }
 }
 
+void dequantize_row_f16_f16c(float* y, const uint16_t* x, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16(x + i));
+  for (; i < n; i++) y[i] = fp16_to_fp32(x[i]);
+}
+
 void matvec_f16_avx2(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
   int i = r0;
   for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);

@@ -37,6 +37,13 @@ void quantize_row_q8_0_ref(BlockQ8_0* y, const float* x, int n);
 void quantize_row_q8_0_avx512(BlockQ8_0* y, const float* x, int n);
 #endif
 
+// dequantize_row_f16: the software conversion (reference.cpp) and F16C's (matvec_avx2.cpp), the
+// same floats (tests compare all 65536 halves).
+void dequantize_row_f16_ref(float* y, const uint16_t* x, int n);
+#if defined(TROUPE_HAVE_X86_SIMD)
+void dequantize_row_f16_f16c(float* y, const uint16_t* x, int n);
+#endif
+
 // expf_elements: libm's expf per element (reference.cpp) and, with its floats, AVX-512
 // (exp_avx512.cpp).
 void expf_elements_ref(float* y, const float* x, int n);

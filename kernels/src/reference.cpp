@@ -228,7 +228,7 @@ void dequantize_row_q4_0(float* y, const BlockQ4_0* x, int n) {
   }
 }
 
-void dequantize_row_f16(float* y, const uint16_t* x, int n) {
+void detail::dequantize_row_f16_ref(float* y, const uint16_t* x, int n) {
   for (int i = 0; i < n; i++) y[i] = fp16_to_fp32(x[i]);
 }
 

@@ -75,6 +75,7 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   xsum_q8_0_.resize(xq8_.size());
   xsum_q4_0_.resize(xq8_.size());
   tiles_.resize(pool.size());
+  wide_tiles_.resize(pool.size());
 }
 
 int Transformer::chunks_for(std::size_t work, int items) const {
@@ -124,9 +125,10 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
       const Range r = stream ? split_stream(w.rows, pool_.size(), chunk, k::kInterleave)
                              : split_range(w.rows, chunks, chunk, k::kInterleave);
       const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
-      const std::size_t tile_bytes = w.type == WeightType::f32 ? kTileBytesF32
-                                     : interleave_tiles     ? kTileBytesInterleaved
-                                                            : kTileBytes;
+      const std::size_t tile_bytes = w.type == WeightType::f32   ? kTileBytesF32
+                                     : w.type == WeightType::f16 ? kTileBytesF32 / 2  // widened
+                                     : interleave_tiles          ? kTileBytesInterleaved
+                                                                 : kTileBytes;
       const int tile =
           count == 1 ? r.end - r.begin : even_tile(r.end - r.begin, tile_bytes / row_bytes);
       for (int r0 = r.begin; r0 < r.end; r0 += tile) {
@@ -150,6 +152,17 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
               mm.f32(job.out, job.out_stride, static_cast<const float*>(w.data), x, x_stride, n,
                      count, r0, r1);
               continue;
+            case WeightType::f16: {
+              // The tile widened to f32 (exact) through the f32 batched kernel: on every path the
+              // f16 matvec is the f32 one on the widened row (kernels), so the floats are its.
+              std::vector<float>& wide = wide_tiles_[thread];
+              const std::size_t floats = std::size_t(r1 - r0) * n;
+              wide.resize(std::max(wide.size(), floats));
+              k::dequantize_row_f16(wide.data(), static_cast<const uint16_t*>(w.data) + std::size_t(r0) * n,
+                                    static_cast<int>(floats));
+              mm.f32(job.out + r0, job.out_stride, wide.data(), x, x_stride, n, count, 0, r1 - r0);
+              continue;
+            }
             case WeightType::q8_0:
               blocks(static_cast<const k::BlockQ8_0*>(w.data), k::interleaved_bytes_q8_0,
                      k::interleave_q8_0, mm.q8_0x16, xsum_q8_0_.data(), mm.q8_0);
@@ -159,7 +172,7 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
                      k::interleave_q4_0, mm.q4_0x16, xsum_q4_0_.data(), mm.q4_0);
               continue;
             default:
-              break;  // f16 and q8 groups: the matvec once per token, below
+              break;  // llama2.c's q8 groups: the matvec once per token, below
           }
         }
         for (int t = 0; t < count; t++) {

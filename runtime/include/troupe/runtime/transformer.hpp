@@ -99,6 +99,8 @@ class Transformer {
   // Per thread: the tile of Q8_0 / Q4_0 weights a batch is running, interleaved for the kernels
   // that prefer it (kernels::prefers_interleaved_blocks).
   std::vector<std::vector<uint8_t>> tiles_;
+  // Per thread: the tile of f16 weights a batch is running, widened to f32.
+  std::vector<std::vector<float>> wide_tiles_;
 };
 
 }  // namespace troupe

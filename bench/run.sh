@@ -2,7 +2,7 @@
 # bench/run.sh [BUILD_DIR] — what `make bench` runs once the build is done.
 #
 # Writes TinyLlama-1.1B-shaped models of random weights once to bench/out/ (an f32 llama2.c
-# checkpoint, q8_0 and q4_0 GGUF), then runs `troupe bench` on them and on stories260K: one
+# checkpoint, f16, q8_0 and q4_0 GGUF), then runs `troupe bench` on them and on stories260K: one
 # markdown table of prompt and generation speed, peak memory, and how close generation comes to
 # the memory-bandwidth bound (generation streams every weight once per token, so tok/s <= read
 # GB/s / weight bytes per token). With LLAMA2C_RUN, llama2.c's rows follow for comparison.
@@ -45,7 +45,7 @@ FILES=("$MODELS/stories260K/stories260K.bin")
 if [[ ${BENCH_SMALL_ONLY:-0} != 1 ]]; then
   write_once "$OUT/tinyllama-1.1b-f32.bin" "$WRITER" --shape tinyllama-1.1b --seed 1 --out "$OUT/tinyllama-1.1b-f32.bin"
   FILES+=("$OUT/tinyllama-1.1b-f32.bin")
-  for type in q8_0 q4_0; do
+  for type in f16 q8_0 q4_0; do
     write_once "$OUT/tinyllama-1.1b-$type.gguf" "$TROUPE" synth --shape tinyllama-1.1b --tied --type "$type" \
       --tokenizer "$LLAMA2_TOK" --out "$OUT/tinyllama-1.1b-$type.gguf"
     FILES+=("$OUT/tinyllama-1.1b-$type.gguf")

@@ -618,7 +618,13 @@ TEST_CASE("fp16 to fp32 and back for every half", "[kernels][fp16]") {
   std::vector<float> deq(65536);
   std::vector<uint16_t> hs(65536);
   for (uint32_t h = 0; h < 65536; h++) hs[h] = static_cast<uint16_t>(h);
-  tk::dequantize_row_f16(deq.data(), hs.data(), 65536);
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << tk::isa_name(isa));
+    std::fill(deq.begin(), deq.end(), 0.0f);
+    tk::matvec_ops(isa).widen_f16(deq.data(), hs.data(), 65536);
+    CHECK(std::memcmp(deq.data(), all.data(), sizeof(float) * 65536) == 0);
+  }
+  tk::dequantize_row_f16(deq.data(), hs.data(), 65536);  // the public one: the detected ISA's
   CHECK(std::memcmp(deq.data(), all.data(), sizeof(float) * 65536) == 0);
 }
 
@@ -1238,15 +1244,18 @@ TEST_CASE("expf_elements gives libm's expf bit for bit", "[kernels][reference]")
   // softmax and SwiGLU live and glibc's edges (overflow, subnormal results, underflow to 0).
   std::vector<float> x, got;
   auto check = [&] {
-    got = x;
-    tk::expf_elements(got.data(), got.data(), static_cast<int>(got.size()));
-    size_t wrong = 0;
-    for (size_t i = 0; i < x.size(); i++) {
-      if (bits_of(got[i]) != bits_of(std::exp(x[i]))) {
-        if (wrong++ < 5) UNSCOPED_INFO("expf(" << x[i] << ") = " << std::exp(x[i]) << ", got " << got[i]);
+    for (Isa isa : runnable_isas()) {
+      got = x;
+      tk::matvec_ops(isa).exp_f32(got.data(), got.data(), static_cast<int>(got.size()));
+      size_t wrong = 0;
+      for (size_t i = 0; i < x.size(); i++) {
+        if (bits_of(got[i]) != bits_of(std::exp(x[i]))) {
+          if (wrong++ < 5) UNSCOPED_INFO("expf(" << x[i] << ") = " << std::exp(x[i]) << ", got " << got[i]);
+        }
       }
+      INFO("isa " << tk::isa_name(isa));
+      CHECK(wrong == 0);
     }
-    CHECK(wrong == 0);
   };
   constexpr uint64_t kStride = 97, kRun = 4093;
   for (uint64_t u = 0; u < (uint64_t(1) << 32);) {
@@ -1280,10 +1289,13 @@ TEST_CASE("dot_rows gives dot's float for every row", "[kernels][reference]") {
       const std::ptrdiff_t stride = n + 3;
       const auto a = random_floats(rng, n);
       const auto rows = random_floats(rng, size_t(count) * stride);
-      std::vector<float> got(count + 1, NAN);
-      tk::dot_rows(got.data(), a.data(), rows.data(), stride, count, n);
-      for (int r = 0; r < count; r++) CHECK(bits_of(got[r]) == bits_of(tk::dot(a.data(), rows.data() + r * stride, n)));
-      CHECK(std::isnan(got[count]));
+      for (Isa isa : runnable_isas()) {
+        INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count);
+        std::vector<float> got(count + 1, NAN);
+        tk::matvec_ops(isa).dot_rows(got.data(), a.data(), rows.data(), stride, count, n);
+        for (int r = 0; r < count; r++) CHECK(bits_of(got[r]) == bits_of(tk::dot(a.data(), rows.data() + r * stride, n)));
+        CHECK(std::isnan(got[count]));  // nothing past count is written
+      }
     }
   }
 }
@@ -1295,12 +1307,15 @@ TEST_CASE("weighted_sum_rows gives the floats of axpy row after row", "[kernels]
       const std::ptrdiff_t stride = n + 5;
       const auto w = random_floats(rng, count);
       const auto rows = random_floats(rng, size_t(count) * stride);
-      std::vector<float> want(n + 1, 0.0f), got(n + 1, NAN);
+      std::vector<float> want(n + 1, 0.0f);
       for (int r = 0; r < count; r++) tk::axpy(want.data(), w[r], rows.data() + r * stride, n);
-      tk::weighted_sum_rows(got.data(), w.data(), rows.data(), stride, count, n);
-      INFO("n " << n << " count " << count);
-      for (int i = 0; i < n; i++) CHECK(bits_of(got[i]) == bits_of(want[i]));
-      CHECK(std::isnan(got[n]));  // nothing past n is written
+      for (Isa isa : runnable_isas()) {
+        INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count);
+        std::vector<float> got(n + 1, NAN);
+        tk::matvec_ops(isa).weighted_sum_rows(got.data(), w.data(), rows.data(), stride, count, n);
+        for (int i = 0; i < n; i++) CHECK(bits_of(got[i]) == bits_of(want[i]));
+        CHECK(std::isnan(got[n]));  // nothing past n is written
+      }
     }
   }
 }

@@ -39,24 +39,34 @@ bool cpu_has_f16c() {
 }
 #endif
 
-constexpr MatvecOps scalar_ops{detail::matvec_f32_ref, detail::matvec_q8_ref,
-                               detail::matvec_f16_ref, detail::matvec_q8_0_ref,
-                               detail::matvec_q4_0_ref, detail::quantize_row_q8_0_ref};
+constexpr MatvecOps scalar_ops{detail::matvec_f32_ref,       detail::matvec_q8_ref,
+                               detail::matvec_f16_ref,       detail::matvec_q8_0_ref,
+                               detail::matvec_q4_0_ref,      detail::quantize_row_q8_0_ref,
+                               detail::dot_rows_ref,         detail::weighted_sum_rows_ref,
+                               detail::expf_elements_ref,    detail::dequantize_row_f16_ref};
 #if defined(TROUPE_HAVE_X86_SIMD)
-constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2, detail::matvec_q8_avx2,
-                             detail::matvec_f16_avx2, detail::matvec_q8_0_avx2,
-                             detail::matvec_q4_0_avx2, detail::quantize_row_q8_0_ref};
-constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512, detail::matvec_q8_avx512,
-                               detail::matvec_f16_avx512, detail::matvec_q8_0_avx512,
-                               detail::matvec_q4_0_avx512, detail::quantize_row_q8_0_avx512};
+constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2,
+                             detail::matvec_f16_avx2,     detail::matvec_q8_0_avx2,
+                             detail::matvec_q4_0_avx2,    detail::quantize_row_q8_0_ref,
+                             detail::dot_rows_ref,        detail::weighted_sum_rows_ref,
+                             detail::expf_elements_ref,   detail::dequantize_row_f16_f16c};
+constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512,    detail::matvec_q8_avx512,
+                               detail::matvec_f16_avx512,    detail::matvec_q8_0_avx512,
+                               detail::matvec_q4_0_avx512,   detail::quantize_row_q8_0_avx512,
+                               detail::dot_rows_avx512,      detail::weighted_sum_rows_avx512,
+                               detail::expf_elements_avx512, detail::dequantize_row_f16_f16c};
 #endif
 #if defined(TROUPE_HAVE_NEON)
-constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon, detail::matvec_q8_neon_dotprod,
-                                     detail::matvec_f16_neon, detail::matvec_q8_0_neon_dotprod,
-                                     detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref};
-constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon, detail::matvec_q8_neon,
-                                   detail::matvec_f16_neon, detail::matvec_q8_0_neon,
-                                   detail::matvec_q4_0_neon, detail::quantize_row_q8_0_ref};
+constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon,          detail::matvec_q8_neon_dotprod,
+                                     detail::matvec_f16_neon,          detail::matvec_q8_0_neon_dotprod,
+                                     detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref,
+                                     detail::dot_rows_ref,             detail::weighted_sum_rows_ref,
+                                     detail::expf_elements_ref,        detail::dequantize_row_f16_ref};
+constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon,   detail::matvec_q8_neon,
+                                   detail::matvec_f16_neon,   detail::matvec_q8_0_neon,
+                                   detail::matvec_q4_0_neon,  detail::quantize_row_q8_0_ref,
+                                   detail::dot_rows_ref,      detail::weighted_sum_rows_ref,
+                                   detail::expf_elements_ref, detail::dequantize_row_f16_ref};
 #endif
 
 // Batched products where an ISA has no batched kernel: its matvec once per token (bit-identical
@@ -230,54 +240,22 @@ const MatmulOps& matmul_ops() {
   return ops;
 }
 
-// Attention's loops: the AVX-512 paths give the reference's floats, so only speed depends on the
-// choice (made once, with matvec_ops()'s ISA).
-using RowsFn = void (*)(float*, const float*, const float*, std::ptrdiff_t, int, int);
-RowsFn avx512_or_ref(RowsFn avx512, RowsFn ref) {
-#if defined(TROUPE_HAVE_X86_SIMD)
-  return &matvec_ops() == &avx512_ops ? avx512 : ref;
-#else
-  (void)avx512;
-  return ref;
-#endif
-}
-
+// Attention's loops (AVX-512 where the tables are its).
 void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
               int n) {
-  static const RowsFn fn = avx512_or_ref(detail::dot_rows_avx512, detail::dot_rows_ref);
-  fn(out, a, rows, stride, count, n);
+  matvec_ops().dot_rows(out, a, rows, stride, count, n);
 }
 
 void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
                        int count, int n) {
-  static const RowsFn fn = avx512_or_ref(detail::weighted_sum_rows_avx512, detail::weighted_sum_rows_ref);
-  fn(out, w, rows, stride, count, n);
+  matvec_ops().weighted_sum_rows(out, w, rows, stride, count, n);
 }
 
 // Batches of f16 weights widen each tile (Transformer::matmul), loads with --quantize each row.
-void dequantize_row_f16(float* y, const uint16_t* x, int n) {
-  using WidenFn = void (*)(float*, const uint16_t*, int);
-#if defined(TROUPE_HAVE_X86_SIMD)
-  static const WidenFn fn = &matvec_ops() == &avx512_ops || &matvec_ops() == &avx2_ops
-                                ? detail::dequantize_row_f16_f16c
-                                : detail::dequantize_row_f16_ref;
-#else
-  static const WidenFn fn = detail::dequantize_row_f16_ref;
-#endif
-  fn(y, x, n);
-}
+void dequantize_row_f16(float* y, const uint16_t* x, int n) { matvec_ops().widen_f16(y, x, n); }
 
-// softmax and SwiGLU's exponentials (the AVX-512 path gives libm's floats).
-void expf_elements(float* y, const float* x, int n) {
-  using ExpFn = void (*)(float*, const float*, int);
-#if defined(TROUPE_HAVE_X86_SIMD)
-  static const ExpFn fn =
-      &matvec_ops() == &avx512_ops ? detail::expf_elements_avx512 : detail::expf_elements_ref;
-#else
-  static const ExpFn fn = detail::expf_elements_ref;
-#endif
-  fn(y, x, n);
-}
+// softmax's and SwiGLU's exponentials.
+void expf_elements(float* y, const float* x, int n) { matvec_ops().exp_f32(y, x, n); }
 
 // Every matvec input passes through it (a batch's quantization was ~4% of a TinyLlama prompt
 // in the scalar loop).

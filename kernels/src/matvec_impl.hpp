@@ -25,10 +25,12 @@ void dot_rows_ref(float* out, const float* a, const float* rows, std::ptrdiff_t 
                   int n);
 void weighted_sum_rows_ref(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
                            int count, int n);
+#if defined(TROUPE_HAVE_X86_SIMD)
 void dot_rows_avx512(float* out, const float* a, const float* rows, std::ptrdiff_t stride,
                      int count, int n);
 void weighted_sum_rows_avx512(float* out, const float* w, const float* rows,
                               std::ptrdiff_t stride, int count, int n);
+#endif
 
 // quantize_row_q8_0: the reference (reference.cpp) and, with its bytes, AVX-512
 // (quantize_avx512.cpp).

@@ -86,7 +86,8 @@ void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
 // streams them from DRAM faster that way (measured on Zen 4: ~30 against 16-22 GB/s a core).
 bool prefers_interleaved_blocks();
 
-// Matrix-vector products over rows [r0, r1) of a row-major matrix with n columns.
+// One instruction set's kernels: matrix-vector products over rows [r0, r1) of a row-major matrix
+// with n columns, and the loops around them that have SIMD paths.
 //
 // Every path computes a row's result from that row, x and n alone: not from r0/r1, the thread
 // split or where the matrix sits in memory. So a model gives the same floats whatever the
@@ -110,6 +111,15 @@ struct MatvecOps {
   void (*q4_0)(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
   // Their input: quantize_row_q8_0, the reference's bytes on every path.
   void (*quantize_q8_0)(BlockQ8_0* y, const float* x, int n);
+  // Attention's loops, element-wise work: the reference's floats on every path (dot_rows,
+  // weighted_sum_rows, expf_elements: libm's expf; dequantize_row_f16: a batch's f16 tiles are
+  // widened for the f32 kernel).
+  void (*dot_rows)(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
+                   int n);
+  void (*weighted_sum_rows)(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
+                            int count, int n);
+  void (*exp_f32)(float* y, const float* x, int n);
+  void (*widen_f16)(float* y, const uint16_t* x, int n);
 };
 
 // The matvec implementation for an instruction set; scalar when that one is not available.

@@ -49,7 +49,7 @@ constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2
                              detail::matvec_f16_avx2,     detail::matvec_q8_0_avx2,
                              detail::matvec_q4_0_avx2,    detail::quantize_row_q8_0_ref,
                              detail::dot_rows_ref,        detail::weighted_sum_rows_ref,
-                             detail::expf_elements_ref,   detail::dequantize_row_f16_f16c};
+                             detail::expf_elements_avx2,  detail::dequantize_row_f16_f16c};
 constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512,    detail::matvec_q8_avx512,
                                detail::matvec_f16_avx512,    detail::matvec_q8_0_avx512,
                                detail::matvec_q4_0_avx512,   detail::quantize_row_q8_0_avx512,

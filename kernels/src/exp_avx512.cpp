@@ -1,4 +1,5 @@
-// AVX-512 expf_elements (kernels.hpp): glibc's expf bit for bit, 16 floats at a time.
+// AVX-512 expf_elements (kernels.hpp): glibc's expf bit for bit, 16 floats at a time (AVX2:
+// exp_avx2.cpp, the same steps).
 //
 // run.c's softmax and SwiGLU call libm's expf once per element (~6% of a prompt and a serial
 // piece of every generated token). glibc (2.28 on) computes expf in double precision from a
@@ -16,24 +17,12 @@
 #include <cmath>
 #include <cstdint>
 
+#include "exp_table.hpp"
 #include "matvec_impl.hpp"
 
 namespace troupe::kernels::detail {
 
 namespace {
-
-// kTable[i] = bits of 2^(i/32) rounded to a double, minus i << 47: adding k << 47 for k with
-// k % 32 == i then gives 2^(k/32) (the exponent gets k / 32).
-alignas(64) constexpr uint64_t kTable[32] = {
-    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
-    0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
-    0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
-    0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585,
-    0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
-    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
-    0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
-    0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540,
-};
 
 // exp of 8 doubles (converted floats with |x| < 88) rounded to floats.
 [[gnu::always_inline]] inline __m256 exp8(__m512d x) {
@@ -48,10 +37,10 @@ alignas(64) constexpr uint64_t kTable[32] = {
   kd = _mm512_sub_pd(kd, shift);
   const __m512d r = _mm512_fmsub_pd(inv_ln2_32, x, kd);
   // s = 2^(k/32): the table entry of k % 32 (two 16-entry permutes, picked by bit 4), plus k << 47.
-  const __m512i t0 = _mm512_permutex2var_epi64(_mm512_load_si512(kTable), k,
-                                               _mm512_load_si512(kTable + 8));
-  const __m512i t1 = _mm512_permutex2var_epi64(_mm512_load_si512(kTable + 16), k,
-                                               _mm512_load_si512(kTable + 24));
+  const __m512i t0 = _mm512_permutex2var_epi64(_mm512_load_si512(kExp2Table), k,
+                                               _mm512_load_si512(kExp2Table + 8));
+  const __m512i t1 = _mm512_permutex2var_epi64(_mm512_load_si512(kExp2Table + 16), k,
+                                               _mm512_load_si512(kExp2Table + 24));
   const __mmask8 upper = _mm512_test_epi64_mask(k, _mm512_set1_epi64(16));
   const __m512i t = _mm512_mask_blend_epi64(upper, t0, t1);
   const __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(t, _mm512_slli_epi64(k, 47)));

@@ -51,6 +51,7 @@ void dequantize_row_f16_f16c(float* y, const uint16_t* x, int n);
 void expf_elements_ref(float* y, const float* x, int n);
 #if defined(TROUPE_HAVE_X86_SIMD)
 void expf_elements_avx512(float* y, const float* x, int n);
+void expf_elements_avx2(float* y, const float* x, int n);  // exp_avx2.cpp
 #endif
 
 // Interleaved blocks (interleaved.cpp): the same floats, read out of the groups.

@@ -920,6 +920,25 @@ TEST_CASE("Q8_0 and Q4_0 reference matvec by hand", "[kernels][matvec]") {
   }
 }
 
+TEST_CASE("every ISA's f16 matvec is its f32 matvec on the widened rows", "[kernels][matvec]") {
+  // Batches of f16 weights rely on it: they widen a tile and run the f32 batched kernel.
+  std::mt19937 rng(19);
+  for (int n : {1, 7, 8, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 2048, 2085}) {
+    const int rows = 9;
+    const QuantCase c = make_quant_case(rng, rows, n);
+    std::vector<float> wide(c.wf16.size());
+    tk::matvec_ops(Isa::scalar).widen_f16(wide.data(), c.wf16.data(), static_cast<int>(wide.size()));
+    for (Isa isa : runnable_isas()) {
+      INFO("isa " << tk::isa_name(isa) << " n " << n);
+      const tk::MatvecOps& ops = tk::matvec_ops(isa);
+      std::vector<float> from16(rows), from32(rows);
+      ops.f16(from16.data(), c.wf16.data(), c.x.data(), n, 0, rows);
+      ops.f32(from32.data(), wide.data(), c.x.data(), n, 0, rows);
+      for (int i = 0; i < rows; i++) CHECK(bits_of(from16[i]) == bits_of(from32[i]));
+    }
+  }
+}
+
 TEST_CASE("f16, Q8_0 and Q4_0 results do not depend on the row range or the alignment",
           "[kernels][matvec]") {
   std::mt19937 rng(77);

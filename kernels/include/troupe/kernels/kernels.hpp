@@ -102,6 +102,7 @@ struct MatvecOps {
   void (*q8)(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs, int n,
              int gs, int r0, int r1);
   // fp16 weights, f32 input, any n (SIMD paths sum in another order than the in-order reference).
+  // Each path's result is its own f32's on the row widened (exact): batches widen tiles for f32.
   void (*f16)(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
   // ggml Q8_0 / Q4_0 weights against the input quantized to Q8_0 (quantize_row_q8_0), n % 32 == 0:
   // y[r] = sum over blocks b of (float)(int dot of block b) * (d_w[b] * d_x[b]), the float sum
@@ -132,7 +133,8 @@ const MatvecOps& matvec_ops();
 // Each output is bit-identical to what the same ISA's matvec (matvec_ops(isa)) gives for row r
 // and input x_t, so a prompt processed as a batch gives exactly the floats of one token at a time;
 // the kernels only reuse each weight load for several tokens. Rows of y outside [r0, r1) are not
-// written. (f16 and the llama2.c q8 groups have no batched form: use the matvec per token.)
+// written. (f16 has no batched form: a widened tile through f32 gives its floats; the llama2.c q8
+// groups: the matvec once per token.)
 struct MatmulOps {
   // x_t = x + t * ldx (n floats)
   void (*f32)(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count, int r0,

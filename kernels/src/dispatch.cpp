@@ -269,12 +269,16 @@ bool prefers_interleaved_blocks() {
 #endif
 }
 
-bool detail::avx512_selected() {
+Isa detail::selected_isa() {
+  const MatmulOps* ops = &matmul_ops();
 #if defined(TROUPE_HAVE_X86_SIMD)
-  return &matmul_ops() == &avx512_matmul_ops;
-#else
-  return false;
+  if (ops == &avx512_matmul_ops) return Isa::avx512;
+  if (ops == &avx2_matmul_ops) return Isa::avx2;
 #endif
+#if defined(TROUPE_HAVE_NEON)
+  if (ops == &neon_dotprod_matmul_ops || ops == &neon_plain_matmul_ops) return Isa::neon;
+#endif
+  return Isa::scalar;
 }
 
 }  // namespace troupe::kernels

@@ -38,17 +38,21 @@ void prefetch_next_group(const Block* src, std::size_t g, int b, int nb) {
   }
 }
 
-// Whole groups go through the AVX-512 copy where its kernels run (the same bytes);
+// Whole groups go through the AVX-512 or AVX2 copy where those kernels run (the same bytes);
 // the loops below are the reference, and copy a padded last group. Returns the groups copied.
 template <typename Block>
 std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, int nb) {
 #if defined(TROUPE_HAVE_X86_SIMD)
-  const int whole = detail::avx512_selected() ? rows / kInterleave : 0;
+  const Isa isa = detail::selected_isa();
+  const int whole = isa == Isa::avx512 || isa == Isa::avx2 ? rows / kInterleave : 0;
   if (whole == 0) return 0;
-  if constexpr (sizeof(Block) == sizeof(BlockQ4_0)) {
-    detail::interleave_groups_q4_0_avx512(dst, src, whole, nb);
+  constexpr bool q4 = sizeof(Block) == sizeof(BlockQ4_0);
+  if (isa == Isa::avx512) {
+    if constexpr (q4) detail::interleave_groups_q4_0_avx512(dst, src, whole, nb);
+    else detail::interleave_groups_q8_0_avx512(dst, src, whole, nb);
   } else {
-    detail::interleave_groups_q8_0_avx512(dst, src, whole, nb);
+    if constexpr (q4) detail::interleave_groups_q4_0_avx2(dst, src, whole, nb);
+    else detail::interleave_groups_q8_0_avx2(dst, src, whole, nb);
   }
   return std::size_t(whole);
 #else
@@ -60,7 +64,7 @@ std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, in
 // The AVX-512 sums where its kernels run (the same values); the loop is the reference.
 void sum_x_blocks(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
 #if defined(TROUPE_HAVE_X86_SIMD)
-  if (detail::avx512_selected()) {
+  if (detail::selected_isa() == Isa::avx512) {
     detail::sum_x_blocks_avx512(out, x, blocks, offset);
     return;
   }

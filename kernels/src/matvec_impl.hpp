@@ -82,9 +82,11 @@ void matmul_q8_0x16_avx2(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x
                          const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
 void matmul_q4_0x16_avx2(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
                          const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
-// True when the AVX-512 tables are the ones in use: the x sums and the tile copy have AVX-512
-// paths (the same values as the reference loops) for when the kernels run there.
-bool avx512_selected();
+void interleave_groups_q8_0_avx2(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
+void interleave_groups_q4_0_avx2(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
+// The ISA of the tables in use (matmul_ops()): the tile copy and the x sums have
+// SIMD paths (the reference loops' values) for when their kernels run.
+Isa selected_isa();
 // sum_x_blocks_q8_0x16 / _q4_0x16 (offset 128 / 8).
 void sum_x_blocks_avx512(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset);
 // Whole groups (16 real rows each, nb blocks a row) into the layout: interleave_q8_0's bytes.

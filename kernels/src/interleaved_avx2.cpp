@@ -12,12 +12,12 @@
 // Q4_0: the nibbles (0-15, the quant + 8) against x's quants: a pair is at most 2 * 15 * 127, so
 // all 8 pieces of a block sum in int16 without saturating (16 products, at most 30480) before one
 // vpmaddwd; the sum starts at -8 * (sum of x's quants), as in the AVX-512 kernel.
-// Also here: the copy of whole groups of ggml blocks into that layout, as the AVX-512 one.
-//
 // Q8_0: the layout's unsigned quants (q + 128) times signed x could reach 2 * 255 * 127 in a pair
 // and saturate, so the quants are made signed again and multiplied as |q| by x with q's sign
 // (vpsignb): at most 2 * 128 * 127 a pair, exact; with signed quants no offset comes off (the x
 // sums' start is not used).
+//
+// Also here: the copy of whole groups of ggml blocks into that layout, as the AVX-512 one.
 #include <immintrin.h>
 
 #include <cstdint>

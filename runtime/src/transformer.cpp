@@ -155,7 +155,7 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
             case WeightType::f16: {
               // The tile widened to f32 (exact) through the f32 batched kernel: on every path the
               // f16 matvec is the f32 one on the widened row (kernels), so the floats are its.
-              std::vector<float>& wide = wide_tiles_[thread];
+              AlignedVector<float>& wide = wide_tiles_[thread];
               const std::size_t floats = std::size_t(r1 - r0) * n;
               wide.resize(std::max(wide.size(), floats));
               k::dequantize_row_f16(wide.data(), static_cast<const uint16_t*>(w.data) + std::size_t(r0) * n,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "troupe/kernels/kernels.hpp"
+#include "troupe/runtime/aligned_vector.hpp"
 #include "troupe/runtime/model.hpp"
 #include "troupe/runtime/thread_pool.hpp"
 
@@ -35,13 +36,13 @@ class KvCache {
   std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
 
  private:
-  float* at(std::vector<float>& v, int layer, int pos) {
+  float* at(AlignedVector<float>& v, int layer, int pos) {
     return v.data() + (std::size_t(layer - layers_.begin) * context_ + pos) * kv_dim_;
   }
   LayerRange layers_;
   int context_;
   int kv_dim_;
-  std::vector<float> keys_, values_;
+  AlignedVector<float> keys_, values_;
 };
 
 class Transformer {
@@ -89,8 +90,8 @@ class Transformer {
   LayerRange layers_;
   ThreadPool& pool_;
   KvCache cache_;
-  // Scratch for up to kMaxBatch positions.
-  std::vector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_;
+  // Scratch for up to kMaxBatch positions (the kernels' inputs on cache lines).
+  AlignedVector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_;
   std::vector<int8_t> xq_;              // inputs quantized for llama2.c int8 weights
   std::vector<float> xs_;               // their group scales
   std::vector<kernels::BlockQ8_0> xq8_;  // inputs quantized for ggml Q8_0 / Q4_0 weights
@@ -100,7 +101,7 @@ class Transformer {
   // that prefer it (kernels::prefers_interleaved_blocks).
   std::vector<std::vector<uint8_t>> tiles_;
   // Per thread: the tile of f16 weights a batch is running, widened to f32.
-  std::vector<std::vector<float>> wide_tiles_;
+  std::vector<AlignedVector<float>> wide_tiles_;
 };
 
 }  // namespace troupe

@@ -57,11 +57,12 @@ constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512,    detail::matvec_q8_a
                                detail::expf_elements_avx512, detail::dequantize_row_f16_f16c};
 #endif
 #if defined(TROUPE_HAVE_NEON)
-constexpr MatvecOps neon_dotprod_ops{detail::matvec_f32_neon,          detail::matvec_q8_neon_dotprod,
-                                     detail::matvec_f16_neon,          detail::matvec_q8_0_neon_dotprod,
-                                     detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref,
-                                     detail::dot_rows_ref,             detail::weighted_sum_rows_ref,
-                                     detail::expf_elements_ref,        detail::dequantize_row_f16_ref};
+constexpr MatvecOps neon_dotprod_ops{
+    detail::matvec_f32_neon,          detail::matvec_q8_neon_dotprod,
+    detail::matvec_f16_neon,          detail::matvec_q8_0_neon_dotprod,
+    detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref,
+    detail::dot_rows_ref,             detail::weighted_sum_rows_ref,
+    detail::expf_elements_ref,        detail::dequantize_row_f16_ref};
 constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon,   detail::matvec_q8_neon,
                                    detail::matvec_f16_neon,   detail::matvec_q8_0_neon,
                                    detail::matvec_q4_0_neon,  detail::quantize_row_q8_0_ref,

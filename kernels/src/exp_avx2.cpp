@@ -25,7 +25,8 @@ namespace {
   kd = _mm256_sub_pd(kd, shift);
   const __m256d r = _mm256_fmsub_pd(inv_ln2_32, x, kd);
   const __m256i index = _mm256_and_si256(k, _mm256_set1_epi64x(31));
-  const __m256i t = _mm256_i64gather_epi64(reinterpret_cast<const long long*>(kExp2Table), index, 8);
+  const auto* table = reinterpret_cast<const long long*>(kExp2Table);
+  const __m256i t = _mm256_i64gather_epi64(table, index, 8);
   const __m256d s = _mm256_castsi256_pd(_mm256_add_epi64(t, _mm256_slli_epi64(k, 47)));
   const __m256d z = _mm256_fmadd_pd(c0, r, c1);
   const __m256d r2 = _mm256_mul_pd(r, r);
@@ -45,7 +46,8 @@ void expf_elements_avx2(float* y, const float* x, int n) {
     // glibc's special cases (|x| >= 88, NaN) through libm, lane by lane, as exp_avx512.cpp.
     const __m256i top = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 20),
                                          _mm256_set1_epi32(0x7ff));
-    int special = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(top, _mm256_set1_epi32(0x42a))));
+    const __m256i past = _mm256_cmpgt_epi32(top, _mm256_set1_epi32(0x42a));
+    int special = _mm256_movemask_ps(_mm256_castsi256_ps(past));
     alignas(32) float in[8];
     if (special) _mm256_store_ps(in, v);  // y may alias x
     _mm256_storeu_ps(y + i, _mm256_set_m128(hi, lo));

@@ -59,7 +59,8 @@ template <bool Q4>
 
 // 8 rows' exact block sums against one token's block.
 template <bool Q4>
-[[gnu::always_inline]] inline __m256i block_sums(const __m256i v[8], const BlockQ8_0& x, int32_t start) {
+[[gnu::always_inline]] inline __m256i block_sums(const __m256i v[8], const BlockQ8_0& x,
+                                                 int32_t start) {
   const __m256i ones = _mm256_set1_epi16(1);
   if constexpr (Q4) {
     __m256i s = _mm256_maddubs_epi16(v[0], x_piece(x, 0));
@@ -68,7 +69,8 @@ template <bool Q4>
   } else {
     __m256i s = _mm256_setzero_si256();
     for (int k = 0; k < 8; k++) {
-      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(v[k]), _mm256_sign_epi8(x_piece(x, k), v[k]));
+      const __m256i signed_x = _mm256_sign_epi8(x_piece(x, k), v[k]);
+      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(v[k]), signed_x);
       s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
     }
     return s;
@@ -143,7 +145,9 @@ void x16_matmul(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const X
 [[gnu::always_inline]] inline void transpose_8x4(__m256i out[4], const uint8_t* p, int64_t stride) {
   __m256i a[4];
   for (int j = 0; j < 4; j++) {
-    const auto row = [&](int r) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + r * stride)); };
+    const auto row = [&](int r) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + r * stride));
+    };
     a[j] = _mm256_set_m128i(row(4 + j), row(j));
   }
   const __m256i t0 = _mm256_unpacklo_epi32(a[0], a[1]), t1 = _mm256_unpackhi_epi32(a[0], a[1]);

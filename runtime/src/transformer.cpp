@@ -158,8 +158,8 @@ void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, 
               AlignedVector<float>& wide = wide_tiles_[thread];
               const std::size_t floats = std::size_t(r1 - r0) * n;
               wide.resize(std::max(wide.size(), floats));
-              k::dequantize_row_f16(wide.data(), static_cast<const uint16_t*>(w.data) + std::size_t(r0) * n,
-                                    static_cast<int>(floats));
+              const auto* rows = static_cast<const uint16_t*>(w.data) + std::size_t(r0) * n;
+              k::dequantize_row_f16(wide.data(), rows, static_cast<int>(floats));
               mm.f32(job.out + r0, job.out_stride, wide.data(), x, x_stride, n, count, 0, r1 - r0);
               continue;
             }

@@ -1131,8 +1131,8 @@ InterleavedRandom interleaved_random(std::mt19937& rng, int rows, int n) {
 
 TEST_CASE("interleaving copies every row whole and pads the last group with zeros",
           "[kernels][interleaved]") {
-  // Whole groups take the AVX-512 copy where the interleaved kernels run, a padded last group
-  // the reference loops: both must give the layout that deinterleave reads back.
+  // Whole groups take the ISA's copy (MatmulOps), a padded last group the reference loops: both
+  // must give the layout that deinterleave reads back, and every ISA's copy the same bytes.
   std::mt19937 rng(5);
   for (int n : {32, 96, 2048}) {
     for (int rows : {16, 37, 64}) {
@@ -1155,6 +1155,15 @@ TEST_CASE("interleaving copies every row whole and pads the last group with zero
             for (uint8_t q : b4[b].qs) CHECK(q == 0x88);
           }
         }
+      }
+      const int whole = rows / 16;
+      for (Isa isa : runnable_isas()) {
+        INFO("isa " << tk::isa_name(isa));
+        std::vector<uint8_t> g8(p8.size()), g4(p4.size());
+        tk::matmul_ops(isa).interleave_groups_q8_0(g8.data(), w8.data(), whole, nb);
+        tk::matmul_ops(isa).interleave_groups_q4_0(g4.data(), w4.data(), whole, nb);
+        CHECK(std::memcmp(g8.data(), p8.data(), tk::interleaved_bytes_q8_0(whole * 16, n)) == 0);
+        CHECK(std::memcmp(g4.data(), p4.data(), tk::interleaved_bytes_q4_0(whole * 16, n)) == 0);
       }
     }
   }
@@ -1204,6 +1213,18 @@ TEST_CASE("x block sums for the interleaved kernels take off the weights' offset
     CHECK(s4[b].start == -8 * sum);
     CHECK(s8[b].d == tk::fp16_to_fp32(x[b].d));
     CHECK(s4[b].d == s8[b].d);
+  }
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << tk::isa_name(isa));
+    std::vector<tk::XBlockSum> got(nb);
+    for (int offset : {128, 8}) {
+      tk::matmul_ops(isa).sum_x_blocks(got.data(), x.data(), nb, offset);
+      const auto& want = offset == 128 ? s8 : s4;
+      for (int b = 0; b < nb; b++) {
+        CHECK(got[b].start == want[b].start);
+        CHECK(got[b].d == want[b].d);
+      }
+    }
   }
 }
 

@@ -113,18 +113,33 @@ void matmul_q4_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0
   }
 }
 template <const MatvecOps& Ops>
-constexpr MatmulOps by_rows_ops{matmul_f32_by_rows<Ops>, matmul_q8_0_by_rows<Ops>,
-                                matmul_q4_0_by_rows<Ops>, matmul_q8_0x16_by_rows,
-                                matmul_q4_0x16_by_rows};
+constexpr MatmulOps by_rows_ops{matmul_f32_by_rows<Ops>,
+                                matmul_q8_0_by_rows<Ops>,
+                                matmul_q4_0_by_rows<Ops>,
+                                matmul_q8_0x16_by_rows,
+                                matmul_q4_0x16_by_rows,
+                                detail::interleave_groups_q8_0_ref,
+                                detail::interleave_groups_q4_0_ref,
+                                detail::sum_x_blocks_ref};
 
 constexpr MatmulOps scalar_matmul_ops = by_rows_ops<scalar_ops>;
 #if defined(TROUPE_HAVE_X86_SIMD)
-constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2, detail::matmul_q8_0_avx2,
-                                    detail::matmul_q4_0_avx2, detail::matmul_q8_0x16_avx2,
-                                    detail::matmul_q4_0x16_avx2};
-constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512, detail::matmul_q8_0_avx512,
-                                      detail::matmul_q4_0_avx512, detail::matmul_q8_0x16_avx512,
-                                      detail::matmul_q4_0x16_avx512};
+constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2,
+                                    detail::matmul_q8_0_avx2,
+                                    detail::matmul_q4_0_avx2,
+                                    detail::matmul_q8_0x16_avx2,
+                                    detail::matmul_q4_0x16_avx2,
+                                    detail::interleave_groups_q8_0_avx2,
+                                    detail::interleave_groups_q4_0_avx2,
+                                    detail::sum_x_blocks_ref};
+constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512,
+                                      detail::matmul_q8_0_avx512,
+                                      detail::matmul_q4_0_avx512,
+                                      detail::matmul_q8_0x16_avx512,
+                                      detail::matmul_q4_0x16_avx512,
+                                      detail::interleave_groups_q8_0_avx512,
+                                      detail::interleave_groups_q4_0_avx512,
+                                      detail::sum_x_blocks_avx512};
 #endif
 #if defined(TROUPE_HAVE_NEON)
 constexpr MatmulOps neon_dotprod_matmul_ops = by_rows_ops<neon_dotprod_ops>;
@@ -270,16 +285,5 @@ bool prefers_interleaved_blocks() {
 #endif
 }
 
-Isa detail::selected_isa() {
-  const MatmulOps* ops = &matmul_ops();
-#if defined(TROUPE_HAVE_X86_SIMD)
-  if (ops == &avx512_matmul_ops) return Isa::avx512;
-  if (ops == &avx2_matmul_ops) return Isa::avx2;
-#endif
-#if defined(TROUPE_HAVE_NEON)
-  if (ops == &neon_dotprod_matmul_ops || ops == &neon_plain_matmul_ops) return Isa::neon;
-#endif
-  return Isa::scalar;
-}
 
 }  // namespace troupe::kernels

@@ -38,63 +38,11 @@ void prefetch_next_group(const Block* src, std::size_t g, int b, int nb) {
   }
 }
 
-// Whole groups go through the AVX-512 or AVX2 copy where those kernels run (the same bytes);
-// the loops below are the reference, and copy a padded last group. Returns the groups copied.
-template <typename Block>
-std::size_t interleave_whole_groups(uint8_t* dst, const Block* src, int rows, int nb) {
-#if defined(TROUPE_HAVE_X86_SIMD)
-  const Isa isa = detail::selected_isa();
-  const int whole = isa == Isa::avx512 || isa == Isa::avx2 ? rows / kInterleave : 0;
-  if (whole == 0) return 0;
-  constexpr bool q4 = sizeof(Block) == sizeof(BlockQ4_0);
-  if (isa == Isa::avx512) {
-    if constexpr (q4) detail::interleave_groups_q4_0_avx512(dst, src, whole, nb);
-    else detail::interleave_groups_q8_0_avx512(dst, src, whole, nb);
-  } else {
-    if constexpr (q4) detail::interleave_groups_q4_0_avx2(dst, src, whole, nb);
-    else detail::interleave_groups_q8_0_avx2(dst, src, whole, nb);
-  }
-  return std::size_t(whole);
-#else
-  (void)dst, (void)src, (void)rows, (void)nb;
-  return 0;
-#endif
-}
-
-// The AVX-512 sums where its kernels run (the same values); the loop is the reference.
-void sum_x_blocks(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
-#if defined(TROUPE_HAVE_X86_SIMD)
-  if (detail::selected_isa() == Isa::avx512) {
-    detail::sum_x_blocks_avx512(out, x, blocks, offset);
-    return;
-  }
-#endif
-  for (int b = 0; b < blocks; b++) {
-    int32_t sum = 0;
-    for (int j = 0; j < kBlock; j++) sum += x[b].qs[j];
-    out[b] = {-offset * sum, fp16_to_fp32(x[b].d)};
-  }
-}
-
-}  // namespace
-
-void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
-  sum_x_blocks(out, x, blocks, 128);
-}
-void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
-  sum_x_blocks(out, x, blocks, 8);
-}
-
-std::size_t interleaved_bytes_q8_0(int rows, int n) {
-  return groups(rows) * (n / kBlock) * (kQuantsQ8_0x16 + kScalesX16);
-}
-std::size_t interleaved_bytes_q4_0(int rows, int n) {
-  return groups(rows) * (n / kBlock) * (kQuantsQ4_0x16 + kScalesX16);
-}
-
-void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
-  const int nb = n / kBlock;
-  for (std::size_t g = interleave_whole_groups(dst, src, rows, nb); g < groups(rows); g++) {
+// Groups [g0, g1) of a matrix of `rows` rows: the reference loops (rows past the matrix padded
+// with zeros).
+void copy_groups_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, std::size_t g0, std::size_t g1,
+                      int nb) {
+  for (std::size_t g = g0; g < g1; g++) {
     for (int b = 0; b < nb; b++) {
       prefetch_next_group(src, g, b, nb);  // 34 bytes a block: every block
       const GroupBlock gb = group_block<kQuantsQ8_0x16>(dst, g, b, nb);
@@ -113,9 +61,9 @@ void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
   }
 }
 
-void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n) {
-  const int nb = n / kBlock;
-  for (std::size_t g = interleave_whole_groups(dst, src, rows, nb); g < groups(rows); g++) {
+void copy_groups_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, std::size_t g0, std::size_t g1,
+                      int nb) {
+  for (std::size_t g = g0; g < g1; g++) {
     for (int b = 0; b < nb; b++) {
       if (b % 2 == 0) prefetch_next_group(src, g, b, nb);  // 18 bytes a block: every other
       const GroupBlock gb = group_block<kQuantsQ4_0x16>(dst, g, b, nb);
@@ -133,6 +81,50 @@ void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n) {
       }
     }
   }
+}
+
+}  // namespace
+
+void detail::interleave_groups_q8_0_ref(uint8_t* dst, const BlockQ8_0* src, int groups, int nb) {
+  copy_groups_q8_0(dst, src, groups * kInterleave, 0, std::size_t(groups), nb);
+}
+void detail::interleave_groups_q4_0_ref(uint8_t* dst, const BlockQ4_0* src, int groups, int nb) {
+  copy_groups_q4_0(dst, src, groups * kInterleave, 0, std::size_t(groups), nb);
+}
+
+void detail::sum_x_blocks_ref(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {
+  for (int b = 0; b < blocks; b++) {
+    int32_t sum = 0;
+    for (int j = 0; j < kBlock; j++) sum += x[b].qs[j];
+    out[b] = {-offset * sum, fp16_to_fp32(x[b].d)};
+  }
+}
+
+void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
+  matmul_ops().sum_x_blocks(out, x, blocks, 128);
+}
+void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
+  matmul_ops().sum_x_blocks(out, x, blocks, 8);
+}
+
+std::size_t interleaved_bytes_q8_0(int rows, int n) {
+  return groups(rows) * (n / kBlock) * (kQuantsQ8_0x16 + kScalesX16);
+}
+std::size_t interleaved_bytes_q4_0(int rows, int n) {
+  return groups(rows) * (n / kBlock) * (kQuantsQ4_0x16 + kScalesX16);
+}
+
+// Whole groups through the ISA's copy (the reference's bytes), a padded last group by the loops.
+void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
+  const int nb = n / kBlock, whole = rows / kInterleave;
+  matmul_ops().interleave_groups_q8_0(dst, src, whole, nb);
+  copy_groups_q8_0(dst, src, rows, std::size_t(whole), groups(rows), nb);
+}
+
+void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n) {
+  const int nb = n / kBlock, whole = rows / kInterleave;
+  matmul_ops().interleave_groups_q4_0(dst, src, whole, nb);
+  copy_groups_q4_0(dst, src, rows, std::size_t(whole), groups(rows), nb);
 }
 
 void deinterleave_row_q8_0(BlockQ8_0* row, const uint8_t* w, int r, int n) {

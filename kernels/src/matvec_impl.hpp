@@ -54,9 +54,13 @@ void expf_elements_avx512(float* y, const float* x, int n);
 void expf_elements_avx2(float* y, const float* x, int n);  // exp_avx2.cpp
 #endif
 
-// Interleaved blocks (interleaved.cpp): the same floats, read out of the groups.
+// Interleaved blocks (interleaved.cpp): the same floats, read out of the groups; the reference
+// copy of whole groups and x sums (MatmulOps' interleave_groups_*, sum_x_blocks).
 void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1);
+void interleave_groups_q8_0_ref(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
+void interleave_groups_q4_0_ref(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
+void sum_x_blocks_ref(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset);
 
 #if defined(TROUPE_HAVE_X86_SIMD)
 void matvec_f32_avx2(float* y, const float* w, const float* x, int n, int r0, int r1);
@@ -84,9 +88,6 @@ void matmul_q4_0x16_avx2(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x
                          const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
 void interleave_groups_q8_0_avx2(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
 void interleave_groups_q4_0_avx2(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
-// The ISA of the tables in use (matmul_ops()): the tile copy and the x sums have
-// SIMD paths (the reference loops' values) for when their kernels run.
-Isa selected_isa();
 // sum_x_blocks_q8_0x16 / _q4_0x16 (offset 128 / 8).
 void sum_x_blocks_avx512(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset);
 // Whole groups (16 real rows each, nb blocks a row) into the layout: interleave_q8_0's bytes.

@@ -150,6 +150,12 @@ struct MatmulOps {
                   int ldx_blocks, int n, int count, int r0, int r1);
   void (*q4_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const XBlockSum* xs,
                   int ldx_blocks, int n, int count, int r0, int r1);
+  // Their inputs, the reference loops' bytes and values on every path: whole groups (16 real rows
+  // each, nb blocks a row) copied into the layout (interleave_q8_0 / _q4_0 use it), and x's block
+  // sums for an offset of 128 (Q8_0) or 8 (Q4_0) (sum_x_blocks_q8_0x16 / _q4_0x16).
+  void (*interleave_groups_q8_0)(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
+  void (*interleave_groups_q4_0)(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
+  void (*sum_x_blocks)(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset);
 };
 
 // As matvec_ops: scalar when `isa` is not available; the no-argument one for detected_isa(),

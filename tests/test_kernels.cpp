@@ -1322,39 +1322,78 @@ TEST_CASE("expf_elements gives libm's expf bit for bit", "[kernels][reference]")
   check();
 }
 
-TEST_CASE("dot_rows gives dot's float for every row", "[kernels][reference]") {
+TEST_CASE("key_scores gives dot's float over the scale for every query and key", "[kernels][reference]") {
   std::mt19937 rng(37);
-  for (int n : {1, 7, 64, 100}) {
-    for (int count : {1, 7, 8, 9, 33}) {
-      const std::ptrdiff_t stride = n + 3;
-      const auto a = random_floats(rng, n);
-      const auto rows = random_floats(rng, size_t(count) * stride);
-      for (Isa isa : runnable_isas()) {
-        INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count);
-        std::vector<float> got(count + 1, NAN);
-        tk::matvec_ops(isa).dot_rows(got.data(), a.data(), rows.data(), stride, count, n);
-        for (int r = 0; r < count; r++) CHECK(bits_of(got[r]) == bits_of(tk::dot(a.data(), rows.data() + r * stride, n)));
-        CHECK(std::isnan(got[count]));  // nothing past count is written
+  const float scale = 8.0f;
+  for (int n : {1, 7, 8, 64, 100}) {
+    for (int count : {1, 7, 16, 17, 33, 70}) {
+      const auto rows = random_floats(rng, size_t(count) * n);  // key j: rows + j * n
+      const int blocks = (count + tk::kKeyBlock - 1) / tk::kKeyBlock;
+      // Positions past count in the last block hold garbage: never used.
+      std::vector<float> keys(size_t(blocks) * tk::kKeyBlock * n, 1e30f);
+      for (int j = 0; j < count; j++) {
+        for (int i = 0; i < n; i++) keys[tk::key_block_offset(j, i, n)] = rows[size_t(j) * n + i];
+      }
+      for (int queries : {1, 2, 3, 8, 9}) {
+        const std::ptrdiff_t q_stride = n + 1, out_stride = count + 2;
+        const auto q = random_floats(rng, size_t(queries) * q_stride);
+        for (Isa isa : runnable_isas()) {
+          INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " queries " << queries);
+          std::vector<float> got(size_t(queries) * out_stride, NAN);
+          tk::matvec_ops(isa).key_scores(got.data(), out_stride, q.data(), q_stride, queries, keys.data(),
+                                         count, n, scale);
+          for (int k = 0; k < queries; k++) {
+            for (int j = 0; j < count; j++) {
+              const float want = tk::dot(q.data() + k * q_stride, rows.data() + size_t(j) * n, n) / scale;
+              CHECK(bits_of(got[k * out_stride + j]) == bits_of(want));
+            }
+            CHECK(std::isnan(got[k * out_stride + count]));  // nothing past count is written
+          }
+        }
       }
     }
   }
 }
 
-TEST_CASE("weighted_sum_rows gives the floats of axpy row after row", "[kernels][reference]") {
+TEST_CASE("softmax_rows gives softmax's floats for each row", "[kernels][reference]") {
+  std::mt19937 rng(43);
+  for (int rows : {1, 3, 8, 9, 17}) {
+    for (int n : {1, 5, 100}) {
+      const std::ptrdiff_t stride = n + 3;
+      auto x = random_floats(rng, size_t(rows) * stride);
+      for (float& v : x) v *= 20.0f;
+      auto want = x;
+      for (int r = 0; r < rows; r++) tk::softmax(want.data() + r * stride, n);
+      tk::softmax_rows(x.data(), stride, rows, n);
+      for (std::size_t i = 0; i < x.size(); i++) CHECK(bits_of(x[i]) == bits_of(want[i]));
+    }
+  }
+}
+
+TEST_CASE("weighted_sums give the floats of axpy row after row", "[kernels][reference]") {
   std::mt19937 rng(41);
   for (int n : {1, 15, 16, 17, 64, 100, 128}) {
     for (int count : {1, 2, 9, 65}) {
-      const std::ptrdiff_t stride = n + 5;
-      const auto w = random_floats(rng, count);
-      const auto rows = random_floats(rng, size_t(count) * stride);
-      std::vector<float> want(n + 1, 0.0f);
-      for (int r = 0; r < count; r++) tk::axpy(want.data(), w[r], rows.data() + r * stride, n);
-      for (Isa isa : runnable_isas()) {
-        INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count);
-        std::vector<float> got(n + 1, NAN);
-        tk::matvec_ops(isa).weighted_sum_rows(got.data(), w.data(), rows.data(), stride, count, n);
-        for (int i = 0; i < n; i++) CHECK(bits_of(got[i]) == bits_of(want[i]));
-        CHECK(std::isnan(got[n]));  // nothing past n is written
+      for (int queries : {1, 2, 3, 8, 9}) {
+        const std::ptrdiff_t stride = n + 5, w_stride = count + 1, out_stride = n + 1;
+        const auto w = random_floats(rng, size_t(queries) * w_stride);
+        const auto rows = random_floats(rng, size_t(count) * stride);
+        std::vector<float> want(size_t(queries) * out_stride, 0.0f);
+        for (int k = 0; k < queries; k++) {
+          for (int r = 0; r < count; r++) {
+            tk::axpy(want.data() + k * out_stride, w[k * w_stride + r], rows.data() + r * stride, n);
+          }
+        }
+        for (Isa isa : runnable_isas()) {
+          INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " queries " << queries);
+          std::vector<float> got(size_t(queries) * out_stride, NAN);
+          tk::matvec_ops(isa).weighted_sums(got.data(), out_stride, w.data(), w_stride, queries, rows.data(),
+                                            stride, count, n);
+          for (int k = 0; k < queries; k++) {
+            for (int i = 0; i < n; i++) CHECK(bits_of(got[k * out_stride + i]) == bits_of(want[k * out_stride + i]));
+            CHECK(std::isnan(got[k * out_stride + n]));  // nothing past n is written
+          }
+        }
       }
     }
   }

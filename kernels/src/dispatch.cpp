@@ -42,18 +42,18 @@ bool cpu_has_f16c() {
 constexpr MatvecOps scalar_ops{detail::matvec_f32_ref,       detail::matvec_q8_ref,
                                detail::matvec_f16_ref,       detail::matvec_q8_0_ref,
                                detail::matvec_q4_0_ref,      detail::quantize_row_q8_0_ref,
-                               detail::dot_rows_ref,         detail::weighted_sum_rows_ref,
+                               detail::key_scores_ref,       detail::weighted_sums_ref,
                                detail::expf_elements_ref,    detail::dequantize_row_f16_ref};
 #if defined(TROUPE_HAVE_X86_SIMD)
 constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2,
                              detail::matvec_f16_avx2,     detail::matvec_q8_0_avx2,
                              detail::matvec_q4_0_avx2,    detail::quantize_row_q8_0_ref,
-                             detail::dot_rows_ref,        detail::weighted_sum_rows_ref,
+                             detail::key_scores_avx2,     detail::weighted_sums_avx2,
                              detail::expf_elements_avx2,  detail::dequantize_row_f16_f16c};
 constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512,    detail::matvec_q8_avx512,
                                detail::matvec_f16_avx512,    detail::matvec_q8_0_avx512,
                                detail::matvec_q4_0_avx512,   detail::quantize_row_q8_0_avx512,
-                               detail::dot_rows_avx512,      detail::weighted_sum_rows_avx512,
+                               detail::key_scores_avx512,    detail::weighted_sums_avx512,
                                detail::expf_elements_avx512, detail::dequantize_row_f16_f16c};
 #endif
 #if defined(TROUPE_HAVE_NEON)
@@ -61,12 +61,12 @@ constexpr MatvecOps neon_dotprod_ops{
     detail::matvec_f32_neon,          detail::matvec_q8_neon_dotprod,
     detail::matvec_f16_neon,          detail::matvec_q8_0_neon_dotprod,
     detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref,
-    detail::dot_rows_ref,             detail::weighted_sum_rows_ref,
+    detail::key_scores_ref,           detail::weighted_sums_ref,
     detail::expf_elements_ref,        detail::dequantize_row_f16_ref};
 constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon,   detail::matvec_q8_neon,
                                    detail::matvec_f16_neon,   detail::matvec_q8_0_neon,
                                    detail::matvec_q4_0_neon,  detail::quantize_row_q8_0_ref,
-                                   detail::dot_rows_ref,      detail::weighted_sum_rows_ref,
+                                   detail::key_scores_ref,    detail::weighted_sums_ref,
                                    detail::expf_elements_ref, detail::dequantize_row_f16_ref};
 #endif
 
@@ -256,15 +256,15 @@ const MatmulOps& matmul_ops() {
   return ops;
 }
 
-// Attention's loops (AVX-512 where the tables are its).
-void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
-              int n) {
-  matvec_ops().dot_rows(out, a, rows, stride, count, n);
+// Attention's loops.
+void key_scores(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
+                int queries, const float* keys, int count, int n, float scale) {
+  matvec_ops().key_scores(out, out_stride, q, q_stride, queries, keys, count, n, scale);
 }
 
-void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
-                       int count, int n) {
-  matvec_ops().weighted_sum_rows(out, w, rows, stride, count, n);
+void weighted_sums(float* out, std::ptrdiff_t out_stride, const float* w, std::ptrdiff_t w_stride,
+                   int queries, const float* rows, std::ptrdiff_t stride, int count, int n) {
+  matvec_ops().weighted_sums(out, out_stride, w, w_stride, queries, rows, stride, count, n);
 }
 
 // Batches of f16 weights widen each tile (Transformer::matmul), loads with --quantize each row.

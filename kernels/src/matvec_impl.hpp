@@ -19,17 +19,26 @@ void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq
 void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
 void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
-// Attention over cached positions (kernels.hpp's dot_rows, weighted_sum_rows): reference.cpp's
-// loops and AVX-512 paths that give their floats, lanes being positions / columns.
-void dot_rows_ref(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
-                  int n);
-void weighted_sum_rows_ref(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
-                           int count, int n);
+// Attention over cached positions (kernels.hpp's key_scores, weighted_sums): reference.cpp's
+// loops and AVX2 / AVX-512 paths that give their floats, lanes being positions / columns.
+void key_scores_ref(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
+                    int queries, const float* keys, int count, int n, float scale);
+void weighted_sums_ref(float* out, std::ptrdiff_t out_stride, const float* w,
+                       std::ptrdiff_t w_stride, int queries, const float* rows,
+                       std::ptrdiff_t stride, int count, int n);
 #if defined(TROUPE_HAVE_X86_SIMD)
-void dot_rows_avx512(float* out, const float* a, const float* rows, std::ptrdiff_t stride,
-                     int count, int n);
-void weighted_sum_rows_avx512(float* out, const float* w, const float* rows,
-                              std::ptrdiff_t stride, int count, int n);
+void key_scores_avx512(float* out, std::ptrdiff_t out_stride, const float* q,
+                       std::ptrdiff_t q_stride, int queries, const float* keys, int count, int n,
+                       float scale);
+void weighted_sums_avx512(float* out, std::ptrdiff_t out_stride, const float* w,
+                          std::ptrdiff_t w_stride, int queries, const float* rows,
+                          std::ptrdiff_t stride, int count, int n);
+void key_scores_avx2(float* out, std::ptrdiff_t out_stride, const float* q,
+                     std::ptrdiff_t q_stride, int queries, const float* keys, int count, int n,
+                     float scale);
+void weighted_sums_avx2(float* out, std::ptrdiff_t out_stride, const float* w,
+                        std::ptrdiff_t w_stride, int queries, const float* rows,
+                        std::ptrdiff_t stride, int count, int n);
 #endif
 
 // quantize_row_q8_0: the reference (reference.cpp) and, with its bytes, AVX-512

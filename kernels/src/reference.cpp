@@ -241,17 +241,46 @@ void rmsnorm(float* out, const float* x, const float* weight, int n, float eps) 
   for (int j = 0; j < n; j++) out[j] = weight[j] * (ss * x[j]);  // out may alias x
 }
 
-void softmax(float* x, int n) {
-  if (n <= 0) return;
-  float max_val = x[0];
-  for (int i = 1; i < n; i++) {
-    if (x[i] > max_val) max_val = x[i];
+void softmax(float* x, int n) { softmax_rows(x, n, 1, n); }
+
+namespace {
+// f(j, i) for i in [from, n) and j in [0, m), m <= 8: the rows' chains over i side by side, as
+// each row's chain is a sequence of dependent operations (fully unrolled when m is 8).
+template <typename F>
+void side_by_side(int m, int from, int n, F f) {
+  if (m == 8) {
+    for (int i = from; i < n; i++) {
+      for (int j = 0; j < 8; j++) f(j, i);
+    }
+  } else {
+    for (int i = from; i < n; i++) {
+      for (int j = 0; j < m; j++) f(j, i);
+    }
   }
-  for (int i = 0; i < n; i++) x[i] -= max_val;
-  expf_elements(x, x, n);
-  float sum = 0.0f;
-  for (int i = 0; i < n; i++) sum += x[i];
-  for (int i = 0; i < n; i++) x[i] /= sum;
+}
+}  // namespace
+
+void softmax_rows(float* x, std::ptrdiff_t stride, int rows, int n) {
+  if (n <= 0) return;
+  constexpr int kSide = 8;
+  for (int r0 = 0; r0 < rows; r0 += kSide) {
+    const int m = rows - r0 < kSide ? rows - r0 : kSide;
+    float* first = x + r0 * stride;
+    float max_val[kSide], sum[kSide] = {};
+    for (int j = 0; j < m; j++) max_val[j] = first[j * stride];
+    side_by_side(m, 1, n, [&](int j, int i) {
+      if (first[j * stride + i] > max_val[j]) max_val[j] = first[j * stride + i];
+    });
+    for (int j = 0; j < m; j++) {
+      float* row = first + j * stride;
+      for (int i = 0; i < n; i++) row[i] -= max_val[j];
+      expf_elements(row, row, n);
+    }
+    side_by_side(m, 0, n, [&](int j, int i) { sum[j] += first[j * stride + i]; });
+    for (int j = 0; j < m; j++) {
+      for (int i = 0; i < n; i++) first[j * stride + i] /= sum[j];
+    }
+  }
 }
 
 void rope(float* q, float* k, int q_dim, int k_dim, int head_size, int pos, float theta) {
@@ -329,26 +358,31 @@ float dot(const float* a, const float* b, int n) {
 
 namespace detail {
 
-void dot_rows_ref(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
-                  int n) {
-  // Eight rows at a time: eight independent chains of adds where one dot() waits for each add;
-  // every chain is still dot()'s, in order.
-  constexpr int kRows = 8;
-  int r = 0;
-  for (; r + kRows <= count; r += kRows) {
-    float s[kRows] = {};
-    for (int i = 0; i < n; i++) {
-      for (int j = 0; j < kRows; j++) s[j] += a[i] * rows[(r + j) * stride + i];
+void key_scores_ref(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
+                    int queries, const float* keys, int count, int n, float scale) {
+  // A block's 16 chains side by side (dot()'s each, element by element in order).
+  for (int b = 0; b * kKeyBlock < count; b++) {
+    const float* block = keys + std::size_t(b) * n * kKeyBlock;
+    const int live = count - b * kKeyBlock < kKeyBlock ? count - b * kKeyBlock : kKeyBlock;
+    for (int k = 0; k < queries; k++) {
+      const float* a = q + k * q_stride;
+      float s[kKeyBlock] = {};
+      for (int i = 0; i < n; i++) {
+        for (int j = 0; j < kKeyBlock; j++) s[j] += a[i] * block[i * kKeyBlock + j];
+      }
+      for (int j = 0; j < live; j++) out[k * out_stride + b * kKeyBlock + j] = s[j] / scale;
     }
-    for (int j = 0; j < kRows; j++) out[r + j] = s[j];
   }
-  for (; r < count; r++) out[r] = dot(a, rows + r * stride, n);
 }
 
-void weighted_sum_rows_ref(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
-                           int count, int n) {
-  for (int i = 0; i < n; i++) out[i] = 0.0f;
-  for (int r = 0; r < count; r++) axpy(out, w[r], rows + r * stride, n);
+void weighted_sums_ref(float* out, std::ptrdiff_t out_stride, const float* w,
+                       std::ptrdiff_t w_stride, int queries, const float* rows,
+                       std::ptrdiff_t stride, int count, int n) {
+  for (int k = 0; k < queries; k++) {
+    float* o = out + k * out_stride;
+    for (int i = 0; i < n; i++) o[i] = 0.0f;
+    for (int r = 0; r < count; r++) axpy(o, w[k * w_stride + r], rows + r * stride, n);
+  }
 }
 
 }  // namespace detail

@@ -40,16 +40,30 @@ int even_tile(int rows, std::size_t fit) {
 }  // namespace
 
 KvCache::KvCache(const ModelConfig& config, LayerRange layers, int context)
-    : layers_(layers), context_(context), kv_dim_(config.kv_dim()) {
+    : layers_(layers),
+      context_(context),
+      kv_dim_(config.kv_dim()),
+      kv_heads_(config.n_kv_heads),
+      head_size_(config.head_size()) {
   // Checked before allocating: the context may come from a peer's frame, and a cache zero-filled
   // for an absurd one would exhaust memory before any later check saw it.
   if (context < 1 || context > config.seq_len) {
     throw InputError("context " + std::to_string(context) + " is outside 1.." +
                      std::to_string(config.seq_len));
   }
-  const std::size_t n = std::size_t(layers.size()) * context * kv_dim_;
-  keys_.assign(n, 0.0f);
-  values_.assign(n, 0.0f);
+  const int blocks = (context + k::kKeyBlock - 1) / k::kKeyBlock;
+  head_floats_ = std::size_t(blocks) * k::kKeyBlock * head_size_;
+  keys_.assign(std::size_t(layers.size()) * kv_heads_ * head_floats_, 0.0f);
+  values_.assign(std::size_t(layers.size()) * context * kv_dim_, 0.0f);
+}
+
+void KvCache::store_key(int layer, int pos, const float* key) {
+  for (int h = 0; h < kv_heads_; h++) {
+    float* blocks = keys_.data() + (std::size_t(layer - layers_.begin) * kv_heads_ + h) * head_floats_;
+    for (int i = 0; i < head_size_; i++) {
+      blocks[k::key_block_offset(pos, i, head_size_)] = key[h * head_size_ + i];
+    }
+  }
 }
 
 Transformer::Transformer(const Model& model, LayerRange layers, int context, ThreadPool& pool)
@@ -67,7 +81,8 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   hb_.resize(batch * c.hidden_dim);
   hb2_.resize(batch * c.hidden_dim);
   q_.resize(batch * c.dim);
-  att_.resize(std::size_t(pool.size()) * context);
+  k_.resize(batch * c.kv_dim());
+  att_.resize(std::size_t(pool.size()) * (c.n_heads / c.n_kv_heads) * context);
   logits_.resize(c.vocab_size);
   xq_.resize(batch * widest);
   xs_.resize(batch * widest);
@@ -228,24 +243,24 @@ void Transformer::embed(int token, float* x) const {
 void Transformer::attention(int layer, int count, int pos) {
   const ModelConfig& c = model_.config;
   const int head_size = c.head_size();
-  const int kv_mul = c.n_heads / c.n_kv_heads;
+  const int kv_mul = c.n_heads / c.n_kv_heads;  // queries sharing a key head, side by side
   const float scale = sqrtf(static_cast<float>(head_size));
-  const int items = count * c.n_heads;
-  const std::size_t work = std::size_t(items) * (pos + count) * head_size * 2;
+  const int context = cache_.context();
+  const int items = count * c.n_kv_heads;
+  const std::size_t work = std::size_t(count) * c.n_heads * (pos + count) * head_size * 2;
   const int chunks = chunks_for(work, items);
   pool_.run(chunks, [&](int chunk, int thread) {
-    float* att = att_.data() + std::size_t(thread) * cache_.context();
+    float* att = att_.data() + std::size_t(thread) * kv_mul * context;  // kv_mul rows of scores
     const Range mine = split_range(items, chunks, chunk);
     for (int item = mine.begin; item < mine.end; item++) {
-      const int t = item / c.n_heads, h = item % c.n_heads;
+      const int t = item / c.n_kv_heads, h = item % c.n_kv_heads;
       const int p = pos + t;  // this token attends to positions 0..p
-      const float* q = q_.data() + std::size_t(t) * c.dim + h * head_size;
-      const int kv_off = (h / kv_mul) * head_size;
-      k::dot_rows(att, q, cache_.key(layer, 0) + kv_off, cache_.stride(), p + 1, head_size);
-      for (int s = 0; s <= p; s++) att[s] /= scale;
-      k::softmax(att, p + 1);
-      float* xb = xb_.data() + std::size_t(t) * c.dim + h * head_size;
-      k::weighted_sum_rows(xb, att, cache_.value(layer, 0) + kv_off, cache_.stride(), p + 1, head_size);
+      const std::size_t first = std::size_t(t) * c.dim + std::size_t(h) * kv_mul * head_size;
+      k::key_scores(att, context, q_.data() + first, head_size, kv_mul, cache_.keys(layer, h), p + 1,
+                    head_size, scale);
+      k::softmax_rows(att, context, kv_mul, p + 1);
+      k::weighted_sums(xb_.data() + first, head_size, att, context, kv_mul,
+                       cache_.value(layer, 0) + h * head_size, cache_.stride(), p + 1, head_size);
     }
   });
 }
@@ -262,12 +277,12 @@ void Transformer::forward_layers(float* x, int count, int pos) {
     for_tokens(count, [&](int t) {
       k::rmsnorm(xb_.data() + t * dim, x + t * dim, w.rms_att, dim, c.rms_eps);
     });
-    matmul({{q_.data(), dim, &w.wq}, {cache_.key(l, pos), kv_dim, &w.wk},
-            {cache_.value(l, pos), kv_dim, &w.wv}},
+    matmul({{q_.data(), dim, &w.wq}, {k_.data(), kv_dim, &w.wk}, {cache_.value(l, pos), kv_dim, &w.wv}},
            xb_.data(), dim, dim, count);
     for_tokens(count, [&](int t) {
-      k::rope(q_.data() + t * dim, cache_.key(l, pos + t), dim, kv_dim, c.head_size(), pos + t,
-              c.rope_theta);
+      float* key = k_.data() + t * kv_dim;
+      k::rope(q_.data() + t * dim, key, dim, kv_dim, c.head_size(), pos + t, c.rope_theta);
+      cache_.store_key(l, pos + t, key);
     });
     attention(l, count, pos);
     matmul({{xb2_.data(), dim, &w.wo}}, xb_.data(), dim, dim, count);

@@ -112,13 +112,14 @@ struct MatvecOps {
   void (*q4_0)(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
   // Their input: quantize_row_q8_0, the reference's bytes on every path.
   void (*quantize_q8_0)(BlockQ8_0* y, const float* x, int n);
-  // Attention's loops, element-wise work: the reference's floats on every path (dot_rows,
-  // weighted_sum_rows, expf_elements: libm's expf; dequantize_row_f16: a batch's f16 tiles are
+  // Attention's loops, element-wise work: the reference's floats on every path (key_scores,
+  // weighted_sums, expf_elements: libm's expf; dequantize_row_f16: a batch's f16 tiles are
   // widened for the f32 kernel).
-  void (*dot_rows)(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
-                   int n);
-  void (*weighted_sum_rows)(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
-                            int count, int n);
+  void (*key_scores)(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
+                     int queries, const float* keys, int count, int n, float scale);
+  void (*weighted_sums)(float* out, std::ptrdiff_t out_stride, const float* w,
+                        std::ptrdiff_t w_stride, int queries, const float* rows,
+                        std::ptrdiff_t stride, int count, int n);
   void (*exp_f32)(float* y, const float* x, int n);
   void (*widen_f16)(float* y, const uint16_t* x, int n);
 };
@@ -179,14 +180,26 @@ void quantize_q8(int8_t* q, float* s, const float* x, int n, int gs);
 void axpy(float* y, float a, const float* x, int n);
 // sum_i a[i] * b[i], in order
 float dot(const float* a, const float* b, int n);
-// out[r] = dot(a, rows + r * stride, n) for r < count, each exactly dot()'s float (attention
-// scores: a query against count cached keys).
-void dot_rows(float* out, const float* a, const float* rows, std::ptrdiff_t stride, int count,
-              int n);
-// out[i] = sum over r < count of w[r] * rows[r * stride + i], for i < n: exactly the floats of
-// out = 0 then axpy(out, w[r], rows + r * stride, n) for r = 0, 1, ... (attention's weighted
-// sum of the cached values).
-void weighted_sum_rows(float* out, const float* w, const float* rows, std::ptrdiff_t stride,
-                       int count, int n);
+// Attention. Cached keys lie in blocks of kKeyBlock positions, each block element-major: element
+// i of the block's position j at block[i * kKeyBlock + j], blocks n * kKeyBlock floats apart, so
+// that one 16-lane vector holds element i of 16 positions and a score is a lane's chain of
+// multiplies and adds, with no transposes and nothing summed across lanes.
+constexpr int kKeyBlock = 16;
+inline std::size_t key_block_offset(int pos, int i, int n) {
+  return (std::size_t(pos / kKeyBlock) * n + i) * kKeyBlock + pos % kKeyBlock;
+}
+// For each of `queries` queries (q + k * q_stride, n floats) and each key j < count:
+// out[k * out_stride + j] = dot(query, key j, n) / scale, exactly dot()'s float then the
+// division (run.c's score). The last block is read whole (its floats past count are never used).
+void key_scores(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
+                int queries, const float* keys, int count, int n, float scale);
+// softmax() of each of `rows` rows of n floats, x + r * stride (the sums of several rows run side
+// by side; each row's floats are softmax()'s).
+void softmax_rows(float* x, std::ptrdiff_t stride, int rows, int n);
+// For each weight vector k (w + k * w_stride, count floats) and i < n: out[k * out_stride + i] =
+// sum over r < count of w_k[r] * rows[r * stride + i], exactly the floats of out = 0 then
+// axpy(out, w_k[r], rows + r * stride, n) for r = 0, 1, ... (the weighted sum of cached values).
+void weighted_sums(float* out, std::ptrdiff_t out_stride, const float* w, std::ptrdiff_t w_stride,
+                   int queries, const float* rows, std::ptrdiff_t stride, int count, int n);
 
 }  // namespace troupe::kernels

@@ -24,24 +24,30 @@
 namespace troupe {
 
 // Keys and values of every position seen so far, for the layers of one range. Sized by the
-// context actually asked for, not the model's seq_len.
+// context actually asked for, not the model's seq_len. Values are rows of kv_dim floats, one a
+// position; keys are kept per key head in kernels::key_scores' blocks of 16 positions.
 class KvCache {
  public:
   KvCache(const ModelConfig& config, LayerRange layers, int context);
-  float* key(int layer, int pos) { return at(keys_, layer, pos); }
-  float* value(int layer, int pos) { return at(values_, layer, pos); }
-  // Floats from one position's key (or value) to the next's.
+  // Stores one position's key (kv_dim floats, the heads one after another).
+  void store_key(int layer, int pos, const float* key);
+  // The key blocks of key head `head`, from position 0.
+  const float* keys(int layer, int head) const {
+    return keys_.data() + (std::size_t(layer - layers_.begin) * kv_heads_ + head) * head_floats_;
+  }
+  float* value(int layer, int pos) {
+    return values_.data() + (std::size_t(layer - layers_.begin) * context_ + pos) * kv_dim_;
+  }
+  // Floats from one position's value to the next's.
   std::ptrdiff_t stride() const { return kv_dim_; }
   int context() const { return context_; }
   std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
 
  private:
-  float* at(AlignedVector<float>& v, int layer, int pos) {
-    return v.data() + (std::size_t(layer - layers_.begin) * context_ + pos) * kv_dim_;
-  }
   LayerRange layers_;
   int context_;
-  int kv_dim_;
+  int kv_dim_, kv_heads_, head_size_;
+  std::size_t head_floats_;  // one key head's blocks: context rounded up to whole blocks
   AlignedVector<float> keys_, values_;
 };
 
@@ -91,7 +97,7 @@ class Transformer {
   ThreadPool& pool_;
   KvCache cache_;
   // Scratch for up to kMaxBatch positions (the kernels' inputs on cache lines).
-  AlignedVector<float> x_, xb_, xb2_, hb_, hb2_, q_, att_, logits_;
+  AlignedVector<float> x_, xb_, xb2_, hb_, hb2_, q_, k_, att_, logits_;
   std::vector<int8_t> xq_;              // inputs quantized for llama2.c int8 weights
   std::vector<float> xs_;               // their group scales
   std::vector<kernels::BlockQ8_0> xq8_;  // inputs quantized for ggml Q8_0 / Q4_0 weights

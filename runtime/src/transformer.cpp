@@ -59,7 +59,7 @@ KvCache::KvCache(const ModelConfig& config, LayerRange layers, int context)
 
 void KvCache::store_key(int layer, int pos, const float* key) {
   for (int h = 0; h < kv_heads_; h++) {
-    float* blocks = keys_.data() + (std::size_t(layer - layers_.begin) * kv_heads_ + h) * head_floats_;
+    float* blocks = keys_.data() + head_offset(layer, h);
     for (int i = 0; i < head_size_; i++) {
       blocks[k::key_block_offset(pos, i, head_size_)] = key[h * head_size_ + i];
     }

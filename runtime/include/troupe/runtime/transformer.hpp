@@ -32,9 +32,7 @@ class KvCache {
   // Stores one position's key (kv_dim floats, the heads one after another).
   void store_key(int layer, int pos, const float* key);
   // The key blocks of key head `head`, from position 0.
-  const float* keys(int layer, int head) const {
-    return keys_.data() + (std::size_t(layer - layers_.begin) * kv_heads_ + head) * head_floats_;
-  }
+  const float* keys(int layer, int head) const { return keys_.data() + head_offset(layer, head); }
   float* value(int layer, int pos) {
     return values_.data() + (std::size_t(layer - layers_.begin) * context_ + pos) * kv_dim_;
   }
@@ -44,6 +42,9 @@ class KvCache {
   std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
 
  private:
+  std::size_t head_offset(int layer, int head) const {
+    return (std::size_t(layer - layers_.begin) * kv_heads_ + head) * head_floats_;
+  }
   LayerRange layers_;
   int context_;
   int kv_dim_, kv_heads_, head_size_;

@@ -8,6 +8,7 @@
 #include <cstddef>
 
 #include "matvec_impl.hpp"
+#include "query_groups.hpp"
 
 namespace troupe::kernels::detail {
 
@@ -102,42 +103,24 @@ void sums_queries(float* out, std::ptrdiff_t out_stride, const float* w, std::pt
   for (int i0 = 0; i0 < n; i0 += 8 * C) sums_tile<Q, C>(out, out_stride, w, w_stride, rows, stride, count, n, i0);
 }
 
-int take(int left) { return left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1; }
-
 }  // namespace
 
 void key_scores_avx2(float* out, std::ptrdiff_t out_stride, const float* q,
                      std::ptrdiff_t q_stride, int queries, const float* keys, int count, int n,
                      float scale) {
-  for (int k = 0; k < queries;) {
-    const int Q = take(queries - k);
-    float* o = out + k * out_stride;
-    const float* a = q + k * q_stride;
-    switch (Q) {
-      case 8: scores_queries<8>(o, out_stride, a, q_stride, keys, count, n, scale); break;
-      case 4: scores_queries<4>(o, out_stride, a, q_stride, keys, count, n, scale); break;
-      case 2: scores_queries<2>(o, out_stride, a, q_stride, keys, count, n, scale); break;
-      default: scores_queries<1>(o, out_stride, a, q_stride, keys, count, n, scale); break;
-    }
-    k += Q;
-  }
+  for_query_groups(queries, [&](auto group, int k) {
+    scores_queries<decltype(group)::value>(out + k * out_stride, out_stride, q + k * q_stride, q_stride,
+                                           keys, count, n, scale);
+  });
 }
 
 void weighted_sums_avx2(float* out, std::ptrdiff_t out_stride, const float* w,
                         std::ptrdiff_t w_stride, int queries, const float* rows,
                         std::ptrdiff_t stride, int count, int n) {
-  for (int k = 0; k < queries;) {
-    const int Q = take(queries - k);
-    float* o = out + k * out_stride;
-    const float* wk = w + k * w_stride;
-    switch (Q) {
-      case 8: sums_queries<8>(o, out_stride, wk, w_stride, rows, stride, count, n); break;
-      case 4: sums_queries<4>(o, out_stride, wk, w_stride, rows, stride, count, n); break;
-      case 2: sums_queries<2>(o, out_stride, wk, w_stride, rows, stride, count, n); break;
-      default: sums_queries<1>(o, out_stride, wk, w_stride, rows, stride, count, n); break;
-    }
-    k += Q;
-  }
+  for_query_groups(queries, [&](auto group, int k) {
+    sums_queries<decltype(group)::value>(out + k * out_stride, out_stride, w + k * w_stride, w_stride,
+                                         rows, stride, count, n);
+  });
 }
 
 }  // namespace troupe::kernels::detail

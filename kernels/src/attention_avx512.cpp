@@ -108,8 +108,9 @@ void key_scores_avx512(float* out, std::ptrdiff_t out_stride, const float* q,
                        std::ptrdiff_t q_stride, int queries, const float* keys, int count, int n,
                        float scale) {
   for_query_groups(queries, [&](auto group, int k) {
-    scores_queries<decltype(group)::value>(out + k * out_stride, out_stride, q + k * q_stride, q_stride,
-                                           keys, count, n, scale);
+    constexpr int Q = decltype(group)::value;
+    scores_queries<Q>(out + k * out_stride, out_stride, q + k * q_stride, q_stride, keys, count, n,
+                      scale);
   });
 }
 
@@ -117,8 +118,9 @@ void weighted_sums_avx512(float* out, std::ptrdiff_t out_stride, const float* w,
                           std::ptrdiff_t w_stride, int queries, const float* rows,
                           std::ptrdiff_t stride, int count, int n) {
   for_query_groups(queries, [&](auto group, int k) {
-    sums_queries<decltype(group)::value>(out + k * out_stride, out_stride, w + k * w_stride, w_stride,
-                                         rows, stride, count, n);
+    constexpr int Q = decltype(group)::value;
+    sums_queries<Q>(out + k * out_stride, out_stride, w + k * w_stride, w_stride, rows, stride, count,
+                    n);
   });
 }
 

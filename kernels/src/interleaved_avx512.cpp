@@ -65,7 +65,9 @@ template <bool Q4>
 // a + the dot products of p's bytes with the 4 bytes at x broadcast to every lane, the broadcast
 // folded into the instruction (GCC 12 does not fold _mm512_set1_epi32 into vpdpbusd itself).
 [[gnu::always_inline]] inline __m512i dpbusd_broadcast(__m512i a, __m512i p, const int8_t* x) {
-  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(a) : "v"(p), "m"(*reinterpret_cast<const int32_t(*)[1]>(x)));
+  asm("vpdpbusd %2%{1to16%}, %1, %0"  // AT&T order: source broadcast, source, accumulator
+      : "+v"(a)
+      : "v"(p), "m"(*reinterpret_cast<const int32_t(*)[1]>(x)));
   return a;
 }
 

@@ -37,8 +37,8 @@ __m128 hsum4_ps(__m512 a, __m512 b, __m512 c, __m512 d) {
 // stream). Measured with a throwaway driver, one thread, 600 MB from DRAM, alternating:
 // - Zen 4: a row at a time with no prefetch read 90-98% of a probe's GB/s (f16 and f32), four rows
 //   side by side with the next four rows prefetched 77-79% (f16) and 89-90% (f32).
-// - Emerald Rapids (2026-12-06): a row at a time with no prefetch 53-60% (f16) and 66-80% (f32),
-//   its L2 streamer alone too far behind; with these prefetches 85-101% (f16) and 95-98% (f32),
+// - Emerald Rapids (2026-12-06): a row at a time with no prefetch 50-60% (f16) and 66-80% (f32),
+//   its L2 streamer alone too far behind; with these prefetches 84-101% (f16) and 95-98% (f32),
 //   4-16 KiB ahead alike (2 KiB: 77-88%).
 // The last n % 16 columns use a masked load: no scalar tail, and masked-off lanes are never read.
 // A row's floats depend only on that row, x and n, not on the row range or the address

@@ -840,8 +840,9 @@ TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernel
   // Multiples of 32 for the block types (block counts 1, 2, 3, 9, 64, 65, 176, and 257 and 261:
   // past the 8192 columns the x86 paths prepare x for at a time), and f16 also at sizes that leave
   // every kind of tail.
+  // Rows: enough for the AVX-512 path's groups of 16 rows and the 4-row and 1-row rest.
   for (int n : {1, 7, 15, 16, 17, 31, 33, 47, 100, 32, 64, 96, 288, 2048, 2080, 5632, 8224, 8352}) {
-    const int rows = n > 5632 ? 7 : n >= 2048 ? 13 : 37;
+    const int rows = n > 5632 ? 19 : n >= 2048 ? 21 : 37;
     const QuantCase c = make_quant_case(rng, rows, n);
     for (Isa isa : runnable_isas()) {
       const tk::MatvecOps& ops = tk::matvec_ops(isa);
@@ -880,6 +881,48 @@ TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernel
               CHECK(bits_of(got4[i]) == bits_of(want4[i]));
             }
           }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("Q8_0 and Q4_0 matvec of every ISA at the extreme quants", "[kernels][matvec]") {
+  // The largest block sums there are: every weight quant at its end of the range against every x
+  // quant at 127 or -127 (quantize_row_q8_0 of constant floats). The AVX-512 Q4_0 kernel reduces
+  // its partial sums in int16 (|partial| <= 8128 by its bound); this is where the bound is tight.
+  const int rows = 21, n = 2048, nb = n / tk::kBlock;
+  for (int sign : {1, -1}) {
+    for (uint8_t nibbles : {uint8_t(0x00), uint8_t(0xFF), uint8_t(0x0F), uint8_t(0xF0)}) {
+      const std::vector<float> xf(n, float(sign) * 2.5f);
+      const std::vector<tk::BlockQ8_0> x8 = quantize_q8_0(xf);
+      REQUIRE(x8[0].qs[0] == sign * 127);
+      std::vector<tk::BlockQ4_0> w4(size_t(rows) * nb);
+      std::vector<tk::BlockQ8_0> w8(size_t(rows) * nb);
+      for (auto& b : w4) {
+        b.d = tk::fp32_to_fp16(0.25f);
+        std::fill(std::begin(b.qs), std::end(b.qs), nibbles);
+      }
+      for (auto& b : w8) {
+        b.d = tk::fp32_to_fp16(0.25f);
+        std::fill(std::begin(b.qs), std::end(b.qs), int8_t(nibbles == 0 ? -128 : 127));
+      }
+      for (Isa isa : runnable_isas()) {
+        INFO("isa " << tk::isa_name(isa) << " sign " << sign << " nibbles " << int(nibbles));
+        std::vector<float> want4(rows), got4(rows), want8(rows), got8(rows);
+        tk::matvec_ops(Isa::scalar).q4_0(want4.data(), w4.data(), x8.data(), n, 0, rows);
+        tk::matvec_ops(isa).q4_0(got4.data(), w4.data(), x8.data(), n, 0, rows);
+        tk::matvec_ops(Isa::scalar).q8_0(want8.data(), w8.data(), x8.data(), n, 0, rows);
+        tk::matvec_ops(isa).q8_0(got8.data(), w8.data(), x8.data(), n, 0, rows);
+        // Every block's sum is 32 * (q - 8) * x, the same in every block.
+        const int q_lo = (nibbles & 0x0F) - 8, q_hi = (nibbles >> 4) - 8;
+        const float block = float(16 * (q_lo + q_hi) * sign * 127);
+        CHECK(want4[0] != 0.0f);
+        CHECK(std::fabs(want4[0] - block * 0.25f * tk::fp16_to_fp32(x8[0].d) * nb) <=
+              1e-3f * std::fabs(want4[0]));
+        for (int i = 0; i < rows; i++) {
+          CHECK(bits_of(got4[i]) == bits_of(want4[i]));
+          CHECK(bits_of(got8[i]) == bits_of(want8[i]));
         }
       }
     }

@@ -25,7 +25,7 @@ using tk::Isa;
 
 namespace {
 
-constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon};
+constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512, Isa::neon};
 
 #if defined(__x86_64__)
 // CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c").
@@ -106,6 +106,7 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
   CHECK(tk::isa_name(Isa::avx2) == "avx2");
   CHECK(tk::isa_name(Isa::avx512) == "avx512");
   CHECK(tk::isa_name(Isa::neon) == "neon");
+  CHECK(tk::isa_name(Isa::avxvnni) == "avxvnni");
   CHECK(tk::isa_available(Isa::scalar));
 #if defined(__x86_64__)
   CHECK_FALSE(tk::isa_available(Isa::neon));
@@ -114,11 +115,16 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
   const bool cpu_avx512 = cpu_avx2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512vnni");
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;  // AVX-VNNI: CPUID.(7, 1):EAX bit 4
+  const bool cpu_avxvnni =
+      cpu_avx2 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax & (1u << 4)) != 0;
   CHECK(tk::isa_available(Isa::avx2) == cpu_avx2);
+  CHECK(tk::isa_available(Isa::avxvnni) == cpu_avxvnni);
   CHECK(tk::isa_available(Isa::avx512) == cpu_avx512);
 #elif defined(__aarch64__)
   CHECK(tk::isa_available(Isa::neon));
   CHECK_FALSE(tk::isa_available(Isa::avx2));
+  CHECK_FALSE(tk::isa_available(Isa::avxvnni));
   CHECK_FALSE(tk::isa_available(Isa::avx512));
 #endif
   // Unavailable ISAs get the scalar table.
@@ -147,8 +153,10 @@ TEST_CASE("TROUPE_ISA lowers the detected ISA and never raises it", "[kernels][d
   CHECK(tk::isa_available(best));
   for (Isa isa : kAllIsas) {
     if (tk::isa_available(isa) && isa != Isa::scalar && isa != best) {
-      // best is the highest available, so nothing else available may be preferred over it
-      CHECK((isa == Isa::avx2 && best == Isa::avx512));
+      // best is the highest available (avx512, then avxvnni, then avx2), so nothing else
+      // available may be preferred over it
+      CHECK(((isa == Isa::avx2 && (best == Isa::avx512 || best == Isa::avxvnni)) ||
+             (isa == Isa::avxvnni && best == Isa::avx512)));
     }
   }
 

@@ -37,6 +37,11 @@ bool cpu_has_f16c() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
 }
+// AVX-VNNI (CPUID.(EAX=7, ECX=1):EAX bit 4), from cpuid for the same reason.
+bool cpu_has_avx_vnni() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax & (1u << 4)) != 0;
+}
 #endif
 
 constexpr MatvecOps scalar_ops{detail::matvec_f32_ref,       detail::matvec_q8_ref,
@@ -50,6 +55,12 @@ constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2
                              detail::matvec_q4_0_avx2,    detail::quantize_row_q8_0_ref,
                              detail::key_scores_avx2,     detail::weighted_sums_avx2,
                              detail::expf_elements_avx2,  detail::dequantize_row_f16_f16c};
+// AVX-VNNI: AVX2's, but the Q8_0 / Q4_0 products with vpdpbusd.
+constexpr MatvecOps avxvnni_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2,
+                                detail::matvec_f16_avx2,     detail::matvec_q8_0_avxvnni,
+                                detail::matvec_q4_0_avxvnni, detail::quantize_row_q8_0_ref,
+                                detail::key_scores_avx2,     detail::weighted_sums_avx2,
+                                detail::expf_elements_avx2,  detail::dequantize_row_f16_f16c};
 constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512,    detail::matvec_q8_avx512,
                                detail::matvec_f16_avx512,    detail::matvec_q8_0_avx512,
                                detail::matvec_q4_0_avx512,   detail::quantize_row_q8_0_avx512,
@@ -132,6 +143,16 @@ constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2,
                                     detail::interleave_groups_q8_0_avx2,
                                     detail::interleave_groups_q4_0_avx2,
                                     detail::sum_x_blocks_ref};
+// AVX-VNNI: AVX2's batched kernels but the interleaved ones (where prompts spend their time),
+// those with vpdpbusd.
+constexpr MatmulOps avxvnni_matmul_ops{detail::matmul_f32_avx2,
+                                       detail::matmul_q8_0_avx2,
+                                       detail::matmul_q4_0_avx2,
+                                       detail::matmul_q8_0x16_avxvnni,
+                                       detail::matmul_q4_0x16_avxvnni,
+                                       detail::interleave_groups_q8_0_avx2,
+                                       detail::interleave_groups_q4_0_avx2,
+                                       detail::sum_x_blocks_ref};
 constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512,
                                       detail::matmul_q8_0_avx512,
                                       detail::matmul_q4_0_avx512,
@@ -147,7 +168,7 @@ constexpr MatmulOps neon_plain_matmul_ops = by_rows_ops<neon_plain_ops>;
 #endif
 
 Isa best_isa() {
-  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::neon}) {
+  for (Isa isa : {Isa::avx512, Isa::avxvnni, Isa::avx2, Isa::neon}) {
     if (isa_available(isa)) return isa;
   }
   return Isa::scalar;
@@ -161,6 +182,7 @@ std::string_view isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
     case Isa::neon: return "neon";
+    case Isa::avxvnni: return "avxvnni";
   }
   return "unknown";
 }
@@ -177,6 +199,12 @@ bool isa_available(Isa isa) {
       // libgcc's checks include the OS saving the wider registers (XGETBV). F16C (the f16 path)
       // comes with every AVX2 CPU, but a hypervisor may hide it.
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+#else
+      return false;
+#endif
+    case Isa::avxvnni:
+#if defined(TROUPE_HAVE_X86_SIMD)
+      return isa_available(Isa::avx2) && cpu_has_avx_vnni();
 #else
       return false;
 #endif
@@ -206,7 +234,7 @@ Isa detected_isa() {
   const char* env = std::getenv("TROUPE_ISA");
   if (env == nullptr) return best;
   const std::string_view want(env);
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon}) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512, Isa::neon}) {
     // Anything available is at most `best`, so honouring it can only lower the choice.
     // Unknown names and unavailable ISAs are ignored.
     if (want == isa_name(isa) && isa_available(isa)) return isa;
@@ -219,6 +247,7 @@ const MatvecOps& matvec_ops(Isa isa) {
   switch (isa) {
 #if defined(TROUPE_HAVE_X86_SIMD)
     case Isa::avx2: return avx2_ops;
+    case Isa::avxvnni: return avxvnni_ops;
     case Isa::avx512: return avx512_ops;
 #endif
 #if defined(TROUPE_HAVE_NEON)
@@ -242,6 +271,7 @@ const MatmulOps& matmul_ops(Isa isa) {
   switch (isa) {
 #if defined(TROUPE_HAVE_X86_SIMD)
     case Isa::avx2: return avx2_matmul_ops;
+    case Isa::avxvnni: return avxvnni_matmul_ops;
     case Isa::avx512: return avx512_matmul_ops;
 #endif
 #if defined(TROUPE_HAVE_NEON)
@@ -279,7 +309,8 @@ void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) { matvec_ops().quant
 
 bool prefers_interleaved_blocks() {
 #if defined(TROUPE_HAVE_X86_SIMD)
-  return &matmul_ops() == &avx512_matmul_ops || &matmul_ops() == &avx2_matmul_ops;
+  return &matmul_ops() == &avx512_matmul_ops || &matmul_ops() == &avx2_matmul_ops ||
+         &matmul_ops() == &avxvnni_matmul_ops;
 #else
   return false;
 #endif

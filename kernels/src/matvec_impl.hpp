@@ -95,6 +95,13 @@ void matmul_q8_0x16_avx2(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x
                          const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
 void matmul_q4_0x16_avx2(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
                          const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
+// And with AVX-VNNI's 256-bit dot products (matvec_avxvnni.cpp, interleaved_avxvnni.cpp).
+void matvec_q8_0_avxvnni(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matvec_q4_0_avxvnni(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
+void matmul_q8_0x16_avxvnni(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                            const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
+void matmul_q4_0x16_avxvnni(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
+                            const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1);
 void interleave_groups_q8_0_avx2(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
 void interleave_groups_q4_0_avx2(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
 // sum_x_blocks_q8_0x16 / _q4_0x16 (offset 128 / 8).

@@ -14,7 +14,8 @@
 namespace troupe::kernels {
 
 // avxvnni: AVX2 with AVX-VNNI's 256-bit int8 dot products (Intel's client cores since Alder Lake,
-// which have no AVX-512); its batched int8 kernels use them, the rest is AVX2's.
+// which have no AVX-512); its Q8_0 / Q4_0 kernels (matvec, interleaved batches) use them, the
+// rest is AVX2's.
 enum class Isa { scalar, avx2, avx512, neon, avxvnni };
 
 std::string_view isa_name(Isa isa);

@@ -42,7 +42,7 @@ struct XPair {
   __m256i start;   // AVX-VNNI: {-offset * (sum of b's quants) x4, the same for b+1}, int32
 };
 
-constexpr int64_t kChunkBlocks = 256;  // x prepared for 8192 columns at a time: 16 KiB of stack
+constexpr int64_t kChunkBlocks = 256;  // x prepared for 8192 columns at a time: 20 KiB of stack
 
 template <bool Q4, bool Vnni>
 void prepare_x(XPair* xp, const BlockQ8_0* x, int64_t nb) {
@@ -159,7 +159,8 @@ template <bool One, bool Vnni>
 // <= 2 * 15 * 128), minus 8 * sum(x): that correction is an int16 vector per block pair shared by
 // the rows (-8 * pair sums of x), added before the widening (|lane| <= 2 * 3840 + 4096, no
 // overflow). Layout: {block b | block b+1} of 16 bytes each, low nibbles against x[0..15], high
-// against x[16..31] of the same block.
+// against x[16..31] of the same block. AVX-VNNI: vpdpbusd of the nibbles, the 8 * sum(x) off at
+// the end (xp.start).
 template <bool One, bool Vnni>
 [[gnu::always_inline]] inline __m128 q4_0_step(__m128 val, const BlockQ4_0* w, int64_t stride,
                                                 const XPair& xp) {

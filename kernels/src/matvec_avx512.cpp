@@ -350,6 +350,20 @@ __m128 scale_add_blocks(__m128 val, Sums s, __m512 dx) {
   return val;
 }
 
+// v + f's block terms in block order, 128-bit lane g of v taking lane g of each f: f[g] holds, in
+// its lane j, block j's terms of lane g's four values (rows, or a token's rows). Transposing the
+// 4 x 4 lanes makes each block one vector, so per value the adds are scale_add_blocks<4>'s.
+[[gnu::always_inline]] inline __m512 add_blocks_transposed(__m512 v, const __m512 f[4]) {
+  const __m512 a = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 c = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 d = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 e = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(3, 2, 3, 2));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)));  // block 0
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));  // block 1
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(2, 0, 2, 0)));  // block 2
+  return _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(3, 1, 3, 1)));  // block 3
+}
+
 // Q8_0, K (1-4) blocks from each row w + r * stride: bytes 0-127 in two vectors (the fewer
 // 64-byte loads the better: unaligned ones each touch two cache lines), the last 8 of 136 apart.
 // Rows: the step's first byte in each of the four rows; pf: how far ahead to prefetch them.
@@ -549,14 +563,7 @@ __m512 blocks_rows16(__m512 v, const Block* w, int64_t stride, const XQuad* xq, 
       const Sums s = Step<4>::sums(rows, pf, x);
       f[g] = _mm512_mul_ps(_mm512_cvtepi32_ps(s.isum), _mm512_mul_ps(s.dw, x.dx));
     }
-    const __m512 a = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 c = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 d = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(3, 2, 3, 2));
-    const __m512 e = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(3, 2, 3, 2));
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)));  // block 0
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));  // block 1
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(2, 0, 2, 0)));  // block 2
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(3, 1, 3, 1)));  // block 3
+    v = add_blocks_transposed(v, f);
   }
   if (b == nb) return v;
   alignas(64) float out[16];
@@ -762,14 +769,7 @@ void blocks_rows4_tokens(__m128* val, const Block* w, int64_t stride, const XQua
         const Sums s = wstep_sums(ws, x);
         f[t] = _mm512_mul_ps(_mm512_cvtepi32_ps(s.isum), _mm512_mul_ps(s.dw, x.dx));
       }
-      const __m512 a = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(1, 0, 1, 0));
-      const __m512 c = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(1, 0, 1, 0));
-      const __m512 d = _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(3, 2, 3, 2));
-      const __m512 e = _mm512_shuffle_f32x4(f[2], f[3], _MM_SHUFFLE(3, 2, 3, 2));
-      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(2, 0, 2, 0)));  // block 0
-      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(a, c, _MM_SHUFFLE(3, 1, 3, 1)));  // block 1
-      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(2, 0, 2, 0)));  // block 2
-      v = _mm512_add_ps(v, _mm512_shuffle_f32x4(d, e, _MM_SHUFFLE(3, 1, 3, 1)));  // block 3
+      v = add_blocks_transposed(v, f);
     }
     val[0] = _mm512_castps512_ps128(v);
     val[1] = _mm512_extractf32x4_ps(v, 1);

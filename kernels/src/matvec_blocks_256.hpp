@@ -71,14 +71,10 @@ void prepare_x(XPair* xp, const BlockQ8_0* x, int64_t nb) {
     const __m128i d = _mm_unpacklo_epi64(_mm_set1_epi16(static_cast<short>(x[b].d)), _mm_set1_epi16(d1));
     p.dx = _mm256_cvtph_ps(d);
     if constexpr (Vnni) {
-      int32_t sum[2] = {0, 0};
-      for (int k = 0; k < 2 && b + k < nb; k++) {
-        for (int8_t q : x[b + k].qs) sum[k] += q;
-      }
-      const int32_t offset = Q4 ? 8 : 128;
-      p.start = _mm256_setr_epi32(-offset * sum[0], -offset * sum[0], -offset * sum[0],
-                                  -offset * sum[0], -offset * sum[1], -offset * sum[1],
-                                  -offset * sum[1], -offset * sum[1]);
+      XBlockSum s[2] = {};  // block b+1's start stays 0 without it
+      sum_x_blocks_ref(s, x + b, two ? 2 : 1, Q4 ? 8 : 128);
+      p.start = _mm256_setr_epi32(s[0].start, s[0].start, s[0].start, s[0].start, s[1].start,
+                                  s[1].start, s[1].start, s[1].start);
     }
   }
 }

@@ -21,11 +21,11 @@
 #include "model_paths.hpp"
 #include "progress.hpp"
 #include "troupe/kernels/kernels.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/model.hpp"
-#include "troupe/runtime/sampler.hpp"
-#include "troupe/runtime/thread_pool.hpp"
-#include "troupe/runtime/transformer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/model.hpp"
+#include "troupe/model/thread_pool.hpp"
+#include "troupe/model/transformer.hpp"
+#include "troupe/text/sampler.hpp"
 
 namespace troupe::cli {
 

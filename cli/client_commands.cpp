@@ -14,11 +14,11 @@
 #include "commands.hpp"
 #include "mesh_status.hpp"
 #include "openai_api.hpp"
-#include "troupe/actors/client.hpp"
 #include "troupe/discovery/planner.hpp"
-#include "troupe/runtime/chat_template.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/generate.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/net/client.hpp"
+#include "troupe/text/chat_template.hpp"
+#include "troupe/text/generate.hpp"
 
 namespace troupe::cli {
 
@@ -53,7 +53,7 @@ wire::GenerateRequest request(const SamplingFlags& f, std::string prompt, bool c
 
 // Streams one completion's text to stdout; returns its statistics. An error from the mesh
 // throws: InputError for bad input (exit 2), RuntimeFailure otherwise (exit 1).
-GenerationStats stream(MeshClient& client, const std::string& peer, const wire::GenerateRequest& r) {
+GenerationStats stream(net::MeshClient& client, const std::string& peer, const wire::GenerateRequest& r) {
   client.send(wire::Message{0, 1, r});
   while (true) {
     const wire::Message m = client.receive(kReplyTimeout);
@@ -92,7 +92,7 @@ struct GenerateFlags {
 int run_generate(const GenerateFlags& f) {
   check_address(f.peer, "--peer");
   const wire::GenerateRequest r = request(f.sampling, f.prompt, false);
-  MeshClient client(f.peer);
+  net::MeshClient client(f.peer);
   const GenerationStats stats = stream(client, f.peer, r);
   std::fputs("\n", stdout);
   std::fflush(stdout);
@@ -125,7 +125,7 @@ enum class Turn { answered, cancelled, refused };
 // Streams one answer to stdout as it comes, whole UTF-8 characters at a time. The mesh keeps no
 // state between turns: each turn sends the whole conversation, which the entry node renders with
 // its model's chat template. Cancelling drops the connection, which ends the session at the node.
-Turn answer(std::unique_ptr<MeshClient>& client, const ChatFlags& f, const wire::GenerateRequest& r,
+Turn answer(std::unique_ptr<net::MeshClient>& client, const ChatFlags& f, const wire::GenerateRequest& r,
             std::string& reply, GenerationStats& stats) {
   client->send(wire::Message{0, 1, r});
   openai::Utf8Joiner utf8;
@@ -133,7 +133,7 @@ Turn answer(std::unique_ptr<MeshClient>& client, const ChatFlags& f, const wire:
   auto deadline = deadline_after();
   while (true) {
     if (interrupted.exchange(false)) {
-      client = std::make_unique<MeshClient>(f.peer);
+      client = std::make_unique<net::MeshClient>(f.peer);
       return Turn::cancelled;
     }
     const std::optional<wire::Message> m = client->poll(std::chrono::milliseconds(100));
@@ -169,7 +169,7 @@ int run_chat(const ChatFlags& f) {
   if (!f.chat_template.empty() && !chat_template_named(f.chat_template)) {
     throw InputError("--chat-template " + f.chat_template + ": expected llama2, llama3, chatml or zephyr");
   }
-  auto client = std::make_unique<MeshClient>(f.peer);
+  auto client = std::make_unique<net::MeshClient>(f.peer);
   install_interrupt_handler();
   std::vector<ChatMessage> history;
   auto reset = [&] {
@@ -237,7 +237,7 @@ struct StatusFlags {
 
 int run_status(const StatusFlags& f) {
   check_address(f.peer, "--peer");
-  MeshClient client(f.peer);
+  net::MeshClient client(f.peer);
   const wire::Status status = query_status(client, f.peer);
   const wire::Status* s = &status;
   if (f.json) {

@@ -11,10 +11,11 @@
 #include "commands.hpp"
 #include "model_paths.hpp"
 #include "progress.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/llama_gguf_writer.hpp"
-#include "troupe/runtime/model.hpp"
-#include "troupe/runtime/tokenizer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/llama_gguf_writer.hpp"
+#include "troupe/model/model.hpp"
+#include "troupe/text/gguf_vocabulary.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 namespace troupe::cli {
 

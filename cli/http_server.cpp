@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "mesh_status.hpp"
-#include "troupe/actors/client.hpp"
-#include "troupe/runtime/completion.hpp"
-#include "troupe/runtime/error.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/net/client.hpp"
+#include "troupe/text/completion.hpp"
 
 namespace troupe::cli {
 
@@ -170,7 +170,7 @@ struct Call {
 
   Metrics& metrics;
   Endpoint endpoint;
-  std::unique_ptr<MeshClient> client;
+  std::unique_ptr<net::MeshClient> client;
   openai::Answer answer;
   openai::Utf8Joiner utf8;
   std::optional<wire::Message> first;  // received before the answer's status was chosen
@@ -220,8 +220,8 @@ struct HttpServer::Impl {
   }
 
   // A fresh connection to this node, as `troupe generate` makes one.
-  std::unique_ptr<MeshClient> connect() {
-    return std::make_unique<MeshClient>(options.node_address, std::chrono::seconds(5));
+  std::unique_ptr<net::MeshClient> connect() {
+    return std::make_unique<net::MeshClient>(options.node_address, std::chrono::seconds(5));
   }
 
   std::optional<wire::Status> status() {
@@ -278,7 +278,7 @@ struct HttpServer::Impl {
 
   // Server-sent events: one chunk per piece of text as the mesh sends it, then the finish
   // reason, then [DONE]. When the HTTP client goes away, writing fails, the provider returns
-  // false, and the Call (with its MeshClient) is destroyed.
+  // false, and the Call (with its net::MeshClient) is destroyed.
   void stream(httplib::Response& res, std::shared_ptr<Call> call) {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider("text/event-stream", [call](std::size_t, httplib::DataSink& sink) {

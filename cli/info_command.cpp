@@ -14,10 +14,10 @@
 #include "commands.hpp"
 #include "model_paths.hpp"
 #include "progress.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/gguf.hpp"
-#include "troupe/runtime/model.hpp"
-#include "troupe/runtime/tokenizer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/gguf.hpp"
+#include "troupe/model/model.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 namespace troupe::cli {
 

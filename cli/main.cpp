@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "troupe/runtime/error.hpp"
+#include "troupe/model/error.hpp"
 
 int main(int argc, char** argv) {
   using namespace troupe;

@@ -1,6 +1,6 @@
 #include "mesh_status.hpp"
 
-#include "troupe/runtime/error.hpp"
+#include "troupe/model/error.hpp"
 
 namespace troupe::cli {
 
@@ -10,7 +10,7 @@ nlohmann::json layers_json(const std::optional<LayerRange>& r) {
 }
 }  // namespace
 
-wire::Status query_status(MeshClient& client, const std::string& peer,
+wire::Status query_status(net::MeshClient& client, const std::string& peer,
                           std::chrono::milliseconds timeout) {
   client.send(wire::Message{0, 1, wire::StatusRequest{}});
   const wire::Message m = client.receive(timeout);

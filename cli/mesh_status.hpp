@@ -6,13 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "troupe/actors/client.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/net/client.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::cli {
 
 // Asks the node behind `client` (at `peer`) for its status; RuntimeFailure when it does not give one.
-wire::Status query_status(MeshClient& client, const std::string& peer,
+wire::Status query_status(net::MeshClient& client, const std::string& peer,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 nlohmann::json status_json(const wire::Status& s);

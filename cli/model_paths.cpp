@@ -8,8 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/gguf.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/gguf.hpp"
 
 namespace fs = std::filesystem;
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "troupe/runtime/tokenizer.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 namespace troupe::cli {
 

@@ -16,13 +16,14 @@
 #include "commands.hpp"
 #include "http_server.hpp"
 #include "model_paths.hpp"
-#include "troupe/actors/node.hpp"
 #include "troupe/discovery/planner.hpp"
-#include "troupe/runtime/chat_template.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/gguf.hpp"
-#include "troupe/runtime/llama_gguf.hpp"
-#include "troupe/runtime/mapped_file.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/gguf.hpp"
+#include "troupe/model/llama_gguf.hpp"
+#include "troupe/model/mapped_file.hpp"
+#include "troupe/model/model_identity.hpp"
+#include "troupe/node/node.hpp"
+#include "troupe/text/chat_template.hpp"
 
 namespace troupe::cli {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "troupe/runtime/generate.hpp"
+#include "troupe/text/generate.hpp"
 
 namespace troupe::cli::openai {
 

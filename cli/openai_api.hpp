@@ -10,7 +10,7 @@
 #include <string_view>
 #include <variant>
 
-#include "troupe/runtime/wire.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::cli::openai {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "troupe/runtime/model.hpp"
+#include "troupe/model/model.hpp"
 
 namespace troupe::cli {
 

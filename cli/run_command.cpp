@@ -13,8 +13,8 @@
 #include "model_paths.hpp"
 #include "progress.hpp"
 #include "troupe/kernels/kernels.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/generate.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/text/generate.hpp"
 
 namespace troupe::cli {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "troupe/runtime/error.hpp"
+#include "troupe/model/error.hpp"
 #include "troupe/sim/simulator.hpp"
 
 namespace troupe::cli {

@@ -14,11 +14,12 @@
 
 #include "commands.hpp"
 #include "progress.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/gguf.hpp"
-#include "troupe/runtime/llama_gguf_writer.hpp"
-#include "troupe/runtime/model_shapes.hpp"
-#include "troupe/runtime/tokenizer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/gguf.hpp"
+#include "troupe/model/llama_gguf_writer.hpp"
+#include "troupe/model/model_shapes.hpp"
+#include "troupe/text/gguf_vocabulary.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 namespace troupe::cli {
 

@@ -1,8 +1,8 @@
 // Any bytes given as a llama2.c checkpoint: either InputError or a model whose every tensor lies
 // inside the file (a forward pass over it reads them all under AddressSanitizer).
 #include "fuzz_file.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/transformer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/transformer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = write_fuzz_file(data, size);

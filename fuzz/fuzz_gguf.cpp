@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "fuzz_file.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/gguf.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/gguf.hpp"
 
 namespace {
 

@@ -1,8 +1,8 @@
 // Any bytes given as a llama2.c tokenizer: either InputError or a tokenizer that encodes and
 // decodes without reading out of bounds.
 #include "fuzz_file.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/tokenizer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/protocol/wire.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

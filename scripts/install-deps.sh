@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config python3
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
   catch2 libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev
   libyaml-cpp-dev  # scenario files of the simulator

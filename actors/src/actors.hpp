@@ -20,8 +20,8 @@
 
 #include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/session.hpp"
-#include "troupe/runtime/transport.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/protocol/transport.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::actors {
 

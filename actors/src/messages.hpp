@@ -6,8 +6,8 @@
 #include <caf/all.hpp>
 #include <string>
 
-#include "troupe/runtime/transport.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/protocol/transport.hpp"
+#include "troupe/protocol/wire.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::wire::Message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<troupe::wire::RouteStage>)

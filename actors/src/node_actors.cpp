@@ -57,6 +57,10 @@ void NodeActors::leave() {
   if (impl_->node) caf::anon_send(impl_->node, leave_atom::value);
 }
 
+void NodeActors::discovered(const std::string& address) {
+  if (impl_->node) caf::anon_send(impl_->node, discovered_atom::value, address);
+}
+
 void NodeActors::stop() {
   Impl& x = *impl_;
   if (!x.transport) return;

@@ -9,9 +9,9 @@
 
 #include "actors.hpp"
 #include "messages.hpp"
-#include "troupe/runtime/completion.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/generate.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/text/completion.hpp"
+#include "troupe/text/generate.hpp"
 
 namespace troupe::actors {
 

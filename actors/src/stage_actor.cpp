@@ -15,9 +15,9 @@
 
 #include "actors.hpp"
 #include "messages.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/sampler.hpp"
-#include "troupe/runtime/transformer.hpp"  // kMaxBatch
+#include "troupe/model/error.hpp"
+#include "troupe/model/transformer.hpp"  // kMaxBatch
+#include "troupe/text/sampler.hpp"
 
 namespace troupe::actors {
 

@@ -9,7 +9,7 @@
 
 #include "actors.hpp"
 #include "messages.hpp"
-#include "troupe/runtime/error.hpp"
+#include "troupe/model/error.hpp"
 
 namespace troupe::actors {
 

@@ -5,9 +5,9 @@
 #include <algorithm>
 
 #include "stand_in_model.hpp"
-#include "troupe/runtime/completion.hpp"
-#include "troupe/runtime/generate.hpp"
-#include "troupe/runtime/transformer.hpp"
+#include "troupe/model/transformer.hpp"
+#include "troupe/text/completion.hpp"
+#include "troupe/text/generate.hpp"
 #include "world.hpp"
 
 namespace troupe::sim {

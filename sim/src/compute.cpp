@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <map>
 
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/model_shapes.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/model/model_shapes.hpp"
 
 namespace troupe::sim {
 

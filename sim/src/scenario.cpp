@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "troupe/runtime/error.hpp"
+#include "troupe/model/error.hpp"
 
 namespace troupe::sim {
 

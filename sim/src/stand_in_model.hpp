@@ -13,7 +13,7 @@
 
 #include <functional>
 
-#include "troupe/runtime/stage_model.hpp"
+#include "troupe/model/stage_model.hpp"
 #include "troupe/sim/compute.hpp"
 
 namespace troupe::sim {

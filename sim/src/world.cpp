@@ -9,8 +9,8 @@
 #include <cinttypes>
 
 #include "stand_in_model.hpp"
-#include "troupe/runtime/error.hpp"
-#include "troupe/runtime/llama_gguf_writer.hpp"
+#include "troupe/model/error.hpp"
+#include "troupe/text/gguf_vocabulary.hpp"
 
 namespace troupe::sim {
 

@@ -28,9 +28,9 @@
 #include "troupe/actors/node_actors.hpp"
 #include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/mesh.hpp"
-#include "troupe/runtime/tokenizer.hpp"
-#include "troupe/runtime/transport.hpp"
+#include "troupe/protocol/transport.hpp"
 #include "troupe/sim/simulator.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 namespace troupe::sim {
 

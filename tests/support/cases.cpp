@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "support/process.hpp"
-#include "troupe/actors/client.hpp"
+#include "troupe/net/client.hpp"
 
 namespace troupe::test {
 
@@ -44,7 +44,7 @@ void check_result(const Mesh& mesh, std::size_t entry, const json& c, const Proc
 }
 
 wire::Status status_of(const std::string& address) {
-  MeshClient client(address, std::chrono::seconds(2));
+  net::MeshClient client(address, std::chrono::seconds(2));
   client.send(wire::Message{0, 1, wire::StatusRequest{}});
   const auto m = client.receive(std::chrono::seconds(2));
   REQUIRE(std::holds_alternative<wire::Status>(m.body));

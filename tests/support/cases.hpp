@@ -8,7 +8,7 @@
 
 #include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::test {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "troupe/runtime/model.hpp"
+#include "troupe/model/model.hpp"
 
 namespace troupe::test {
 

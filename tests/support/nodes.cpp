@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "support/process.hpp"
-#include "troupe/actors/client.hpp"
+#include "troupe/net/client.hpp"
 
 namespace troupe::test {
 
@@ -198,7 +198,7 @@ bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
     while (true) {
       if (std::chrono::steady_clock::now() > deadline) return false;
       try {
-        MeshClient client(addresses_[i], std::chrono::milliseconds(500));
+        net::MeshClient client(addresses_[i], std::chrono::milliseconds(500));
         client.send(wire::Message{0, 1, wire::StatusRequest{}});
         const auto m = client.receive(std::chrono::milliseconds(500));
         const auto* s = std::get_if<wire::Status>(&m.body);

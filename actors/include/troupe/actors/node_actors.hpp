@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "troupe/actors/node_context.hpp"
-#include "troupe/runtime/transport.hpp"
+#include "troupe/protocol/transport.hpp"
 
 namespace troupe::actors {
 
@@ -33,6 +33,8 @@ class NodeActors {
   const caf::actor& stage_actor() const;
   // Tells the mesh this node leaves (the node actor sends the word out; asynchronous).
   void leave();
+  // A node of this model was heard of at `address` (LAN discovery): joined as if named by --join.
+  void discovered(const std::string& address);
   // Sends every actor an exit message and closes the transport: nothing more comes in or goes
   // out. The actors end as their system runs them (sessions with the node actor they link to).
   void stop();

@@ -10,11 +10,11 @@
 #include <string>
 
 #include "troupe/discovery/mesh.hpp"
-#include "troupe/runtime/model.hpp"
-#include "troupe/runtime/stage_model.hpp"
-#include "troupe/runtime/tokenizer.hpp"
-#include "troupe/runtime/transport.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/model/model.hpp"
+#include "troupe/model/stage_model.hpp"
+#include "troupe/protocol/transport.hpp"
+#include "troupe/protocol/wire.hpp"
+#include "troupe/text/tokenizer.hpp"
 
 namespace troupe::actors {
 

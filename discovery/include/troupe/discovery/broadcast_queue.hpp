@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "troupe/runtime/wire.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::discovery {
 

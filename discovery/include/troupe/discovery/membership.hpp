@@ -19,8 +19,8 @@
 
 #include "troupe/discovery/broadcast_queue.hpp"
 #include "troupe/discovery/member_index.hpp"
-#include "troupe/runtime/transport.hpp"
-#include "troupe/runtime/wire.hpp"
+#include "troupe/protocol/transport.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::discovery {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "troupe/runtime/model.hpp"
+#include "troupe/model/model.hpp"
 
 namespace troupe::discovery {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "troupe/discovery/planner.hpp"
-#include "troupe/runtime/model.hpp"
+#include "troupe/model/model.hpp"
 
 namespace troupe::sim {
 

@@ -1,0 +1,96 @@
+#include "troupe/net/client.hpp"
+
+#include "troupe/model/error.hpp"
+#include "zmq_socket.hpp"
+
+namespace troupe::net {
+
+struct MeshClient::Impl {
+  std::string peer;
+  zmq::context_t context{1};
+  zmq::socket_t dealer{context, zmq::socket_type::dealer};
+  zmq::socket_t monitor;
+  bool connected = false;
+
+  // Reads monitor events; false once the connection has broken.
+  bool still_connected() {
+    while (auto event = zmq_socket::read_event(monitor)) {
+      if (*event == ZMQ_EVENT_CONNECTED) connected = true;
+      if (*event == ZMQ_EVENT_DISCONNECTED && connected) return false;
+    }
+    return true;
+  }
+};
+
+MeshClient::MeshClient(const std::string& peer, std::chrono::milliseconds connect_timeout)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& c = *impl_;
+  c.peer = peer;
+  zmq_socket::configure(c.dealer);
+  c.monitor = zmq_socket::monitor(c.context, c.dealer, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+  try {
+    c.dealer.connect(zmq_socket::endpoint(peer));
+  } catch (const zmq::error_t& e) {
+    throw InputError("--peer " + peer + ": not an address (" + e.what() + ")");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
+  while (!c.connected) {
+    zmq::pollitem_t item{c.monitor.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    c.still_connected();
+    if (!c.connected && std::chrono::steady_clock::now() > deadline) {
+      throw RuntimeFailure("cannot reach peer " + peer + ": nothing answers there");
+    }
+  }
+}
+
+MeshClient::~MeshClient() = default;
+
+void MeshClient::send(const wire::Message& message) {
+  const std::vector<uint8_t> frame = wire::encode(message);
+  zmq::message_t m(frame.data(), frame.size());
+  if (!impl_->dealer.send(m, zmq::send_flags::dontwait)) {
+    throw RuntimeFailure("cannot send to peer " + impl_->peer);
+  }
+}
+
+wire::Message MeshClient::receive(std::chrono::milliseconds timeout) {
+  if (auto m = poll(timeout)) return std::move(*m);
+  throw RuntimeFailure("no answer from peer " + impl_->peer + " within " +
+                       std::to_string(timeout.count() / 1000) + " s");
+}
+
+std::optional<wire::Message> MeshClient::poll(std::chrono::milliseconds wait) {
+  Impl& c = *impl_;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    zmq::message_t m;
+    if (c.dealer.recv(m, zmq::recv_flags::dontwait)) {
+      if (m.more()) {
+        while (m.more() && c.dealer.recv(m, zmq::recv_flags::none)) {
+        }
+        throw RuntimeFailure("peer " + c.peer + " sent a multi-part message");
+      }
+      try {
+        return wire::decode({static_cast<const uint8_t*>(m.data()), m.size()});
+      } catch (const InputError& e) {
+        throw RuntimeFailure("peer " + c.peer + " sent a malformed frame: " + e.what());
+      }
+    }
+    if (!c.still_connected()) throw RuntimeFailure("lost the connection to peer " + c.peer);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    zmq::pollitem_t items[] = {{c.dealer.handle(), 0, ZMQ_POLLIN, 0},
+                               {c.monitor.handle(), 0, ZMQ_POLLIN, 0}};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    try {
+      zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(500)));
+    } catch (const zmq::error_t& e) {
+      // A signal (Ctrl-C in `troupe chat`) is the caller's to look at: return as on a timeout.
+      if (e.num() != EINTR) throw;
+      return std::nullopt;
+    }
+  }
+}
+
+}  // namespace troupe::net

@@ -1,0 +1,130 @@
+#include "troupe/node/node.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "troupe/actors/node_actors.hpp"
+#include "troupe/actors/node_context.hpp"
+#include "troupe/model/device.hpp"
+#include "troupe/model/model_identity.hpp"
+#include "troupe/net/lan_beacon.hpp"
+#include "troupe/net/zmq_transport.hpp"
+
+namespace troupe {
+
+namespace {
+
+caf::actor_system_config& configure(caf::actor_system_config& cfg) {
+  // Few scheduler threads that sleep when idle (work sharing): the cores belong to the forward
+  // pass, and several nodes may share one machine.
+  cfg.set("scheduler.max-threads", 2);
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  return cfg;
+}
+
+uint64_t instance_number() {
+  // A later start of a node at the same address must count as newer: the wall clock in
+  // nanoseconds, with random low bits in case two starts share a tick.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return (uint64_t(ns) & ~uint64_t(0xFFF)) | (std::random_device{}() & 0xFFF);
+}
+
+}  // namespace
+
+struct Node::Impl {
+  actors::NodeContext context;
+  actors::NodeMetrics metrics;
+  std::shared_ptr<const Model> model;
+  LoadOptions load;
+  SystemClock clock;
+  ThreadPool pool;
+  net::ZmqTransport transport;
+  caf::actor_system_config config;
+  caf::actor_system system;
+  std::unique_ptr<actors::NodeActors> actors;
+  std::unique_ptr<net::LanBeacon> beacon;
+  bool stopped = false;
+
+  Impl(const NodeOptions& options, std::shared_ptr<const Model> m, const Tokenizer& tokenizer)
+      : model(std::move(m)), load(options.load), pool(options.threads), transport(options.listen),
+        system(configure(config)) {
+    const ModelConfig& mc = model->config;
+    context.name = options.name.empty() ? options.listen : options.name;
+    context.address = options.listen;
+    context.joins = options.joins;
+    context.config = &mc;
+    context.tokenizer = &tokenizer;
+    context.clock = &clock;
+    context.encoding = options.activations;
+    context.metrics = &metrics;
+    context.traffic = [this] {
+      const auto t = transport.traffic();
+      return std::array<uint64_t, 4>{t.frames_sent, t.bytes_sent, t.frames_received, t.bytes_received};
+    };
+    context.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
+    if (options.layers) context.initial = transformer_stage(model, pool);
+    context.load_layers = [this](LayerRange r) {
+      LoadOptions o = load;
+      o.layers = r;
+      return transformer_stage(std::make_shared<Model>(load_model(model->path, o)), pool);
+    };
+
+    wire::MemberInfo& me = context.member;
+    me.name = context.name;
+    me.address = context.address;
+    me.instance = instance_number();
+    me.model = model_identity(*model);
+    me.model_layers = mc.n_layers;
+    me.mem_budget = options.mem_budget ? options.mem_budget : available_memory();
+    me.throughput = options.throughput > 0 ? options.throughput : measure_throughput(pool);
+    me.cores = pool.size();
+    me.arch = architecture();
+    me.pinned = options.layers;
+
+    // What a range costs, from the model's own matrices (one layer is like any other).
+    std::size_t layer_bytes = 0;
+    for (const auto& l : model->layers) layer_bytes = std::max(layer_bytes, l.bytes());
+    if (layer_bytes == 0) {
+      // Only the config is loaded: f32 sizes, as an upper bound for quantized files.
+      layer_bytes = 4 * (std::size_t(2) * mc.dim * mc.dim + std::size_t(2) * mc.dim * mc.kv_dim() +
+                         std::size_t(3) * mc.dim * mc.hidden_dim + 2 * mc.dim);
+    }
+    const uint64_t embedding = uint64_t(mc.vocab_size) * mc.dim * 4;
+    context.mesh.cost = discovery::model_cost(mc, layer_bytes, embedding, embedding, 1);
+
+    actors = std::make_unique<actors::NodeActors>(system, &context, &transport, actors::NodeActors::Options{});
+    if (options.discover_port > 0) {
+      beacon = std::make_unique<net::LanBeacon>(
+          context.address, me.model, options.discover_port,
+          [to = actors.get()](const std::string& address) { to->discovered(address); });
+    }
+  }
+
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    beacon.reset();
+    // Tell the mesh first, so that it re-plans at once instead of waiting for a suspicion.
+    actors->leave();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the frames go out
+    actors->stop();
+    system.await_all_actors_done();
+  }
+};
+
+Node::Node(NodeOptions options, std::shared_ptr<const Model> model, const Tokenizer& tokenizer)
+    : impl_(std::make_unique<Impl>(options, std::move(model), tokenizer)) {}
+
+Node::~Node() { stop(); }
+
+void Node::stop() {
+  if (impl_) impl_->stop();
+}
+
+}  // namespace troupe

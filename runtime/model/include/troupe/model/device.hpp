@@ -1,0 +1,21 @@
+// What this device offers a mesh: its memory, the speed its kernels read weights at, its
+// architecture. A node advertises these; the coordinator's planner sizes stages by them.
+#pragma once
+
+#include <cstdint>
+
+#include "troupe/model/thread_pool.hpp"
+
+namespace troupe {
+
+// GB/s at which this machine's kernels read f32 weights with `pool`: a matrix bigger than the
+// caches, multiplied a few times (~50 ms).
+double measure_throughput(ThreadPool& pool);
+
+// MemAvailable (/proc/meminfo) in bytes; 0 when it cannot be read.
+uint64_t available_memory();
+
+// "x86_64", "aarch64", "riscv64" (or "unknown"): what this binary was built for.
+const char* architecture();
+
+}  // namespace troupe

@@ -1,0 +1,36 @@
+// What a pipeline stage runs: the layers it holds and, per session, their forward pass with its
+// KV cache. The stage actor (actors/src/stage_actor.cpp) knows only this interface: on a device it
+// is a Transformer over the mapped weights (transformer_stage); in the simulator, a deterministic
+// stand-in for the model that takes the device's simulated time (sim/src/stand_in_model.hpp).
+#pragma once
+
+#include <memory>
+
+#include "troupe/model/model.hpp"
+#include "troupe/model/thread_pool.hpp"
+
+namespace troupe {
+
+class StageModel {
+ public:
+  // One session's state on the stage: its KV cache and scratch. x holds count rows of the
+  // model's dim floats, for positions pos, pos+1, ...
+  class Session {
+   public:
+    virtual ~Session() = default;
+    virtual int context() const = 0;
+    virtual void embed(int token, float* x) = 0;                 // the stage holds layer 0
+    virtual void forward_layers(float* x, int count, int pos) = 0;
+    virtual float* logits(float* row) = 0;                       // holds the last layer
+  };
+
+  virtual ~StageModel() = default;
+  virtual LayerRange layers() const = 0;
+  // A session of `context` positions; throws when the device cannot hold its cache.
+  virtual std::unique_ptr<Session> open(int context) const = 0;
+};
+
+// The real one: `model`'s loaded layers, run by `pool` (which must outlive it).
+std::shared_ptr<const StageModel> transformer_stage(std::shared_ptr<const Model> model, ThreadPool& pool);
+
+}  // namespace troupe

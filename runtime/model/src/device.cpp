@@ -1,0 +1,56 @@
+#include "troupe/model/device.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "troupe/kernels/kernels.hpp"
+
+namespace troupe {
+
+double measure_throughput(ThreadPool& pool) {
+  const int rows = 2048, cols = 2048;  // 16 MiB
+  std::vector<float> w(std::size_t(rows) * cols, 0.001f), x(cols, 1.0f), y(rows);
+  const auto& ops = kernels::matvec_ops();
+  auto once = [&] {
+    pool.run(pool.size(), [&](int chunk, int) {
+      const Range r = split_range(rows, pool.size(), chunk);
+      ops.f32(y.data(), w.data(), x.data(), cols, r.begin, r.end);
+    });
+  };
+  once();
+  const auto t0 = std::chrono::steady_clock::now();
+  int runs = 0;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(40) || runs < 3) {
+    once();
+    runs++;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(runs) * double(w.size()) * 4 / s / 1e9;
+}
+
+uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+const char* architecture() {
+#if defined(__x86_64__)
+  return "x86_64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#elif defined(__riscv)
+  return "riscv64";
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace troupe

@@ -1,0 +1,41 @@
+#include "troupe/model/stage_model.hpp"
+
+#include "troupe/model/transformer.hpp"
+
+namespace troupe {
+
+namespace {
+
+class TransformerSession final : public StageModel::Session {
+ public:
+  TransformerSession(const Model& model, int context, ThreadPool& pool)
+      : transformer_(model, model.loaded, context, pool) {}
+  int context() const override { return transformer_.context(); }
+  void embed(int token, float* x) override { transformer_.embed(token, x); }
+  void forward_layers(float* x, int count, int pos) override { transformer_.forward_layers(x, count, pos); }
+  float* logits(float* row) override { return transformer_.logits(row); }
+
+ private:
+  Transformer transformer_;
+};
+
+class TransformerStage final : public StageModel {
+ public:
+  TransformerStage(std::shared_ptr<const Model> model, ThreadPool& pool) : model_(std::move(model)), pool_(pool) {}
+  LayerRange layers() const override { return model_->loaded; }
+  std::unique_ptr<Session> open(int context) const override {
+    return std::make_unique<TransformerSession>(*model_, context, pool_);
+  }
+
+ private:
+  std::shared_ptr<const Model> model_;
+  ThreadPool& pool_;
+};
+
+}  // namespace
+
+std::shared_ptr<const StageModel> transformer_stage(std::shared_ptr<const Model> model, ThreadPool& pool) {
+  return std::make_shared<TransformerStage>(std::move(model), pool);
+}
+
+}  // namespace troupe

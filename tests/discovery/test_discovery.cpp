@@ -1,0 +1,414 @@
+// The mesh protocol's state machines on their own: the planner as a pure function, and
+// membership, election and planning of several Mesh objects exchanging frames over an in-test
+// bus with a virtual clock (every frame is encoded and decoded, as on the wire).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "troupe/discovery/mesh.hpp"
+#include "troupe/discovery/planner.hpp"
+#include "troupe/protocol/wire.hpp"
+
+using namespace troupe;
+using namespace troupe::discovery;
+using namespace std::chrono_literals;
+
+namespace {
+
+ModelCost cost(int layers, uint64_t layer_bytes = 100) {
+  ModelCost c;
+  c.n_layers = layers;
+  c.layer_bytes = layer_bytes;
+  return c;
+}
+
+std::vector<LayerRange> ranges(const Plan& plan) {
+  std::vector<LayerRange> out;
+  for (const auto& s : plan.stages) out.push_back(s.layers);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the planner splits layers in proportion to throughput, in address order", "[discovery][plan]") {
+  const Plan even = plan_stages({{"c", "h:3", 1, 0, {}}, {"a", "h:1", 1, 0, {}}, {"b", "h:2", 1, 0, {}}},
+                                cost(6));
+  REQUIRE(even.complete);
+  CHECK(ranges(even) == std::vector<LayerRange>{{0, 2}, {2, 4}, {4, 6}});
+  CHECK(even.stages[0].name == "a");
+  const Plan skewed = plan_stages({{"a", "h:1", 3, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(8));
+  CHECK(ranges(skewed) == std::vector<LayerRange>{{0, 6}, {6, 8}});
+  // Deterministic: the same members in another order give the same plan.
+  const Plan again = plan_stages({{"b", "h:2", 1, 0, {}}, {"a", "h:1", 3, 0, {}}}, cost(8));
+  CHECK(again.stages == skewed.stages);
+  // A member whose share rounds to nothing gets no stage.
+  const Plan tiny = plan_stages({{"a", "h:1", 100, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(4));
+  CHECK(ranges(tiny) == std::vector<LayerRange>{{0, 4}});
+}
+
+TEST_CASE("the planner keeps every stage within its member's memory budget", "[discovery][plan]") {
+  ModelCost c = cost(10, 100);
+  c.embedding_bytes = 250;
+  c.head_bytes = 250;
+  // b holds at most 3 layers; a gets the rest even though b is faster.
+  const Plan plan = plan_stages({{"a", "h:1", 1, 2000, {}}, {"b", "h:2", 4, 300 + 250, {}}}, c);
+  REQUIRE(plan.complete);
+  for (const auto& s : plan.stages) {
+    if (s.name == "b") CHECK(s.layers.size() * 100 + 250 <= 550);
+  }
+  // A budget that holds no layer: no stage; the others still cover everything.
+  const Plan small = plan_stages({{"a", "h:1", 1, 0, {}}, {"tiny", "h:0", 50, 90, {}}}, c);
+  REQUIRE(small.complete);
+  REQUIRE(small.stages.size() == 1);
+  CHECK(small.stages[0].name == "a");
+  // Budgets that cannot hold the model: incomplete, and it says so.
+  const Plan short_plan = plan_stages({{"a", "h:1", 1, 700, {}}, {"b", "h:2", 1, 700, {}}}, c);
+  CHECK_FALSE(short_plan.complete);
+  CHECK(short_plan.problem == "the members' memory budgets hold 8 of the 10 layers");
+}
+
+TEST_CASE("pinned ranges stay, and the planner fills the rest", "[discovery][plan]") {
+  const Plan plan = plan_stages(
+      {{"p", "h:9", 1, 0, LayerRange{0, 2}}, {"a", "h:1", 1, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(6));
+  REQUIRE(plan.complete);
+  CHECK(ranges(plan) == std::vector<LayerRange>{{0, 2}, {2, 4}, {4, 6}});
+  CHECK(plan.stages[0].name == "p");
+  const Plan clash = plan_stages({{"p", "h:9", 1, 0, LayerRange{0, 3}}, {"q", "h:8", 1, 0, LayerRange{2, 6}}},
+                                 cost(6));
+  CHECK_FALSE(clash.complete);
+  CHECK(clash.problem == "layers 2:3 (p and q) are held twice");
+}
+
+TEST_CASE("routes chain live stages, the plan's first", "[discovery][plan]") {
+  const std::vector<StageHolder> loaded = {
+      {"a", "h:1", {0, 3}}, {"b", "h:2", {3, 6}}, {"c", "h:3", {0, 2}}, {"d", "h:4", {2, 6}}};
+  const auto plain = find_route(loaded, 6, {});
+  REQUIRE(plain.size() == 2);
+  CHECK(plain[0].name == "a");  // longest first when no plan prefers
+  const auto planned = find_route(loaded, 6, {{"c", "h:3", {0, 2}}, {"d", "h:4", {2, 6}}});
+  REQUIRE(planned.size() == 2);
+  CHECK(planned[0].name == "c");
+  CHECK(planned[1].name == "d");
+  // A dead end (a:0-3 leads nowhere) is backed out of.
+  const auto backtrack = find_route({{"a", "h:1", {0, 3}}, {"c", "h:3", {0, 2}}, {"d", "h:4", {2, 6}}}, 6, {});
+  REQUIRE(backtrack.size() == 2);
+  CHECK(backtrack[0].name == "c");
+  CHECK(find_route({{"a", "h:1", {0, 3}}}, 6, {}).empty());
+}
+
+namespace {
+
+// Several Mesh objects on a virtual clock; frames go through the codec and arrive on the next
+// step unless the link is cut.
+struct Bus {
+  TimePoint now{};
+  std::map<std::string, std::unique_ptr<Mesh>> nodes;
+  std::set<std::string> down;
+  std::function<bool(const std::string&, const std::string&)> cut = [](auto&, auto&) { return false; };
+  std::vector<std::pair<std::string, wire::Message>> in_flight;
+  uint64_t seed = 1;
+
+  Mesh& add(const std::string& address, std::vector<std::string> joins, uint64_t instance = 1) {
+    wire::MemberInfo info;
+    info.name = "n" + address.substr(address.rfind(':') + 1);
+    info.address = address;
+    info.instance = instance;
+    info.model = "m";
+    info.model_layers = 6;
+    info.throughput = 1;
+    MeshConfig config;
+    config.cost = cost(6);
+    auto mesh = std::make_unique<Mesh>(info, config, seed++, now);
+    mesh->join(joins, now);
+    Mesh& m = *mesh;
+    nodes[address] = std::move(mesh);
+    down.erase(address);
+    return m;
+  }
+
+  // Members h:1..h:n, each joining through h:1.
+  void start(int n) {
+    for (int i = 1; i <= n; i++) add("h:" + std::to_string(i), i == 1 ? std::vector<std::string>{} : std::vector<std::string>{"h:1"});
+  }
+
+  void step() {
+    auto deliveries = std::exchange(in_flight, {});
+    for (auto& [to, message] : deliveries) {
+      if (down.count(to) || !nodes.count(to)) continue;
+      const wire::Message back = wire::decode(wire::encode(message));
+      if (auto* g = std::get_if<wire::Gossip>(&back.body)) {
+        nodes[to]->receive(*g, now);
+      } else if (auto* p = std::get_if<wire::PlanAnnounce>(&back.body)) {
+        nodes[to]->receive(*p, now);
+      }
+    }
+    now += 25ms;
+    for (auto& [address, node] : nodes) {
+      if (down.count(address)) continue;
+      node->tick(now);
+      for (auto& out : node->take_outgoing()) {
+        const std::string from = address;
+        if (!cut(from, out.to)) in_flight.push_back({out.to, wire::Message{0, 0, out.body}});
+      }
+      node->take_changes();
+      // The host's part: hold what the plan assigns at once.
+      if (node->assignment() != node->membership().self().layers) node->set_loaded(node->assignment());
+    }
+  }
+  void run(std::chrono::milliseconds d) {
+    const TimePoint end = now + d;
+    while (now < end) step();
+  }
+  std::vector<std::string> coordinators() const {
+    std::vector<std::string> out;
+    for (const auto& [address, node] : nodes) {
+      if (!down.count(address) && node->is_coordinator()) out.push_back(address);
+    }
+    return out;
+  }
+  wire::MemberState state_seen(const std::string& by, const std::string& of) const {
+    const auto& members = nodes.at(by)->membership().members();
+    auto it = members.find(of);
+    return it == members.end() ? wire::MemberState::dead : it->second.state;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("members find each other, elect one coordinator and plan the whole model", "[discovery][mesh]") {
+  Bus bus;
+  bus.add("h:1", {});
+  bus.add("h:2", {"h:1"});
+  bus.add("h:3", {"h:2"});
+  bus.run(5s);
+  for (const auto& [address, node] : bus.nodes) {
+    INFO(address);
+    CHECK(node->membership().members().size() == 2);
+    CHECK(node->leadership().coordinator == "h:1");
+    CHECK(node->plan().stages.size() == 3);
+    CHECK(node->route().size() == 3);
+  }
+  CHECK(bus.coordinators() == std::vector<std::string>{"h:1"});
+}
+
+TEST_CASE("a crashed member is suspected, then declared dead, and the plan moves on", "[discovery][mesh]") {
+  Bus bus;
+  bus.start(4);
+  bus.run(5s);
+  REQUIRE(bus.nodes["h:2"]->plan().stages.size() == 4);
+  REQUIRE(bus.nodes["h:1"]->route().size() == 4);  // found, and kept until something changes
+  bus.down.insert("h:3");
+  bus.run(1s);
+  CHECK(bus.state_seen("h:1", "h:3") != wire::MemberState::alive);
+  // The route follows the suspicion at once: no session starts through a suspect.
+  for (const auto& st : bus.nodes["h:1"]->route()) CHECK(st.address != "h:3");
+  bus.run(4s);
+  for (const char* a : {"h:1", "h:2", "h:4"}) {
+    INFO(a);
+    CHECK(bus.state_seen(a, "h:3") == wire::MemberState::dead);
+    CHECK(bus.nodes[a]->plan().stages.size() == 3);
+    CHECK(bus.nodes[a]->route().size() == 3);
+  }
+}
+
+TEST_CASE("a falsely suspected member refutes the suspicion", "[discovery][mesh]") {
+  Bus bus;
+  bus.add("h:1", {});
+  bus.add("h:2", {"h:1"});
+  bus.add("h:3", {"h:1"});
+  bus.run(3s);
+  // h:1 cannot reach h:3 directly, but h:2 can: indirect probes keep h:3 alive; a rumour that
+  // h:3 is suspect is refuted by h:3 itself.
+  bus.cut = [](const std::string& from, const std::string& to) {
+    return (from == "h:1" && to == "h:3") || (from == "h:3" && to == "h:1");
+  };
+  wire::Gossip rumour;
+  rumour.kind = wire::Gossip::Kind::sync_reply;
+  rumour.from = "h:2";
+  const Member m3 = bus.nodes["h:2"]->membership().members().at("h:3");  // a copy
+  rumour.updates = {{m3.info, wire::MemberState::suspect, m3.incarnation}};
+  bus.nodes["h:2"]->receive(rumour, bus.now);
+  bus.run(6s);
+  CHECK(bus.state_seen("h:1", "h:3") == wire::MemberState::alive);
+  CHECK(bus.state_seen("h:2", "h:3") == wire::MemberState::alive);
+  CHECK(bus.nodes["h:3"]->membership().incarnation() > m3.incarnation);
+}
+
+TEST_CASE("a new coordinator is elected, and the old one rejoins as a member", "[discovery][mesh]") {
+  Bus bus;
+  bus.add("h:1", {});
+  bus.add("h:2", {"h:1"});
+  bus.add("h:3", {"h:1"});
+  bus.run(4s);
+  REQUIRE(bus.coordinators() == std::vector<std::string>{"h:1"});
+  const uint64_t term = bus.nodes["h:2"]->leadership().term;
+  bus.down.insert("h:1");
+  bus.run(6s);
+  CHECK(bus.coordinators() == std::vector<std::string>{"h:2"});
+  CHECK(bus.nodes["h:3"]->leadership().term > term);
+  CHECK(bus.nodes["h:3"]->route().size() >= 1);
+  // Restarted (state lost, a later instance): it follows the current term.
+  bus.add("h:1", {"h:3"}, 2);
+  bus.run(5s);
+  CHECK(bus.coordinators() == std::vector<std::string>{"h:2"});
+  CHECK(bus.nodes["h:1"]->leadership().coordinator == "h:2");
+  CHECK(bus.state_seen("h:2", "h:1") == wire::MemberState::alive);
+  CHECK(bus.nodes["h:2"]->plan().stages.size() == 3);
+}
+
+TEST_CASE("after a partition heals the mesh converges on one coordinator", "[discovery][mesh]") {
+  Bus bus;
+  bus.start(5);
+  bus.run(5s);
+  auto side = [](const std::string& a) { return a == "h:1" || a == "h:2" ? 0 : 1; };
+  bus.cut = [&](const std::string& from, const std::string& to) { return side(from) != side(to); };
+  bus.run(8s);
+  CHECK(bus.coordinators().size() == 2);  // one per side: each side serves what it can
+  bus.cut = [](auto&, auto&) { return false; };
+  bus.run(10s);
+  const auto coordinators = bus.coordinators();
+  REQUIRE(coordinators.size() == 1);
+  for (const auto& [address, node] : bus.nodes) {
+    INFO(address);
+    CHECK(node->leadership().coordinator == coordinators[0]);
+    CHECK(node->plan().version == bus.nodes[coordinators[0]]->plan().version);
+    CHECK(node->membership().members().size() == 4);
+  }
+}
+
+TEST_CASE("gossip cannot grow the member table past its limit, nor add impossible addresses", "[discovery]") {
+  wire::MemberInfo self;
+  self.name = "me";
+  self.address = "h:1";
+  self.model = "m";
+  self.model_layers = 6;
+  MembershipConfig config;
+  config.max_members = 3;
+  Membership membership(self, config, 1);
+  wire::Gossip flood;
+  flood.kind = wire::Gossip::Kind::sync_reply;
+  flood.from = "h:2";
+  for (int i = 0; i < 10; i++) {
+    wire::MemberInfo fake = self;
+    fake.name = "fake" + std::to_string(i);
+    fake.address = "10.0.0." + std::to_string(i) + ":7000";
+    flood.updates.push_back({fake, wire::MemberState::alive, 1});
+  }
+  wire::MemberInfo bad = self;
+  bad.address = "no port";
+  flood.updates.insert(flood.updates.begin(), {bad, wire::MemberState::alive, 1});
+  membership.receive(flood, TimePoint{});
+  CHECK(membership.members().size() == 3);
+  CHECK_FALSE(membership.members().count("no port"));
+  const auto warnings = membership.take_warnings();
+  REQUIRE(warnings.size() == 2);  // once for the address, once for the full table
+  CHECK(warnings[0].find("not a HOST:PORT") != std::string::npos);
+  CHECK(warnings[1].find("member table full") != std::string::npos);
+}
+
+TEST_CASE("a member that leaves is dead to the others at once, and claims nothing after", "[discovery][mesh]") {
+  Bus bus;
+  bus.add("h:1", {});
+  bus.add("h:2", {"h:1"});
+  bus.run(3s);
+  REQUIRE(bus.coordinators() == std::vector<std::string>{"h:1"});
+  const uint64_t term = bus.nodes["h:1"]->leadership().term;
+  bus.nodes["h:1"]->leave(bus.now);
+  bus.run(100ms);
+  CHECK(bus.state_seen("h:2", "h:1") == wire::MemberState::left);
+  bus.run(3s);
+  CHECK(bus.nodes["h:1"]->leadership().term == term);  // the leaver does not elect itself again
+  CHECK(bus.nodes["h:2"]->is_coordinator());
+  CHECK(bus.nodes["h:2"]->plan().stages.size() == 1);
+}
+
+TEST_CASE("the broadcast queue hands out updates as a stable sort by transmissions would", "[discovery]") {
+  // The reference: what Membership did before the queue, a vector stable-sorted on every send.
+  struct Queued {
+    wire::MemberUpdate update;
+    int transmits = 0;
+  };
+  std::vector<Queued> reference;
+  BroadcastQueue queue;
+  uint64_t rng = 12345;
+  auto next = [&] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  for (int step = 0; step < 20000; step++) {
+    if (next() % 3 == 0) {
+      wire::MemberUpdate u;
+      u.info.address = std::string("m") + std::to_string(next() % 60) + ":1";
+      u.incarnation = uint64_t(step);
+      std::erase_if(reference, [&](const Queued& q) { return q.update.info.address == u.info.address; });
+      reference.push_back({u, 0});
+      queue.push(u);
+    } else {
+      const std::size_t max = next() % 30;
+      const int limit = 3 + int(next() % 10);
+      std::stable_sort(reference.begin(), reference.end(),
+                       [](const Queued& a, const Queued& b) { return a.transmits < b.transmits; });
+      std::vector<wire::MemberUpdate> want, got;
+      for (auto& q : reference) {
+        if (want.size() >= max) break;
+        want.push_back(q.update);
+        q.transmits++;
+      }
+      std::erase_if(reference, [&](const Queued& q) { return q.transmits >= limit; });
+      queue.take(max, limit, &got);
+      REQUIRE(got == want);
+      REQUIRE(queue.size() == reference.size());
+    }
+  }
+}
+
+TEST_CASE("the member index finds, inserts and erases as a map does", "[discovery]") {
+  struct Item {
+    std::string address;
+    const std::string& key() const { return address; }
+  };
+  std::map<std::string, Item> items;  // owns them, as Membership's table does
+  MemberIndex<Item> index;
+  uint64_t rng = 99;
+  for (int step = 0; step < 20000; step++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    const std::string key = std::string("n") + std::to_string((rng >> 33) % 500) + ":7000";
+    const Item* found = index.find(key);
+    auto it = items.find(key);
+    REQUIRE((found != nullptr) == (it != items.end()));
+    if (found) REQUIRE(found == &it->second);
+    if (it == items.end()) {
+      Item& added = items.emplace(key, Item{key}).first->second;
+      index.insert(&added);
+    } else if ((rng >> 20) % 2) {
+      index.erase(key);
+      items.erase(it);
+    }
+    REQUIRE(index.size() == items.size());
+  }
+  for (const auto& [key, item] : items) REQUIRE(index.find(key) == &item);
+}
+
+TEST_CASE("the static plan serves only when every layer is held exactly once", "[wire][plan]") {
+  using discovery::Plan;
+  auto make_static_plan = discovery::cover_check;
+  const Plan ok = make_static_plan({{"b", "x:2", {2, 5}}, {"a", "x:1", {0, 2}}}, 5);
+  CHECK(ok.complete);
+  REQUIRE(ok.stages.size() == 2);
+  CHECK(ok.stages[0].name == "a");
+  const Plan gap = make_static_plan({{"a", "x:1", {0, 2}}, {"b", "x:2", {3, 5}}}, 5);
+  CHECK_FALSE(gap.complete);
+  CHECK(gap.problem == "layers 2:3 are held by no live node");
+  const Plan tail = make_static_plan({{"a", "x:1", {0, 2}}}, 5);
+  CHECK(tail.problem == "layers 2:5 are held by no live node");
+  const Plan twice = make_static_plan({{"a", "x:1", {0, 3}}, {"b", "x:2", {2, 5}}}, 5);
+  CHECK_FALSE(twice.complete);
+  CHECK(twice.problem == "layers 2:3 (a and b) are held twice");
+  CHECK(make_static_plan({}, 5).problem == "layers 0:5 are held by no live node");
+}

@@ -1,0 +1,74 @@
+// `troupe bench`: one row per model and thread count, with figures that hang together, and the
+// usual one-line errors for bad input. Speeds are not asserted (benchmarks measure; tests check).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "support/nodes.hpp"
+#include "support/process.hpp"
+#include "troupe/model/model.hpp"
+
+using namespace troupe;
+
+TEST_CASE("troupe bench reports speed, memory and the bandwidth bound for each model and thread count", "[bench]") {
+  const std::string model = test::stories_model();
+  const auto r = test::run_troupe({"bench", model, "--threads", "1,2", "--prompt-tokens", "16", "--gen-tokens", "8",
+                                   "--reps", "2", "--bandwidth-mib", "64", "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto rows = nlohmann::json::parse(r.out);
+  REQUIRE(rows.size() == 2);
+  const double weights_mb = double(load_model(model).bytes_per_token()) / 1e6;
+  for (std::size_t i = 0; i < rows.size(); i++) {
+    const auto& row = rows[i];
+    CHECK(row["model"] == "stories260K.bin");
+    CHECK(row["type"] == "f32");
+    CHECK(row["threads"] == int(i + 1));
+    CHECK(row["prompt_tokens_per_s"].get<double>() > 0);
+    CHECK(row["generation_tokens_per_s"].get<double>() > 0);
+    CHECK(row["ms_per_token"].get<double>() ==
+          Approx(1000 / row["generation_tokens_per_s"].get<double>()).epsilon(1e-6));
+    CHECK(row["weights_mb_per_token"].get<double>() == Approx(weights_mb));
+    CHECK(row["read_gbps"].get<double>() > 0);
+    CHECK(row["bound_tokens_per_s"].get<double>() ==
+          Approx(row["read_gbps"].get<double>() * 1e3 / weights_mb).epsilon(1e-6));
+    CHECK(row["of_bound"].is_null());  // 1 MB of weights stays in the caches: no memory bound
+    CHECK(row["of_bound_at_high_bandwidth"].is_null());
+    CHECK(row["prompt_over_generation"].get<double>() ==
+          Approx(row["prompt_tokens_per_s"].get<double>() / row["generation_tokens_per_s"].get<double>()));
+    // The bound's bandwidth is the median of the probes between the paired tokens: within their
+    // range. Every generated token was paired with the probes either side of it.
+    const auto range = row["read_gbps_range"];
+    REQUIRE(range.size() == 2);
+    CHECK(range[0].get<double>() > 0);
+    CHECK(range[0].get<double>() <= row["read_gbps"].get<double>());
+    CHECK(row["read_gbps"].get<double>() <= range[1].get<double>());
+    const auto paired = row["token_over_probe"].get<std::vector<double>>();
+    CHECK(paired.size() == 8);
+    CHECK(std::is_sorted(paired.begin(), paired.end()));
+    CHECK(paired.front() > 0);
+    // The model's own memory (1 MB of weights, scratch), not the 64 MiB probe buffer.
+    CHECK(row["peak_rss_mib"].get<double>() > 1);
+    CHECK(row["peak_rss_mib"].get<double>() < 60);
+  }
+  const auto table = test::run_troupe({"bench", model, "--threads", "1", "--prompt-tokens", "4", "--gen-tokens", "4",
+                                       "--reps", "1", "--bandwidth-mib", "16"});
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.rfind("| model | type | threads | prompt tok/s | generation tok/s |", 0) == 0);
+  CHECK(table.out.find("| stories260K.bin | f32 | 1 |") != std::string::npos);
+}
+
+TEST_CASE("troupe bench names what is wrong with its input", "[bench]") {
+  const std::string model = test::stories_model();
+  auto r = test::run_troupe({"bench", "/nonexistent/model.gguf"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("/nonexistent/model.gguf") != std::string::npos);
+  r = test::run_troupe({"bench", model, "--prompt-tokens", "600", "--bandwidth-mib", "16", "--reps", "1"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("exceed stories260K.bin's context of 512") != std::string::npos);
+  r = test::run_troupe({"bench", model, "--threads", "-1"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--threads") != std::string::npos);
+}

@@ -351,13 +351,7 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     return;
   }
   if (address == self_.address) {
-    if (u.info.instance > self_.instance) return;  // not about this process
-    // A suspicion or death of this member (or news of an earlier life at this address): refute
-    // it with a higher incarnation, which overrides it everywhere.
-    if (u.info.instance < self_.instance || (u.state != MemberState::alive && u.incarnation >= incarnation_)) {
-      incarnation_ = std::max(incarnation_, u.incarnation) + 1;
-      enqueue(self_update());
-    }
+    apply_about_self(u);
     return;
   }
   // Members of another model never join this mesh.
@@ -366,31 +360,9 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
                                  u.info.model + "; this node: " + self_.model + "); ignored");
     return;
   }
-
   Member* found = index_.find(address);
   if (!found) {
-    if (!live(u.state)) return;  // no need to learn of strangers that are gone
-    if (members_.size() >= config_.max_members) {
-      // Anyone may send gossip: a flood of invented members must not grow the table forever.
-      warn("full", "member table full (" + std::to_string(members_.size()) + "); ignoring new members");
-      return;
-    }
-    Member m;
-    m.info = u.info;
-    m.state = u.state;
-    m.incarnation = u.incarnation;
-    m.since = now;
-    m.suspect_deadline = now + suspicion_timeout(0);
-    Member& added = members_.emplace(address, std::move(m)).first->second;
-    index_.insert(&added);
-    in_address_order_.insert(std::lower_bound(in_address_order_.begin(), in_address_order_.end(), address,
-                                              [](const Member* a, const std::string& b) { return a->key() < b; }),
-                             &added);
-    set_live(address, true);
-    if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
-    live_members_++;
-    record({address, std::nullopt, u.state, true}, added.info);
-    enqueue(u);
+    add_member(u, now);
     return;
   }
   Member& m = *found;
@@ -403,6 +375,48 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
     enqueue(u);
     return;
   }
+  apply_state(m, u, now);
+}
+
+void Membership::apply_about_self(const MemberUpdate& u) {
+  if (u.info.instance > self_.instance) return;  // not about this process
+  // A suspicion or death of this member (or news of an earlier life at this address): refute
+  // it with a higher incarnation, which overrides it everywhere.
+  if (u.info.instance < self_.instance || (u.state != MemberState::alive && u.incarnation >= incarnation_)) {
+    incarnation_ = std::max(incarnation_, u.incarnation) + 1;
+    enqueue(self_update());
+  }
+}
+
+void Membership::add_member(const MemberUpdate& u, TimePoint now) {
+  const std::string& address = u.info.address;
+  if (!live(u.state)) return;  // no need to learn of strangers that are gone
+  if (members_.size() >= config_.max_members) {
+    // Anyone may send gossip: a flood of invented members must not grow the table forever.
+    warn("full", "member table full (" + std::to_string(members_.size()) + "); ignoring new members");
+    return;
+  }
+  Member m;
+  m.info = u.info;
+  m.state = u.state;
+  m.incarnation = u.incarnation;
+  m.since = now;
+  m.suspect_deadline = now + suspicion_timeout(0);
+  Member& added = members_.emplace(address, std::move(m)).first->second;
+  index_.insert(&added);
+  in_address_order_.insert(std::lower_bound(in_address_order_.begin(), in_address_order_.end(), address,
+                                            [](const Member* a, const std::string& b) { return a->key() < b; }),
+                           &added);
+  set_live(address, true);
+  if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
+  live_members_++;
+  record({address, std::nullopt, u.state, true}, added.info);
+  enqueue(u);
+}
+
+// SWIM's rules for news of a known member's state, at the same instance.
+void Membership::apply_state(Member& m, const MemberUpdate& u, TimePoint now) {
+  const std::string& address = u.info.address;
   switch (u.state) {
     case MemberState::alive:
       if (u.incarnation > m.incarnation && m.state != MemberState::left) {

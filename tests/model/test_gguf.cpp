@@ -239,38 +239,91 @@ TEST_CASE("gguf: ggml type names and sizes", "[gguf]") {
   CHECK_THROWS_AS(ggml_type_bytes(GgmlType::f32, uint64_t(1) << 63), InputError);
 }
 
+// Every metadata value type, scalars and arrays (nested ones too), as the round trip writes them.
+std::vector<std::pair<std::string, GgufValue>> sample_metadata() {
+  std::vector<std::pair<std::string, GgufValue>> meta = {
+      {"t.u8", {GgufValueType::u8, uint64_t{255}}},
+      {"t.i8", {GgufValueType::i8, int64_t{-128}}},
+      {"t.u16", {GgufValueType::u16, uint64_t{65535}}},
+      {"t.i16", {GgufValueType::i16, int64_t{-32768}}},
+      {"t.u32", {GgufValueType::u32, uint64_t{4000000000u}}},
+      {"t.i32", {GgufValueType::i32, int64_t{-2000000000}}},
+      {"t.f32", {GgufValueType::f32, double{0.1f}}},
+      {"t.bool", {GgufValueType::boolean, true}},
+      {"t.string", {GgufValueType::string, std::string("h\xc3\xa9llo\0x", 8)}},
+      {"t.empty_string", {GgufValueType::string, std::string()}},
+      {"t.u64", {GgufValueType::u64, std::numeric_limits<uint64_t>::max()}},
+      {"t.i64", {GgufValueType::i64, std::numeric_limits<int64_t>::min()}},
+      {"t.f64", {GgufValueType::f64, 3.141592653589793}},
+      {"t.u8s", array_of(GgufValueType::u8, {{GgufValueType::u8, uint64_t{1}}, {GgufValueType::u8, uint64_t{2}}})},
+      {"t.bools", array_of(GgufValueType::boolean, {{GgufValueType::boolean, false}, {GgufValueType::boolean, true}})},
+      {"t.f64s", array_of(GgufValueType::f64, {{GgufValueType::f64, -0.5}})},
+      {"t.i64s", array_of(GgufValueType::i64, {{GgufValueType::i64, int64_t{-1}}})},
+      {"t.empty", array_of(GgufValueType::u32, {})},
+      {"t.nested", array_of(GgufValueType::array,
+                            {array_of(GgufValueType::i16, {{GgufValueType::i16, int64_t{-7}}}),
+                             array_of(GgufValueType::u32, {})})},
+  };
+  auto strings = std::make_shared<GgufArray>();
+  strings->element_type = GgufValueType::string;
+  strings->strings = {"a", "", "long string"};
+  meta.push_back({"t.nested_strings", array_of(GgufValueType::array, {{GgufValueType::array, strings}})});
+  return meta;
+}
+
+// The metadata of the round trip's file read back: the sample, then the typed array setters'.
+void check_round_trip_metadata(const GgufFile& f, const std::vector<std::pair<std::string, GgufValue>>& meta,
+                               uint32_t alignment) {
+  const auto& got = f.metadata();
+  REQUIRE(got.size() == meta.size() + 3 + (alignment ? 1 : 0));
+  for (std::size_t i = 0; i < meta.size(); i++) {
+    INFO(meta[i].first << " = " << describe(meta[i].second) << ", read back " << describe(got[i].second));
+    CHECK(got[i].first == meta[i].first);
+    CHECK(same(got[i].second, meta[i].second));
+  }
+  CHECK(f.get_array("t.strings")->strings == std::vector<std::string>{"x", "", "zz"});
+  CHECK(std::get<double>(f.get_array("t.f32s")->items[1].value) == -2.0);
+  CHECK(f.get_array("t.i32s")->items[1].type == GgufValueType::i32);
+  CHECK_THROWS_AS(f.get_int("t.i32s"), InputError);
+  CHECK_THROWS_AS(f.get_int("t.u64"), InputError);  // 2^64-1 does not fit int64
+  CHECK(f.get_int("t.i64") == std::numeric_limits<int64_t>::min());
+  CHECK(f.get_int("t.u8") == 255);
+  CHECK(f.get_float("t.f32") == double{0.1f});
+  CHECK(f.get_float("t.i8") == -128.0);
+  CHECK(f.get_bool("t.bool") == true);
+  CHECK(describe(*f.find("t.f32")) == "0.1");
+  CHECK(describe(*f.find("t.nested")) == "[array x 2: [i16 x 1: -7], [u32 x 0]]");
+}
+
+// The tensors of the round trip's file read back, packed in order and aligned; returns the data
+// section's size.
+uint64_t check_round_trip_tensors(const GgufFile& f, uint64_t align) {
+  REQUIRE(f.tensors().size() == 5);
+  const std::vector<std::pair<std::string, uint64_t>> expect = {
+      {"f32", 60}, {"f16", 14}, {"q8_0", 6 * 34}, {"q4_0", 4 * 18}, {"4d", 96}};
+  uint64_t offset = 0;
+  for (std::size_t i = 0; i < expect.size(); i++) {
+    const GgufTensorInfo& t = f.tensors()[i];
+    INFO(t.name);
+    CHECK(t.name == expect[i].first);
+    CHECK(t.bytes == expect[i].second);
+    CHECK(t.offset == offset);  // llama.cpp insists tensors are packed in order, each aligned
+    CHECK((t.data - f.file().bytes().data()) % align == 0);
+    CHECK(tensor_bytes(t) == pattern_bytes(t.bytes, static_cast<int>(i)));
+    offset += (t.bytes + align - 1) / align * align;
+  }
+  CHECK(f.tensors()[3].dims == std::vector<uint64_t>{32, 2, 2});
+  CHECK(f.tensors()[3].type == uint32_t(GgmlType::q4_0));
+  CHECK(f.tensors()[4].dims == std::vector<uint64_t>{1, 2, 3, 4});
+  return offset;
+}
+
 TEST_CASE("gguf: writer round trip of every metadata type and tensor type", "[gguf]") {
   TempDir dir;
   for (uint32_t alignment : {0u, 64u}) {  // 0: no general.alignment key, the default 32
     INFO("alignment " << alignment);
     GgufWriter w;
-    std::vector<std::pair<std::string, GgufValue>> meta = {
-        {"t.u8", {GgufValueType::u8, uint64_t{255}}},
-        {"t.i8", {GgufValueType::i8, int64_t{-128}}},
-        {"t.u16", {GgufValueType::u16, uint64_t{65535}}},
-        {"t.i16", {GgufValueType::i16, int64_t{-32768}}},
-        {"t.u32", {GgufValueType::u32, uint64_t{4000000000u}}},
-        {"t.i32", {GgufValueType::i32, int64_t{-2000000000}}},
-        {"t.f32", {GgufValueType::f32, double{0.1f}}},
-        {"t.bool", {GgufValueType::boolean, true}},
-        {"t.string", {GgufValueType::string, std::string("h\xc3\xa9llo\0x", 8)}},
-        {"t.empty_string", {GgufValueType::string, std::string()}},
-        {"t.u64", {GgufValueType::u64, std::numeric_limits<uint64_t>::max()}},
-        {"t.i64", {GgufValueType::i64, std::numeric_limits<int64_t>::min()}},
-        {"t.f64", {GgufValueType::f64, 3.141592653589793}},
-        {"t.u8s", array_of(GgufValueType::u8, {{GgufValueType::u8, uint64_t{1}}, {GgufValueType::u8, uint64_t{2}}})},
-        {"t.bools", array_of(GgufValueType::boolean, {{GgufValueType::boolean, false}, {GgufValueType::boolean, true}})},
-        {"t.f64s", array_of(GgufValueType::f64, {{GgufValueType::f64, -0.5}})},
-        {"t.i64s", array_of(GgufValueType::i64, {{GgufValueType::i64, int64_t{-1}}})},
-        {"t.empty", array_of(GgufValueType::u32, {})},
-        {"t.nested", array_of(GgufValueType::array,
-                              {array_of(GgufValueType::i16, {{GgufValueType::i16, int64_t{-7}}}),
-                               array_of(GgufValueType::u32, {})})},
-    };
-    auto strings = std::make_shared<GgufArray>();
-    strings->element_type = GgufValueType::string;
-    strings->strings = {"a", "", "long string"};
-    meta.push_back({"t.nested_strings", array_of(GgufValueType::array, {{GgufValueType::array, strings}})});
+    const std::vector<std::pair<std::string, GgufValue>> meta = sample_metadata();
     for (const auto& [k, v] : meta) w.set(k, v);
     w.set_string_array("t.strings", {"x", "", "zz"});
     w.set_f32_array("t.f32s", {1.5f, -2.0f});
@@ -291,43 +344,8 @@ TEST_CASE("gguf: writer round trip of every metadata type and tensor type", "[gg
     CHECK(f.version() == 3);
     CHECK(f.alignment() == align);
     CHECK(f.file().size() % align == 0);
-    const auto& got = f.metadata();
-    REQUIRE(got.size() == meta.size() + 3 + (alignment ? 1 : 0));
-    for (std::size_t i = 0; i < meta.size(); i++) {
-      INFO(meta[i].first << " = " << describe(meta[i].second) << ", read back " << describe(got[i].second));
-      CHECK(got[i].first == meta[i].first);
-      CHECK(same(got[i].second, meta[i].second));
-    }
-    CHECK(f.get_array("t.strings")->strings == std::vector<std::string>{"x", "", "zz"});
-    CHECK(std::get<double>(f.get_array("t.f32s")->items[1].value) == -2.0);
-    CHECK(f.get_array("t.i32s")->items[1].type == GgufValueType::i32);
-    CHECK_THROWS_AS(f.get_int("t.i32s"), InputError);
-    CHECK_THROWS_AS(f.get_int("t.u64"), InputError);  // 2^64-1 does not fit int64
-    CHECK(f.get_int("t.i64") == std::numeric_limits<int64_t>::min());
-    CHECK(f.get_int("t.u8") == 255);
-    CHECK(f.get_float("t.f32") == double{0.1f});
-    CHECK(f.get_float("t.i8") == -128.0);
-    CHECK(f.get_bool("t.bool") == true);
-    CHECK(describe(*f.find("t.f32")) == "0.1");
-    CHECK(describe(*f.find("t.nested")) == "[array x 2: [i16 x 1: -7], [u32 x 0]]");
-
-    REQUIRE(f.tensors().size() == 5);
-    const std::vector<std::pair<std::string, uint64_t>> expect = {
-        {"f32", 60}, {"f16", 14}, {"q8_0", 6 * 34}, {"q4_0", 4 * 18}, {"4d", 96}};
-    uint64_t offset = 0;
-    for (std::size_t i = 0; i < expect.size(); i++) {
-      const GgufTensorInfo& t = f.tensors()[i];
-      INFO(t.name);
-      CHECK(t.name == expect[i].first);
-      CHECK(t.bytes == expect[i].second);
-      CHECK(t.offset == offset);  // llama.cpp insists tensors are packed in order, each aligned
-      CHECK((t.data - f.file().bytes().data()) % align == 0);
-      CHECK(tensor_bytes(t) == pattern_bytes(t.bytes, static_cast<int>(i)));
-      offset += (t.bytes + align - 1) / align * align;
-    }
-    CHECK(f.tensors()[3].dims == std::vector<uint64_t>{32, 2, 2});
-    CHECK(f.tensors()[3].type == uint32_t(GgmlType::q4_0));
-    CHECK(f.tensors()[4].dims == std::vector<uint64_t>{1, 2, 3, 4});
+    check_round_trip_metadata(f, meta, alignment);
+    const uint64_t offset = check_round_trip_tensors(f, align);
     // Progress after each tensor, ending at the whole (padded) data section.
     REQUIRE(progress.size() == 5);
     CHECK(progress.back().first == offset);
@@ -456,7 +474,7 @@ TEST_CASE("gguf: every truncation of a valid file is an InputError", "[gguf]") {
   }
 }
 
-TEST_CASE("gguf: malformed files are InputErrors naming the problem", "[gguf]") {
+TEST_CASE("gguf: malformed headers and counts are InputErrors naming the problem", "[gguf]") {
   TempDir dir;
   const std::string path = dir / "bad.gguf";
   auto expect_error = [&](const std::string& bytes, const std::string& names) {
@@ -486,6 +504,15 @@ TEST_CASE("gguf: malformed files are InputErrors naming the problem", "[gguf]") 
   expect_error(Bytes().header(0, 1).str("a").u32(9).u32(8).u64(huge).s, "array claims");
   expect_error(Bytes().header(0, 1).str("a").u32(9).u32(9).u64(huge).s, "array claims");
   expect_error(Bytes().header(0, 1).str("a").u32(9).u32(8).u64(1).u64(huge).s, "truncated");
+}
+
+TEST_CASE("gguf: malformed metadata is an InputError naming the problem", "[gguf]") {
+  TempDir dir;
+  const std::string path = dir / "bad.gguf";
+  auto expect_error = [&](const std::string& bytes, const std::string& names) {
+    write_all(path, bytes);
+    CHECK_THROWS_WITH(GgufFile::open(path), Catch::StartsWith(path + ": ") && Catch::Contains(names));
+  };
 
   // Metadata contents.
   expect_error(Bytes().header(0, 1).str("u").u32(13).u32(0).s, "metadata key 'u': unknown value type 13");
@@ -499,6 +526,16 @@ TEST_CASE("gguf: malformed files are InputErrors naming the problem", "[gguf]") 
   // Two levels of arrays are fine.
   write_all(path, Bytes().header(0, 1).str("n").u32(9).u32(9).u64(1).u32(4).u64(1).u32(5).s);
   CHECK(GgufFile::open(path).get_array("n")->items.size() == 1);
+}
+
+TEST_CASE("gguf: malformed tensor infos are InputErrors naming the problem", "[gguf]") {
+  TempDir dir;
+  const std::string path = dir / "bad.gguf";
+  auto expect_error = [&](const std::string& bytes, const std::string& names) {
+    write_all(path, bytes);
+    CHECK_THROWS_WITH(GgufFile::open(path), Catch::StartsWith(path + ": ") && Catch::Contains(names));
+  };
+  const uint64_t huge = uint64_t(1) << 63;
 
   // Tensor infos. `data` is 64 bytes of tensor data after the aligned table.
   auto with_tensor = [](std::vector<uint64_t> dims, uint32_t type, uint64_t offset, std::size_t data = 64) {

@@ -134,6 +134,9 @@ class Membership {
   void send(const std::string& to, wire::Gossip g);
   void send_sync(const std::string& to, wire::Gossip::Kind kind);
   void apply(const wire::MemberUpdate& u, TimePoint now);
+  void apply_about_self(const wire::MemberUpdate& u);
+  void add_member(const wire::MemberUpdate& u, TimePoint now);
+  void apply_state(Member& m, const wire::MemberUpdate& u, TimePoint now);
   void set_state(Member& m, const std::string& address, wire::MemberState s, TimePoint now);
   void enqueue(const wire::MemberUpdate& u);
   void set_live(const std::string& address, bool is_live);

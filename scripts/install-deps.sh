@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
   catch2 libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev
   libyaml-cpp-dev  # scenario files of the simulator
+  libsodium-dev  # BLAKE2b model identities; the mesh's keys (CURVE underneath ZeroMQ)
   chromium  # the browser test of the chat page (headless)
 )
 

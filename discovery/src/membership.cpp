@@ -356,8 +356,9 @@ void Membership::apply(const MemberUpdate& u, TimePoint now) {
   }
   // Members of another model never join this mesh.
   if (u.info.model != self_.model || u.info.model_layers != self_.model_layers) {
+    const std::string file = config_.model_file.empty() ? "" : " from " + config_.model_file;
     warn("model " + address, "member " + u.info.name + " (" + address + ") runs another model (" +
-                                 u.info.model + "; this node: " + self_.model + "); ignored");
+                                 u.info.model + "; this node: " + self_.model + file + "); ignored");
     return;
   }
   Member* found = index_.find(address);

@@ -4,6 +4,7 @@
 
 #include "support/process.hpp"
 #include "troupe/model/error.hpp"
+#include "troupe/text/generate.hpp"
 #include "troupe/text/tokenizer.hpp"
 
 using namespace troupe;
@@ -68,6 +69,21 @@ TEST_CASE("decoding follows run.c", "[tokenizer]") {
   CHECK(t.decode(5, 13) == "\n");  // <0x0A>
   CHECK(t.decode(5, 3 + 'A') == "A");
   CHECK(t.decode(5, 3).empty());  // <0x00> prints nothing
+}
+
+TEST_CASE("a token outside the vocabulary is an input error, not a read outside it", "[tokenizer][errors]") {
+  const Tokenizer& t = tok512();
+  CHECK_THROWS_WITH(t.decode(5, 512), "token 512 is outside the vocabulary of 512");
+  CHECK_THROWS_AS(t.decode(5, -1), InputError);
+  CHECK_THROWS_AS(t.decode(5, 0x7fffffff), InputError);
+  CHECK(t.decode(5, 511) == t.decode(5, 511));  // the last one is in
+  // A generation refuses it without changing state: the next good token continues the text.
+  Generation g(t, std::string_view("Once"), 20, 256);
+  const int before = g.generated_tokens();
+  CHECK_THROWS_AS(g.accept(0x7fffffff), InputError);
+  CHECK(g.generated_tokens() == before);
+  CHECK_FALSE(g.done());
+  CHECK(g.accept(t.encode(" upon", false, false).back()) == " upon");
 }
 
 TEST_CASE("only printable pieces are printed", "[tokenizer]") {

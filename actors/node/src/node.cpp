@@ -97,6 +97,7 @@ struct Node::Impl {
     }
     const uint64_t embedding = uint64_t(mc.vocab_size) * mc.dim * 4;
     context.mesh.cost = discovery::model_cost(mc, layer_bytes, embedding, embedding, 1);
+    context.mesh.membership.model_file = model->path;
 
     actors = std::make_unique<actors::NodeActors>(system, &context, &transport, actors::NodeActors::Options{});
     if (options.discover_port > 0) {

@@ -147,6 +147,10 @@ std::string Generation::release(std::string_view piece) {
 std::string Generation::accept(int token) {
   std::string text;
   if (done_) return text;
+  if (token < 0 || token >= tokenizer_.vocab_size()) {  // before any state changes
+    throw InputError("sampled token " + std::to_string(token) + " is outside the vocabulary of " +
+                     std::to_string(tokenizer_.vocab_size()));
+  }
   positions_ = position_ + static_cast<int>(input_.size());
   generated_++;
   if (ends_text(token)) return finish(FinishReason::stop);

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "troupe/model/error.hpp"
+
 namespace troupe {
 
 void Vocabulary::index() {
@@ -39,6 +41,11 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool bos, bool eos) co
 }
 
 std::string_view Tokenizer::decode(int prev, int token) const {
+  // Tokens may come from another device (a stage's sampled frame): checked, never indexed blind.
+  if (token < 0 || token >= vocab_size()) {
+    throw InputError("token " + std::to_string(token) + " is outside the vocabulary of " +
+                     std::to_string(vocab_size()));
+  }
   std::string_view text = bytes_[token];
   // After BOS, SentencePiece drops the leading space of the first piece (only a piece that
   // starts with a space: the byte token <0x20> after BOS still prints its space, as run.c).

@@ -39,6 +39,7 @@ struct MembershipConfig {
   Millis forget_dead{600000};  // dead members leave the table after this long
   std::size_t max_piggyback = 24;
   std::size_t max_members = 4096;  // gossip naming more new members than this is ignored
+  std::string model_file;          // this node's model file, named when another model is refused
 };
 
 // HOST:PORT, as --listen takes it. Addresses arrive in gossip, which anyone may send: anything

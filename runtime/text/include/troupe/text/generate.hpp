@@ -86,7 +86,8 @@ class Generation {
   std::span<const int> input() const { return input_; }
   int position() const { return position_; }
 
-  // Takes the sampled token; returns its printable text (possibly empty) and moves on.
+  // Takes the sampled token; returns its printable text (possibly empty) and moves on. A token
+  // outside the vocabulary is an InputError and changes nothing.
   std::string accept(int token);
 
   int generated_tokens() const { return generated_; }

@@ -102,7 +102,8 @@ class Tokenizer {
   Tokenizer& operator=(Tokenizer&&) = default;
 
   std::vector<int> encode(std::string_view text, bool bos, bool eos) const;
-  // The bytes of `token` when it follows `prev` (no leading space right after BOS).
+  // The bytes of `token` when it follows `prev` (no leading space right after BOS). InputError
+  // for a token outside the vocabulary.
   std::string_view decode(int prev, int token) const;
   // Whether sampling `token` ends the text: BOS for llama2.c vocabularies (as run.c: its models
   // end a story by starting the next one), and for GGUF ones also EOS and end of turn.

@@ -9,6 +9,7 @@ packages=(
   catch2 libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev libcpp-httplib-dev
   libyaml-cpp-dev  # scenario files of the simulator
   chromium  # the browser test of the chat page (headless)
+  iproute2 nftables  # separate hosts for the multi-process tests: namespaces, loss, interception
 )
 
 missing=()

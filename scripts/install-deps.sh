@@ -10,6 +10,7 @@ packages=(
   libyaml-cpp-dev  # scenario files of the simulator
   libsodium-dev  # BLAKE2b model identities; the mesh's keys (CURVE underneath ZeroMQ)
   chromium  # the browser test of the chat page (headless)
+  iproute2 nftables  # separate hosts for the multi-process tests: namespaces, loss, interception
 )
 
 missing=()

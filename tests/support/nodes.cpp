@@ -19,19 +19,21 @@
 
 namespace troupe::test {
 
-BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, std::string log_path, bool stdin_pipe)
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, std::string log_path, bool stdin_pipe,
+                                     const std::string& err_path)
     : log_path_(std::move(log_path)) {
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err = err_path.empty() ? log : open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   int in[2] = {-1, -1};
   if (stdin_pipe) {
     if (pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   } else {
     in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
-  if (log < 0 || in[0] < 0) throw std::runtime_error("cannot open " + log_path_);
+  if (log < 0 || err < 0 || in[0] < 0) throw std::runtime_error("cannot open " + log_path_);
   const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
@@ -40,11 +42,12 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, std::
     if (getppid() != parent) _exit(127);
     dup2(in[0], 0);
     dup2(log, 1);
-    dup2(log, 2);
+    dup2(err, 2);
     execv(cargv[0], cargv.data());
     _exit(127);
   }
   close(log);
+  if (err != log) close(err);
   close(in[0]);
   stdin_ = in[1];
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -146,15 +149,14 @@ Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& e
   for (std::size_t i = 0; i < nodes.size(); i++) start(i, i > 0 ? std::optional<std::size_t>(0) : std::nullopt);
 }
 
-void Mesh::start(std::size_t i, std::optional<std::size_t> via) {
-  std::vector<std::string> argv = {TROUPE_BINARY, "node", "--listen", addresses_[i], "--name", names_[i],
+std::vector<std::string> node_argv(const NodeSpec& spec, const std::string& address, const std::string& model) {
+  std::vector<std::string> argv = {TROUPE_BINARY, "node", "--listen", address, "--name", spec.name,
                                    "--threads", "1"};
-  if (model_.empty()) {
+  if (model.empty()) {
     argv.insert(argv.end(), {"--model", stories_model(), "--tokenizer", stories_tokenizer()});
   } else {
-    argv.insert(argv.end(), {"--model", model_});
+    argv.insert(argv.end(), {"--model", model});
   }
-  const NodeSpec& spec = specs_[i];
   if (spec.layers) {
     argv.push_back("--layers");
     argv.push_back(std::to_string(spec.layers->first) + ":" + std::to_string(spec.layers->second));
@@ -162,6 +164,11 @@ void Mesh::start(std::size_t i, std::optional<std::size_t> via) {
     argv.push_back("--mem-budget");
     argv.push_back("1K");
   }
+  return argv;
+}
+
+void Mesh::start(std::size_t i, std::optional<std::size_t> via) {
+  std::vector<std::string> argv = node_argv(specs_[i], addresses_[i], model_);
   if (via) {
     argv.push_back("--join");
     argv.push_back(addresses_.at(*via));

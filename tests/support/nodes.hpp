@@ -17,8 +17,10 @@ namespace troupe::test {
 // A child process whose stdout and stderr go to a log file.
 class BackgroundProcess {
  public:
-  // With `stdin_pipe`, write_stdin() feeds its standard input (else it reads /dev/null).
-  BackgroundProcess(const std::vector<std::string>& argv, std::string log_path, bool stdin_pipe = false);
+  // With `stdin_pipe`, write_stdin() feeds its standard input (else it reads /dev/null). With
+  // `err_path`, stderr goes there instead of the log (which then holds stdout alone).
+  BackgroundProcess(const std::vector<std::string>& argv, std::string log_path, bool stdin_pipe = false,
+                    const std::string& err_path = {});
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
@@ -50,6 +52,10 @@ struct NodeSpec {
                                               // budget too small for any layer)...
   bool planned = false;                       // ...or, when planned, what the coordinator assigns
 };
+
+// `troupe node` for `spec` listening at `address` (a Mesh adds --join and its extra arguments):
+// one thread, stories260K unless `model` names another file, and the spec's layers or budget.
+std::vector<std::string> node_argv(const NodeSpec& spec, const std::string& address, const std::string& model);
 
 // One node per spec, each joining the first, on stories260K unless `model` names another file
 // (a GGUF carrying its tokenizer).

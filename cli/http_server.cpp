@@ -1,15 +1,18 @@
 #include "http_server.hpp"
 
-#include <httplib.h>
+#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
 #include <ctime>
-#include <map>
-#include <mutex>
+#include <semaphore>
 #include <thread>
 
+#include "commands.hpp"
+#include "guarded_http_server.hpp"
+#include "http_metrics.hpp"
 #include "mesh_status.hpp"
 #include "troupe/model/error.hpp"
 #include "troupe/net/client.hpp"
@@ -29,120 +32,17 @@ using openai::Endpoint;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxBodyBytes = std::size_t(1) << 20;
-// Streams and page polls each hold a thread while their connection lasts; requests beyond this
-// wait in cpp-httplib's queue rather than fail.
-constexpr std::size_t kThreads = 48;
+// Completions this door runs at once; more wait for a place (kReplyTimeout at most). Below the
+// sessions a node takes (wire::kMaxSessions), so that a burst through one door leaves room for
+// other doors and clients, and its waiting requests queue here instead of failing as busy.
+constexpr std::ptrdiff_t kMaxCompletions = 48;
+// Status queries (/health, /mesh, /metrics) at once: each opens a mesh client (a ZeroMQ context
+// and its descriptors), which a flood of health checks must not multiply without bound.
+constexpr std::ptrdiff_t kMaxStatusQueries = 16;
 // As `troupe generate`: a working mesh sends something at least this often.
 constexpr auto kReplyTimeout = std::chrono::seconds(300);
 // How often a stream waiting for the mesh looks whether its HTTP client is still there.
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
-
-// What /metrics reports. Counters cover what entered through this node's HTTP door.
-class Metrics {
- public:
-  void request(const std::string& path, int status) {
-    static const char* const kKnown[] = {"/",           "/health",         "/mesh",
-                                         "/metrics",    "/v1/models",      "/v1/completions",
-                                         "/v1/chat/completions"};
-    std::string label = "other";  // unknown paths share one label, so that scans cannot grow it
-    for (const char* k : kKnown) {
-      if (path == k) label = k;
-    }
-    std::lock_guard lock(mutex_);
-    requests_[{label, status}]++;
-  }
-  void completed(const GenerationStats& s, const std::string& finish_reason) {
-    std::lock_guard lock(mutex_);
-    completions_[finish_reason.empty() ? "unknown" : finish_reason]++;
-    prompt_tokens_ += s.prompt_tokens;
-    generated_tokens_ += s.generated_tokens;
-    decode_tokens_ += std::max(s.generated_tokens - 1, 0);
-    decode_seconds_ += s.decode_ms / 1000;
-    first_token_seconds_ += s.first_token_ms / 1000;
-    if (s.generated_tokens > 1) last_tokens_per_s_ = s.decode_tokens_per_s();
-  }
-  std::atomic<int> active{0};
-
-  std::string render(const std::optional<wire::Status>& status) {
-    std::string out;
-    auto metric = [&](const char* name, const char* type, const char* help) {
-      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-    };
-    auto line = [&](const std::string& name, double v) {
-      out += name + " " + json(v).dump() + "\n";
-    };
-    std::lock_guard lock(mutex_);
-    metric("troupe_http_requests_total", "counter", "HTTP requests answered, by path and status");
-    for (const auto& [key, n] : requests_) {
-      line("troupe_http_requests_total{path=\"" + key.first + "\",code=\"" + std::to_string(key.second) + "\"}",
-           static_cast<double>(n));
-    }
-    metric("troupe_active_sessions", "gauge", "Completions in flight through this node's HTTP API");
-    line("troupe_active_sessions", active.load());
-    metric("troupe_completions_total", "counter", "Completions finished, by finish reason");
-    for (const auto& [reason, n] : completions_) {
-      line("troupe_completions_total{finish_reason=\"" + reason + "\"}", static_cast<double>(n));
-    }
-    metric("troupe_prompt_tokens_total", "counter", "Prompt tokens of finished completions");
-    line("troupe_prompt_tokens_total", static_cast<double>(prompt_tokens_));
-    metric("troupe_tokens_generated_total", "counter", "Tokens sampled by finished completions");
-    line("troupe_tokens_generated_total", static_cast<double>(generated_tokens_));
-    metric("troupe_decode_tokens_total", "counter",
-           "Tokens sampled after each completion's first (the ones decode_seconds_total covers)");
-    line("troupe_decode_tokens_total", static_cast<double>(decode_tokens_));
-    metric("troupe_decode_seconds_total", "counter", "Time from first to last sampled token, summed");
-    line("troupe_decode_seconds_total", decode_seconds_);
-    metric("troupe_first_token_seconds_total", "counter", "Time to the first token (prompt included), summed");
-    line("troupe_first_token_seconds_total", first_token_seconds_);
-    metric("troupe_decode_tokens_per_second", "gauge", "Decode speed of the last finished completion");
-    line("troupe_decode_tokens_per_second", last_tokens_per_s_);
-    if (status) {
-      metric("troupe_mesh_serving", "gauge", "1 when the stages cover every layer");
-      line("troupe_mesh_serving", status->serving ? 1 : 0);
-      metric("troupe_mesh_members", "gauge", "Members of the mesh as this node sees them, by state");
-      std::map<std::string, int> states{{"alive", 0}, {"suspect", 0}, {"dead", 0}};
-      for (const auto& m : status->members) states[m.state]++;
-      for (const auto& [state, n] : states) line("troupe_mesh_members{state=\"" + state + "\"}", n);
-      const wire::NodeCounters& c = status->counters;
-      metric("troupe_node_sessions_active", "gauge", "Sessions in flight that entered through this node (any door)");
-      line("troupe_node_sessions_active", static_cast<double>(c.sessions_active));
-      metric("troupe_node_sessions_total", "counter", "Sessions that entered through this node (any door)");
-      line("troupe_node_sessions_total", static_cast<double>(c.sessions_total));
-      metric("troupe_node_tokens_generated_total", "counter", "Tokens sampled for sessions that entered here");
-      line("troupe_node_tokens_generated_total", static_cast<double>(c.tokens_generated));
-      metric("troupe_stage_compute_seconds_total", "counter", "Time this node's stage spent computing");
-      line("troupe_stage_compute_seconds_total", c.stage_compute_seconds);
-      metric("troupe_stage_positions_total", "counter", "Positions this node's stage computed");
-      line("troupe_stage_positions_total", static_cast<double>(c.stage_positions));
-      metric("troupe_network_frames_total", "counter", "Frames this node sent and received");
-      line("troupe_network_frames_total{direction=\"sent\"}", static_cast<double>(c.frames_sent));
-      line("troupe_network_frames_total{direction=\"received\"}", static_cast<double>(c.frames_received));
-      metric("troupe_network_bytes_total", "counter", "Bytes of frames this node sent and received");
-      line("troupe_network_bytes_total{direction=\"sent\"}", static_cast<double>(c.bytes_sent));
-      line("troupe_network_bytes_total{direction=\"received\"}", static_cast<double>(c.bytes_received));
-      metric("troupe_hops_total", "counter",
-             "Network hops of the decode steps this node's sessions measured (entry to stages and back)");
-      line("troupe_hops_total", static_cast<double>(c.hops));
-      metric("troupe_hop_network_seconds_total", "counter",
-             "Those steps' round trips less the stages' compute time: over troupe_hops_total, the time a hop costs");
-      line("troupe_hop_network_seconds_total", c.hop_seconds);
-      metric("troupe_mesh_stage_layers", "gauge", "Layers each stage of the plan runs");
-      for (const auto& st : status->stages) {
-        line("troupe_mesh_stage_layers{node=\"" + st.node + "\",first=\"" + std::to_string(st.layers.begin) +
-                 "\"}",
-             st.layers.end - st.layers.begin);
-      }
-    }
-    return out;
-  }
-
- private:
-  std::mutex mutex_;
-  std::map<std::pair<std::string, int>, uint64_t> requests_;
-  std::map<std::string, uint64_t> completions_;
-  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, decode_tokens_ = 0;
-  double decode_seconds_ = 0, first_token_seconds_ = 0, last_tokens_per_s_ = 0;
-};
 
 void send_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
@@ -161,14 +61,31 @@ ApiError mesh_error(const std::string& message, int code) {
   return e;
 }
 
-// One completion in flight: the connection to the node, and what has come back so far.
+ApiError busy_error() {
+  ApiError e = mesh_error("this node's HTTP API has run " + std::to_string(kMaxCompletions) +
+                              " completions at once for " + std::to_string(kReplyTimeout.count()) +
+                              " s: try again later",
+                          1);
+  e.code = "server_busy";
+  return e;
+}
+
+// One completion in flight: its place among the door's completions, the connection to the
+// node, and what has come back so far.
 struct Call {
-  Call(Metrics& m, Endpoint endpoint) : metrics(m), endpoint(endpoint) { metrics.active++; }
-  ~Call() { metrics.active--; }
+  Call(HttpMetrics& m, std::counting_semaphore<>& slots, Endpoint endpoint)
+      : metrics(m), slots(slots), endpoint(endpoint) {
+    metrics.active++;
+  }
+  ~Call() {
+    metrics.active--;
+    slots.release();
+  }
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
-  Metrics& metrics;
+  HttpMetrics& metrics;
+  std::counting_semaphore<>& slots;
   Endpoint endpoint;
   std::unique_ptr<net::MeshClient> client;
   openai::Answer answer;
@@ -189,12 +106,30 @@ openai::Usage usage_of(const wire::Done& d) {
   return {d.stats.prompt_tokens, d.stats.generated_tokens};
 }
 
+std::optional<std::string_view> header(const httplib::Request& req, const char* name) {
+  const auto it = req.headers.find(name);
+  if (it == req.headers.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+// Each connection holds a descriptor, and each completion and status query a mesh client's
+// (a ZeroMQ context: about ten); at the door's limits that is close to the usual soft limit of
+// 1024, past which ZeroMQ aborts the process. The hard limit is the one that matters.
+void raise_descriptor_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  r.rlim_cur = std::min<rlim_t>(r.rlim_max, 65536);
+  setrlimit(RLIMIT_NOFILE, &r);
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   HttpOptions options;
-  httplib::Server server;
-  Metrics metrics;
+  GuardedHttpServer server;
+  HttpMetrics metrics;
+  std::counting_semaphore<> completion_slots{kMaxCompletions};
+  std::counting_semaphore<> status_slots{kMaxStatusQueries};
   std::thread thread;
 
   // What the entry node would refuse for its length, refused here with the error code OpenAI
@@ -225,6 +160,14 @@ struct HttpServer::Impl {
   }
 
   std::optional<wire::Status> status() {
+    if (!status_slots.try_acquire_for(std::chrono::seconds(5))) {
+      spdlog::warn("http: no status from the node: {} status queries in flight for 5 s", kMaxStatusQueries);
+      return std::nullopt;
+    }
+    struct Release {
+      std::counting_semaphore<>& slots;
+      ~Release() { slots.release(); }
+    } release{status_slots};
     try {
       auto client = connect();
       return query_status(*client, options.node_address, std::chrono::seconds(5));
@@ -240,7 +183,8 @@ struct HttpServer::Impl {
     const openai::ParsedRequest& p = std::get<openai::ParsedRequest>(parsed);
     if (auto e = check_context(p)) return send_error(res, *e);
 
-    auto call = std::make_shared<Call>(metrics, endpoint);
+    if (!completion_slots.try_acquire_for(kReplyTimeout)) return send_error(res, busy_error());
+    auto call = std::make_shared<Call>(metrics, completion_slots, endpoint);
     call->answer = {answer_id(endpoint), static_cast<int64_t>(std::time(nullptr)), options.model.id};
     try {
       call->client = connect();
@@ -323,6 +267,26 @@ struct HttpServer::Impl {
     });
   }
 
+  // Before any route (after the headers, before the body): the Host, Origin and key checks.
+  void guard() {
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const http_access::Request seen{req.path, header(req, "Host"), header(req, "Origin"),
+                                      header(req, "Authorization"), req.local_addr};
+      const std::optional<ApiError> refusal = http_access::check(options.access, seen);
+      if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
+      send_error(res, *refusal);
+      if (refusal->http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
+      // Its body, if any, stays unread: the connection ends with this answer.
+      res.set_header("Connection", "close");
+      GuardedHttpServer::close_after_response();
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    // cpp-httplib announces Keep-Alive on a response that closes its connection too.
+    server.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.get_header_value("Connection") == "close") res.headers.erase("Keep-Alive");
+    });
+  }
+
   void routes() {
     server.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(web::kIndexHtml, "text/html; charset=utf-8");
@@ -340,7 +304,8 @@ struct HttpServer::Impl {
       send_json(res, 200, status_json(*s));
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics.render(status()), "text/plain; version=0.0.4");
+      const ConnectionCounts connections{server.open_connections(), server.refused_connections()};
+      res.set_content(metrics.render(status(), connections), "text/plain; version=0.0.4");
     });
     server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
       json model = {{"id", options.model.id}, {"object", "model"}, {"created", 0}, {"owned_by", "troupe"},
@@ -353,8 +318,14 @@ struct HttpServer::Impl {
     server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       generate(req, res, Endpoint::chat);
     });
-    // cpp-httplib's own refusals (no route, body over the limit, malformed HTTP) in the API's
-    // error shape; the handlers' own errors already have a body and pass through.
+    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      metrics.request(req.path, res.status);
+    });
+  }
+
+  // cpp-httplib's own refusals (no route, body over the limit, malformed HTTP) and exceptions in
+  // the API's error shape; the handlers' own errors already have a body and pass through.
+  void errors() {
     server.set_error_handler(httplib::Server::HandlerWithResponse(
         [](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -385,26 +356,71 @@ struct HttpServer::Impl {
       }
       send_error(res, e);
     });
-    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      metrics.request(req.path, res.status);
-    });
   }
 };
+
+void add_http_flags(CLI::App& command, HttpFlags& flags) {
+  command.add_option("--http", flags.address, "HOST:PORT (or PORT, on 127.0.0.1) for the HTTP API and chat page");
+  command.add_option("--api-key", flags.api_key,
+                     "Key the HTTP API asks for (Authorization: Bearer KEY) on /v1/*, /mesh and /metrics")
+      ->envname("TROUPE_API_KEY");
+  command.add_flag("--http-insecure", flags.insecure,
+                   "Serve the HTTP API without a key on an address other than a loopback one");
+  command.add_option("--allowed-hosts", flags.allowed_hosts,
+                     "Host names the HTTP API answers to beyond the address it is reached at (H1,H2; * for any)");
+}
+
+std::optional<HttpOptions> http_options(const HttpFlags& flags) {
+  if (flags.address.empty()) {
+    if (flags.insecure) throw InputError("--http-insecure: there is no --http to apply it to");
+    if (!flags.allowed_hosts.empty()) throw InputError("--allowed-hosts: there is no --http to apply it to");
+    return std::nullopt;
+  }
+  HttpOptions o;
+  const bool port_only = flags.address.find_first_not_of("0123456789") == std::string::npos;
+  o.address = port_only ? "127.0.0.1:" + flags.address : flags.address;
+  check_address(o.address, "--http");
+  for (const char c : flags.api_key) {
+    if (c <= ' ' || c > '~') {
+      throw InputError("--api-key: use printable ASCII characters without spaces (the key travels in an HTTP header)");
+    }
+  }
+  o.access.api_key = flags.api_key;
+  if (!flags.allowed_hosts.empty()) {
+    const auto hosts = http_access::parse_host_list(flags.allowed_hosts);
+    if (!hosts) {
+      throw InputError("--allowed-hosts " + flags.allowed_hosts +
+                       ": expected host names or addresses separated by commas (without ports), or *");
+    }
+    o.access.allowed_hosts = *hosts;
+  }
+  std::string host = o.address.substr(0, o.address.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (!http_access::is_loopback(host) && o.access.api_key.empty() && !flags.insecure) {
+    throw InputError("--http " + o.address +
+                     ": not a loopback address, and the API has no key: pass --api-key KEY (or set "
+                     "TROUPE_API_KEY), or --http-insecure to serve it to anyone who reaches the port");
+  }
+  return o;
+}
 
 HttpServer::HttpServer(HttpOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.options = std::move(options);
-  s.server.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  raise_descriptor_limit();
   s.server.set_payload_max_length(kMaxBodyBytes);
+  s.guard();
   s.routes();
+  s.errors();
   const auto colon = s.options.address.rfind(':');
   std::string host = s.options.address.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [::1]
-  const int port = std::stoi(s.options.address.substr(colon + 1));
-  if (!s.server.bind_to_port(host, port)) {
-    throw RuntimeFailure("--http " + s.options.address + ": cannot listen there");
+  s.server.bind_exclusive(host, std::stoi(s.options.address.substr(colon + 1)), "--http", s.options.address);
+  if (s.options.access.api_key.empty() && !http_access::is_loopback(host)) {
+    spdlog::warn("HTTP API on {} without a key (--http-insecure): anyone who reaches the port can use it",
+                 s.options.address);
   }
-  s.thread = std::thread([&s] { s.server.listen_after_bind(); });
+  s.thread = std::thread([&s] { s.server.serve(); });
 }
 
 HttpServer::~HttpServer() {
@@ -412,7 +428,7 @@ HttpServer::~HttpServer() {
   join();
 }
 
-void HttpServer::stop() { impl_->server.stop(); }
+void HttpServer::stop() { impl_->server.stop_accepting(); }
 
 void HttpServer::join() {
   if (impl_->thread.joinable()) impl_->thread.join();

@@ -40,7 +40,7 @@ struct NodeFlags {
   double throughput = 0;
   bool discover = false;
   int discover_port = 7947;
-  std::string http;
+  HttpFlags http;
   std::string chat_template;
   std::string activations = "f32";
   int threads = 0;
@@ -113,11 +113,7 @@ int run_node(const NodeFlags& flags) {
 
   check_address(flags.listen, "--listen");
   for (const auto& j : flags.joins) check_address(j, "--join");
-  // --http PORT alone binds to loopback: the API has no authentication of its own.
-  const bool port_only =
-      !flags.http.empty() && flags.http.find_first_not_of("0123456789") == std::string::npos;
-  const std::string http = port_only ? "127.0.0.1:" + flags.http : flags.http;
-  if (!http.empty()) check_address(http, "--http");
+  std::optional<HttpOptions> http = http_options(flags.http);
   if (!flags.chat_template.empty() && !chat_template_named(flags.chat_template)) {
     throw InputError("--chat-template " + flags.chat_template +
                      ": expected llama2, llama3, chatml or zephyr");
@@ -165,11 +161,10 @@ int run_node(const NodeFlags& flags) {
                model_identity(*model),
                options.layers ? discovery::format_range(*options.layers) : "as the coordinator plans");
   std::unique_ptr<HttpServer> server;
-  if (!http.empty()) {
+  if (http) {
     // A client that closes its connection mid-answer must not kill the node.
     signal(SIGPIPE, SIG_IGN);
-    HttpOptions o;
-    o.address = http;
+    HttpOptions& o = *http;
     o.node_address = local_address(options.listen);
     o.model.id = std::filesystem::path(model_path).stem().string();
     o.model.seq_len = model->config.seq_len;
@@ -178,11 +173,12 @@ int run_node(const NodeFlags& flags) {
     o.chat_template = chat_template_name(chat);
     o.tokenizer = &tokenizer;
     server = std::make_unique<HttpServer>(o);
-    spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{})", http, o.model.id,
+    spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{}; {})", o.address, o.model.id,
                  chat_template_name(chat),
                  !flags.chat_template.empty()            ? ", from --chat-template"
                  : recognize_chat_template(tokenizer.chat_template) ? ", from the model file"
-                                                                    : ", the default");
+                                                                    : ", the default",
+                 o.access.api_key.empty() ? "no API key" : "API key required");
   }
   int stop_signal = 0;
   sigwait(&stop_signals, &stop_signal);
@@ -214,8 +210,7 @@ Action add_node_command(CLI::App& app) {
   cmd->add_option("--discover-port", flags->discover_port, "UDP port of the beacons (default 7947)");
   cmd->add_option("--throughput", flags->throughput,
                   "GB/s the planner weighs this node by (default: measured at start)");
-  cmd->add_option("--http", flags->http,
-                  "HOST:PORT (or PORT, on 127.0.0.1) for the HTTP API and chat page");
+  add_http_flags(*cmd, flags->http);
   cmd->add_option("--chat-template", flags->chat_template,
                   "Chat template for /v1/chat/completions: llama2, llama3, chatml or zephyr "
                   "(default: recognised from the model file, else llama2)");

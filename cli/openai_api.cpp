@@ -120,6 +120,86 @@ json Usage::to_json() const {
           {"total_tokens", prompt_tokens + completion_tokens}};
 }
 
+namespace {
+
+// "model" must name the model this mesh serves, when it names one.
+std::optional<ApiError> read_model(const json& body, const ModelInfo& model) {
+  const json* m = field(body, "model");
+  if (!m) return std::nullopt;
+  if (!m->is_string()) return bad("model", "'model' must be a string");
+  if (m->get<std::string>() == model.id) return std::nullopt;
+  ApiError e = bad("model", "the model '" + m->get<std::string>() + "' does not exist here; this mesh serves '" +
+                                model.id + "'",
+                   "model_not_found");
+  e.http_status = 404;
+  return e;
+}
+
+// What to continue: the prompt of a completion, or the conversation of a chat completion.
+std::optional<ApiError> read_input(const json& body, Endpoint endpoint, const ModelInfo& model,
+                                   wire::GenerateRequest& r) {
+  if (endpoint == Endpoint::chat) {
+    if (auto e = read_messages(body, r.messages)) return e;
+    r.chat = true;
+    r.echo = false;
+    r.chat_template = model.chat_template;
+    return std::nullopt;
+  }
+  const json* prompt = field(body, "prompt");
+  // A list of one prompt is the same request; more would be several completions.
+  if (prompt && prompt->is_array() && prompt->size() == 1) prompt = &(*prompt)[0];
+  if (!prompt || !prompt->is_string()) return bad("prompt", "'prompt' must be a string");
+  r.prompt = prompt->get<std::string>();
+  if (r.prompt.size() > wire::kMaxTextBytes) return bad("prompt", "'prompt' is too long");
+  r.echo = false;  // OpenAI answers with the completion only
+  if (const json* echo = field(body, "echo")) {
+    if (!echo->is_boolean()) return bad("echo", "'echo' must be true or false");
+    r.echo = echo->get<bool>();
+  }
+  return std::nullopt;
+}
+
+// max_tokens (max_completion_tokens is the chat API's newer name for it), within the context.
+std::optional<ApiError> read_max_tokens(const json& body, Endpoint endpoint, const ModelInfo& model,
+                                        wire::GenerateRequest& r) {
+  const json* max = field(body, "max_tokens");
+  const char* max_name = "max_tokens";
+  if (!max && endpoint == Endpoint::chat) {
+    max = field(body, "max_completion_tokens");
+    max_name = "max_completion_tokens";
+  }
+  if (!max) return std::nullopt;
+  if (!max->is_number_integer()) return bad(max_name, std::string("'") + max_name + "' must be an integer");
+  const int64_t m = max->get<int64_t>();
+  if (m < 1) return bad(max_name, std::string("'") + max_name + "' must be at least 1");
+  if (m > model.seq_len) {
+    return bad(max_name,
+               std::string("'") + max_name + "' is " + std::to_string(m) + ", more than the model's context of " +
+                   std::to_string(model.seq_len) + " tokens",
+               "context_length_exceeded");
+  }
+  r.max_tokens = static_cast<int>(m);
+  return std::nullopt;
+}
+
+// temperature, top_p and seed, with OpenAI's defaults (temperature 1, top_p 1); seed 0 or none:
+// from the clock, as `troupe run`.
+std::optional<ApiError> read_sampling(const json& body, int64_t now, wire::GenerateRequest& r) {
+  std::optional<double> temperature, top_p;
+  if (auto e = read_number(body, "temperature", 0, 2, temperature)) return e;
+  if (auto e = read_number(body, "top_p", 0, 1, top_p)) return e;
+  long long seed = 0;
+  if (const json* s = field(body, "seed")) {
+    if (!s->is_number_integer()) return bad("seed", "'seed' must be an integer");
+    seed = s->get<long long>();
+  }
+  r.sampling = sampling_settings(static_cast<float>(temperature.value_or(1.0)),
+                                 static_cast<float>(top_p.value_or(1.0)), seed, now);
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::string_view text,
                                                      const ModelInfo& model, int64_t now) {
   json body = json::parse(text, nullptr, false);
@@ -129,36 +209,8 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
   ParsedRequest p;
   p.endpoint = endpoint;
   wire::GenerateRequest& r = p.request;
-
-  if (const json* m = field(body, "model")) {
-    if (!m->is_string()) return bad("model", "'model' must be a string");
-    if (m->get<std::string>() != model.id) {
-      ApiError e = bad("model", "the model '" + m->get<std::string>() +
-                                    "' does not exist here; this mesh serves '" + model.id + "'",
-                       "model_not_found");
-      e.http_status = 404;
-      return e;
-    }
-  }
-  if (endpoint == Endpoint::completions) {
-    const json* prompt = field(body, "prompt");
-    // A list of one prompt is the same request; more would be several completions.
-    if (prompt && prompt->is_array() && prompt->size() == 1) prompt = &(*prompt)[0];
-    if (!prompt || !prompt->is_string()) return bad("prompt", "'prompt' must be a string");
-    r.prompt = prompt->get<std::string>();
-    if (r.prompt.size() > wire::kMaxTextBytes) return bad("prompt", "'prompt' is too long");
-    if (const json* echo = field(body, "echo")) {
-      if (!echo->is_boolean()) return bad("echo", "'echo' must be true or false");
-      r.echo = echo->get<bool>();
-    } else {
-      r.echo = false;  // OpenAI answers with the completion only
-    }
-  } else {
-    if (auto e = read_messages(body, r.messages)) return *e;
-    r.chat = true;
-    r.echo = false;
-    r.chat_template = model.chat_template;
-  }
+  if (auto e = read_model(body, model)) return *e;
+  if (auto e = read_input(body, endpoint, model, r)) return *e;
   if (const json* stream = field(body, "stream")) {
     if (!stream->is_boolean()) return bad("stream", "'stream' must be true or false");
     p.stream = stream->get<bool>();
@@ -166,36 +218,8 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
   if (const json* n = field(body, "n")) {
     if (!n->is_number_integer() || n->get<int64_t>() != 1) return bad("n", "only n = 1 is supported");
   }
-  // max_tokens (max_completion_tokens is the chat API's newer name for it).
-  const json* max = field(body, "max_tokens");
-  const char* max_name = "max_tokens";
-  if (!max && endpoint == Endpoint::chat) {
-    max = field(body, "max_completion_tokens");
-    max_name = "max_completion_tokens";
-  }
-  if (max) {
-    if (!max->is_number_integer()) return bad(max_name, std::string("'") + max_name + "' must be an integer");
-    const int64_t m = max->get<int64_t>();
-    if (m < 1) return bad(max_name, std::string("'") + max_name + "' must be at least 1");
-    if (m > model.seq_len) {
-      return bad(max_name,
-                 std::string("'") + max_name + "' is " + std::to_string(m) +
-                     ", more than the model's context of " + std::to_string(model.seq_len) + " tokens",
-                 "context_length_exceeded");
-    }
-    r.max_tokens = static_cast<int>(m);
-  }
-  std::optional<double> temperature, top_p;
-  if (auto e = read_number(body, "temperature", 0, 2, temperature)) return *e;
-  if (auto e = read_number(body, "top_p", 0, 1, top_p)) return *e;
-  long long seed = 0;
-  if (const json* s = field(body, "seed")) {
-    if (!s->is_number_integer()) return bad("seed", "'seed' must be an integer");
-    seed = s->get<long long>();
-  }
-  // OpenAI's defaults (temperature 1, top_p 1); seed 0 or none: from the clock, as `troupe run`.
-  r.sampling = sampling_settings(static_cast<float>(temperature.value_or(1.0)),
-                                 static_cast<float>(top_p.value_or(1.0)), seed, now);
+  if (auto e = read_max_tokens(body, endpoint, model, r)) return *e;
+  if (auto e = read_sampling(body, now, r)) return *e;
   if (auto e = read_stop(body, r.stop)) return *e;
   return p;
 }

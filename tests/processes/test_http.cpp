@@ -1,13 +1,14 @@
 // The HTTP API of `troupe node --http`, over real sockets against real node processes on
-// stories260K: completions and chat completions, whole and streamed (the SSE framing parsed
-// here), the same text as `troupe generate` and `troupe chat`, bad requests, stop strings,
+// stories260K: completions and chat completions, whole and streamed (the SSE framing parsed by
+// support/api_checks), the same text as `troupe generate` and `troupe chat`, bad requests, stop strings,
 // cancelled streams, concurrent clients through different nodes, and each chat template read
-// from a GGUF file.
+// from a GGUF file. What the door withstands (keys, names, limits): test_http_security.cpp.
 #include <catch2/catch.hpp>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "support/api_checks.hpp"
 #include "support/http.hpp"
 #include "support/nodes.hpp"
 #include "support/process.hpp"
@@ -20,66 +21,6 @@ using namespace troupe::test;
 using nlohmann::json;
 
 namespace {
-
-json post(int port, const std::string& path, const json& body, int expect_status = 200) {
-  const HttpResponse r = http_request(port, "POST", path, body.dump());
-  INFO(path << " " << body.dump() << " -> " << r.status << " " << r.body);
-  REQUIRE(r.status == expect_status);
-  REQUIRE(r.headers.at("content-type").rfind("application/json", 0) == 0);
-  return json::parse(r.body);
-}
-
-struct Streamed {
-  std::string text;
-  std::string finish_reason;
-  json usage;
-  std::size_t pieces = 0;     // events that carried text
-  std::size_t transfers = 0;  // HTTP chunks it came in
-};
-
-// A streamed answer, its SSE framing checked on the way: every event but the last is a JSON
-// chunk of the endpoint's object type, the finish reason comes last, then "[DONE]".
-// (The request and the checks are apart because Catch2 takes assertions on its own thread only.)
-HttpResponse request_stream(int port, const std::string& path, json body) {
-  body["stream"] = true;
-  return http_request(port, "POST", path, body.dump());
-}
-
-Streamed check_stream(const std::string& path, const HttpResponse& r) {
-  INFO(path << " -> " << r.status << " " << r.body);
-  REQUIRE(r.status == 200);
-  REQUIRE(r.headers.at("content-type").rfind("text/event-stream", 0) == 0);
-  const std::vector<std::string> events = sse_events(r.body);
-  REQUIRE(events.size() >= 2);
-  REQUIRE(events.back() == "[DONE]");
-  const bool chat = path == "/v1/chat/completions";
-  Streamed s;
-  s.transfers = r.chunks.size();
-  for (std::size_t i = 0; i + 1 < events.size(); i++) {
-    const json chunk = json::parse(events[i]);
-    CHECK(chunk["object"] == (chat ? "chat.completion.chunk" : "text_completion"));
-    const json& choice = chunk["choices"][0];
-    const std::string piece = chat ? choice["delta"].value("content", "") : choice["text"].get<std::string>();
-    if (!piece.empty()) s.pieces++;
-    s.text += piece;
-    const bool last = i + 2 == events.size();
-    CHECK(choice["finish_reason"].is_null() == !last);
-    if (last) {
-      s.finish_reason = choice["finish_reason"];
-      s.usage = chunk["usage"];
-    }
-  }
-  return s;
-}
-
-Streamed stream(int port, const std::string& path, const json& body) {
-  return check_stream(path, request_stream(port, path, body));
-}
-
-std::string text_of(const json& answer) {
-  const json& choice = answer["choices"][0];
-  return choice.contains("message") ? choice["message"]["content"] : choice["text"];
-}
 
 // Nodes with an HTTP port each; http[i] belongs to node i.
 struct HttpMesh {

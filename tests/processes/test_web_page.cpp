@@ -1,6 +1,8 @@
 // The chat page at / in a real browser: Debian's chromium, headless, loads the page from a node,
 // sends a message (the page's ?ask= parameter) and streams the answer; the DOM it ends with must
-// hold the same answer as the chat API gives, received in many pieces, and the mesh view.
+// hold the same answer as the chat API gives, received in many pieces, and the mesh view. On a
+// node with --api-key the page asks for the key, and with it (given in the link's fragment)
+// streams as before.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -23,6 +25,18 @@ std::string unescape_html(std::string s) {
   return s;
 }
 
+// What headless chromium's DOM holds once the page at `url` has run (its fetches included).
+ProcessResult browse(const std::string& url) {
+  TempDir profile;
+  // Virtual time does not advance while a fetch is pending, so the budget is reached only after
+  // the streamed answer (and a few mesh polls) are complete.
+  return run_process({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                      "--user-data-dir=" + profile.path, "--virtual-time-budget=5000", "--dump-dom", url},
+                     {}, "", 120);
+}
+
+const std::regex kAnswer(R"re(<div class="msg assistant" data-state="(\w+)" data-chunks="(\d+)">([^<]*)<span class="meta">finish: (\w+)</span>)re");
+
 }  // namespace
 
 TEST_CASE("the chat page streams an answer in a headless browser", "[http][browser]") {
@@ -39,22 +53,15 @@ TEST_CASE("the chat page streams an answer in a headless browser", "[http][brows
   const std::string expected = json::parse(api.body)["choices"][0]["message"]["content"];
   REQUIRE(!expected.empty());
 
-  TempDir profile;
   const std::string url = "http://127.0.0.1:" + std::to_string(http1) +
                           "/?ask=Once%20upon%20a%20time&temperature=0&max_tokens=60";
-  // Virtual time does not advance while a fetch is pending, so the budget is reached only after
-  // the streamed answer (and a few mesh polls) are complete.
-  const ProcessResult r = run_process({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                       "--disable-dev-shm-usage", "--user-data-dir=" + profile.path,
-                                       "--virtual-time-budget=5000", "--dump-dom", url},
-                                      {}, "", 120);
+  const ProcessResult r = browse(url);
   INFO("chromium stderr: " << r.err.substr(0, 2000) << "\nlogs:\n" << mesh.logs());
   REQUIRE(r.exit_code == 0);
   const std::string& dom = r.out;
   std::smatch m;
-  const std::regex answer(R"re(<div class="msg assistant" data-state="(\w+)" data-chunks="(\d+)">([^<]*)<span class="meta">finish: (\w+)</span>)re");
   INFO(dom.substr(0, 4000));
-  REQUIRE(std::regex_search(dom, m, answer));
+  REQUIRE(std::regex_search(dom, m, kAnswer));
   CHECK(m[1] == "done");
   CHECK(std::stoi(m[2]) > 10);  // streamed: many pieces, each shown as it came
   CHECK(unescape_html(m[3]) == expected);
@@ -62,5 +69,45 @@ TEST_CASE("the chat page streams an answer in a headless browser", "[http][brows
   // The mesh view, filled from /mesh: both members and both stages.
   CHECK(dom.find("<td>s0</td>") != std::string::npos);
   CHECK(dom.find("<td>s1</td>") != std::string::npos);
+  CHECK(dom.find("<td class=\"alive\">alive</td>") != std::string::npos);
+}
+
+TEST_CASE("the chat page asks for the API key, and streams with it", "[http][browser]") {
+  const std::string key = "page-key-0123";
+  const int http = free_port();
+  Mesh mesh({{"s0", std::pair{0, 5}}}, {}, {{"--http", std::to_string(http), "--api-key", key}});
+  REQUIRE(mesh.wait_serving());
+  const json body = {{"messages", {{{"role", "user"}, {"content", "Once upon a time"}}}},
+                     {"temperature", 0}, {"seed", 1}, {"max_tokens", 60}};
+  const HttpResponse api = http_request(http, "POST", "/v1/chat/completions", body.dump(), "application/json",
+                                        {{"Authorization", "Bearer " + key}});
+  REQUIRE(api.status == 200);
+  const std::string expected = json::parse(api.body)["choices"][0]["message"]["content"];
+  const std::string url = "http://127.0.0.1:" + std::to_string(http) +
+                          "/?ask=Once%20upon%20a%20time&temperature=0&max_tokens=60";
+
+  // Without the key: the message is refused, and the page shows its key form.
+  const ProcessResult asked = browse(url);
+  INFO("chromium stderr: " << asked.err.substr(0, 2000) << "\nlogs:\n" << mesh.logs());
+  REQUIRE(asked.exit_code == 0);
+  INFO(asked.out.substr(0, 4000));
+  CHECK(asked.out.find("<body data-key=\"asked\">") != std::string::npos);
+  CHECK(asked.out.find("<form id=\"keyform\">") != std::string::npos);  // no longer hidden
+  CHECK(asked.out.find("data-state=\"error\"") != std::string::npos);
+  CHECK(asked.out.find(">error: this node needs its API key: enter it above<") != std::string::npos);
+  CHECK(asked.out.find("<td>s0</td>") == std::string::npos);  // /mesh refused too
+
+  // With the key (from the link's fragment): the answer streams, and the mesh view fills.
+  const ProcessResult given = browse(url + "#key=" + key);
+  REQUIRE(given.exit_code == 0);
+  const std::string& dom = given.out;
+  INFO(dom.substr(0, 4000));
+  std::smatch m;
+  REQUIRE(std::regex_search(dom, m, kAnswer));
+  CHECK(m[1] == "done");
+  CHECK(std::stoi(m[2]) > 10);
+  CHECK(unescape_html(m[3]) == expected);
+  CHECK(dom.find("<form id=\"keyform\" hidden=\"\">") != std::string::npos);
+  CHECK(dom.find("<td>s0</td>") != std::string::npos);
   CHECK(dom.find("<td class=\"alive\">alive</td>") != std::string::npos);
 }

@@ -6,7 +6,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace troupe::test {
 
@@ -38,9 +42,18 @@ void send_all(int fd, const std::string& data) {
 }
 
 std::string request_text(int port, const std::string& method, const std::string& path,
-                         const std::string& body, const std::string& content_type) {
-  std::string r = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                  "\r\nConnection: close\r\n";
+                         const std::string& body, const std::string& content_type,
+                         const HttpHeaders& headers = {}) {
+  std::string host = "127.0.0.1:" + std::to_string(port);
+  std::string extra;
+  for (const auto& [name, value] : headers) {
+    if (name == "Host") {
+      host = value;
+    } else {
+      extra += name + ": " + value + "\r\n";
+    }
+  }
+  std::string r = method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n" + extra;
   if (method == "POST") {
     r += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
@@ -55,11 +68,11 @@ std::string lower(std::string s) {
 }  // namespace
 
 HttpResponse http_request(int port, const std::string& method, const std::string& path,
-                          const std::string& body, const std::string& content_type) {
+                          const std::string& body, const std::string& content_type, const HttpHeaders& headers) {
   const int fd = connect_to(port);
   std::string raw;
   try {
-    send_all(fd, request_text(port, method, path, body, content_type));
+    send_all(fd, request_text(port, method, path, body, content_type, headers));
     char buffer[65536];
     ssize_t n;
     while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) raw.append(buffer, static_cast<std::size_t>(n));
@@ -134,6 +147,82 @@ std::string HttpStream::read_until(const std::string& text) {
     received_.append(buffer, static_cast<std::size_t>(n));
   }
   return received_;
+}
+
+}  // namespace troupe::test
+
+namespace troupe::test {
+
+bool wait_healthy(int port, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    try {
+      if (http_request(port, "GET", "/health").status == 200) return true;
+    } catch (const std::exception&) {
+      // not listening yet
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
+struct HalfSentRequests::State {
+  std::vector<int> fds;
+  std::vector<std::string> received;
+  std::vector<bool> closed;
+  mutable std::mutex mutex;  // received and closed
+  std::atomic<bool> stop{false};
+  std::thread drip;
+};
+
+HalfSentRequests::HalfSentRequests(int port, std::size_t count) : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  for (std::size_t i = 0; i < count; i++) {
+    s.fds.push_back(connect_to(port));
+    send_all(s.fds.back(), "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n");
+  }
+  s.received.resize(count);
+  s.closed.resize(count, false);
+  s.drip = std::thread([&s] {
+    while (!s.stop) {
+      for (const int fd : s.fds) send(fd, "X-a: b\r\n", 8, MSG_NOSIGNAL | MSG_DONTWAIT);
+      for (int i = 0; i < 10 && !s.stop; i++) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+}
+
+HalfSentRequests::~HalfSentRequests() {
+  state_->stop = true;
+  state_->drip.join();
+  for (const int fd : state_->fds) close(fd);
+}
+
+std::size_t HalfSentRequests::size() const { return state_->fds.size(); }
+
+std::size_t HalfSentRequests::closed_by_server() {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  std::size_t closed = 0;
+  for (std::size_t i = 0; i < s.fds.size(); i++) {
+    char buffer[4096];
+    while (!s.closed[i]) {
+      const ssize_t n = recv(s.fds[i], buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n > 0) {
+        s.received[i].append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        s.closed[i] = true;
+      } else {
+        break;
+      }
+    }
+    closed += s.closed[i];
+  }
+  return closed;
+}
+
+std::string HalfSentRequests::received(std::size_t i) const {
+  std::lock_guard lock(state_->mutex);
+  return state_->received.at(i);
 }
 
 }  // namespace troupe::test

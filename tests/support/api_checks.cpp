@@ -1,0 +1,59 @@
+#include "support/api_checks.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace troupe::test {
+
+using nlohmann::json;
+
+json post(int port, const std::string& path, const json& body, int expect_status,
+          const HttpHeaders& headers) {
+  const HttpResponse r = http_request(port, "POST", path, body.dump(), "application/json", headers);
+  INFO(path << " " << body.dump() << " -> " << r.status << " " << r.body);
+  REQUIRE(r.status == expect_status);
+  REQUIRE(r.headers.at("content-type").rfind("application/json", 0) == 0);
+  return json::parse(r.body);
+}
+
+HttpResponse request_stream(int port, const std::string& path, json body) {
+  body["stream"] = true;
+  return http_request(port, "POST", path, body.dump());
+}
+
+Streamed check_stream(const std::string& path, const HttpResponse& r) {
+  INFO(path << " -> " << r.status << " " << r.body);
+  REQUIRE(r.status == 200);
+  REQUIRE(r.headers.at("content-type").rfind("text/event-stream", 0) == 0);
+  const std::vector<std::string> events = sse_events(r.body);
+  REQUIRE(events.size() >= 2);
+  REQUIRE(events.back() == "[DONE]");
+  const bool chat = path == "/v1/chat/completions";
+  Streamed s;
+  s.transfers = r.chunks.size();
+  for (std::size_t i = 0; i + 1 < events.size(); i++) {
+    const json chunk = json::parse(events[i]);
+    CHECK(chunk["object"] == (chat ? "chat.completion.chunk" : "text_completion"));
+    const json& choice = chunk["choices"][0];
+    const std::string piece = chat ? choice["delta"].value("content", "") : choice["text"].get<std::string>();
+    if (!piece.empty()) s.pieces++;
+    s.text += piece;
+    const bool last = i + 2 == events.size();
+    CHECK(choice["finish_reason"].is_null() == !last);
+    if (last) {
+      s.finish_reason = choice["finish_reason"];
+      s.usage = chunk["usage"];
+    }
+  }
+  return s;
+}
+
+Streamed stream(int port, const std::string& path, const json& body) {
+  return check_stream(path, request_stream(port, path, body));
+}
+
+std::string text_of(const json& answer) {
+  const json& choice = answer["choices"][0];
+  return choice.contains("message") ? choice["message"]["content"] : choice["text"];
+}
+
+}  // namespace troupe::test

@@ -1,6 +1,6 @@
-// The simulator's state and event loop, shared by its parts: world.cpp (the loop, nodes,
-// faults), links.cpp (the simulated transport and links), clients.cpp (the clients and their
-// answers), checks.cpp (invariants).
+// The simulator's state and event loop, shared by its parts: world.cpp (the loop, nodes),
+// faults.cpp (each fault kind), links.cpp (the simulated transport and links), clients.cpp (the
+// clients and their answers), checks.cpp (invariants).
 //
 // Every node runs troupe's own actors (actors::NodeActors: the node, stage and session actors
 // with the mesh and session protocols they host), all of them in one CAF actor system on CAF's
@@ -132,6 +132,11 @@ struct NodeProcess {
   std::unique_ptr<actors::NodeActors> actors;
 };
 
+// A skew fault that drifts a node's clock: by `by` evenly over `over`, from `from`.
+struct Drift {
+  Nanos from, by, over;
+};
+
 struct SimNode {
   int index = 0;
   std::string name, address;
@@ -140,7 +145,7 @@ struct SimNode {
   uint64_t instance = 0;
   uint64_t generation = 0;  // bumped at every start, crash and leave: older events are void
   Nanos skew{0};            // the clock's jumps so far
-  std::vector<int> drifts;  // skew faults that drift its clock (scenario fault indices)
+  std::vector<Drift> drifts;  // skew faults that drift its clock
   std::unique_ptr<NodeProcess> process;
   const discovery::Mesh* mesh = nullptr;  // the node actor's, as it last reported it
   Nanos device_free{0};     // the device is busy with compute or a load until then
@@ -164,7 +169,8 @@ struct SimSession {
 
 // A partition in force.
 struct Cut {
-  int fault = 0;
+  int fault = 0;                  // its index in the scenario's faults
+  std::optional<Nanos> heal_at;  // none: never
   std::vector<char> a, b;  // by node index; nodes beyond the end: in b when b_is_rest
   bool b_is_rest = false, one_way = false;
   bool in_a(int n) const { return n < int(a.size()) && a[n]; }
@@ -177,6 +183,16 @@ struct Cut {
 inline uint64_t link_key(int from, int to, Transport::Lane lane) {
   return uint64_t(lane == Transport::Lane::control) << 63 | uint64_t(uint32_t(from)) << 32 | uint32_t(to);
 }
+
+// A loss, latency or bandwidth fault in force: how it changes the links it hits.
+struct LinkFault {
+  int fault = 0;            // its index in the scenario's faults
+  std::vector<int> nodes;   // only links to or from these; none: every link
+  std::function<void(LinkSpec&)> change;
+};
+
+// How a start event's node finds the mesh.
+enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
 
 struct LinkState {
   Nanos free{0};          // the sender's side is busy sending until then
@@ -201,7 +217,19 @@ class World {
   void unpark_stage(SimNode& n);
   bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
   int live_random(int except = -1);
+  void start_soon(int node, Joining joining);  // a start event within a mesh tick from now
   Nanos now() const { return now_; }
+
+  // The run's steps.
+  Nanos schedule_faults();  // returns the time of the last fault or fault end
+  bool step();              // handles the next timer or event; false: the run is over
+  void handle(const Event& e);
+  bool sessions_open() const;
+  Summary summarize(std::chrono::steady_clock::time_point wall_start);
+
+  // --- faults.cpp ------------------------------------------------------------------------------
+  void fault_starts(int index);
+  void fault_ends(int index);
 
   // --- links.cpp -------------------------------------------------------------------------------
   void send_frame(int from, const std::string& address, Frame frame, Transport::Lane lane);
@@ -249,7 +277,7 @@ class World {
   std::vector<int> tasks_free_;
   std::unordered_map<uint64_t, LinkState> links_;
   std::vector<Cut> cuts_;
-  std::vector<int> link_faults_;  // loss, latency and bandwidth faults in force, in start order
+  std::vector<LinkFault> link_faults_;  // in start order: the later wins
   std::FILE* trace_file_ = nullptr;
   Summary summary_;
 

@@ -1,6 +1,6 @@
 // The simulator's state and event loop, shared by its parts: world.cpp (the loop, nodes),
 // faults.cpp (each fault kind), links.cpp (the simulated transport and links), clients.cpp (the
-// clients and their answers), checks.cpp (invariants).
+// clients and their answers), checks/ (the invariants, one checker a file).
 //
 // Every node runs troupe's own actors (actors::NodeActors: the node, stage and session actors
 // with the mesh and session protocols they host), all of them in one CAF actor system on CAF's
@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "checks/checker.hpp"
 #include "troupe/actors/node_actors.hpp"
 #include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/mesh.hpp"
@@ -249,14 +250,16 @@ class World {
   void entry_lost(SimNode& n);  // the entry's process is gone: its clients try elsewhere
   void close_session(SimSession& s, SimSession::Outcome outcome);
 
-  // --- checks.cpp ------------------------------------------------------------------------------
-  void check_leadership(SimNode& n);
+  // --- checks/checker.cpp: the checkers' hooks, run in the checkers' order --------------------
+  void check_leadership(SimNode& n);  // after the node actor's every event: Checker::node_reported
   void check_periodic();
   void check_session_end(SimSession& s);
   void check_final();
-  void disturbed();
-  bool coverable_from(int node) const;
+  void disturbed();  // a fault began or ended
   void violation(const std::string& what);
+  // What the checkers ask of the world.
+  bool coverable_from(int node) const;  // the live nodes `node` reaches (-1: all) could cover the model
+  const wire::PlanAnnounce* agreed_plan() const;  // the plan every live node follows, if they agree
 
   const Scenario& scenario_;
   Options options_;
@@ -290,14 +293,8 @@ class World {
   std::vector<std::unique_ptr<NodeProcess>> graveyard_;
   std::unordered_map<caf::resumable*, int> stage_jobs_;  // the live stages' jobs -> node
 
-  // Invariant state (checks.cpp).
-  std::map<std::pair<uint64_t, std::string>, uint64_t> ballot_holder_;  // ballot -> instance
-  std::map<std::tuple<uint64_t, int, int>, Nanos> split_since_;
-  Nanos last_disturbance_{0};
-  bool disturbance_open_ = false;
-  bool formed_ = false;  // the first agreement has been seen
-  std::set<uint64_t> incomplete_reported_;
-  std::optional<Nanos> agreed_since_;
+  // The invariants (checks/), each with its own state.
+  std::vector<std::unique_ptr<Checker>> checkers_ = make_checkers(*this);
   int violations_total_ = 0;
 };
 

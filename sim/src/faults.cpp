@@ -30,14 +30,14 @@ struct Entry {
     return yaml[name] ? r.indices(yaml[name], key + "." + name, known) : std::vector<int>{};
   }
   // A link fault's `nodes` and `until`.
-  void link_keys(std::vector<int>& nodes_of) {
+  void link_keys(std::vector<int>& link_nodes) {
     allowed.insert({"until", "nodes"});
-    nodes_of = nodes("nodes");
+    link_nodes = nodes("nodes");
     if (yaml["until"]) until = r.duration(yaml["until"], key + ".until");
   }
 };
 
-// `count` random live nodes, or `listed`, none twice.
+// `p.count` random live nodes (none twice), or `p.nodes`.
 std::vector<int> pick(World& w, const PickedNodes& p) {
   if (!p.nodes.empty()) return p.nodes;
   std::vector<int> out;

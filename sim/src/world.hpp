@@ -11,6 +11,7 @@
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -64,6 +65,9 @@ enum class EventKind : uint8_t {
   check,            // invariants
   device_free,      // a: node, b: its generation (its device is done: the stage takes the next message)
 };
+
+// How a start event's node finds the mesh (its b).
+enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
 
 struct Event {
   int64_t t;      // ns of simulated time
@@ -191,9 +195,6 @@ struct LinkFault {
   std::vector<int> nodes;   // only links to or from these; none: every link
   std::function<void(LinkSpec&)> change;
 };
-
-// How a start event's node finds the mesh.
-enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
 
 struct LinkState {
   Nanos free{0};          // the sender's side is busy sending until then

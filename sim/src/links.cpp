@@ -72,15 +72,12 @@ bool World::blocked(int from, int to) const {
 // ones win).
 LinkSpec World::link_spec(int from, int to) const {
   LinkSpec spec = scenario_.network;
-  for (int i : link_faults_) {
-    const Fault& f = scenario_.faults[i];
+  for (const LinkFault& f : link_faults_) {
     if (!f.nodes.empty() && std::find(f.nodes.begin(), f.nodes.end(), from) == f.nodes.end() &&
         std::find(f.nodes.begin(), f.nodes.end(), to) == f.nodes.end()) {
       continue;
     }
-    if (f.kind == Fault::Kind::loss) spec.loss = f.value;
-    if (f.kind == Fault::Kind::latency) spec.latency = f.duration;
-    if (f.kind == Fault::Kind::bandwidth) spec.bandwidth = f.value;
+    f.change(spec);
   }
   return spec;
 }
@@ -89,9 +86,8 @@ std::optional<Nanos> World::heal_time(int from, int to) const {
   Nanos heal{0};
   for (const auto& c : cuts_) {
     if ((c.in_a(from) && c.in_b(to)) || (!c.one_way && c.in_b(from) && c.in_a(to))) {
-      const auto& until = scenario_.faults[c.fault].until;
-      if (!until) return std::nullopt;
-      heal = std::max(heal, *until);
+      if (!c.heal_at) return std::nullopt;
+      heal = std::max(heal, *c.heal_at);
     }
   }
   return heal;

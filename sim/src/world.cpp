@@ -1,4 +1,4 @@
-// The event loop, the nodes' processes and the faults.
+// The event loop and the nodes' processes.
 #include "world.hpp"
 
 #include <spdlog/sinks/base_sink.h>
@@ -21,17 +21,14 @@ namespace {
 constexpr Nanos kStartSpread = 25ms;
 // Nodes' clocks start here, so that a clock set back by a skew fault stays positive.
 constexpr Nanos kEpoch = std::chrono::hours(1);
-// How long a leaving node runs after telling the mesh, as Node::stop waits for its frames.
-constexpr Nanos kLeaveLinger = 100ms;
+// The invariants are checked this often.
+constexpr Nanos kCheckEvery = 100ms;
 
 std::string node_address(int index) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "n%05d:7000", index);  // zero-padded: address order = index order
   return buf;
 }
-
-// How a start event's node finds the mesh.
-enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
 
 // The nodes' log lines, into the trace file at the simulated time (not into the trace hash: a
 // run with a trace file is the same run as one without).
@@ -119,10 +116,9 @@ void World::schedule(Nanos at, EventKind kind, int a, uint64_t b, uint64_t c) {
 
 discovery::TimePoint World::local_time(const SimNode& n) const {
   Nanos skew = n.skew;
-  for (int i : n.drifts) {  // a drift has gained the part of its skew that its time has run
-    const Fault& f = scenario_.faults[i];
-    const Nanos ran = std::min(now_ - f.at, f.over);
-    skew += Nanos(int64_t(double(f.duration.count()) * double(ran.count()) / double(f.over.count())));
+  for (const Drift& d : n.drifts) {  // a drift has gained the part of its skew that its time has run
+    const Nanos ran = std::min(now_ - d.from, d.over);
+    skew += Nanos(int64_t(double(d.by.count()) * double(ran.count()) / double(d.over.count())));
   }
   return discovery::TimePoint(std::chrono::duration_cast<discovery::TimePoint::duration>(kEpoch + now_ + skew));
 }
@@ -280,108 +276,14 @@ int World::live_random(int except) {
   return pool.empty() ? -1 : pool[rng_.below(pool.size())];
 }
 
-// --- faults --------------------------------------------------------------------------------------
-
-namespace {
-
-std::vector<int> pick(World& w, int count, const std::vector<int>& listed) {
-  if (!listed.empty()) return listed;
-  std::vector<int> out;
-  for (int i = 0; i < count; i++) {
-    const int n = w.live_random();
-    if (n < 0) break;
-    out.push_back(n);
-    w.nodes_[n]->life = SimNode::Life::crashed;  // not picked twice; restored by the caller
-  }
-  for (int n : out) w.nodes_[n]->life = SimNode::Life::up;
-  return out;
-}
-
-void start_soon(World& w, int node, Joining joining) {
-  w.schedule(w.now() + Nanos(w.rng_.below(uint64_t(kStartSpread.count()))), EventKind::start, node, joining);
-}
-
-}  // namespace
-
-static void apply_fault(World& w, int index) {
-  const Fault& f = w.scenario_.faults[index];
-  w.trace("fault", index, 0, f.where);
-  switch (f.kind) {
-    case Fault::Kind::crash:
-      for (int n : pick(w, f.count, f.nodes)) w.crash(*w.nodes_[n], SimNode::Life::crashed);
-      break;
-    case Fault::Kind::leave:
-      for (int n : pick(w, f.count, f.nodes)) {
-        SimNode& node = *w.nodes_[n];
-        if (node.life != SimNode::Life::up) continue;
-        node.process->actors->leave();  // as Node::stop: tell the mesh, linger, exit
-        w.schedule(w.now() + kLeaveLinger, EventKind::left, n, node.generation);
-      }
-      break;
-    case Fault::Kind::restart:
-      for (std::size_t n = 0; n < w.nodes_.size(); n++) {
-        const bool listed = std::count(f.nodes.begin(), f.nodes.end(), int(n)) > 0;
-        SimNode& node = *w.nodes_[n];
-        if (f.crashed ? node.life != SimNode::Life::crashed || node.instance == 0 : !listed) continue;
-        w.crash(node, SimNode::Life::crashed);
-        start_soon(w, int(n), kThroughLive);
-      }
-      break;
-    case Fault::Kind::join:
-      for (int i = 0; i < f.count; i++) start_soon(w, w.add_node(f.profile), kThroughLive);
-      break;
-    case Fault::Kind::partition: {
-      Cut c;
-      c.fault = index;
-      c.a.assign(w.nodes_.size(), 0);
-      c.b.assign(w.nodes_.size(), 0);
-      for (int n : f.side_a) c.a[n] = 1;
-      for (int n : f.side_b) c.b[n] = 1;
-      c.b_is_rest = f.b_is_rest;
-      c.one_way = f.one_way;
-      w.cuts_.push_back(std::move(c));
-      break;
-    }
-    case Fault::Kind::loss:
-    case Fault::Kind::latency:
-    case Fault::Kind::bandwidth:
-      w.link_faults_.push_back(index);
-      break;
-    case Fault::Kind::skew:
-      for (int n : f.nodes) {
-        if (f.over == Nanos(0)) {
-          w.nodes_[n]->skew += f.duration;
-        } else {
-          w.nodes_[n]->drifts.push_back(index);
-        }
-      }
-      break;
-  }
-  w.disturbed();
-}
-
-static void end_fault(World& w, int index) {
-  const Fault& f = w.scenario_.faults[index];
-  w.trace("fault_end", index, 0, f.where);
-  switch (f.kind) {
-    case Fault::Kind::partition:
-      std::erase_if(w.cuts_, [&](const Cut& c) { return c.fault == index; });
-      break;
-    case Fault::Kind::loss:
-    case Fault::Kind::latency:
-    case Fault::Kind::bandwidth:
-      std::erase(w.link_faults_, index);
-      break;
-    default:
-      break;
-  }
-  w.disturbed();
+void World::start_soon(int node, Joining joining) {
+  schedule(now_ + Nanos(rng_.below(uint64_t(kStartSpread.count()))), EventKind::start, node, joining);
 }
 
 // --- the run -------------------------------------------------------------------------------------
 
 Summary World::run() {
-  const auto wall0 = std::chrono::steady_clock::now();
+  const auto wall_start = std::chrono::steady_clock::now();
   const LogToTrace log(trace_file_, now_);
   for (const auto& g : scenario_.nodes) {
     for (int i = 0; i < g.count; i++) add_node(g.profile);
@@ -390,10 +292,24 @@ Summary World::run() {
     if (n->index == 0) {
       schedule(Nanos(0), EventKind::start, 0, kFirst);
     } else {
-      start_soon(*this, n->index, kThroughFirst);
+      start_soon(n->index, kThroughFirst);
     }
   }
+  const Nanos last_fault = schedule_faults();
+  make_sessions();
+  schedule(Nanos(0), EventKind::check);
+  // Long enough to see the mesh settle after the last fault; then the sessions still running
+  // get `drain` to end.
+  end_ = std::max(scenario_.duration, last_fault + scenario_.expect.converge_within);
+  hard_end_ = end_ + scenario_.expect.drain;
+  while (step()) {
+  }
+  run_actors();
+  check_final();
+  return summarize(wall_start);
+}
 
+Nanos World::schedule_faults() {
   Nanos last_fault{0};
   for (std::size_t i = 0; i < scenario_.faults.size(); i++) {
     const Fault& f = scenario_.faults[i];
@@ -404,92 +320,93 @@ Summary World::run() {
       last_fault = std::max(last_fault, *f.until);
     }
   }
-  make_sessions();
-  schedule(Nanos(0), EventKind::check);
-  // Long enough to see the mesh settle after the last fault; then the sessions still running
-  // get `drain` to end.
-  end_ = std::max(scenario_.duration, last_fault + scenario_.expect.converge_within);
-  hard_end_ = end_ + scenario_.expect.drain;
+  return last_fault;
+}
 
-  auto sessions_open = [&] {
-    for (const auto& s : sessions_) {
-      if (s.outcome == SimSession::Outcome::waiting || s.outcome == SimSession::Outcome::running) return true;
-    }
-    return false;
-  };
-  auto& clock = scheduler_->clock();
-  // Two sources of events in one order of time: the simulator's queue (frames, tasks, faults,
-  // clients) and the actors' timers (the mesh's ticks, the sessions' timeouts) on CAF's clock.
-  while (true) {
-    run_actors();
-    const auto& timers = clock.schedule();
-    const bool timer_next = !timers.empty() && (queue_.empty() || timers.begin()->first - caf_epoch_ <= Nanos(queue_.top().t));
-    if (timer_next) {
-      const Nanos t = timers.begin()->first - caf_epoch_;
-      if (t > hard_end_) break;
-      now_ = std::max(now_, t);
-      clock.current_time = caf_epoch_ + now_;
-      clock.trigger_timeout();
-      events_++;
-      continue;
-    }
-    if (queue_.empty()) break;
-    const Event e = queue_.top();
-    if (Nanos(e.t) > hard_end_) break;
-    if (Nanos(e.t) > end_ && e.kind == EventKind::check && !sessions_open()) break;
-    queue_.pop();
-    now_ = Nanos(e.t);
-    clock.current_time = caf_epoch_ + now_;
-    events_++;
-    switch (e.kind) {
-      case EventKind::start: {
-        SimNode& n = *nodes_[e.a];
-        if (n.life == SimNode::Life::up) break;  // started twice by overlapping restarts
-        start_node(n, e.b == kFirst ? -1 : e.b == kThroughFirst ? 0 : live_random(n.index));
-        break;
-      }
-      case EventKind::deliver:
-        deliver(e.a);
-        break;
-      case EventKind::task:
-        run_task(e.a, e.b, int(e.c));
-        break;
-      case EventKind::left: {
-        SimNode& n = *nodes_[e.a];
-        if (n.generation == e.b) crash(n, SimNode::Life::left);
-        break;
-      }
-      case EventKind::fault:
-        apply_fault(*this, e.a);
-        break;
-      case EventKind::fault_end:
-        end_fault(*this, e.a);
-        break;
-      case EventKind::arrival:
-        session_arrival(sessions_[e.a]);
-        break;
-      case EventKind::connection_lost: {
-        SimNode& n = *nodes_[e.a];
-        if (!up(n.index) || n.generation != e.b) break;
-        trace("connection_lost", n.index, int64_t(e.c));
-        const auto& events = n.process->transport.events();
-        if (events.peer_lost) events.peer_lost(nodes_[e.c]->address);
-        break;
-      }
-      case EventKind::device_free: {
-        SimNode& n = *nodes_[e.a];
-        if (n.generation == e.b) unpark_stage(n);
-        break;
-      }
-      case EventKind::check:
-        check_periodic();
-        schedule(now_ + 100ms, EventKind::check);
-        break;
-    }
+bool World::sessions_open() const {
+  for (const auto& s : sessions_) {
+    if (s.outcome == SimSession::Outcome::waiting || s.outcome == SimSession::Outcome::running) return true;
   }
-  run_actors();
-  check_final();
+  return false;
+}
 
+// Two sources of events in one order of time: the simulator's queue (frames, tasks, faults,
+// clients) and the actors' timers (the mesh's ticks, the sessions' timeouts) on CAF's clock.
+bool World::step() {
+  run_actors();
+  auto& clock = scheduler_->clock();
+  const auto& timers = clock.schedule();
+  const bool timer_next = !timers.empty() && (queue_.empty() || timers.begin()->first - caf_epoch_ <= Nanos(queue_.top().t));
+  if (timer_next) {
+    const Nanos t = timers.begin()->first - caf_epoch_;
+    if (t > hard_end_) return false;
+    now_ = std::max(now_, t);
+    clock.current_time = caf_epoch_ + now_;
+    clock.trigger_timeout();
+    events_++;
+    return true;
+  }
+  if (queue_.empty()) return false;
+  const Event e = queue_.top();
+  if (Nanos(e.t) > hard_end_) return false;
+  if (Nanos(e.t) > end_ && e.kind == EventKind::check && !sessions_open()) return false;
+  queue_.pop();
+  now_ = Nanos(e.t);
+  clock.current_time = caf_epoch_ + now_;
+  events_++;
+  handle(e);
+  return true;
+}
+
+void World::handle(const Event& e) {
+  switch (e.kind) {
+    case EventKind::start: {
+      SimNode& n = *nodes_[e.a];
+      if (n.life == SimNode::Life::up) break;  // started twice by overlapping restarts
+      start_node(n, e.b == kFirst ? -1 : e.b == kThroughFirst ? 0 : live_random(n.index));
+      break;
+    }
+    case EventKind::deliver:
+      deliver(e.a);
+      break;
+    case EventKind::task:
+      run_task(e.a, e.b, int(e.c));
+      break;
+    case EventKind::left: {
+      SimNode& n = *nodes_[e.a];
+      if (n.generation == e.b) crash(n, SimNode::Life::left);
+      break;
+    }
+    case EventKind::fault:
+      fault_starts(e.a);
+      break;
+    case EventKind::fault_end:
+      fault_ends(e.a);
+      break;
+    case EventKind::arrival:
+      session_arrival(sessions_[e.a]);
+      break;
+    case EventKind::connection_lost: {
+      SimNode& n = *nodes_[e.a];
+      if (!up(n.index) || n.generation != e.b) break;
+      trace("connection_lost", n.index, int64_t(e.c));
+      const auto& events = n.process->transport.events();
+      if (events.peer_lost) events.peer_lost(nodes_[e.c]->address);
+      break;
+    }
+    case EventKind::device_free: {
+      SimNode& n = *nodes_[e.a];
+      if (n.generation == e.b) unpark_stage(n);
+      break;
+    }
+    case EventKind::check:
+      check_periodic();
+      schedule(now_ + kCheckEvery, EventKind::check);
+      break;
+  }
+}
+
+Summary World::summarize(std::chrono::steady_clock::time_point wall_start) {
   summary_.seed = seed_;
   summary_.events = events_;
   summary_.sim_seconds = double(now_.count()) / 1e9;
@@ -505,7 +422,7 @@ Summary World::run() {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016" PRIx64, hash_);
   summary_.trace_hash = hex;
-  summary_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  summary_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return summary_;
 }
 

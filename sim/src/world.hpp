@@ -1,6 +1,6 @@
-// The simulator's state and event loop, shared by its parts: world.cpp (the loop, nodes,
-// faults), links.cpp (the simulated transport and links), clients.cpp (the clients and their
-// answers), checks.cpp (invariants).
+// The simulator's state and event loop, shared by its parts: world.cpp (the loop, nodes),
+// faults.cpp (each fault kind), links.cpp (the simulated transport and links), clients.cpp (the
+// clients and their answers), checks/ (the invariants, one checker a file).
 //
 // Every node runs troupe's own actors (actors::NodeActors: the node, stage and session actors
 // with the mesh and session protocols they host), all of them in one CAF actor system on CAF's
@@ -11,6 +11,7 @@
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -25,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "checks/checker.hpp"
 #include "troupe/actors/node_actors.hpp"
 #include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/mesh.hpp"
@@ -63,6 +65,9 @@ enum class EventKind : uint8_t {
   check,            // invariants
   device_free,      // a: node, b: its generation (its device is done: the stage takes the next message)
 };
+
+// How a start event's node finds the mesh (its b).
+enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
 
 struct Event {
   int64_t t;      // ns of simulated time
@@ -132,6 +137,11 @@ struct NodeProcess {
   std::unique_ptr<actors::NodeActors> actors;
 };
 
+// A skew fault that drifts a node's clock: by `by` evenly over `over`, from `from`.
+struct Drift {
+  Nanos from, by, over;
+};
+
 struct SimNode {
   int index = 0;
   std::string name, address;
@@ -140,7 +150,7 @@ struct SimNode {
   uint64_t instance = 0;
   uint64_t generation = 0;  // bumped at every start, crash and leave: older events are void
   Nanos skew{0};            // the clock's jumps so far
-  std::vector<int> drifts;  // skew faults that drift its clock (scenario fault indices)
+  std::vector<Drift> drifts;  // skew faults that drift its clock
   std::unique_ptr<NodeProcess> process;
   const discovery::Mesh* mesh = nullptr;  // the node actor's, as it last reported it
   Nanos device_free{0};     // the device is busy with compute or a load until then
@@ -164,7 +174,8 @@ struct SimSession {
 
 // A partition in force.
 struct Cut {
-  int fault = 0;
+  int fault = 0;                  // its index in the scenario's faults
+  std::optional<Nanos> heal_at;  // none: never
   std::vector<char> a, b;  // by node index; nodes beyond the end: in b when b_is_rest
   bool b_is_rest = false, one_way = false;
   bool in_a(int n) const { return n < int(a.size()) && a[n]; }
@@ -177,6 +188,13 @@ struct Cut {
 inline uint64_t link_key(int from, int to, Transport::Lane lane) {
   return uint64_t(lane == Transport::Lane::control) << 63 | uint64_t(uint32_t(from)) << 32 | uint32_t(to);
 }
+
+// A loss, latency or bandwidth fault in force: how it changes the links it hits.
+struct LinkFault {
+  int fault = 0;            // its index in the scenario's faults
+  std::vector<int> nodes;   // only links to or from these; none: every link
+  std::function<void(LinkSpec&)> change;
+};
 
 struct LinkState {
   Nanos free{0};          // the sender's side is busy sending until then
@@ -201,7 +219,19 @@ class World {
   void unpark_stage(SimNode& n);
   bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
   int live_random(int except = -1);
+  void start_soon(int node, Joining joining);  // a start event within a mesh tick from now
   Nanos now() const { return now_; }
+
+  // The run's steps.
+  Nanos schedule_faults();  // returns the time of the last fault or fault end
+  bool step();              // handles the next timer or event; false: the run is over
+  void handle(const Event& e);
+  bool sessions_open() const;
+  Summary summarize(std::chrono::steady_clock::time_point wall_start);
+
+  // --- faults.cpp ------------------------------------------------------------------------------
+  void fault_starts(int index);
+  void fault_ends(int index);
 
   // --- links.cpp -------------------------------------------------------------------------------
   void send_frame(int from, const std::string& address, Frame frame, Transport::Lane lane);
@@ -221,14 +251,16 @@ class World {
   void entry_lost(SimNode& n);  // the entry's process is gone: its clients try elsewhere
   void close_session(SimSession& s, SimSession::Outcome outcome);
 
-  // --- checks.cpp ------------------------------------------------------------------------------
-  void check_leadership(SimNode& n);
+  // --- checks/checker.cpp: the checkers' hooks, run in the checkers' order --------------------
+  void check_leadership(SimNode& n);  // after the node actor's every event: Checker::node_reported
   void check_periodic();
   void check_session_end(SimSession& s);
   void check_final();
-  void disturbed();
-  bool coverable_from(int node) const;
+  void disturbed();  // a fault began or ended
   void violation(const std::string& what);
+  // What the checkers ask of the world.
+  bool coverable_from(int node) const;  // the live nodes `node` reaches (-1: all) could cover the model
+  const wire::PlanAnnounce* agreed_plan() const;  // the plan every live node follows, if they agree
 
   const Scenario& scenario_;
   Options options_;
@@ -249,7 +281,7 @@ class World {
   std::vector<int> tasks_free_;
   std::unordered_map<uint64_t, LinkState> links_;
   std::vector<Cut> cuts_;
-  std::vector<int> link_faults_;  // loss, latency and bandwidth faults in force, in start order
+  std::vector<LinkFault> link_faults_;  // in start order: the later wins
   std::FILE* trace_file_ = nullptr;
   Summary summary_;
 
@@ -262,14 +294,8 @@ class World {
   std::vector<std::unique_ptr<NodeProcess>> graveyard_;
   std::unordered_map<caf::resumable*, int> stage_jobs_;  // the live stages' jobs -> node
 
-  // Invariant state (checks.cpp).
-  std::map<std::pair<uint64_t, std::string>, uint64_t> ballot_holder_;  // ballot -> instance
-  std::map<std::tuple<uint64_t, int, int>, Nanos> split_since_;
-  Nanos last_disturbance_{0};
-  bool disturbance_open_ = false;
-  bool formed_ = false;  // the first agreement has been seen
-  std::set<uint64_t> incomplete_reported_;
-  std::optional<Nanos> agreed_since_;
+  // The invariants (checks/), each with its own state.
+  std::vector<std::unique_ptr<Checker>> checkers_ = make_checkers(*this);
   int violations_total_ = 0;
 };
 

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <variant>
 
 #include "support/process.hpp"
 #include "troupe/model/error.hpp"
@@ -285,3 +287,94 @@ TEST_CASE("troupe sim prints the same summary but the wall keys, exits 1 on a vi
   CHECK(strict.out.find("failing seeds: 1 2") != std::string::npos);
 }
 
+
+namespace {
+
+// The one fault of "faults: [FAULT]" on six rpi4s, as its kind's struct.
+template <typename Kind>
+Kind read_one(const std::string& fault, Fault* common = nullptr) {
+  const Scenario s = parse_scenario("nodes: [{count: 6, profile: rpi4}]\nfaults: [" + fault + "]\n", "one.yaml");
+  REQUIRE(s.faults.size() == 1);
+  REQUIRE(std::holds_alternative<Kind>(s.faults[0].what));
+  if (common) *common = s.faults[0];
+  return std::get<Kind>(s.faults[0].what);
+}
+
+}  // namespace
+
+TEST_CASE("each fault kind is read into its own struct, with the common time, end and label", "[sim]") {
+  using std::chrono::milliseconds, std::chrono::seconds;
+  Fault f;
+  const Crash crash = read_one<Crash>("{at: 3s, crash: 2}", &f);
+  CHECK(crash.who.count == 2);
+  CHECK(crash.who.nodes.empty());
+  CHECK(f.at == seconds(3));
+  CHECK_FALSE(f.until);
+  CHECK(f.where == "faults[0]");
+  CHECK(read_one<Crash>("{at: 3s, crash: [4, 1]}").who.nodes == std::vector<int>{4, 1});
+  CHECK(read_one<Restart>("{at: 3s, restart: crashed}").crashed);
+  const Restart restart = read_one<Restart>("{at: 3s, restart: [2]}");
+  CHECK_FALSE(restart.crashed);
+  CHECK(restart.nodes == std::vector<int>{2});
+  CHECK(read_one<Leave>("{at: 3s, leave: 1}").who.count == 1);
+  CHECK(read_one<Leave>("{at: 3s, leave: [5]}").who.nodes == std::vector<int>{5});
+  const Join join = read_one<Join>("{at: 3s, join: 4, profile: laptop}");
+  CHECK(join.count == 4);
+  CHECK(join.profile == "laptop");
+
+  const Partition cut = read_one<Partition>("{at: 3s, partition: [[0, 1], rest], heal_at: 9s}", &f);
+  CHECK(cut.side_a == std::vector<int>{0, 1});
+  CHECK(cut.b_is_rest);
+  CHECK_FALSE(cut.one_way);
+  CHECK(f.until == seconds(9));  // heal_at is the partition's end
+  const Partition one_way = read_one<Partition>("{at: 3s, partition: [[0], [2, 3]], one_way: true}", &f);
+  CHECK(one_way.side_b == std::vector<int>{2, 3});
+  CHECK_FALSE(one_way.b_is_rest);
+  CHECK(one_way.one_way);
+  CHECK_FALSE(f.until);  // never heals
+
+  const Loss loss = read_one<Loss>("{at: 3s, loss: 30%, until: 5s, nodes: [4]}", &f);
+  CHECK(loss.fraction == Approx(0.3));
+  CHECK(loss.nodes == std::vector<int>{4});
+  CHECK(f.until == seconds(5));
+  const Latency latency = read_one<Latency>("{at: 3s, latency: 250ms}");
+  CHECK(latency.latency == milliseconds(250));
+  CHECK(latency.nodes.empty());
+  CHECK(read_one<Bandwidth>("{at: 3s, bandwidth: 8Mbit, until: 4s}").bytes_per_second == Approx(1e6));
+
+  const Skew jump = read_one<Skew>("{at: 3s, skew: 2s, nodes: [1]}");
+  CHECK(jump.by == seconds(2));
+  CHECK(jump.over == seconds(0));
+  CHECK(jump.nodes == std::vector<int>{1});
+  const Skew drift = read_one<Skew>("{at: 3s, skew: -2s, over: 10s, nodes: [0, 5]}");
+  CHECK(drift.by == seconds(-2));
+  CHECK(drift.over == seconds(10));
+}
+
+TEST_CASE("an entry without a fault is told every fault kind's key", "[sim]") {
+  std::string message;
+  try {
+    parse_scenario("nodes: [{count: 2, profile: rpi4}]\nfaults: [{at: 5s, crush: 1}]\n", "bad.yaml");
+  } catch (const InputError& e) {
+    message = e.what();
+  }
+  CHECK(message.rfind("bad.yaml: faults[0]: no fault (crash, restart, ", 0) == 0);
+  auto listed = [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return (... && (message.find(std::variant_alternative_t<I, FaultKind>::key) != std::string::npos));
+  };
+  CHECK(listed(std::make_index_sequence<std::variant_size_v<FaultKind>>()));
+  // One kind per entry; the keys a kind does not take are refused, naming those it does.
+  auto refused = [](const std::string& fault) {
+    try {
+      parse_scenario("nodes: [{count: 2, profile: rpi4}]\nfaults: [" + fault + "]\n", "bad.yaml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(refused("{at: 5s, loss: 1%, latency: 2ms}") == "bad.yaml: faults[0]: one fault per entry: both 'loss' and 'latency'");
+  CHECK(refused("{at: 5s, crash: 1, until: 9s}") == "bad.yaml: faults[0].until: unknown key (expected one of: at, crash)");
+  CHECK(refused("{at: 5s, skew: 1s, nodes: [0], until: 9s}") ==
+        "bad.yaml: faults[0].until: unknown key (expected one of: at, nodes, over, skew)");
+  CHECK(refused("{at: 5s, latency: 2ms, until: 5s}") == "bad.yaml: faults[0].until: must come after 'at'");
+}

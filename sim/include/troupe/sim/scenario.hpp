@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "troupe/sim/compute.hpp"
@@ -34,23 +35,79 @@ struct Workload {
   Nanos every{std::chrono::seconds(10)};
 };
 
+// The fault kinds, one struct each, with only what that kind needs. Each struct's `key` is its
+// YAML key; sim/src/faults.cpp reads, applies and ends each kind (docs/sim.md: "Add a fault kind").
+// Node indices count from 0 in the order the nodes exist (joins add to the end).
+
+// Which nodes a crash or a leave stops: `count` random live ones (from the seed), or `nodes`.
+struct PickedNodes {
+  int count = 0;
+  std::vector<int> nodes;  // when not empty: these, and `count` is not used
+};
+
+struct Crash {
+  static constexpr const char* key = "crash";
+  PickedNodes who;
+};
+
+struct Restart {
+  static constexpr const char* key = "restart";
+  bool crashed = false;    // every node crashed so far and still down
+  std::vector<int> nodes;  // or these (crashed first if running)
+};
+
+struct Leave {
+  static constexpr const char* key = "leave";
+  PickedNodes who;
+};
+
+struct Join {
+  static constexpr const char* key = "join";
+  int count = 0;
+  std::string profile;
+};
+
+struct Partition {
+  static constexpr const char* key = "partition";
+  std::vector<int> side_a, side_b;
+  bool b_is_rest = false;  // side b is every node not in side a
+  bool one_way = false;    // only frames from a to b are lost
+};
+
+// Link faults: `nodes` not empty: only the links to or from these nodes.
+struct Loss {
+  static constexpr const char* key = "loss";
+  double fraction = 0;
+  std::vector<int> nodes;
+};
+
+struct Latency {
+  static constexpr const char* key = "latency";
+  Nanos latency{0};
+  std::vector<int> nodes;
+};
+
+struct Bandwidth {
+  static constexpr const char* key = "bandwidth";
+  double bytes_per_second = 0;
+  std::vector<int> nodes;
+};
+
+struct Skew {
+  static constexpr const char* key = "skew";
+  Nanos by{0};             // negative: back
+  Nanos over{0};           // drifts by `by` evenly over this long; 0: jumps at once
+  std::vector<int> nodes;
+};
+
+// The order here is the order of the kinds in messages ("no fault (crash, restart, ...)").
+using FaultKind = std::variant<Crash, Restart, Leave, Join, Partition, Loss, Latency, Bandwidth, Skew>;
+
 struct Fault {
-  enum class Kind { crash, restart, leave, join, partition, loss, latency, bandwidth, skew };
-  Kind kind = Kind::crash;
   Nanos at{0};
-  std::string where;             // "faults[3]", for messages
-  int count = 0;                 // crash/leave/join: how many (random ones for crash and leave)
-  std::vector<int> nodes;        // crash/leave/restart/skew: these node indices; loss/latency/
-                                 // bandwidth: only links to or from them (none: every link)
-  bool crashed = false;          // restart: every node crashed so far and still down
-  std::string profile;           // join
-  std::vector<int> side_a, side_b;  // partition
-  bool b_is_rest = false;        // partition: side b is every node not in side a
-  bool one_way = false;          // partition: only frames from a to b are lost
-  std::optional<Nanos> until;    // partition (heal_at), loss, latency, bandwidth
-  double value = 0;              // loss: fraction; bandwidth: bytes/s
-  Nanos duration{0};             // latency, skew
-  Nanos over{0};                 // skew: drifts by `duration` over this long (0: jumps)
+  std::optional<Nanos> until;  // when it ends (a partition's heal_at, a link fault's until); none: never
+  std::string where;           // "faults[3]", for messages
+  FaultKind what;
 };
 
 struct Expect {

@@ -12,10 +12,12 @@
 #include <string>
 
 #include "commands.hpp"
+#include "mesh_access.hpp"
 #include "mesh_status.hpp"
 #include "openai_api.hpp"
 #include "troupe/discovery/planner.hpp"
 #include "troupe/model/error.hpp"
+#include "troupe/net/addresses.hpp"
 #include "troupe/net/client.hpp"
 #include "troupe/text/chat_template.hpp"
 #include "troupe/text/generate.hpp"
@@ -83,25 +85,39 @@ void report(const GenerationStats& s, const std::string& peer) {
                s.generated_tokens > 1 ? s.decode_ms / (s.generated_tokens - 1) : 0.0, peer.c_str());
 }
 
+// The mesh behind --peer (HOST:PORT or a join token), with what the key file's reading had to say.
+MeshAccess peer_access(const MeshFlags& mesh, const std::string& peer) {
+  MeshAccess access = mesh_access(mesh, {peer}, "--peer");
+  for (const auto& w : access.warnings) std::fprintf(stderr, "troupe: warning: %s\n", w.c_str());
+  return access;
+}
+
+void add_peer_flags(CLI::App* cmd, std::string& peer, MeshFlags& mesh) {
+  cmd->add_option("--peer", peer, "HOST:PORT of any node of the mesh, or a join token (troupe invite)")->required();
+  add_mesh_flags(cmd, mesh);
+}
+
 struct GenerateFlags {
   std::string peer;
+  MeshFlags mesh;
   SamplingFlags sampling;
   std::string prompt;
 };
 
 int run_generate(const GenerateFlags& f) {
-  check_address(f.peer, "--peer");
+  const MeshAccess access = peer_access(f.mesh, f.peer);
   const wire::GenerateRequest r = request(f.sampling, f.prompt, false);
-  net::MeshClient client(f.peer);
-  const GenerationStats stats = stream(client, f.peer, r);
+  const Connection c = connect_to_mesh(access);
+  const GenerationStats stats = stream(*c.client, c.peer, r);
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  report(stats, f.peer);
+  report(stats, c.peer);
   return 0;
 }
 
 struct ChatFlags {
   std::string peer;
+  MeshFlags mesh;
   SamplingFlags sampling;
   std::string system_prompt;
   std::string chat_template;
@@ -125,21 +141,23 @@ enum class Turn { answered, cancelled, refused };
 // Streams one answer to stdout as it comes, whole UTF-8 characters at a time. The mesh keeps no
 // state between turns: each turn sends the whole conversation, which the entry node renders with
 // its model's chat template. Cancelling drops the connection, which ends the session at the node.
-Turn answer(std::unique_ptr<net::MeshClient>& client, const ChatFlags& f, const wire::GenerateRequest& r,
+Turn answer(Connection& connection, const MeshAccess& access, const wire::GenerateRequest& r,
             std::string& reply, GenerationStats& stats) {
+  std::unique_ptr<net::MeshClient>& client = connection.client;
+  const std::string& peer = connection.peer;
   client->send(wire::Message{0, 1, r});
   openai::Utf8Joiner utf8;
   const auto deadline_after = [] { return std::chrono::steady_clock::now() + kReplyTimeout; };
   auto deadline = deadline_after();
   while (true) {
     if (interrupted.exchange(false)) {
-      client = std::make_unique<net::MeshClient>(f.peer);
+      connection = connect_to_mesh(access);
       return Turn::cancelled;
     }
     const std::optional<wire::Message> m = client->poll(std::chrono::milliseconds(100));
     if (!m) {
       if (std::chrono::steady_clock::now() > deadline) {
-        throw RuntimeFailure("no answer from peer " + f.peer + " within " +
+        throw RuntimeFailure("no answer from peer " + peer + " within " +
                              std::to_string(kReplyTimeout.count()) + " s");
       }
       continue;
@@ -157,7 +175,7 @@ Turn answer(std::unique_ptr<net::MeshClient>& client, const ChatFlags& f, const 
       return Turn::answered;
     } else if (const auto* error = std::get_if<wire::Error>(&m->body)) {
       // Bad input (the conversation outgrew the context, ...) ends the turn, not the program.
-      if (error->code != 2) throw RuntimeFailure(error->message + " (via peer " + f.peer + ")");
+      if (error->code != 2) throw RuntimeFailure(error->message + " (via peer " + peer + ")");
       std::fprintf(stderr, "troupe: %s (/reset starts a new conversation)\n", error->message.c_str());
       return Turn::refused;
     }
@@ -165,11 +183,11 @@ Turn answer(std::unique_ptr<net::MeshClient>& client, const ChatFlags& f, const 
 }
 
 int run_chat(const ChatFlags& f) {
-  check_address(f.peer, "--peer");
+  const MeshAccess access = peer_access(f.mesh, f.peer);
   if (!f.chat_template.empty() && !chat_template_named(f.chat_template)) {
     throw InputError("--chat-template " + f.chat_template + ": expected llama2, llama3, chatml or zephyr");
   }
-  auto client = std::make_unique<net::MeshClient>(f.peer);
+  Connection connection = connect_to_mesh(access);
   install_interrupt_handler();
   std::vector<ChatMessage> history;
   auto reset = [&] {
@@ -213,7 +231,7 @@ int run_chat(const ChatFlags& f) {
     r.chat_template = f.chat_template;
     std::string reply;
     GenerationStats stats;
-    const Turn turn = answer(client, f, r, reply, stats);
+    const Turn turn = answer(connection, access, r, reply, stats);
     if (turn == Turn::answered) {
       history.push_back({"assistant", reply});
       last = stats;
@@ -232,22 +250,27 @@ int run_chat(const ChatFlags& f) {
 
 struct StatusFlags {
   std::string peer;
+  MeshFlags mesh;
   bool json = false;
 };
 
 int run_status(const StatusFlags& f) {
-  check_address(f.peer, "--peer");
-  net::MeshClient client(f.peer);
-  const wire::Status status = query_status(client, f.peer);
+  const MeshAccess access = peer_access(f.mesh, f.peer);
+  const Connection c = connect_to_mesh(access);
+  const wire::Status status = query_status(*c.client, c.peer);
   const wire::Status* s = &status;
+  // The node speaks the way this client does, or the handshake would have failed.
+  const bool insecure = access.security.is_insecure();
   if (f.json) {
-    const nlohmann::json j = status_json(status);
+    const nlohmann::json j = status_json(status, insecure);
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
   std::printf("node %s: term %llu, coordinator %s\n", s->self.c_str(),
               static_cast<unsigned long long>(s->term),
               s->coordinator ? s->coordinator->c_str() : "none yet");
+  std::printf("security: %s\n", insecure ? "none (--insecure: neither authenticated nor encrypted)"
+                                         : ("CURVE, mesh " + access.security.mesh_id()).c_str());
   std::printf("members:\n");
   for (const auto& x : s->members) {
     std::printf("  %-20s %-22s %-7s layers %-7s %5.1f GB/s %3d cores %s, budget %.0f MiB\n",
@@ -264,10 +287,9 @@ int run_status(const StatusFlags& f) {
 }  // namespace
 
 void check_address(const std::string& address, const std::string& flag) {
-  const auto colon = address.rfind(':');
-  const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
-  bool ok = colon != std::string::npos && colon > 0 && !port.empty() && port.size() <= 5 &&
-            port.find_first_not_of("0123456789") == std::string::npos;
+  const auto hp = net::split_address(address);
+  const std::string port = hp ? hp->port : "";
+  bool ok = hp && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
   if (ok) {
     const int p = std::stoi(port);
     ok = p >= 1 && p <= 65535;
@@ -280,7 +302,7 @@ void check_address(const std::string& address, const std::string& flag) {
 Action add_generate_command(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text through the mesh (as troupe run)");
-  cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
+  add_peer_flags(cmd, f->peer, f->mesh);
   add_sampling_flags(cmd, f->sampling, 256);
   cmd->add_option("-i", f->prompt, "Prompt")->required();
   return [f] { return run_generate(*f); };
@@ -290,7 +312,7 @@ Action add_chat_command(CLI::App& app) {
   auto f = std::make_shared<ChatFlags>();
   CLI::App* cmd = app.add_subcommand(
       "chat", "Chat through the mesh (reads turns from stdin; /reset, /stats, /quit; Ctrl-C cancels an answer)");
-  cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
+  add_peer_flags(cmd, f->peer, f->mesh);
   cmd->add_option("-y", f->system_prompt, "System prompt");
   cmd->add_option("--chat-template", f->chat_template,
                   "llama2, llama3, chatml or zephyr (default: the one the model file names)");
@@ -301,7 +323,7 @@ Action add_chat_command(CLI::App& app) {
 Action add_status_command(CLI::App& app) {
   auto f = std::make_shared<StatusFlags>();
   CLI::App* cmd = app.add_subcommand("status", "Show the mesh as one node sees it");
-  cmd->add_option("--peer", f->peer, "HOST:PORT of any node of the mesh")->required();
+  add_peer_flags(cmd, f->peer, f->mesh);
   cmd->add_flag("--json", f->json, "One JSON object");
   return [f] { return run_status(*f); };
 }

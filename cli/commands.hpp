@@ -18,6 +18,8 @@ Action add_node_command(CLI::App& app);
 Action add_generate_command(CLI::App& app);
 Action add_chat_command(CLI::App& app);
 Action add_status_command(CLI::App& app);
+Action add_invite_command(CLI::App& app);
+Action add_keygen_command(CLI::App& app);
 Action add_sim_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
 

@@ -156,7 +156,7 @@ struct HttpServer::Impl {
 
   // A fresh connection to this node, as `troupe generate` makes one.
   std::unique_ptr<net::MeshClient> connect() {
-    return std::make_unique<net::MeshClient>(options.node_address, std::chrono::seconds(5));
+    return std::make_unique<net::MeshClient>(options.node_address, options.security, std::chrono::seconds(5));
   }
 
   std::optional<wire::Status> status() {
@@ -301,7 +301,7 @@ struct HttpServer::Impl {
     server.Get("/mesh", [this](const httplib::Request&, httplib::Response& res) {
       const auto s = status();
       if (!s) return send_error(res, mesh_error("the node does not answer a status request", 1));
-      send_json(res, 200, status_json(*s));
+      send_json(res, 200, status_json(*s, options.security.is_insecure()));
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       const ConnectionCounts connections{server.open_connections(), server.refused_connections()};

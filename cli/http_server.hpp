@@ -12,6 +12,7 @@
 
 #include "http_access.hpp"
 #include "openai_api.hpp"
+#include "troupe/net/mesh_key.hpp"
 
 namespace CLI {
 class App;
@@ -33,6 +34,8 @@ struct HttpOptions {
   std::string address;  // HOST:PORT to listen on
   http_access::Policy access;
   std::string node_address;  // the node's --listen address
+  // How the node's connections are secured: the door connects as any client of the mesh does.
+  net::MeshSecurity security = net::MeshSecurity::insecure();
   openai::ModelInfo model;
   std::string chat_template;  // the template chat requests get (for /v1/models)
   // The node's tokenizer (outlives the server): requests that cannot fit in the context are

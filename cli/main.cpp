@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   add(cli::add_generate_command);
   add(cli::add_chat_command);
   add(cli::add_status_command);
+  add(cli::add_invite_command);
+  add(cli::add_keygen_command);
   add(cli::add_sim_command);
   add(cli::add_bench_command);
 

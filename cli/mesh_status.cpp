@@ -22,9 +22,10 @@ wire::Status query_status(net::MeshClient& client, const std::string& peer,
   return *s;
 }
 
-nlohmann::json status_json(const wire::Status& s) {
+nlohmann::json status_json(const wire::Status& s, bool insecure) {
   nlohmann::json j;
   j["node"] = s.self;
+  j["insecure"] = insecure;
   j["term"] = s.term;
   j["coordinator"] = s.coordinator ? nlohmann::json(*s.coordinator) : nlohmann::json(nullptr);
   j["members"] = nlohmann::json::array();

@@ -15,6 +15,7 @@ namespace troupe::cli {
 wire::Status query_status(net::MeshClient& client, const std::string& peer,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-nlohmann::json status_json(const wire::Status& s);
+// `insecure`: whether the connection the status came over (and so the mesh) runs --insecure.
+nlohmann::json status_json(const wire::Status& s, bool insecure);
 
 }  // namespace troupe::cli

@@ -15,6 +15,7 @@
 
 #include "commands.hpp"
 #include "http_server.hpp"
+#include "mesh_access.hpp"
 #include "model_paths.hpp"
 #include "troupe/discovery/planner.hpp"
 #include "troupe/model/error.hpp"
@@ -22,6 +23,7 @@
 #include "troupe/model/llama_gguf.hpp"
 #include "troupe/model/mapped_file.hpp"
 #include "troupe/model/model_identity.hpp"
+#include "troupe/net/addresses.hpp"
 #include "troupe/node/node.hpp"
 #include "troupe/text/chat_template.hpp"
 
@@ -31,9 +33,11 @@ namespace {
 
 struct NodeFlags {
   std::string listen;
+  std::string advertise;
+  MeshFlags mesh;
   std::string model;
   std::string tokenizer;
-  std::vector<std::string> joins;
+  std::vector<std::string> joins;  // HOST:PORT or join tokens
   std::string layers;
   std::string name;
   std::string mem_budget;
@@ -94,12 +98,95 @@ uint64_t parse_size(const std::string& text) {
   return static_cast<uint64_t>(value * scale);
 }
 
-// Where this process reaches its own node: a wildcard --listen host is not an address to connect to.
-std::string local_address(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  const std::string host = listen.substr(0, colon);
-  if (host == "0.0.0.0" || host == "*") return "127.0.0.1" + listen.substr(colon);
-  return listen;
+// The node's options from its flags, checked (InputError naming the flag at fault); `access`
+// gets the mesh the --join values and key flags name.
+NodeOptions node_options(const NodeFlags& flags, MeshAccess& access) {
+  check_address(flags.listen, "--listen");
+  if (!flags.advertise.empty()) check_address(flags.advertise, "--advertise");
+  if (!flags.chat_template.empty() && !chat_template_named(flags.chat_template)) {
+    throw InputError("--chat-template " + flags.chat_template +
+                     ": expected llama2, llama3, chatml or zephyr");
+  }
+  if (flags.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
+  if (flags.throughput < 0 || !std::isfinite(flags.throughput)) {
+    throw InputError("--throughput: expected GB/s, a positive number");
+  }
+  if (flags.discover_port < 1 || flags.discover_port > 65535) {
+    throw InputError("--discover-port " + std::to_string(flags.discover_port) + ": expected 1..65535");
+  }
+  access = mesh_access(flags.mesh, flags.joins, "--join");
+  if (!flags.joins.empty() && access.addresses.empty()) {
+    throw InputError("--join: the join token names no member: make it with troupe invite --peer HOST:PORT");
+  }
+  NodeOptions options;
+  options.listen = flags.listen;
+  options.security = access.security;
+  options.joins = access.addresses;
+  options.advertise = net::advertised_address(
+      flags.listen, flags.advertise,
+      options.joins.empty() ? std::nullopt : std::optional<std::string>(options.joins.front()));
+  options.name = flags.name.empty() ? options.advertise : flags.name;
+  if (options.name.size() > wire::kMaxNameBytes) throw InputError("--name: too long");
+  options.threads = flags.threads;
+  options.mem_budget = flags.mem_budget.empty() ? 0 : parse_size(flags.mem_budget);
+  options.throughput = flags.throughput;
+  options.discover_port = flags.discover ? flags.discover_port : 0;
+  options.activations = flags.activations == "f16" ? wire::ActivationEncoding::f16
+                                                   : wire::ActivationEncoding::f32;
+  if (!flags.layers.empty()) options.layers = parse_layers(flags.layers);
+  return options;
+}
+
+// Says at start how the node's connections are secured, and what the key file had to say.
+void log_security(const NodeOptions& options, const MeshAccess& access) {
+  for (const auto& w : access.warnings) spdlog::warn("{}", w);
+  if (access.key_created) spdlog::info("{}: created, with a new secret", access.source);
+  if (access.security.is_insecure()) {
+    spdlog::warn("--insecure: connections are neither authenticated nor encrypted; whoever reaches {} "
+                 "can join this mesh and read every prompt and answer",
+                 options.listen);
+  } else {
+    spdlog::info("CURVE on every connection, mesh {} (secret from {})", access.security.mesh_id(), access.source);
+  }
+  if (options.advertise != options.listen) spdlog::info("advertised to peers as {}", options.advertise);
+}
+
+// The model as far as the node needs it at start: the pinned layers' weights, else the shape.
+std::shared_ptr<Model> node_model(const std::string& model_path, const NodeOptions& options) {
+  auto model = std::make_shared<Model>();
+  if (options.layers) {
+    LoadOptions load;
+    load.layers = options.layers;
+    *model = load_model(model_path, load);
+  } else {
+    model->path = model_path;
+    model->config = read_model_config(model_path);
+  }
+  return model;
+}
+
+// The HTTP door of --http, entering the mesh through this node as a client does.
+std::unique_ptr<HttpServer> start_http(HttpOptions o, const NodeFlags& flags, const NodeOptions& options,
+                                       const std::string& model_path, const Model& model,
+                                       const Tokenizer& tokenizer) {
+  // A client that closes its connection mid-answer must not kill the node.
+  signal(SIGPIPE, SIG_IGN);
+  o.node_address = net::local_address(options.listen);
+  o.security = *options.security;
+  o.model.id = std::filesystem::path(model_path).stem().string();
+  o.model.seq_len = model.config.seq_len;
+  o.model.chat_template = flags.chat_template;
+  const ChatTemplate chat = choose_chat_template(tokenizer, flags.chat_template);
+  o.chat_template = chat_template_name(chat);
+  o.tokenizer = &tokenizer;
+  auto server = std::make_unique<HttpServer>(o);
+  spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{}; {})", o.address, o.model.id,
+               chat_template_name(chat),
+               !flags.chat_template.empty()                       ? ", from --chat-template"
+               : recognize_chat_template(tokenizer.chat_template) ? ", from the model file"
+                                                                  : ", the default",
+               o.access.api_key.empty() ? "no API key" : "API key required");
+  return server;
 }
 
 int run_node(const NodeFlags& flags) {
@@ -111,75 +198,25 @@ int run_node(const NodeFlags& flags) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  check_address(flags.listen, "--listen");
-  for (const auto& j : flags.joins) check_address(j, "--join");
   std::optional<HttpOptions> http = http_options(flags.http);
-  if (!flags.chat_template.empty() && !chat_template_named(flags.chat_template)) {
-    throw InputError("--chat-template " + flags.chat_template +
-                     ": expected llama2, llama3, chatml or zephyr");
-  }
-  const uint64_t mem_budget = flags.mem_budget.empty() ? 0 : parse_size(flags.mem_budget);
-  if (flags.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
-
-  NodeOptions options;
-  options.listen = flags.listen;
-  options.name = flags.name.empty() ? flags.listen : flags.name;
-  options.joins = flags.joins;
-  options.threads = flags.threads;
-  options.mem_budget = mem_budget;
-  if (flags.throughput < 0 || !std::isfinite(flags.throughput)) {
-    throw InputError("--throughput: expected GB/s, a positive number");
-  }
-  options.throughput = flags.throughput;
-  if (flags.discover_port < 1 || flags.discover_port > 65535) {
-    throw InputError("--discover-port " + std::to_string(flags.discover_port) + ": expected 1..65535");
-  }
-  options.discover_port = flags.discover ? flags.discover_port : 0;
-  options.activations = flags.activations == "f16" ? wire::ActivationEncoding::f16
-                                                   : wire::ActivationEncoding::f32;
-  if (!flags.layers.empty()) options.layers = parse_layers(flags.layers);
-  if (options.name.size() > wire::kMaxNameBytes) throw InputError("--name: too long");
+  MeshAccess access{net::MeshSecurity::insecure(), {}, "", false, {}};
+  const NodeOptions options = node_options(flags, access);
 
   auto logger = spdlog::stderr_color_mt(options.name);
   logger->set_pattern("%^[%H:%M:%S.%e] %n %l%$: %v");
   spdlog::set_default_logger(logger);
 
   const std::string model_path = resolve_model(flags.model);
-  auto model = std::make_shared<Model>();
-  if (options.layers) {
-    LoadOptions load;
-    load.layers = options.layers;
-    *model = load_model(model_path, load);
-  } else {
-    model->path = model_path;
-    model->config = read_model_config(model_path);
-  }
+  const std::shared_ptr<Model> model = node_model(model_path, options);
   const Tokenizer tokenizer = load_tokenizer(model_path, model->config.vocab_size, flags.tokenizer);
+  log_security(options, access);  // (after the model: a bad model file stays a one-line error)
 
   Node node(options, model, tokenizer);
   spdlog::info("listening on {}, model {} ({}), layers {}", options.listen, model_path,
                model_identity(*model),
                options.layers ? discovery::format_range(*options.layers) : "as the coordinator plans");
   std::unique_ptr<HttpServer> server;
-  if (http) {
-    // A client that closes its connection mid-answer must not kill the node.
-    signal(SIGPIPE, SIG_IGN);
-    HttpOptions& o = *http;
-    o.node_address = local_address(options.listen);
-    o.model.id = std::filesystem::path(model_path).stem().string();
-    o.model.seq_len = model->config.seq_len;
-    o.model.chat_template = flags.chat_template;
-    const ChatTemplate chat = choose_chat_template(tokenizer, flags.chat_template);
-    o.chat_template = chat_template_name(chat);
-    o.tokenizer = &tokenizer;
-    server = std::make_unique<HttpServer>(o);
-    spdlog::info("HTTP API on http://{}/ (model '{}', chat template {}{}; {})", o.address, o.model.id,
-                 chat_template_name(chat),
-                 !flags.chat_template.empty()            ? ", from --chat-template"
-                 : recognize_chat_template(tokenizer.chat_template) ? ", from the model file"
-                                                                    : ", the default",
-                 o.access.api_key.empty() ? "no API key" : "API key required");
-  }
+  if (http) server = start_http(std::move(*http), flags, options, model_path, *model, tokenizer);
   int stop_signal = 0;
   sigwait(&stop_signals, &stop_signal);
   spdlog::info("stopping ({})", strsignal(stop_signal));
@@ -195,11 +232,15 @@ int run_node(const NodeFlags& flags) {
 Action add_node_command(CLI::App& app) {
   auto flags = std::make_shared<NodeFlags>();
   CLI::App* cmd = app.add_subcommand("node", "Run one device of the mesh");
-  cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on (peers and clients)")->required();
+  cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on (peers and clients); 0.0.0.0:PORT or [::]:PORT for every interface")->required();
+  cmd->add_option("--advertise", flags->advertise,
+                  "HOST:PORT peers dial to reach this node (default: the --listen address, or for "
+                  "0.0.0.0 the address of the interface toward the first --join peer)");
   cmd->add_option("--model", flags->model, "Model file (GGUF or llama2.c checkpoint) or name")
       ->required();
   cmd->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (default: the model's)");
-  cmd->add_option("--join", flags->joins, "HOST:PORT of a node to join (repeatable)");
+  cmd->add_option("--join", flags->joins, "HOST:PORT of a node to join, or a join token (repeatable)");
+  add_mesh_flags(cmd, flags->mesh);
   cmd->add_option("--layers", flags->layers,
                   "Pin the half-open layer range A:B to this node (default: the coordinator plans)");
   cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");

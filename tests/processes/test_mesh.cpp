@@ -34,7 +34,7 @@ wire::Status wait_status(Mesh& mesh, std::size_t node, const std::function<bool(
   wire::Status last;
   while (std::chrono::steady_clock::now() < deadline) {
     try {
-      troupe::net::MeshClient client(mesh.address(node), 1s);
+      troupe::net::MeshClient client(mesh.address(node), mesh.security(), 1s);
       client.send(wire::Message{0, 1, wire::StatusRequest{}});
       const auto m = client.receive(1s);
       if (const auto* s = std::get_if<wire::Status>(&m.body)) {
@@ -94,7 +94,7 @@ TEST_CASE("a stage killed mid-answer: the answer completes, byte-identical", "[m
   const std::size_t entry = index_of(mesh, s.stages[0].address);
   const std::size_t victim = index_of(mesh, s.stages[1].address);
 
-  troupe::net::MeshClient client(mesh.address(entry));
+  troupe::net::MeshClient client(mesh.address(entry), mesh.security());
   wire::GenerateRequest request;
   request.prompt = "Once upon";
   request.sampling = {1.0f, 0.9f, 42};

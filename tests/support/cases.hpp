@@ -13,13 +13,16 @@
 namespace troupe::test {
 
 nlohmann::json reference_cases();
-// `troupe generate` arguments for one case through `peer`.
-std::vector<std::string> generate_args(const std::string& peer, const nlohmann::json& c);
+// `troupe generate` arguments for one case through `peer` (then `more`: --insecure, ...).
+std::vector<std::string> generate_args(const std::string& peer, const nlohmann::json& c,
+                                       const std::vector<std::string>& more = {});
 // What `troupe generate` printed for case `c` entering through node `entry`, against llama2.c.
 void check_result(const Mesh& mesh, std::size_t entry, const nlohmann::json& c, const ProcessResult& r);
 // Runs the case through node `entry` and checks stdout byte for byte.
 void check_case(const Mesh& mesh, std::size_t entry, const nlohmann::json& c);
-// The status a node answers (fails the test when it does not).
+// The status a node answers (fails the test when it does not), over a connection secured as
+// `security` says (by default the test's mesh key).
 wire::Status status_of(const std::string& address);
+wire::Status status_of(const std::string& address, const net::MeshSecurity& security);
 
 }  // namespace troupe::test

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 
 #include "support/process.hpp"
 #include "troupe/net/client.hpp"
+#include "troupe/net/mesh_key.hpp"
 
 namespace troupe::test {
 
@@ -131,12 +133,18 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+net::MeshSecurity mesh_security(bool insecure) {
+  if (insecure) return net::MeshSecurity::insecure();
+  return net::MeshSecurity::from_secret(net::load_key(config_home() + "/troupe/mesh.key", true).secret);
+}
+
 std::string stories_model() { return shared_dir() + "/models/stories260K/stories260K.bin"; }
 std::string stories_tokenizer() { return shared_dir() + "/models/stories260K/tok512.bin"; }
 
 Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& extra_args,
            const std::vector<std::vector<std::string>>& node_args, const std::string& model)
     : model_(model), dir_(temp_dir()) {
+  insecure_ = std::find(extra_args.begin(), extra_args.end(), "--insecure") != extra_args.end();
   for (std::size_t i = 0; i < nodes.size(); i++) {
     std::vector<std::string> args = extra_args;
     if (i < node_args.size()) args.insert(args.end(), node_args[i].begin(), node_args[i].end());
@@ -205,7 +213,7 @@ bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
     while (true) {
       if (std::chrono::steady_clock::now() > deadline) return false;
       try {
-        net::MeshClient client(addresses_[i], std::chrono::milliseconds(500));
+        net::MeshClient client(addresses_[i], security(), std::chrono::milliseconds(500));
         client.send(wire::Message{0, 1, wire::StatusRequest{}});
         const auto m = client.receive(std::chrono::milliseconds(500));
         const auto* s = std::get_if<wire::Status>(&m.body);
@@ -216,6 +224,10 @@ bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
     }
   }
   return true;
+}
+
+std::vector<std::string> Mesh::client_args() const {
+  return insecure_ ? std::vector<std::string>{"--insecure"} : std::vector<std::string>{};
 }
 
 std::string Mesh::logs() const {

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "troupe/net/mesh_key.hpp"
+
 namespace troupe::test {
 
 // A child process whose stdout and stderr go to a log file.
@@ -46,6 +48,10 @@ class BackgroundProcess {
 // A TCP port on 127.0.0.1 that nothing listens on right now.
 int free_port();
 
+// What the test's own clients (MeshClient) use to reach its nodes: the test's default mesh key
+// (see config_home()), or no CURVE for a mesh started with --insecure.
+net::MeshSecurity mesh_security(bool insecure = false);
+
 struct NodeSpec {
   std::string name;
   std::optional<std::pair<int, int>> layers;  // --layers; none: an entry point only (a memory
@@ -58,7 +64,8 @@ struct NodeSpec {
 std::vector<std::string> node_argv(const NodeSpec& spec, const std::string& address, const std::string& model);
 
 // One node per spec, each joining the first, on stories260K unless `model` names another file
-// (a GGUF carrying its tokenizer).
+// (a GGUF carrying its tokenizer). The nodes use the test's default mesh key, or none when
+// extra_args holds --insecure (the tests that send raw frames).
 class Mesh {
  public:
   // extra_args go to every node; node_args[i] (where given) to node i alone.
@@ -70,6 +77,10 @@ class Mesh {
   // Waits until every running node reports that the mesh serves; false on timeout.
   bool wait_serving(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   std::size_t size() const { return addresses_.size(); }
+  bool insecure() const { return insecure_; }
+  // How a client reaches this mesh: in-process, and as `troupe` flags.
+  net::MeshSecurity security() const { return mesh_security(insecure_); }
+  std::vector<std::string> client_args() const;
   const std::string& address(std::size_t i) const { return addresses_.at(i); }
   const std::string& name(std::size_t i) const { return names_.at(i); }
   BackgroundProcess& process(std::size_t i) { return *processes_.at(i); }
@@ -84,6 +95,7 @@ class Mesh {
   std::vector<NodeSpec> specs_;
   std::vector<std::vector<std::string>> args_;  // per node, beyond the spec
   std::string model_;
+  bool insecure_ = false;
   std::vector<std::string> names_;
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<BackgroundProcess>> processes_;

@@ -18,20 +18,10 @@ extern char** environ;
 
 namespace troupe::test {
 
-ProcessResult run_process(const std::vector<std::string>& argv,
-                          const std::vector<std::pair<std::string, std::string>>& env,
-                          const std::string& input, int timeout_s) {
-  signal(SIGPIPE, SIG_IGN);  // a child that exits without reading its stdin must not kill us
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
-    throw std::runtime_error("pipe failed");
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+namespace {
 
+// The environment a child gets: ours, with `env` set over it.
+std::vector<std::string> child_environment(const std::vector<std::pair<std::string, std::string>>& env) {
   std::vector<std::string> envs;
   for (char** e = environ; *e; e++) {
     std::string s = *e;
@@ -40,21 +30,13 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     if (!overridden) envs.push_back(s);
   }
   for (auto& [k, v] : env) envs.push_back(k + "=" + v);
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
-  cenv.push_back(nullptr);
+  return envs;
+}
 
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  if (rc != 0) throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
-
-  ProcessResult r;
+// Feeds `input` to the child's stdin (in[1]) and collects its stdout and stderr until both
+// close; kills it once `timeout_s` have passed.
+void exchange(pid_t pid, int in[2], int out[2], int err[2], const std::string& input, int timeout_s,
+              ProcessResult& r) {
   std::size_t written = 0;
   if (input.empty()) {
     close(in[1]);
@@ -95,6 +77,41 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     }
   }
   if (in[1] >= 0) close(in[1]);
+}
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& env,
+                          const std::string& input, int timeout_s) {
+  signal(SIGPIPE, SIG_IGN);  // a child that exits without reading its stdin must not kill us
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    throw std::runtime_error("pipe failed");
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+
+  const std::vector<std::string> envs = child_environment(env);
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  for (auto& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
+  cenv.push_back(nullptr);
+
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (rc != 0) throw std::runtime_error("spawn " + argv[0] + ": " + std::strerror(rc));
+
+  ProcessResult r;
+  exchange(pid, in, out, err, input, timeout_s, r);
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFEXITED(status)) {
@@ -114,6 +131,37 @@ ProcessResult run_troupe(const std::vector<std::string>& args,
 }
 
 std::string shared_dir() { return TROUPE_SHARED_DIR; }
+
+namespace {
+
+// Every test process gets a configuration folder of its own, so that the mesh key `troupe`
+// creates and reads by default ($XDG_CONFIG_HOME/troupe/mesh.key) is one per test, shared by the
+// nodes and clients the test starts (they inherit the environment), and never the user's
+// ~/.config/troupe. Set before any test runs, removed when the process exits.
+std::string& config_home_path() {
+  static std::string path;
+  return path;
+}
+
+void remove_config_home() {
+  std::error_code ignored;
+  std::filesystem::remove_all(config_home_path(), ignored);
+}
+
+std::string isolated_config_home() {
+  std::string& path = config_home_path();
+  if (path.empty()) {
+    path = temp_dir();
+    setenv("XDG_CONFIG_HOME", path.c_str(), 1);
+    std::atexit(remove_config_home);
+  }
+  return path;
+}
+const std::string config_home_at_start = isolated_config_home();
+
+}  // namespace
+
+std::string config_home() { return isolated_config_home(); }
 
 std::string temp_dir() {
   std::string tmpl = "/tmp/troupe-test-XXXXXX";

@@ -27,6 +27,9 @@ ProcessResult run_troupe(const std::vector<std::string>& args,
 
 // ../shared, beside the checkout.
 std::string shared_dir();
+// This test process's own $XDG_CONFIG_HOME (set when it starts): the default mesh key of every
+// `troupe` it runs is config_home() + "/troupe/mesh.key", never the user's.
+std::string config_home();
 // A fresh empty directory for a test's files.
 std::string temp_dir();
 

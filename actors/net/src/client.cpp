@@ -1,6 +1,7 @@
 #include "troupe/net/client.hpp"
 
 #include "troupe/model/error.hpp"
+#include "troupe/net/addresses.hpp"
 #include "zmq_socket.hpp"
 
 namespace troupe::net {
@@ -10,26 +11,33 @@ struct MeshClient::Impl {
   zmq::context_t context{1};
   zmq::socket_t dealer{context, zmq::socket_type::dealer};
   zmq::socket_t monitor;
-  bool connected = false;
+  bool insecure = false;
+  bool connected = false;  // the handshake succeeded
+  bool refused = false;    // the handshake failed
 
   // Reads monitor events; false once the connection has broken.
   bool still_connected() {
     while (auto event = zmq_socket::read_event(monitor)) {
-      if (*event == ZMQ_EVENT_CONNECTED) connected = true;
-      if (*event == ZMQ_EVENT_DISCONNECTED && connected) return false;
+      if (event->id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected = true;
+      if (event->id & zmq_socket::kHandshakeFailed) refused = true;
+      if (event->id == ZMQ_EVENT_DISCONNECTED && connected) return false;
     }
     return true;
   }
 };
 
-MeshClient::MeshClient(const std::string& peer, std::chrono::milliseconds connect_timeout)
+MeshClient::MeshClient(const std::string& peer, const MeshSecurity& security,
+                       std::chrono::milliseconds connect_timeout)
     : impl_(std::make_unique<Impl>()) {
   Impl& c = *impl_;
   c.peer = peer;
-  zmq_socket::configure(c.dealer);
-  c.monitor = zmq_socket::monitor(c.context, c.dealer, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+  c.insecure = security.is_insecure();
+  zmq_socket::configure(c.dealer, peer);
+  zmq_socket::secure_client(c.dealer, security);
+  c.monitor = zmq_socket::monitor(c.context, c.dealer,
+                                  ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | zmq_socket::kHandshakeFailed);
   try {
-    c.dealer.connect(zmq_socket::endpoint(peer));
+    c.dealer.connect(endpoint(peer));
   } catch (const zmq::error_t& e) {
     throw InputError("--peer " + peer + ": not an address (" + e.what() + ")");
   }
@@ -38,6 +46,11 @@ MeshClient::MeshClient(const std::string& peer, std::chrono::milliseconds connec
     zmq::pollitem_t item{c.monitor.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, std::chrono::milliseconds(50));
     c.still_connected();
+    if (c.refused) {
+      throw InputError("peer " + peer + " refused the handshake: " +
+                       (c.insecure ? "this client runs --insecure and that node does not"
+                                   : "that node is not of this mesh (another mesh secret, or it runs --insecure)"));
+    }
     if (!c.connected && std::chrono::steady_clock::now() > deadline) {
       throw RuntimeFailure("cannot reach peer " + peer + ": nothing answers there");
     }

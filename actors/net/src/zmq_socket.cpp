@@ -3,13 +3,12 @@
 #include <atomic>
 #include <cstring>
 
+#include "troupe/net/addresses.hpp"
 #include "troupe/protocol/wire.hpp"
 
 namespace troupe::net::zmq_socket {
 
-std::string endpoint(const std::string& address) { return "tcp://" + address; }
-
-void configure(zmq::socket_t& socket) {
+void configure(zmq::socket_t& socket, const std::string& address) {
   socket.set(zmq::sockopt::linger, 0);
   socket.set(zmq::sockopt::heartbeat_ivl, 1000);
   socket.set(zmq::sockopt::heartbeat_timeout, 5000);
@@ -19,6 +18,25 @@ void configure(zmq::socket_t& socket) {
   socket.set(zmq::sockopt::sndhwm, 100000);
   socket.set(zmq::sockopt::reconnect_ivl, 100);
   socket.set(zmq::sockopt::reconnect_ivl_max, 1000);
+  // Only for IPv6 addresses: with it on, a host name that also has an IPv6 address ("localhost")
+  // would be dialled there, where a node listening on 127.0.0.1 does not answer.
+  if (is_ipv6(address)) socket.set(zmq::sockopt::ipv6, 1);
+}
+
+void secure_server(zmq::socket_t& socket, const MeshSecurity& security) {
+  if (security.is_insecure()) return;
+  socket.set(zmq::sockopt::curve_server, 1);
+  socket.set(zmq::sockopt::curve_secretkey, zmq::buffer(security.server().secret_key));
+  socket.set(zmq::sockopt::curve_publickey, zmq::buffer(security.server().public_key));
+  // The handler on inproc://zeromq.zap.01 (handshake_guard.hpp) checks the client's key.
+  socket.set(zmq::sockopt::zap_domain, "troupe");
+}
+
+void secure_client(zmq::socket_t& socket, const MeshSecurity& security) {
+  if (security.is_insecure()) return;
+  socket.set(zmq::sockopt::curve_serverkey, zmq::buffer(security.server().public_key));
+  socket.set(zmq::sockopt::curve_publickey, zmq::buffer(security.client().public_key));
+  socket.set(zmq::sockopt::curve_secretkey, zmq::buffer(security.client().secret_key));
 }
 
 zmq::socket_t monitor(zmq::context_t& context, zmq::socket_t& socket, int events) {
@@ -31,16 +49,19 @@ zmq::socket_t monitor(zmq::context_t& context, zmq::socket_t& socket, int events
   return pair;
 }
 
-std::optional<uint16_t> read_event(zmq::socket_t& monitor) {
-  zmq::message_t event;
-  if (!monitor.recv(event, zmq::recv_flags::dontwait)) return std::nullopt;
-  uint16_t id = 0;
-  if (event.size() >= 2) std::memcpy(&id, event.data(), 2);
-  // The second part names the endpoint; every part must be read.
-  while (event.more()) {
-    if (!monitor.recv(event, zmq::recv_flags::none)) break;
+std::optional<Event> read_event(zmq::socket_t& monitor) {
+  zmq::message_t message;
+  if (!monitor.recv(message, zmq::recv_flags::dontwait)) return std::nullopt;
+  Event event;
+  if (message.size() >= 6) {
+    std::memcpy(&event.id, message.data(), 2);
+    std::memcpy(&event.value, static_cast<const char*>(message.data()) + 2, 4);
   }
-  return id;
+  // The second part names the endpoint; every part must be read.
+  while (message.more()) {
+    if (!monitor.recv(message, zmq::recv_flags::none)) break;
+  }
+  return event;
 }
 
 }  // namespace troupe::net::zmq_socket

@@ -5,9 +5,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
 #include <vector>
 
+#include "handshake_guard.hpp"
 #include "troupe/model/error.hpp"
+#include "troupe/net/addresses.hpp"
 #include "zmq_socket.hpp"
 
 #include <zmq_addon.hpp>
@@ -26,44 +29,58 @@ std::string hex(const std::string& bytes) {
   return out;
 }
 
+constexpr auto kExpectedPeerWarning = std::chrono::seconds(5);
+
+std::string not_of_this_mesh(const MeshSecurity& security) {
+  return security.is_insecure()
+             ? "the handshake fails: that node is not --insecure (this one is)"
+             : "the handshake fails: that node is not of this mesh (another mesh secret, or it runs --insecure)";
+}
+
 }  // namespace
 
+struct ZmqTransport::Link {
+  zmq::socket_t dealer;
+  zmq::socket_t monitor;
+  bool connected = false;  // the handshake succeeded and the connection has not broken since
+  bool reached = false;    // a TCP connection came up at some point
+  bool refused = false;    // the last handshake failed
+};
+
 struct ZmqTransport::Sockets {
-  struct Link {
-    zmq::socket_t dealer;
-    zmq::socket_t monitor;
-    bool connected = false;
-  };
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
-  zmq::socket_t router_monitor;
-  using LinkKey = std::pair<std::string, Lane>;
   std::map<LinkKey, Link> links;  // by peer address and lane
+  std::set<std::string> refused;  // peers whose handshake fails, logged once until it succeeds
+  std::chrono::steady_clock::time_point next_warning = std::chrono::steady_clock::now() + kExpectedPeerWarning;
+  // Declared last, so destroyed first: its sockets close before the context ends.
+  std::unique_ptr<HandshakeGuard> guard;
 
-  Link& link(const std::string& address, Lane lane) {
+  Link& link(const std::string& address, Lane lane, const MeshSecurity& security) {
     auto it = links.find({address, lane});
     if (it != links.end()) return it->second;
     Link l;
     l.dealer = zmq::socket_t(context, zmq::socket_type::dealer);
-    zmq_socket::configure(l.dealer);
-    l.monitor = zmq_socket::monitor(context, l.dealer, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
-    l.dealer.connect(zmq_socket::endpoint(address));
+    zmq_socket::configure(l.dealer, address);
+    zmq_socket::secure_client(l.dealer, security);
+    l.monitor = zmq_socket::monitor(context, l.dealer,
+                                    ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                        zmq_socket::kHandshakeFailed);
+    l.dealer.connect(endpoint(address));
     return links.emplace(LinkKey{address, lane}, std::move(l)).first->second;
   }
 };
 
-ZmqTransport::ZmqTransport(const std::string& listen_address)
-    : listen_address_(listen_address), sockets_(std::make_unique<Sockets>()) {
+ZmqTransport::ZmqTransport(const std::string& listen_address, const MeshSecurity& security)
+    : listen_address_(listen_address), security_(security), sockets_(std::make_unique<Sockets>()) {
   zmq::socket_t& router = sockets_->router;
-  zmq_socket::configure(router);
+  zmq_socket::configure(router, listen_address);
+  zmq_socket::secure_server(router, security);
   // A reply to a client that has gone fails loudly instead of vanishing.
   router.set(zmq::sockopt::router_mandatory, 1);
-  sockets_->router_monitor =
-      zmq_socket::monitor(sockets_->context, router,
-                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                              ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED);
+  sockets_->guard = std::make_unique<HandshakeGuard>(sockets_->context, router, security);
   try {
-    router.bind(zmq_socket::endpoint(listen_address));
+    router.bind(endpoint(listen_address));
   } catch (const zmq::error_t& e) {
     if (e.num() == EADDRINUSE || e.num() == EADDRNOTAVAIL || e.num() == EACCES) {
       throw RuntimeFailure("--listen " + listen_address + ": cannot listen there: " + e.what());
@@ -80,12 +97,19 @@ ZmqTransport::~ZmqTransport() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
+void ZmqTransport::expect_peer(const std::string& address, const std::string& flag) {
+  expected_[address] = {flag, false};
+}
+
+uint64_t ZmqTransport::refused_handshakes() const {
+  return sockets_ && sockets_->guard ? sockets_->guard->refused() : 0;
+}
+
 void ZmqTransport::start(Events events) {
   events_ = std::move(events);
   // The sockets move to the I/O thread; creating it is the memory barrier ZeroMQ asks for.
   thread_ = std::thread([this] { loop(); });
 }
-
 void ZmqTransport::push(Work work) {
   {
     std::lock_guard lock(mutex_);
@@ -154,7 +178,7 @@ void ZmqTransport::send_now(const std::string& address, const Frame& frame, Lane
   bytes_sent_.fetch_add(frame.size(), std::memory_order_relaxed);
   zmq::message_t body(frame.data(), frame.size());
   try {
-    Sockets::Link& link = sockets_->link(address, lane);  // connects on first use
+    Link& link = sockets_->link(address, lane, security_);  // connects on first use
     if (!link.dealer.send(body, zmq::send_flags::dontwait)) {
       spdlog::warn("frame to {} dropped: too many frames waiting for it", address);
       if (events_.peer_lost) events_.peer_lost(address);
@@ -183,13 +207,12 @@ void ZmqTransport::run_queue() {
 void ZmqTransport::loop() {
   io_thread_ = std::this_thread::get_id();
   std::vector<zmq::pollitem_t> items;
-  std::vector<Sockets::LinkKey> item_links;  // the link of each monitor and dealer item
+  std::vector<LinkKey> item_links;  // the link of each monitor and dealer item
   while (!stopping_) {
     items.clear();
     item_links.clear();
     items.push_back({sockets_->router.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-    items.push_back({sockets_->router_monitor.handle(), 0, ZMQ_POLLIN, 0});
     for (auto& [key, link] : sockets_->links) {
       items.push_back({link.monitor.handle(), 0, ZMQ_POLLIN, 0});
       items.push_back({link.dealer.handle(), 0, ZMQ_POLLIN, 0});
@@ -198,73 +221,97 @@ void ZmqTransport::loop() {
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(1000));
     } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) continue;
-      spdlog::error("transport poll failed: {}", e.what());
+      if (e.num() != EINTR) spdlog::error("transport poll failed: {}", e.what());
       continue;
     }
     if (stopping_) break;
-
     if (items[1].revents & ZMQ_POLLIN) {
       uint64_t count;
       [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof count);
       run_queue();
     }
-    if (items[0].revents & ZMQ_POLLIN) {
-      // Drain what is waiting, a bounded number at a time so sending is never starved.
-      for (int i = 0; i < 256; i++) {
-        std::vector<zmq::message_t> parts;
-        zmq::recv_result_t got;
-        try {
-          got = zmq::recv_multipart(sockets_->router, std::back_inserter(parts), zmq::recv_flags::dontwait);
-        } catch (const zmq::error_t& e) {
-          spdlog::warn("receive failed: {}", e.what());
-          break;
-        }
-        if (!got) break;
-        // A ROUTER prefixes the sender's routing id; anything but one frame after it (a REQ
-        // envelope, a multi-part message) is not ours.
-        if (parts.size() != 2) {
-          spdlog::warn("dropped a message of {} parts from {}: troupe frames are single-part",
-                       parts.size() - 1, parts.empty() ? "?" : hex(parts[0].to_string()));
-          continue;
-        }
-        frames_received_.fetch_add(1, std::memory_order_relaxed);
-        bytes_received_.fetch_add(parts[1].size(), std::memory_order_relaxed);
-        const auto* data = static_cast<const uint8_t*>(parts[1].data());
-        if (events_.frame) events_.frame(parts[0].to_string(), Frame(data, data + parts[1].size()));
-      }
-    }
-    if (items[2].revents & ZMQ_POLLIN) {
-      while (auto event = zmq_socket::read_event(sockets_->router_monitor)) {
-        if (*event == ZMQ_EVENT_DISCONNECTED) {
-          spdlog::debug("an incoming connection closed");
-        } else {
-          spdlog::warn("dropped an incoming connection: ZeroMQ handshake failed (not a troupe peer?)");
-        }
-      }
-    }
+    if (items[0].revents & ZMQ_POLLIN) receive_frames();
     for (std::size_t i = 0; i < item_links.size(); i++) {
-      const std::string& address = item_links[i].first;
-      Sockets::Link& link = sockets_->links.at(item_links[i]);
+      Link& link = sockets_->links.at(item_links[i]);
+      if (items[2 + 2 * i].revents & ZMQ_POLLIN) read_link_events(item_links[i], link);
       if (items[3 + 2 * i].revents & ZMQ_POLLIN) {
-        while (auto event = zmq_socket::read_event(link.monitor)) {
-          if (*event == ZMQ_EVENT_CONNECTED && !link.connected) {
-            link.connected = true;
-            if (events_.peer_connected) events_.peer_connected(address);
-          } else if (*event == ZMQ_EVENT_DISCONNECTED && link.connected) {
-            link.connected = false;
-            if (events_.peer_lost) events_.peer_lost(address);
-          }
-        }
-      }
-      if (items[4 + 2 * i].revents & ZMQ_POLLIN) {
         // Peers answer through their own connections; anything arriving here is dropped.
         zmq::message_t junk;
         while (link.dealer.recv(junk, zmq::recv_flags::dontwait)) {
         }
-        spdlog::warn("dropped frames that {} sent back on our connection to it", address);
+        spdlog::warn("dropped frames that {} sent back on our connection to it", item_links[i].first);
       }
     }
+    warn_expected_peers();
+  }
+}
+
+void ZmqTransport::receive_frames() {
+  // Drain what is waiting, a bounded number at a time so sending is never starved.
+  for (int i = 0; i < 256; i++) {
+    std::vector<zmq::message_t> parts;
+    zmq::recv_result_t got;
+    try {
+      got = zmq::recv_multipart(sockets_->router, std::back_inserter(parts), zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("receive failed: {}", e.what());
+      return;
+    }
+    if (!got) return;
+    // A ROUTER prefixes the sender's routing id; anything but one frame after it (a REQ
+    // envelope, a multi-part message) is not ours.
+    if (parts.size() != 2) {
+      spdlog::warn("dropped a message of {} parts from {}: troupe frames are single-part",
+                   parts.size() - 1, parts.empty() ? "?" : hex(parts[0].to_string()));
+      continue;
+    }
+    frames_received_.fetch_add(1, std::memory_order_relaxed);
+    bytes_received_.fetch_add(parts[1].size(), std::memory_order_relaxed);
+    const auto* data = static_cast<const uint8_t*>(parts[1].data());
+    if (events_.frame) events_.frame(parts[0].to_string(), Frame(data, data + parts[1].size()));
+  }
+}
+
+void ZmqTransport::read_link_events(const LinkKey& key, Link& link) {
+  const std::string& address = key.first;
+  while (auto event = zmq_socket::read_event(link.monitor)) {
+    if (event->id == ZMQ_EVENT_CONNECTED) {
+      link.reached = true;
+    } else if (event->id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !link.connected) {
+      link.connected = true;
+      link.refused = false;
+      if (sockets_->refused.erase(address)) spdlog::info("{}: the handshake succeeds now", address);
+      if (auto it = expected_.find(address); it != expected_.end()) it->second.answered = true;
+      if (events_.peer_connected) events_.peer_connected(address);
+    } else if (event->id == ZMQ_EVENT_DISCONNECTED && link.connected) {
+      link.connected = false;
+      if (events_.peer_lost) events_.peer_lost(address);
+    } else if (event->id & zmq_socket::kHandshakeFailed) {
+      link.refused = true;
+      if (sockets_->refused.insert(address).second) {
+        spdlog::warn("cannot talk to {}: {}", address, not_of_this_mesh(security_));
+      }
+    }
+  }
+}
+
+void ZmqTransport::warn_expected_peers() {
+  const auto now = std::chrono::steady_clock::now();
+  if (expected_.empty() || now < sockets_->next_warning) return;
+  sockets_->next_warning = now + kExpectedPeerWarning;
+  for (auto& [address, expected] : expected_) {
+    if (expected.answered) continue;
+    bool refused = false, reached = false;
+    for (Lane lane : {Lane::control, Lane::data}) {
+      auto it = sockets_->links.find({address, lane});
+      if (it == sockets_->links.end()) continue;
+      refused |= it->second.refused;
+      reached |= it->second.reached;
+    }
+    spdlog::warn("{} {}: {}; still trying", expected.flag, address,
+                 refused   ? not_of_this_mesh(security_)
+                 : reached ? "it accepts connections but completes no handshake"
+                           : "nothing answers there (no node listening, or a firewall in the way)");
   }
 }
 

@@ -35,6 +35,11 @@ uint64_t instance_number() {
   return (uint64_t(ns) & ~uint64_t(0xFFF)) | (std::random_device{}() & 0xFFF);
 }
 
+const net::MeshSecurity& security_of(const NodeOptions& options) {
+  if (!options.security) throw std::invalid_argument("NodeOptions::security is required");
+  return *options.security;
+}
+
 }  // namespace
 
 struct Node::Impl {
@@ -52,11 +57,14 @@ struct Node::Impl {
   bool stopped = false;
 
   Impl(const NodeOptions& options, std::shared_ptr<const Model> m, const Tokenizer& tokenizer)
-      : model(std::move(m)), load(options.load), pool(options.threads), transport(options.listen),
+      : model(std::move(m)),
+        load(options.load),
+        pool(options.threads),
+        transport(options.listen, security_of(options)),
         system(configure(config)) {
     const ModelConfig& mc = model->config;
-    context.name = options.name.empty() ? options.listen : options.name;
-    context.address = options.listen;
+    context.address = options.advertise.empty() ? options.listen : options.advertise;
+    context.name = options.name.empty() ? context.address : options.name;
     context.joins = options.joins;
     context.config = &mc;
     context.tokenizer = &tokenizer;
@@ -99,10 +107,11 @@ struct Node::Impl {
     context.mesh.cost = discovery::model_cost(mc, layer_bytes, embedding, embedding, 1);
     context.mesh.membership.model_file = model->path;
 
+    for (const auto& j : options.joins) transport.expect_peer(j, "--join");
     actors = std::make_unique<actors::NodeActors>(system, &context, &transport, actors::NodeActors::Options{});
     if (options.discover_port > 0) {
       beacon = std::make_unique<net::LanBeacon>(
-          context.address, me.model, options.discover_port,
+          context.address, me.model, *options.security, options.discover_port,
           [to = actors.get()](const std::string& address) { to->discovered(address); });
     }
   }

@@ -1,6 +1,7 @@
 // A client's connection to one node of the mesh (`troupe generate`, `chat`, `status`, tests):
-// one DEALER socket to the node's ROUTER, with a monitor so that a node that exits or goes silent
-// ends the wait with an error instead of a hang.
+// one DEALER socket to the node's ROUTER, under CURVE with the mesh's keys (or none, for an
+// --insecure mesh), with a monitor so that a node that exits or goes silent ends the wait with an
+// error instead of a hang.
 #pragma once
 
 #include <chrono>
@@ -8,16 +9,18 @@
 #include <optional>
 #include <string>
 
+#include "troupe/net/mesh_key.hpp"
 #include "troupe/protocol/wire.hpp"
 
 namespace troupe::net {
 
 class MeshClient {
  public:
-  // Connects to `peer` (host:port); RuntimeFailure naming it when nothing answers within
-  // `connect_timeout`.
-  explicit MeshClient(const std::string& peer,
-                      std::chrono::milliseconds connect_timeout = std::chrono::seconds(5));
+  // Connects to `peer` (host:port) and completes the handshake: RuntimeFailure naming it when
+  // nothing answers within `connect_timeout`, InputError when it refuses the handshake (a node
+  // of another mesh, or --insecure on one side only).
+  MeshClient(const std::string& peer, const MeshSecurity& security,
+             std::chrono::milliseconds connect_timeout = std::chrono::seconds(5));
   ~MeshClient();
   MeshClient(const MeshClient&) = delete;
   MeshClient& operator=(const MeshClient&) = delete;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "troupe/model/model.hpp"
+#include "troupe/net/mesh_key.hpp"
 #include "troupe/protocol/wire.hpp"
 #include "troupe/text/tokenizer.hpp"
 
@@ -15,8 +16,11 @@ namespace troupe {
 
 struct NodeOptions {
   std::string listen;                 // host:port
-  std::string name;                   // default: the listen address
+  std::string advertise;              // host:port peers dial; default: the listen address
+  std::string name;                   // default: the advertised address
   std::vector<std::string> joins;     // host:port of members to join through
+  // The mesh's keys, or none (--insecure); required: a node never picks a mesh by default.
+  std::optional<net::MeshSecurity> security;
   std::optional<LayerRange> layers;   // --layers: pinned by hand; none: the coordinator decides
   uint64_t mem_budget = 0;            // bytes for weights and caches; 0: the memory available
   double throughput = 0;              // GB/s advertised to the planner; 0: measured at start

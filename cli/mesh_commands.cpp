@@ -59,7 +59,7 @@ int run_invite(const InviteFlags& f) {
   for (const auto& a : token.addresses) listed += (listed.empty() ? "" : ", ") + a;
   std::fprintf(stderr, "troupe: a join token of mesh %s (from %s) naming %s; it carries the mesh secret: "
                        "share it as you would a password\n",
-               access.security.mesh_id().c_str(), access.source.c_str(),
+               access.security.mesh_id().c_str(), (access.source + (access.key_created ? ", created now" : "")).c_str(),
                listed.empty() ? "no member (give --peer HOST:PORT of a running node to include its members)"
                               : ("the members " + listed).c_str());
   return 0;

@@ -52,7 +52,10 @@ std::string peer_of(int fd) {
   }
   const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&a);
   inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
-  return "[" + std::string(host) + "]:" + std::to_string(ntohs(a6->sin6_port));
+  std::string text = "[";  // built in steps: GCC 12 warns (-Wrestrict) on "[" + std::string(...)
+  text += host;
+  text += "]:" + std::to_string(ntohs(a6->sin6_port));
+  return text;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "support/process.hpp"
@@ -30,6 +31,11 @@ std::map<std::string, std::string> golden_lines(std::istream& in) {
   return lines;
 }
 
+// Probes of frames that end before fields that a codec older than the field lists refused to
+// miss; the lists mark them appended, so they read with the fields' defaults.
+const std::set<std::string> kAppendedSinceRecord = {"probe activations_5_fields", "probe sampled_3_fields",
+                                                   "probe status_9_fields"};
+
 wire_test::NamedFrame probe(const std::string& name) {
   for (wire_test::NamedFrame& p : wire_test::probe_frames()) {
     if (p.name == name) return std::move(p);
@@ -50,7 +56,12 @@ TEST_CASE("the codec writes and judges frames as the golden record says", "[wire
   for (const auto& [key, line] : golden) {
     INFO(key);
     REQUIRE(current.count(key) == 1);
-    CHECK(current.at(key) == line);
+    const std::string frame_hash = line.substr(0, line.find(' '));
+    if (kAppendedSinceRecord.count(key) && line == frame_hash + " refused") {
+      CHECK(current.at(key).rfind(frame_hash + " ok:", 0) == 0);
+    } else {
+      CHECK(current.at(key) == line);
+    }
   }
   // The recorded frames themselves decode and encode back byte for byte.
   for (const auto& [key, line] : golden) {
@@ -75,6 +86,16 @@ TEST_CASE("every frame of the fuzz corpus decodes and encodes back byte for byte
 }
 
 TEST_CASE("frames from older nodes lack the appended fields and read as the defaults", "[wire]") {
+  const Activations act = std::get<Activations>(decode(probe("activations_5_fields").frame).body);
+  CHECK(act.pos == 17);
+  CHECK(act.compute_us == 0);
+  const Sampled sampled = std::get<Sampled>(decode(probe("sampled_3_fields").frame).body);
+  CHECK(sampled.rng_state == 0x9e3779b97f4a7c15ull);
+  CHECK(sampled.compute_us == 0);
+  const Status status = std::get<Status>(decode(probe("status_9_fields").frame).body);
+  CHECK(status.problem == "layers 2:5 are held by no live node");
+  CHECK(status.counters.frames_sent == 0);
+  CHECK(status.counters.hop_seconds == 0);
   const Done done = std::get<Done>(decode(probe("done_6_fields").frame).body);
   CHECK(done.stats.total_ms == 22);
   CHECK(done.finish_reason.empty());

@@ -151,7 +151,25 @@ std::vector<uint8_t> encode(const Message& message) {
 
 namespace {
 
-msgpack::object_handle parse(std::span<const uint8_t> frame) {
+// The parser's objects live in one zone per thread, emptied when a frame is decoded (its first
+// chunk stays), so that decoding a small frame allocates nothing but what the message keeps.
+class ParserZone {
+ public:
+  ParserZone() : zone_(of_this_thread()) {}
+  ~ParserZone() { zone_.clear(); }
+  ParserZone(const ParserZone&) = delete;
+  ParserZone& operator=(const ParserZone&) = delete;
+  msgpack::zone& get() { return zone_; }
+
+ private:
+  static msgpack::zone& of_this_thread() {
+    thread_local msgpack::zone zone;
+    return zone;
+  }
+  msgpack::zone& zone_;
+};
+
+msgpack::object parse(std::span<const uint8_t> frame, msgpack::zone& zone) {
   if (frame.size() > kMaxFrameBytes) {
     throw InputError("frame of " + std::to_string(frame.size()) + " bytes is over the limit of " +
                      std::to_string(kMaxFrameBytes));
@@ -166,22 +184,22 @@ msgpack::object_handle parse(std::span<const uint8_t> frame) {
   // Strings and bins point into `frame` instead of being copied into the parser's zone: the
   // fields copy what they keep before decode returns, so an activation frame is copied once.
   auto in_place = [](msgpack::type::object_type, std::size_t, void*) { return true; };
-  msgpack::object_handle handle;
+  msgpack::object root;
   try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
-                             +in_place, nullptr, limit);
+    root = msgpack::unpack(zone, reinterpret_cast<const char*>(frame.data()), frame.size(), offset,
+                           +in_place, nullptr, limit);
   } catch (const std::exception& e) {
     throw InputError(std::string("malformed frame (") + e.what() + ")");
   }
   if (offset != frame.size()) throw InputError("malformed frame (bytes after the end)");
-  return handle;
+  return root;
 }
 
 }  // namespace
 
 Message decode(std::span<const uint8_t> frame) {
-  const msgpack::object_handle handle = parse(frame);
-  schema::Reader envelope(handle.get(), "envelope");
+  ParserZone zone;
+  schema::Reader envelope(parse(frame, zone.get()), "envelope");
   if (envelope.size() < 6) envelope.fail("too short");
   const uint64_t magic = envelope.u64();
   if (magic != kMagic) throw InputError("not a troupe frame (bad magic)");

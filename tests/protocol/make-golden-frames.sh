@@ -37,7 +37,7 @@ ${CXX:-c++} -std=c++20 -O2 -I"$codec" -Iruntime/protocol/include -Iruntime/text/
 {
   echo "# What the wire codec of commit $(git rev-parse --short "$commit") writes for each sample and how it judges"
   echo "# each probe and one-byte mutation (tests/protocol/wire_samples.hpp describes the lines)."
-  echo "# Made by: tests/protocol/make-golden-frames.sh $commit BUILD_DIR"
+  echo "# Made by: tests/protocol/make-golden-frames.sh $(git rev-parse --short "$commit") BUILD_DIR"
   "$work/make_golden_frames" ${corpus:+"$corpus"}
 } >tests/protocol/golden_frames.txt
 echo "wrote tests/protocol/golden_frames.txt ($(grep -c '^message' tests/protocol/golden_frames.txt) samples," \

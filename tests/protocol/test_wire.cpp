@@ -6,100 +6,12 @@
 
 #include "troupe/model/error.hpp"
 #include "troupe/protocol/wire.hpp"
+#include "wire_samples.hpp"
 
 using namespace troupe;
 using namespace troupe::wire;
 
-namespace {
-
-std::vector<Message> samples() {
-  MemberInfo a;
-  a.name = "a";
-  a.address = "127.0.0.1:7000";
-  a.instance = 1700000000123456789ull;
-  a.model = "52b9beb67a43d73b (5 layers)";
-  a.model_layers = 5;
-  a.mem_budget = uint64_t(3) << 30;
-  a.throughput = 12.5;
-  a.cores = 4;
-  a.arch = "aarch64";
-  a.pinned = LayerRange{0, 2};
-  a.layers = LayerRange{0, 2};
-  MemberInfo b = a;
-  b.name = "b";
-  b.address = "10.0.0.3:9";
-  b.pinned = std::nullopt;
-  b.layers = std::nullopt;
-  Gossip gossip;
-  gossip.kind = Gossip::Kind::ping_req;
-  gossip.probe = 77;
-  gossip.from = "127.0.0.1:7000";
-  gossip.target = "10.0.0.3:9";
-  gossip.term = 4;
-  gossip.coordinator = "127.0.0.1:7000";
-  gossip.updates = {{a, MemberState::alive, 3}, {b, MemberState::suspect, 9}};
-  PlanAnnounce plan;
-  plan.term = 4;
-  plan.coordinator = "127.0.0.1:7000";
-  plan.version = 12;
-  plan.stages = {{"a", "127.0.0.1:7000", {0, 2}}, {"b", "10.0.0.3:9", {2, 5}}};
-  SessionStart start;
-  start.entry = "127.0.0.1:7000";
-  start.route = {{"127.0.0.1:7000", {0, 2}}, {"127.0.0.1:7001", {2, 5}}};
-  start.sampling = {0.8f, 0.9f, 1234567890123ull};
-  start.steps = 256;
-  start.tokens = {1, 400, 511, 0};
-  const float x[6] = {1.5f, -2.25f, 3e-8f, 1e30f, -0.0f, 42};
-  Activations act = Activations::pack(x, 2, 3, ActivationEncoding::f32);
-  act.pos = 17;
-  act.sample = true;
-  act.compute_us = 4321;
-  GenerateRequest gen;
-  gen.prompt = "Once upon a time \xe2\x9c\x93";
-  gen.sampling = {0, 0.5f, 7};
-  gen.steps = 0;
-  gen.chat = true;
-  gen.max_tokens = 40;
-  gen.echo = false;
-  gen.stop = {"\n\n", "The end"};
-  gen.messages = {{"system", "Be brief."}, {"user", "Hi \xe2\x9c\x93"}};
-  gen.chat_template = "llama3";
-  Done done;
-  done.stats.prompt_tokens = 5;
-  done.stats.generated_tokens = 100;
-  done.stats.positions = 104;
-  done.stats.first_token_ms = 1.5;
-  done.stats.decode_ms = 20.25;
-  done.stats.total_ms = 22;
-  done.finish_reason = "length";
-  Status status;
-  status.self = "a";
-  status.coordinator = "b";
-  status.members = {{"a", "127.0.0.1:7000", "alive", LayerRange{0, 2}, 1 << 30, 9.5, 2, "x86_64"},
-                    {"e", "127.0.0.1:7002", "dead", std::nullopt, 0, 0.0, 0, ""}};
-  status.plan_version = 3;
-  status.stages = {{"a", "127.0.0.1:7000", {0, 2}}};
-  status.model_layers = 5;
-  status.problem = "layers 2:5 are held by no live node";
-  status.counters = {1, 7, 900, 1200, 3.25, 10, 2000, 11, 2100, 44, 0.0042};
-  return {
-      {0xffffffffffffffffull, 3, start},
-      {5, 4, Step{300, 17}},
-      {6, 5, act},
-      {7, 6, Sampled{301, 2, 0x9e3779b97f4a7c15ull, 1234}},
-      {8, 7, SessionEnd{"done"}},
-      {9, 8, Error{2, "prompt too long"}},
-      {0, 1, gen},
-      {10, 9, Text{"piece"}},
-      {10, 10, done},
-      {0, 11, StatusRequest{}},
-      {0, 12, status},
-      {0, 13, gossip},
-      {0, 14, plan},
-  };
-}
-
-}  // namespace
+using troupe::wire_test::samples;
 
 TEST_CASE("every message survives encoding and decoding", "[wire]") {
   for (const Message& m : samples()) {

@@ -4,7 +4,9 @@
 // where payload is an array of the message's fields in a fixed order (new fields are appended,
 // and a reader ignores fields it does not know). Activations travel as a msgpack bin of raw
 // little-endian floats (f32, or f16 as an option), never as text. Token ids travel as a bin of
-// little-endian int32.
+// little-endian int32. Each message's fields (their order, msgpack kinds, limits and meanings)
+// are declared once, in src/wire_schema.hpp: the encoder, the decoder and docs/protocol.md's
+// message tables are derived from those lists.
 //
 // Decoding takes untrusted bytes: anything malformed, oversized, of another protocol version or
 // outside the limits below throws InputError with a message that says what was wrong; nothing
@@ -166,7 +168,7 @@ struct Sampled {
   int pos = 0;    // positions run before this token
   int token = 0;
   uint64_t rng_state = 0;  // the sampler's state after drawing it: a replay resumes from here
-  uint64_t compute_us = 0; // the stages' compute time for this position, summed over the route
+  uint64_t compute_us = 0; // the stages' compute time for this position, summed over the route (appended)
 };
 
 struct SessionEnd {

@@ -1,5 +1,5 @@
-// The table of glibc's expf algorithm, shared by the SIMD expf_elements paths (exp_avx512.cpp,
-// exp_avx2.cpp; data only, so it may sit in a header compiled with either's flags).
+// The table of glibc's expf algorithm, shared by the SIMD expf_elements paths (simd_loops.hpp;
+// data only, so it may sit in a header compiled with any file's flags).
 #pragma once
 
 #include <cstdint>

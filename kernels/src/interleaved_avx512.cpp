@@ -13,9 +13,7 @@
 // A block's pieces are loaded (and Q4_0's nibbles split) once for up to 8 tokens; each token's
 // sums and float part are those of one token alone.
 //
-// Also here: the x sums, and the copy of whole groups of ggml blocks into that layout
-// (interleaved.cpp's reference loops give the same bytes), a transpose of 32-bit words in
-// registers.
+// Also here: the x sums. (The copy of ggml blocks into that layout: loops_avx512.cpp.)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -23,7 +21,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "matvec_impl.hpp"
 
@@ -157,72 +154,6 @@ void x16_matmul(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const X
   }
 }
 
-// ---- Copying ggml blocks into groups (interleave_q8_0 / interleave_q4_0 in kernels.hpp) ----
-
-// 16 bytes of each of 16 rows (p + r * stride) -> 4 vectors, vector k holding bytes 4k..4k+3 of
-// row r in 32-bit lane r: a 16 x 4 transpose of 32-bit words. Lane L of a[j] takes row 4L + j, so
-// that the two rounds of unpacks leave every row in its own lane with no final permute.
-[[gnu::always_inline]] inline void transpose_16x4(__m512i out[4], const uint8_t* p, int64_t stride) {
-  __m512i a[4];
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; j++) {
-    const auto row = [&](int r) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + r * stride)); };
-    __m512i v = _mm512_castsi128_si512(row(j));
-    v = _mm512_inserti32x4(v, row(4 + j), 1);
-    v = _mm512_inserti32x4(v, row(8 + j), 2);
-    a[j] = _mm512_inserti32x4(v, row(12 + j), 3);
-  }
-  const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]), t1 = _mm512_unpackhi_epi32(a[0], a[1]);
-  const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]), t3 = _mm512_unpackhi_epi32(a[2], a[3]);
-  out[0] = _mm512_unpacklo_epi64(t0, t2);
-  out[1] = _mm512_unpackhi_epi64(t0, t2);
-  out[2] = _mm512_unpacklo_epi64(t1, t3);
-  out[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-// The 16 rows' fp16 scales (the first two bytes of each block at p + r * stride), one by one (a
-// 16-lane vpgatherdd made the whole copy ~10% slower on Zen 4).
-[[gnu::always_inline]] inline void copy_scales(uint16_t* dst, const uint8_t* p, int64_t stride) {
-#pragma GCC unroll 16
-  for (int r = 0; r < kInterleave; r++) std::memcpy(dst + r, p + r * stride, 2);
-}
-
-// As interleaved.cpp's prefetch_next_group: the same block of the next group's 16 rows into L2.
-void prefetch_rows(const uint8_t* p, int64_t stride) {
-#pragma GCC unroll 16
-  for (int r = 0; r < kInterleave; r++) _mm_prefetch(ahead(p, r * stride), _MM_HINT_T1);
-}
-
-template <typename Block>
-void interleave_groups(uint8_t* dst, const Block* src, int groups, int nb) {
-  constexpr bool q4 = sizeof(Block) == sizeof(BlockQ4_0);
-  constexpr int64_t quants = q4 ? int64_t(kQuantsQ4_0x16) : int64_t(kQuantsQ8_0x16);
-  const int64_t stride = int64_t(nb) * int64_t(sizeof(Block));  // bytes from a row to the next
-  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int g = 0; g < groups; g++) {
-    uint8_t* group = dst + int64_t(g) * nb * (quants + int64_t(kScalesX16));
-    const auto* rows = reinterpret_cast<const uint8_t*>(src + int64_t(g) * kInterleave * nb);
-    for (int b = 0; b < nb; b++) {
-      const uint8_t* block = rows + int64_t(b) * int64_t(sizeof(Block));
-      if (q4 ? b % 2 == 0 : true) prefetch_rows(block + kInterleave * stride, stride);
-      uint8_t* q = group + b * quants;
-      __m512i piece[4];
-      transpose_16x4(piece, block + 2, stride);  // quants start after the 2-byte scale
-      if constexpr (q4) {
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) _mm512_storeu_si512(q + 64 * k, piece[k]);
-      } else {  // two rounds of 16 bytes; the quants made unsigned (q + 128)
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) _mm512_storeu_si512(q + 64 * k, _mm512_xor_si512(piece[k], bias));
-        transpose_16x4(piece, block + 18, stride);
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) _mm512_storeu_si512(q + 64 * (4 + k), _mm512_xor_si512(piece[k], bias));
-      }
-      copy_scales(reinterpret_cast<uint16_t*>(group + nb * quants) + b * kInterleave, block, stride);
-    }
-  }
-}
-
 }  // namespace
 
 void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
@@ -244,13 +175,6 @@ void sum_x_blocks_avx512(XBlockSum* out, const BlockQ8_0* x, int blocks, int off
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     out[b] = {-offset * _mm_cvtsi128_si32(s), _cvtsh_ss(x[b].d)};
   }
-}
-
-void interleave_groups_q8_0_avx512(uint8_t* dst, const BlockQ8_0* src, int groups, int nb) {
-  interleave_groups(dst, src, groups, nb);
-}
-void interleave_groups_q4_0_avx512(uint8_t* dst, const BlockQ4_0* src, int groups, int nb) {
-  interleave_groups(dst, src, groups, nb);
 }
 
 }  // namespace troupe::kernels::detail

@@ -20,7 +20,8 @@ void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, 
 void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
 // Attention over cached positions (kernels.hpp's key_scores, weighted_sums): reference.cpp's
-// loops and AVX2 / AVX-512 paths that give their floats, lanes being positions / columns.
+// loops and AVX2 / AVX-512 paths that give their floats, lanes being positions / columns
+// (simd_loops.hpp, instantiated by loops_avx2.cpp and loops_avx512.cpp).
 void key_scores_ref(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
                     int queries, const float* keys, int count, int n, float scale);
 void weighted_sums_ref(float* out, std::ptrdiff_t out_stride, const float* w,
@@ -55,12 +56,12 @@ void dequantize_row_f16_ref(float* y, const uint16_t* x, int n);
 void dequantize_row_f16_f16c(float* y, const uint16_t* x, int n);
 #endif
 
-// expf_elements: libm's expf per element (reference.cpp) and, with its floats, AVX-512
-// (exp_avx512.cpp).
+// expf_elements: libm's expf per element (reference.cpp) and, with its floats, AVX2 and AVX-512
+// (simd_loops.hpp, as attention's loops).
 void expf_elements_ref(float* y, const float* x, int n);
 #if defined(TROUPE_HAVE_X86_SIMD)
 void expf_elements_avx512(float* y, const float* x, int n);
-void expf_elements_avx2(float* y, const float* x, int n);  // exp_avx2.cpp
+void expf_elements_avx2(float* y, const float* x, int n);
 #endif
 
 // Interleaved blocks (interleaved.cpp): the same floats, read out of the groups; the reference

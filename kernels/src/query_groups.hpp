@@ -1,6 +1,5 @@
 // Attention's queries that share a key head run in groups of 8, 4, 2 or 1, so that a group's size
-// is a compile-time constant and its chains stay in registers (attention_avx2.cpp,
-// attention_avx512.cpp).
+// is a compile-time constant and its chains stay in registers (simd_loops.hpp).
 //
 // In an unnamed namespace on purpose: each per-ISA file gets its own copy, compiled with its own
 // flags (see matvec_impl.hpp on why nothing inline is shared between them).

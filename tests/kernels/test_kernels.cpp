@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "loops_portable.hpp"
 #include "troupe/kernels/kernels.hpp"
 
 namespace tk = troupe::kernels;
@@ -87,6 +88,24 @@ void runq_matmul(float* xout, const int8_t* xq, const float* xs, const int8_t* w
     }
     xout[i] = val;
   }
+}
+
+// One implementation of a loop under test, named for the messages.
+template <class Fn>
+struct Path {
+  std::string name;
+  Fn fn;
+};
+
+// A loop of simd_loops.hpp as each runnable ISA has it, then over portable vectors of 8 and 16
+// lanes (loops_portable.cpp): the logic the AVX2 and AVX-512 builds run, checked on any CPU.
+template <class Fn, class OfIsa>
+std::vector<Path<Fn>> simd_loop_paths(OfIsa of_isa, Fn portable8, Fn portable16) {
+  std::vector<Path<Fn>> out;
+  for (Isa isa : runnable_isas()) out.push_back({std::string(tk::isa_name(isa)), of_isa(isa)});
+  out.push_back({"portable 8 lanes", portable8});
+  out.push_back({"portable 16 lanes", portable16});
+  return out;
 }
 
 struct RowRange {
@@ -1208,11 +1227,17 @@ TEST_CASE("interleaving copies every row whole and pads the last group with zero
         }
       }
       const int whole = rows / 16;
-      for (Isa isa : runnable_isas()) {
-        INFO("isa " << tk::isa_name(isa));
+      const auto paths8 = simd_loop_paths(
+          [](Isa isa) { return tk::matmul_ops(isa).interleave_groups_q8_0; },
+          tk::detail::interleave_groups_q8_0_portable<8>, tk::detail::interleave_groups_q8_0_portable<16>);
+      const auto paths4 = simd_loop_paths(
+          [](Isa isa) { return tk::matmul_ops(isa).interleave_groups_q4_0; },
+          tk::detail::interleave_groups_q4_0_portable<8>, tk::detail::interleave_groups_q4_0_portable<16>);
+      for (std::size_t path = 0; path < paths8.size(); path++) {
+        INFO("path " << paths8[path].name);
         std::vector<uint8_t> g8(p8.size()), g4(p4.size());
-        tk::matmul_ops(isa).interleave_groups_q8_0(g8.data(), w8.data(), whole, nb);
-        tk::matmul_ops(isa).interleave_groups_q4_0(g4.data(), w4.data(), whole, nb);
+        paths8[path].fn(g8.data(), w8.data(), whole, nb);
+        paths4[path].fn(g4.data(), w4.data(), whole, nb);
         CHECK(std::memcmp(g8.data(), p8.data(), tk::interleaved_bytes_q8_0(whole * 16, n)) == 0);
         CHECK(std::memcmp(g4.data(), p4.data(), tk::interleaved_bytes_q4_0(whole * 16, n)) == 0);
       }
@@ -1334,17 +1359,20 @@ TEST_CASE("expf_elements gives libm's expf bit for bit", "[kernels][reference]")
   // every run ends in a partial vector, computed in place (y == x); then uniform values where
   // softmax and SwiGLU live and glibc's edges (overflow, subnormal results, underflow to 0).
   std::vector<float> x, got;
+  const auto exp_paths =
+      simd_loop_paths([](Isa isa) { return tk::matvec_ops(isa).exp_f32; },
+                      tk::detail::expf_elements_portable<8>, tk::detail::expf_elements_portable<16>);
   auto check = [&] {
-    for (Isa isa : runnable_isas()) {
+    for (const auto& [name, exp_f32] : exp_paths) {
       got = x;
-      tk::matvec_ops(isa).exp_f32(got.data(), got.data(), static_cast<int>(got.size()));
+      exp_f32(got.data(), got.data(), static_cast<int>(got.size()));
       size_t wrong = 0;
       for (size_t i = 0; i < x.size(); i++) {
         if (bits_of(got[i]) != bits_of(std::exp(x[i]))) {
           if (wrong++ < 5) UNSCOPED_INFO("expf(" << x[i] << ") = " << std::exp(x[i]) << ", got " << got[i]);
         }
       }
-      INFO("isa " << tk::isa_name(isa));
+      INFO("path " << name);
       CHECK(wrong == 0);
     }
   };
@@ -1376,6 +1404,9 @@ TEST_CASE("expf_elements gives libm's expf bit for bit", "[kernels][reference]")
 TEST_CASE("key_scores gives dot's float over the scale for every query and key", "[kernels][reference]") {
   std::mt19937 rng(37);
   const float scale = 8.0f;
+  const auto paths =
+      simd_loop_paths([](Isa isa) { return tk::matvec_ops(isa).key_scores; },
+                      tk::detail::key_scores_portable<8>, tk::detail::key_scores_portable<16>);
   for (int n : {1, 7, 8, 64, 100}) {
     for (int count : {1, 7, 16, 17, 33, 70}) {
       const auto rows = random_floats(rng, size_t(count) * n);  // key j: rows + j * n
@@ -1388,11 +1419,10 @@ TEST_CASE("key_scores gives dot's float over the scale for every query and key",
       for (int queries : {1, 2, 3, 8, 9}) {
         const std::ptrdiff_t q_stride = n + 1, out_stride = count + 2;
         const auto q = random_floats(rng, size_t(queries) * q_stride);
-        for (Isa isa : runnable_isas()) {
-          INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " queries " << queries);
+        for (const auto& [name, key_scores] : paths) {
+          INFO("path " << name << " n " << n << " count " << count << " queries " << queries);
           std::vector<float> got(size_t(queries) * out_stride, NAN);
-          tk::matvec_ops(isa).key_scores(got.data(), out_stride, q.data(), q_stride, queries, keys.data(),
-                                         count, n, scale);
+          key_scores(got.data(), out_stride, q.data(), q_stride, queries, keys.data(), count, n, scale);
           for (int k = 0; k < queries; k++) {
             for (int j = 0; j < count; j++) {
               const float want = tk::dot(q.data() + k * q_stride, rows.data() + size_t(j) * n, n) / scale;
@@ -1423,6 +1453,9 @@ TEST_CASE("softmax_rows gives softmax's floats for each row", "[kernels][referen
 
 TEST_CASE("weighted_sums give the floats of axpy row after row", "[kernels][reference]") {
   std::mt19937 rng(41);
+  const auto paths =
+      simd_loop_paths([](Isa isa) { return tk::matvec_ops(isa).weighted_sums; },
+                      tk::detail::weighted_sums_portable<8>, tk::detail::weighted_sums_portable<16>);
   for (int n : {1, 15, 16, 17, 64, 100, 128}) {
     for (int count : {1, 2, 9, 65}) {
       for (int queries : {1, 2, 3, 8, 9}) {
@@ -1435,11 +1468,10 @@ TEST_CASE("weighted_sums give the floats of axpy row after row", "[kernels][refe
             tk::axpy(want.data() + k * out_stride, w[k * w_stride + r], rows.data() + r * stride, n);
           }
         }
-        for (Isa isa : runnable_isas()) {
-          INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " queries " << queries);
+        for (const auto& [name, weighted_sums] : paths) {
+          INFO("path " << name << " n " << n << " count " << count << " queries " << queries);
           std::vector<float> got(size_t(queries) * out_stride, NAN);
-          tk::matvec_ops(isa).weighted_sums(got.data(), out_stride, w.data(), w_stride, queries, rows.data(),
-                                            stride, count, n);
+          weighted_sums(got.data(), out_stride, w.data(), w_stride, queries, rows.data(), stride, count, n);
           for (int k = 0; k < queries; k++) {
             for (int i = 0; i < n; i++) CHECK(bits_of(got[k * out_stride + i]) == bits_of(want[k * out_stride + i]));
             CHECK(std::isnan(got[k * out_stride + n]));  // nothing past n is written

@@ -1,8 +1,9 @@
-// troupe-kernels: the Q8_0 / Q4_0 kernels on their own, for the figures in README.md.
+// troupe-kernels: the kernels of the weight types with an interleaved layout (Q8_0, Q4_0) on
+// their own, for the figures in README.md.
 //
 //   troupe-kernels [--n 2048] [--dram-mib 600] [--threads N] [--tokens 64] [--reps 5]
 //
-// For each type: the matvec (one token) over a matrix that stays in L2 and over one far larger
+// For each such type: the matvec (one token) over a matrix that stays in L2 and over one far larger
 // than the caches, in GB/s of weights; and a batch of --tokens tokens over L2-sized tiles, in
 // G multiply-adds a second, both in ggml's layout and, where the CPU has kernels for it, copied
 // into the interleaved layout first as the engine does (kernels.hpp). Rows are split over
@@ -18,7 +19,6 @@
 #include <functional>
 #include <random>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "troupe/kernels/kernels.hpp"
@@ -63,39 +63,47 @@ double best_seconds(int reps, const std::function<void()>& f) {
   return best;
 }
 
-template <typename Block>
-void run_type(const char* name, int n, std::size_t dram_bytes, int threads, int tokens, int reps,
-              std::mt19937& rng) {
-  constexpr bool q4 = sizeof(Block) == sizeof(k::BlockQ4_0);
-  const int nb = n / k::kBlock;
-  const std::size_t row_bytes = std::size_t(nb) * sizeof(Block);
-  const int dram_rows = int(dram_bytes / row_bytes) / 16 * 16;
-  auto* w = reinterpret_cast<Block*>(huge_buffer(std::size_t(dram_rows) * row_bytes));
-  for (std::size_t i = 0; i < std::size_t(dram_rows) * nb; i++) {
-    w[i].d = k::fp32_to_fp16(0.001f * float(1 + rng() % 16));
-    for (auto& q : w[i].qs) q = static_cast<std::remove_reference_t<decltype(q)>>(rng());
+// Rows of random weights: `pattern` rows of random floats in the type's blocks, repeated.
+uint8_t* random_rows(k::WeightType type, int rows, int n, std::mt19937& rng) {
+  constexpr int kPattern = 64;
+  const std::size_t row_bytes = k::type_traits(type).bytes_of(n);
+  uint8_t* w = huge_buffer(std::size_t(rows) * row_bytes);
+  std::vector<float> row(n);
+  for (int r = 0; r < std::min(rows, kPattern); r++) {
+    for (float& v : row) v = float(int(rng() % 2001) - 1000) / 1000.0f;
+    k::quantize_row(type, w + std::size_t(r) * row_bytes, row.data(), n);
   }
+  for (int r = kPattern; r < rows; r++) {
+    std::memcpy(w + std::size_t(r) * row_bytes, w + std::size_t(r % kPattern) * row_bytes, row_bytes);
+  }
+  return w;
+}
+
+void run_type(k::WeightType type, int n, std::size_t dram_bytes, int threads, int tokens, int reps,
+              std::mt19937& rng) {
+  const k::TypeTraits& traits = k::type_traits(type);
+  const k::TypeTraits& input = k::type_traits(traits.input);
+  const k::TypeKernels& kern = k::isa_kernels()[type];
+  const int nb = n / input.block;  // x's blocks a token
+  const std::size_t row_bytes = traits.bytes_of(n);
+  const int dram_rows = int(dram_bytes / row_bytes) / 16 * 16;
+  const uint8_t* w = random_rows(type, dram_rows, n, rng);
   std::vector<float> xf(std::size_t(tokens) * n);
   for (auto& v : xf) v = float(int(rng() % 2001) - 1000) / 1000.0f;
-  std::vector<k::BlockQ8_0> x(std::size_t(tokens) * nb);
-  for (int t = 0; t < tokens; t++) k::quantize_row_q8_0(x.data() + std::size_t(t) * nb, xf.data() + std::size_t(t) * n, n);
-  std::vector<k::XBlockSum> sums8(x.size()), sums4(x.size());  // once per token, as the engine
+  std::vector<uint8_t> x(std::size_t(tokens) * input.bytes_of(n));
+  std::vector<k::XBlockSum> sums(std::size_t(tokens) * nb);  // once per token, as the engine
   for (int t = 0; t < tokens; t++) {
-    k::sum_x_blocks_q8_0x16(sums8.data() + std::size_t(t) * nb, x.data() + std::size_t(t) * nb, nb);
-    k::sum_x_blocks_q4_0x16(sums4.data() + std::size_t(t) * nb, x.data() + std::size_t(t) * nb, nb);
+    uint8_t* xt = x.data() + std::size_t(t) * input.bytes_of(n);
+    k::quantize_row(traits.input, xt, xf.data() + std::size_t(t) * n, n);
+    k::sum_x_blocks(type, sums.data() + std::size_t(t) * nb, xt, nb);
   }
   std::vector<float> y(std::size_t(tokens) * dram_rows);
-  const k::MatvecOps& mv = k::matvec_ops();
-  const k::MatmulOps& mm = k::matmul_ops();
 
   // `iters` products of rows [0, rows) over the threads, each thread its share every time.
   auto matvec = [&](int rows, int iters) {
     return best_seconds(reps, [&] {
       split(threads, rows, [&](int r0, int r1) {
-        for (int i = 0; i < iters; i++) {
-          if constexpr (q4) mv.q4_0(y.data(), w, x.data(), n, r0, r1);
-          else mv.q8_0(y.data(), w, x.data(), n, r0, r1);
-        }
+        for (int i = 0; i < iters; i++) kern.matvec(y.data(), w, x.data(), n, r0, r1);
       });
     }) / iters;
   };
@@ -115,20 +123,14 @@ void run_type(const char* name, int n, std::size_t dram_bytes, int threads, int 
         for (int a = r0; a < r1; a += tile) {
           const int b = std::min(r1, a + tile);
           if (!interleave) {
-            if constexpr (q4) mm.q4_0(y.data(), batch_rows, w, x.data(), nb, n, tokens, a, b);
-            else mm.q8_0(y.data(), batch_rows, w, x.data(), nb, n, tokens, a, b);
+            kern.matmul(y.data(), batch_rows, w, x.data(), nb, n, tokens, a, b);
             continue;
           }
           std::vector<uint8_t>& t = scratch[index];
-          if constexpr (q4) {
-            t.resize(std::max(t.size(), k::interleaved_bytes_q4_0(b - a, n)));
-            k::interleave_q4_0(t.data(), w + std::size_t(a) * nb, b - a, n);
-            mm.q4_0x16(y.data() + a, batch_rows, t.data(), x.data(), sums4.data(), nb, n, tokens, 0, b - a);
-          } else {
-            t.resize(std::max(t.size(), k::interleaved_bytes_q8_0(b - a, n)));
-            k::interleave_q8_0(t.data(), w + std::size_t(a) * nb, b - a, n);
-            mm.q8_0x16(y.data() + a, batch_rows, t.data(), x.data(), sums8.data(), nb, n, tokens, 0, b - a);
-          }
+          t.resize(std::max(t.size(), k::interleaved_bytes(type, b - a, n)));
+          k::interleave(type, t.data(), w + std::size_t(a) * row_bytes, b - a, n);
+          kern.matmul_interleaved(y.data() + a, batch_rows, t.data(), x.data(), sums.data(), nb, n,
+                                  tokens, 0, b - a);
         }
       };
       const int per = (batch_rows / threads + 15) / 16 * 16;
@@ -143,9 +145,9 @@ void run_type(const char* name, int n, std::size_t dram_bytes, int threads, int 
   const double ggml = batch(false);
   std::printf("%s, n %d, %d thread%s: matvec %.1f GB/s in L2, %.1f GB/s from DRAM (%zu MiB); "
               "%d tokens %.0f G multiply-adds/s",
-              name, n, threads, threads == 1 ? "" : "s", in_l2, dram, std::size_t(dram_rows) * row_bytes >> 20,
-              tokens, ggml);
-  if (k::prefers_interleaved_blocks()) std::printf(", interleaved tiles %.0f", batch(true));
+              traits.name, n, threads, threads == 1 ? "" : "s", in_l2, dram,
+              std::size_t(dram_rows) * row_bytes >> 20, tokens, ggml);
+  if (k::isa_kernels().interleaves_batches) std::printf(", interleaved tiles %.0f", batch(true));
   std::printf("\n");
 }
 
@@ -167,8 +169,10 @@ int main(int argc, char** argv) {
   }
   std::mt19937 rng(1);
   std::printf("isa %s\n", std::string(k::isa_name(k::detected_isa())).c_str());
-  run_type<k::BlockQ4_0>("q4_0", n, dram_mib << 20, threads, tokens, reps, rng);
-  run_type<k::BlockQ8_0>("q8_0", n, dram_mib << 20, threads, tokens, reps, rng);
+  for (int i = 0; i < k::kWeightTypes; i++) {
+    const auto type = static_cast<k::WeightType>(i);
+    if (k::type_traits(type).interleaved) run_type(type, n, dram_mib << 20, threads, tokens, reps, rng);
+  }
   for (uint8_t* p : g_buffers) std::free(p);
   return 0;
 }

@@ -25,6 +25,7 @@
 #include "troupe/model/model.hpp"
 #include "troupe/model/thread_pool.hpp"
 #include "troupe/model/transformer.hpp"
+#include "troupe/model/weight_types.hpp"
 #include "troupe/text/sampler.hpp"
 
 namespace troupe::cli {
@@ -272,8 +273,8 @@ Action add_bench_command(CLI::App& app) {
   cmd->add_option("--reps", opt->reps, "Repetitions; the best is reported (default 3)");
   cmd->add_option("--bandwidth-mib", opt->bandwidth_mib, "Buffer of each bandwidth probe, far above the caches (default 256)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
-  cmd->add_option("--quantize", opt->quantize, "Quantize f32/f16 weights on load: q8_0 or q4_0")
-      ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  cmd->add_option("--quantize", opt->quantize, quantize_flag_help())
+      ->check(CLI::IsMember(quantize_on_load_types()));
   cmd->add_flag("--json", opt->json, "Print a JSON array instead of the table");
   return [opt] { return bench(*opt); };
 }

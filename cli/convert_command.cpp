@@ -14,6 +14,7 @@
 #include "troupe/model/error.hpp"
 #include "troupe/model/llama_gguf_writer.hpp"
 #include "troupe/model/model.hpp"
+#include "troupe/model/weight_types.hpp"
 #include "troupe/text/gguf_vocabulary.hpp"
 #include "troupe/text/tokenizer.hpp"
 
@@ -29,19 +30,22 @@ struct ConvertOptions {
 };
 
 // One stderr line naming the matrices kept in f32.
-void note_widened(const LlamaGgufLayout& layout, const std::string& type) {
+void note_widened(const LlamaGgufLayout& layout, const std::string& name, GgmlType type) {
   if (layout.widened.empty()) return;
   std::string names;
   for (const std::string& n : layout.widened) names += (names.empty() ? "" : ", ") + n;
   std::fprintf(stderr,
-               "troupe: note: %zu matri%s kept in f32: rows not a multiple of %s's 32-value blocks: %s\n",
-               layout.widened.size(), layout.widened.size() == 1 ? "x" : "ces", type.c_str(),
-               names.c_str());
+               "troupe: note: %zu matri%s kept in f32: rows not a multiple of %s's %d-value blocks: %s\n",
+               layout.widened.size(), layout.widened.size() == 1 ? "x" : "ces", name.c_str(),
+               ggml_block_size(type), names.c_str());
 }
 
 int convert(const ConvertOptions& opt) {
   const std::optional<GgmlType> type = parse_ggml_weight_type(opt.type);
-  if (!type) throw InputError("--type: '" + opt.type + "' is not one of f32, f16, q8_0, q4_0");
+  if (!type) {
+    throw InputError("--type: '" + opt.type + "' is not one of " +
+                     list_names(named_weight_types(), ", "));
+  }
   const std::string path = resolve_model(opt.checkpoint);
   MappedFile mapped(path);
   if (mapped.size() >= 4 && std::memcmp(mapped.bytes().data(), "GGUF", 4) == 0) {
@@ -57,12 +61,12 @@ int convert(const ConvertOptions& opt) {
   int matrices = 0;
   for (const LlamaTensor& t : layout.tensors) matrices += t.matrix;
   if (static_cast<int>(layout.widened.size()) == matrices) {
-    throw InputError("--type " + opt.type + ": no matrix of " + path +
-                     " has rows of whole 32-value blocks (dim " + std::to_string(c.dim) +
-                     ", hidden " + std::to_string(c.hidden_dim) + ")");
+    throw InputError("--type " + opt.type + ": no matrix of " + path + " has rows of whole " +
+                     std::to_string(ggml_block_size(*type)) + "-value blocks (dim " +
+                     std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden_dim) + ")");
   }
   check_output_path(opt.out);
-  note_widened(layout, opt.type);
+  note_widened(layout, opt.type, *type);
 
   LlamaGgufOptions options;
   options.name = std::filesystem::path(path).stem().string();
@@ -110,7 +114,7 @@ Action add_convert_command(CLI::App& app) {
   cmd->add_option("checkpoint", opt->checkpoint, "llama2.c checkpoint (any version)")->required();
   cmd->add_option("--tokenizer", opt->tokenizer, "Its llama2.c tokenizer file")->required();
   cmd->add_option("--out", opt->out, "The GGUF file to write")->required();
-  cmd->add_option("--type", opt->type, "Type of the matrices: f32 (default), f16, q8_0, q4_0");
+  cmd->add_option("--type", opt->type, type_flag_help());
   return [opt] { return convert(*opt); };
 }
 

@@ -14,6 +14,7 @@
 #include "progress.hpp"
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/model/error.hpp"
+#include "troupe/model/weight_types.hpp"
 #include "troupe/text/generate.hpp"
 
 namespace troupe::cli {
@@ -165,8 +166,8 @@ Action add_run_command(CLI::App& app) {
       ->check(CLI::IsMember({"generate", "chat"}));
   cmd->add_option("-y", opt->system_prompt, "System prompt in chat mode");
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
-  cmd->add_option("--quantize", opt->quantize, "Quantize f32/f16 weights on load: q8_0 or q4_0")
-      ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  cmd->add_option("--quantize", opt->quantize, quantize_flag_help())
+      ->check(CLI::IsMember(quantize_on_load_types()));
   cmd->add_flag("--mmap", opt->mmap,
                 "Leave the weights mapped from the file instead of loading them into memory");
   return [opt, cmd] {

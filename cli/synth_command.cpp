@@ -18,6 +18,7 @@
 #include "troupe/model/gguf.hpp"
 #include "troupe/model/llama_gguf_writer.hpp"
 #include "troupe/model/model_shapes.hpp"
+#include "troupe/model/weight_types.hpp"
 #include "troupe/text/gguf_vocabulary.hpp"
 #include "troupe/text/tokenizer.hpp"
 
@@ -178,7 +179,10 @@ std::function<void(GgufWriter&)> tokenizer_keys(const std::string& path, int voc
 
 int synth(const SynthOptions& opt) {
   const std::optional<GgmlType> type = parse_ggml_weight_type(opt.type);
-  if (!type) throw InputError("--type: '" + opt.type + "' is not one of f32, f16, q8_0, q4_0");
+  if (!type) {
+    throw InputError("--type: '" + opt.type + "' is not one of " +
+                     list_names(named_weight_types(), ", "));
+  }
   if (opt.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
   if (opt.seed < 0) throw InputError("--seed: " + std::to_string(opt.seed) + " is negative");
   std::string name;
@@ -188,9 +192,9 @@ int synth(const SynthOptions& opt) {
   int matrices = 0;
   for (const LlamaTensor& t : layout.tensors) matrices += t.matrix;
   if (static_cast<int>(layout.widened.size()) == matrices) {
-    throw InputError("--type " + opt.type + ": no matrix of this shape has rows of whole 32-value " +
-                     "blocks (dim " + std::to_string(c.dim) + ", hidden " +
-                     std::to_string(c.hidden_dim) + ")");
+    throw InputError("--type " + opt.type + ": no matrix of this shape has rows of whole " +
+                     std::to_string(ggml_block_size(*type)) + "-value blocks (dim " +
+                     std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden_dim) + ")");
   }
   LlamaGgufOptions options;
   options.tokenizer = tokenizer_keys(opt.tokenizer, c.vocab_size);
@@ -198,8 +202,8 @@ int synth(const SynthOptions& opt) {
   if (!layout.widened.empty()) {
     std::string names;
     for (const std::string& n : layout.widened) names += (names.empty() ? "" : ", ") + n;
-    std::fprintf(stderr, "troupe: note: kept in f32 (rows not a multiple of %s's 32-value blocks): %s\n",
-                 opt.type.c_str(), names.c_str());
+    std::fprintf(stderr, "troupe: note: kept in f32 (rows not a multiple of %s's %d-value blocks): %s\n",
+                 opt.type.c_str(), ggml_block_size(*type), names.c_str());
   }
 
   options.name = "synth " + name;
@@ -246,7 +250,7 @@ Action add_synth_command(CLI::App& app) {
   cmd->add_option("--vocab", opt->vocab, "Custom shape: vocabulary size");
   cmd->add_option("--seq-len", opt->seq_len, "Custom shape: context length");
   cmd->add_option("--layers-keep", opt->layers_keep, "Write only the first N layers");
-  cmd->add_option("--type", opt->type, "Type of the matrices: f32 (default), f16, q8_0, q4_0");
+  cmd->add_option("--type", opt->type, type_flag_help());
   cmd->add_option("--seed", opt->seed, "Seed of the weights (default 1)");
   cmd->add_option("--tokenizer", opt->tokenizer,
                   "Vocabulary to embed: a llama2.c tokenizer or a GGUF file (default: byte fallback)");

@@ -1,9 +1,11 @@
-// Run-time choice of the matvec implementation from the CPU's features and TROUPE_ISA.
+// The kernels of each instruction set, by weight type (kernels.hpp's IsaKernels), and the run-time
+// choice among them from the CPU's features and TROUPE_ISA.
 #include <cstddef>
 #include <cstdlib>
 #include <string_view>
 
 #include "matvec_impl.hpp"
+#include "type_table.hpp"
 #include "troupe/kernels/kernels.hpp"
 
 #if defined(TROUPE_HAVE_NEON) && defined(__linux__)
@@ -44,127 +46,179 @@ bool cpu_has_avx_vnni() {
 }
 #endif
 
-constexpr MatvecOps scalar_ops{detail::matvec_f32_ref,       detail::matvec_q8_ref,
-                               detail::matvec_f16_ref,       detail::matvec_q8_0_ref,
-                               detail::matvec_q4_0_ref,      detail::quantize_row_q8_0_ref,
-                               detail::key_scores_ref,       detail::weighted_sums_ref,
-                               detail::expf_elements_ref,    detail::dequantize_row_f16_ref};
+// Batched products where an ISA has no batched kernel of its own: its matvec once per token
+// (bit-identical by construction); x_t is x advanced by t * ldx elements of the input's type.
+template <Matvec F, typename Input>
+void matmul_by_tokens(float* y, int ldy, const Operand& w, const Operand& x, int ldx, int n,
+                      int count, int r0, int r1) {
+  const auto* xt = static_cast<const Input*>(x.data);
+  for (int t = 0; t < count; t++) {
+    F(y + static_cast<std::ptrdiff_t>(t) * ldy, w, xt + static_cast<std::ptrdiff_t>(t) * ldx, n, r0,
+      r1);
+  }
+}
+
+// Each ISA's kernels, by weight type and by name. Row conversions are the reference's on every
+// ISA but where one has a faster path with the same bytes (F16C's widening, AVX-512's Q8_0
+// quantizer); ISAs other than scalar start from the scalar table and list what they replace.
+constexpr IsaKernels scalar_kernels{
+    .types = detail::every_type<TypeKernels>({
+        {WeightType::f32,
+         {.quantize_row = detail::quantize_row_f32,
+          .dequantize_row = detail::dequantize_row_f32,
+          .matvec = detail::matvec_f32_ref,
+          .matmul = matmul_by_tokens<detail::matvec_f32_ref, float>}},
+        {WeightType::f16,
+         {.quantize_row = detail::quantize_row_f16,
+          .dequantize_row = detail::dequantize_row_f16_ref,
+          .matvec = detail::matvec_f16_ref}},
+        {WeightType::q8_0,
+         {.quantize_row = detail::quantize_row_q8_0_ref,
+          .dequantize_row = detail::dequantize_row_q8_0_ref,
+          .matvec = detail::matvec_q8_0_ref,
+          .matmul = matmul_by_tokens<detail::matvec_q8_0_ref, BlockQ8_0>,
+          // Correct, slow: the engine does not interleave for ISAs without kernels for it.
+          .interleave_groups = detail::interleave_groups_q8_0_ref,
+          .matmul_interleaved = detail::matmul_q8_0x16_ref}},
+        {WeightType::q4_0,
+         {.quantize_row = detail::quantize_row_q4_0_ref,
+          .dequantize_row = detail::dequantize_row_q4_0_ref,
+          .matvec = detail::matvec_q4_0_ref,
+          .matmul = matmul_by_tokens<detail::matvec_q4_0_ref, BlockQ8_0>,
+          .interleave_groups = detail::interleave_groups_q4_0_ref,
+          .matmul_interleaved = detail::matmul_q4_0x16_ref}},
+        {WeightType::q8_groups,
+         {.quantize_row = detail::quantize_row_q8_groups,
+          .dequantize_row = detail::dequantize_row_q8_groups_ref,
+          .matvec = detail::matvec_q8_groups_ref}},
+    }),
+    .interleaves_batches = false,
+    .key_scores = detail::key_scores_ref,
+    .weighted_sums = detail::weighted_sums_ref,
+    .exp_f32 = detail::expf_elements_ref,
+    .sum_x_blocks = detail::sum_x_blocks_ref,
+};
 #if defined(TROUPE_HAVE_X86_SIMD)
-constexpr MatvecOps avx2_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2,
-                             detail::matvec_f16_avx2,     detail::matvec_q8_0_avx2,
-                             detail::matvec_q4_0_avx2,    detail::quantize_row_q8_0_ref,
-                             detail::key_scores_avx2,     detail::weighted_sums_avx2,
-                             detail::expf_elements_avx2,  detail::dequantize_row_f16_f16c};
-// AVX-VNNI: AVX2's, but the Q8_0 / Q4_0 products with vpdpbusd.
-constexpr MatvecOps avxvnni_ops{detail::matvec_f32_avx2,     detail::matvec_q8_avx2,
-                                detail::matvec_f16_avx2,     detail::matvec_q8_0_avxvnni,
-                                detail::matvec_q4_0_avxvnni, detail::quantize_row_q8_0_ref,
-                                detail::key_scores_avx2,     detail::weighted_sums_avx2,
-                                detail::expf_elements_avx2,  detail::dequantize_row_f16_f16c};
-constexpr MatvecOps avx512_ops{detail::matvec_f32_avx512,    detail::matvec_q8_avx512,
-                               detail::matvec_f16_avx512,    detail::matvec_q8_0_avx512,
-                               detail::matvec_q4_0_avx512,   detail::quantize_row_q8_0_avx512,
-                               detail::key_scores_avx512,    detail::weighted_sums_avx512,
-                               detail::expf_elements_avx512, detail::dequantize_row_f16_f16c};
+constexpr IsaKernels avx2_kernels{
+    .types = detail::over(
+        scalar_kernels.types,
+        {
+            {WeightType::f32,
+             {.matvec = detail::matvec_f32_avx2,
+              .matmul = detail::matmul_f32_avx2}},
+            {WeightType::f16,
+             {.dequantize_row = detail::dequantize_row_f16_f16c,
+              .matvec = detail::matvec_f16_avx2}},
+            {WeightType::q8_0,
+             {.matvec = detail::matvec_q8_0_avx2,
+              .matmul = detail::matmul_q8_0_avx2,
+              .interleave_groups = detail::interleave_groups_q8_0_avx2,
+              .matmul_interleaved = detail::matmul_q8_0x16_avx2}},
+            {WeightType::q4_0,
+             {.matvec = detail::matvec_q4_0_avx2,
+              .matmul = detail::matmul_q4_0_avx2,
+              .interleave_groups = detail::interleave_groups_q4_0_avx2,
+              .matmul_interleaved = detail::matmul_q4_0x16_avx2}},
+            {WeightType::q8_groups, {.matvec = detail::matvec_q8_groups_avx2}},
+        }),
+    .interleaves_batches = true,
+    .key_scores = detail::key_scores_avx2,
+    .weighted_sums = detail::weighted_sums_avx2,
+    .exp_f32 = detail::expf_elements_avx2,
+    .sum_x_blocks = detail::sum_x_blocks_ref,
+};
+// AVX-VNNI: AVX2's, but the Q8_0 / Q4_0 products with vpdpbusd: the matvec and the interleaved
+// batches (where prompts spend their time).
+constexpr IsaKernels avxvnni_kernels{
+    .types = detail::over(
+        avx2_kernels.types,
+        {
+            {WeightType::q8_0,
+             {.matvec = detail::matvec_q8_0_avxvnni,
+              .matmul_interleaved = detail::matmul_q8_0x16_avxvnni}},
+            {WeightType::q4_0,
+             {.matvec = detail::matvec_q4_0_avxvnni,
+              .matmul_interleaved = detail::matmul_q4_0x16_avxvnni}},
+        }),
+    .interleaves_batches = true,
+    .key_scores = detail::key_scores_avx2,
+    .weighted_sums = detail::weighted_sums_avx2,
+    .exp_f32 = detail::expf_elements_avx2,
+    .sum_x_blocks = detail::sum_x_blocks_ref,
+};
+constexpr IsaKernels avx512_kernels{
+    .types = detail::over(
+        scalar_kernels.types,
+        {
+            {WeightType::f32,
+             {.matvec = detail::matvec_f32_avx512,
+              .matmul = detail::matmul_f32_avx512}},
+            {WeightType::f16,
+             {.dequantize_row = detail::dequantize_row_f16_f16c,
+              .matvec = detail::matvec_f16_avx512}},
+            {WeightType::q8_0,
+             {.quantize_row = detail::quantize_row_q8_0_avx512,
+              .matvec = detail::matvec_q8_0_avx512,
+              .matmul = detail::matmul_q8_0_avx512,
+              .interleave_groups = detail::interleave_groups_q8_0_avx512,
+              .matmul_interleaved = detail::matmul_q8_0x16_avx512}},
+            {WeightType::q4_0,
+             {.matvec = detail::matvec_q4_0_avx512,
+              .matmul = detail::matmul_q4_0_avx512,
+              .interleave_groups = detail::interleave_groups_q4_0_avx512,
+              .matmul_interleaved = detail::matmul_q4_0x16_avx512}},
+            {WeightType::q8_groups, {.matvec = detail::matvec_q8_groups_avx512}},
+        }),
+    .interleaves_batches = true,
+    .key_scores = detail::key_scores_avx512,
+    .weighted_sums = detail::weighted_sums_avx512,
+    .exp_f32 = detail::expf_elements_avx512,
+    .sum_x_blocks = detail::sum_x_blocks_avx512,
+};
 #endif
 #if defined(TROUPE_HAVE_NEON)
-constexpr MatvecOps neon_dotprod_ops{
-    detail::matvec_f32_neon,          detail::matvec_q8_neon_dotprod,
-    detail::matvec_f16_neon,          detail::matvec_q8_0_neon_dotprod,
-    detail::matvec_q4_0_neon_dotprod, detail::quantize_row_q8_0_ref,
-    detail::key_scores_ref,           detail::weighted_sums_ref,
-    detail::expf_elements_ref,        detail::dequantize_row_f16_ref};
-constexpr MatvecOps neon_plain_ops{detail::matvec_f32_neon,   detail::matvec_q8_neon,
-                                   detail::matvec_f16_neon,   detail::matvec_q8_0_neon,
-                                   detail::matvec_q4_0_neon,  detail::quantize_row_q8_0_ref,
-                                   detail::key_scores_ref,    detail::weighted_sums_ref,
-                                   detail::expf_elements_ref, detail::dequantize_row_f16_ref};
-#endif
-
-// Batched products where an ISA has no batched kernel: its matvec once per token (bit-identical
-// by construction).
-template <const MatvecOps& Ops>
-void matmul_f32_by_rows(float* y, int ldy, const float* w, const float* x, int ldx, int n,
-                        int count, int r0, int r1) {
-  for (int t = 0; t < count; t++) {
-    Ops.f32(y + static_cast<std::ptrdiff_t>(t) * ldy, w, x + static_cast<std::ptrdiff_t>(t) * ldx,
-            n, r0, r1);
-  }
-}
-template <const MatvecOps& Ops>
-void matmul_q8_0_by_rows(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x,
-                         int ldx_blocks, int n, int count, int r0, int r1) {
-  for (int t = 0; t < count; t++) {
-    Ops.q8_0(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
-             x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
-  }
-}
-template <const MatvecOps& Ops>
-void matmul_q4_0_by_rows(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x,
-                         int ldx_blocks, int n, int count, int r0, int r1) {
-  for (int t = 0; t < count; t++) {
-    Ops.q4_0(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
-             x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
-  }
-}
-// Interleaved blocks where an ISA has no kernels for them: the reference, token by token
-// (correct, slow; the engine does not interleave for these ISAs). It needs no x sums.
-void matmul_q8_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                            const XBlockSum*, int ldx_blocks, int n, int count, int r0, int r1) {
-  for (int t = 0; t < count; t++) {
-    detail::matvec_q8_0x16_ref(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
-                               x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
-  }
-}
-void matmul_q4_0x16_by_rows(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                            const XBlockSum*, int ldx_blocks, int n, int count, int r0, int r1) {
-  for (int t = 0; t < count; t++) {
-    detail::matvec_q4_0x16_ref(y + static_cast<std::ptrdiff_t>(t) * ldy, w,
-                               x + static_cast<std::ptrdiff_t>(t) * ldx_blocks, n, r0, r1);
-  }
-}
-template <const MatvecOps& Ops>
-constexpr MatmulOps by_rows_ops{matmul_f32_by_rows<Ops>,
-                                matmul_q8_0_by_rows<Ops>,
-                                matmul_q4_0_by_rows<Ops>,
-                                matmul_q8_0x16_by_rows,
-                                matmul_q4_0x16_by_rows,
-                                detail::interleave_groups_q8_0_ref,
-                                detail::interleave_groups_q4_0_ref,
-                                detail::sum_x_blocks_ref};
-
-constexpr MatmulOps scalar_matmul_ops = by_rows_ops<scalar_ops>;
-#if defined(TROUPE_HAVE_X86_SIMD)
-constexpr MatmulOps avx2_matmul_ops{detail::matmul_f32_avx2,
-                                    detail::matmul_q8_0_avx2,
-                                    detail::matmul_q4_0_avx2,
-                                    detail::matmul_q8_0x16_avx2,
-                                    detail::matmul_q4_0x16_avx2,
-                                    detail::interleave_groups_q8_0_avx2,
-                                    detail::interleave_groups_q4_0_avx2,
-                                    detail::sum_x_blocks_ref};
-// AVX-VNNI: AVX2's batched kernels but the interleaved ones (where prompts spend their time),
-// those with vpdpbusd.
-constexpr MatmulOps avxvnni_matmul_ops{detail::matmul_f32_avx2,
-                                       detail::matmul_q8_0_avx2,
-                                       detail::matmul_q4_0_avx2,
-                                       detail::matmul_q8_0x16_avxvnni,
-                                       detail::matmul_q4_0x16_avxvnni,
-                                       detail::interleave_groups_q8_0_avx2,
-                                       detail::interleave_groups_q4_0_avx2,
-                                       detail::sum_x_blocks_ref};
-constexpr MatmulOps avx512_matmul_ops{detail::matmul_f32_avx512,
-                                      detail::matmul_q8_0_avx512,
-                                      detail::matmul_q4_0_avx512,
-                                      detail::matmul_q8_0x16_avx512,
-                                      detail::matmul_q4_0x16_avx512,
-                                      detail::interleave_groups_q8_0_avx512,
-                                      detail::interleave_groups_q4_0_avx512,
-                                      detail::sum_x_blocks_avx512};
-#endif
-#if defined(TROUPE_HAVE_NEON)
-constexpr MatmulOps neon_dotprod_matmul_ops = by_rows_ops<neon_dotprod_ops>;
-constexpr MatmulOps neon_plain_matmul_ops = by_rows_ops<neon_plain_ops>;
+// NEON's matvecs, batches token by token (scalar's matmul_by_tokens over them).
+constexpr IsaKernels neon_plain_kernels{
+    .types = detail::over(
+        scalar_kernels.types,
+        {
+            {WeightType::f32,
+             {.matvec = detail::matvec_f32_neon,
+              .matmul = matmul_by_tokens<detail::matvec_f32_neon, float>}},
+            {WeightType::f16, {.matvec = detail::matvec_f16_neon}},
+            {WeightType::q8_0,
+             {.matvec = detail::matvec_q8_0_neon,
+              .matmul = matmul_by_tokens<detail::matvec_q8_0_neon, BlockQ8_0>}},
+            {WeightType::q4_0,
+             {.matvec = detail::matvec_q4_0_neon,
+              .matmul = matmul_by_tokens<detail::matvec_q4_0_neon, BlockQ8_0>}},
+            {WeightType::q8_groups, {.matvec = detail::matvec_q8_groups_neon}},
+        }),
+    .interleaves_batches = false,
+    .key_scores = detail::key_scores_ref,
+    .weighted_sums = detail::weighted_sums_ref,
+    .exp_f32 = detail::expf_elements_ref,
+    .sum_x_blocks = detail::sum_x_blocks_ref,
+};
+// With the dot-product extension (sdot) for the int8 products.
+constexpr IsaKernels neon_dotprod_kernels{
+    .types = detail::over(
+        neon_plain_kernels.types,
+        {
+            {WeightType::q8_0,
+             {.matvec = detail::matvec_q8_0_neon_dotprod,
+              .matmul = matmul_by_tokens<detail::matvec_q8_0_neon_dotprod, BlockQ8_0>}},
+            {WeightType::q4_0,
+             {.matvec = detail::matvec_q4_0_neon_dotprod,
+              .matmul = matmul_by_tokens<detail::matvec_q4_0_neon_dotprod, BlockQ8_0>}},
+            {WeightType::q8_groups, {.matvec = detail::matvec_q8_groups_neon_dotprod}},
+        }),
+    .interleaves_batches = false,
+    .key_scores = detail::key_scores_ref,
+    .weighted_sums = detail::weighted_sums_ref,
+    .exp_f32 = detail::expf_elements_ref,
+    .sum_x_blocks = detail::sum_x_blocks_ref,
+};
 #endif
 
 Isa best_isa() {
@@ -228,7 +282,7 @@ bool isa_available(Isa isa) {
 }
 
 Isa detected_isa() {
-  // Read each call (it is cheap) so that tests and tools can change TROUPE_ISA; matvec_ops()
+  // Read each call (it is cheap) so that tests and tools can change TROUPE_ISA; isa_kernels()
   // below is what the engine uses, and that one is fixed at first use.
   const Isa best = best_isa();
   const char* env = std::getenv("TROUPE_ISA");
@@ -242,79 +296,38 @@ Isa detected_isa() {
   return best;
 }
 
-const MatvecOps& matvec_ops(Isa isa) {
-  if (!isa_available(isa)) return scalar_ops;
+const IsaKernels& isa_kernels(Isa isa) {
+  if (!isa_available(isa)) return scalar_kernels;
   switch (isa) {
 #if defined(TROUPE_HAVE_X86_SIMD)
-    case Isa::avx2: return avx2_ops;
-    case Isa::avxvnni: return avxvnni_ops;
-    case Isa::avx512: return avx512_ops;
+    case Isa::avx2: return avx2_kernels;
+    case Isa::avxvnni: return avxvnni_kernels;
+    case Isa::avx512: return avx512_kernels;
 #endif
 #if defined(TROUPE_HAVE_NEON)
-    case Isa::neon: return cpu_has_dotprod() ? neon_dotprod_ops : neon_plain_ops;
+    case Isa::neon: return cpu_has_dotprod() ? neon_dotprod_kernels : neon_plain_kernels;
 #endif
-    default: return scalar_ops;
+    default: return scalar_kernels;
   }
 }
 
-const MatvecOps& matvec_ops() {
-  static const MatvecOps& ops = matvec_ops(detected_isa());  // thread-safe one-time init
-  return ops;
-}
-
-}  // namespace troupe::kernels
-
-namespace troupe::kernels {
-
-const MatmulOps& matmul_ops(Isa isa) {
-  if (!isa_available(isa)) return scalar_matmul_ops;
-  switch (isa) {
-#if defined(TROUPE_HAVE_X86_SIMD)
-    case Isa::avx2: return avx2_matmul_ops;
-    case Isa::avxvnni: return avxvnni_matmul_ops;
-    case Isa::avx512: return avx512_matmul_ops;
-#endif
-#if defined(TROUPE_HAVE_NEON)
-    case Isa::neon: return cpu_has_dotprod() ? neon_dotprod_matmul_ops : neon_plain_matmul_ops;
-#endif
-    default: return scalar_matmul_ops;
-  }
-}
-
-const MatmulOps& matmul_ops() {
-  static const MatmulOps& ops = matmul_ops(detected_isa());
-  return ops;
+const IsaKernels& isa_kernels() {
+  static const IsaKernels& kernels = isa_kernels(detected_isa());  // thread-safe one-time init
+  return kernels;
 }
 
 // Attention's loops.
 void key_scores(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
                 int queries, const float* keys, int count, int n, float scale) {
-  matvec_ops().key_scores(out, out_stride, q, q_stride, queries, keys, count, n, scale);
+  isa_kernels().key_scores(out, out_stride, q, q_stride, queries, keys, count, n, scale);
 }
 
 void weighted_sums(float* out, std::ptrdiff_t out_stride, const float* w, std::ptrdiff_t w_stride,
                    int queries, const float* rows, std::ptrdiff_t stride, int count, int n) {
-  matvec_ops().weighted_sums(out, out_stride, w, w_stride, queries, rows, stride, count, n);
+  isa_kernels().weighted_sums(out, out_stride, w, w_stride, queries, rows, stride, count, n);
 }
-
-// Batches of f16 weights widen each tile (Transformer::matmul), loads with --quantize each row.
-void dequantize_row_f16(float* y, const uint16_t* x, int n) { matvec_ops().widen_f16(y, x, n); }
 
 // softmax's and SwiGLU's exponentials.
-void expf_elements(float* y, const float* x, int n) { matvec_ops().exp_f32(y, x, n); }
-
-// Every matvec input passes through it (a batch's quantization was ~4% of a TinyLlama prompt
-// in the scalar loop).
-void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n) { matvec_ops().quantize_q8_0(y, x, n); }
-
-bool prefers_interleaved_blocks() {
-#if defined(TROUPE_HAVE_X86_SIMD)
-  return &matmul_ops() == &avx512_matmul_ops || &matmul_ops() == &avx2_matmul_ops ||
-         &matmul_ops() == &avxvnni_matmul_ops;
-#else
-  return false;
-#endif
-}
-
+void expf_elements(float* y, const float* x, int n) { isa_kernels().exp_f32(y, x, n); }
 
 }  // namespace troupe::kernels

@@ -1,6 +1,7 @@
-// Interleaved Q8_0 / Q4_0 blocks (kernels.hpp): the layout, and the scalar kernels over it, which
-// give the reference's floats (matvec_q8_0_ref / matvec_q4_0_ref) by reading each row's blocks
-// back out of the groups.
+// Interleaved Q8_0 / Q4_0 blocks (kernels.hpp): the layout's reference loops (the copy, reading a
+// row back, the x sums), the scalar products over it, which give the reference's floats
+// (matvec_q8_0_ref / matvec_q4_0_ref) by reading each row's blocks back out of the groups, and
+// the entry points by weight type.
 #include <cstring>
 
 #include "matvec_impl.hpp"
@@ -38,10 +39,13 @@ void prefetch_next_group(const Block* src, std::size_t g, int b, int nb) {
   }
 }
 
+}  // namespace
+
 // Groups [g0, g1) of a matrix of `rows` rows: the reference loops (rows past the matrix padded
 // with zeros).
-void copy_groups_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, std::size_t g0, std::size_t g1,
-                      int nb) {
+void detail::copy_groups_q8_0(uint8_t* dst, const void* from, int rows, std::size_t g0,
+                              std::size_t g1, int nb) {
+  const auto* src = static_cast<const BlockQ8_0*>(from);
   for (std::size_t g = g0; g < g1; g++) {
     for (int b = 0; b < nb; b++) {
       prefetch_next_group(src, g, b, nb);  // 34 bytes a block: every block
@@ -61,8 +65,9 @@ void copy_groups_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, std::size_t 
   }
 }
 
-void copy_groups_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, std::size_t g0, std::size_t g1,
-                      int nb) {
+void detail::copy_groups_q4_0(uint8_t* dst, const void* from, int rows, std::size_t g0,
+                              std::size_t g1, int nb) {
+  const auto* src = static_cast<const BlockQ4_0*>(from);
   for (std::size_t g = g0; g < g1; g++) {
     for (int b = 0; b < nb; b++) {
       if (b % 2 == 0) prefetch_next_group(src, g, b, nb);  // 18 bytes a block: every other
@@ -83,12 +88,10 @@ void copy_groups_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, std::size_t 
   }
 }
 
-}  // namespace
-
-void detail::interleave_groups_q8_0_ref(uint8_t* dst, const BlockQ8_0* src, int groups, int nb) {
+void detail::interleave_groups_q8_0_ref(uint8_t* dst, const void* src, int groups, int nb) {
   copy_groups_q8_0(dst, src, groups * kInterleave, 0, std::size_t(groups), nb);
 }
-void detail::interleave_groups_q4_0_ref(uint8_t* dst, const BlockQ4_0* src, int groups, int nb) {
+void detail::interleave_groups_q4_0_ref(uint8_t* dst, const void* src, int groups, int nb) {
   copy_groups_q4_0(dst, src, groups * kInterleave, 0, std::size_t(groups), nb);
 }
 
@@ -100,34 +103,30 @@ void detail::sum_x_blocks_ref(XBlockSum* out, const BlockQ8_0* x, int blocks, in
   }
 }
 
-void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
-  matmul_ops().sum_x_blocks(out, x, blocks, 128);
-}
-void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks) {
-  matmul_ops().sum_x_blocks(out, x, blocks, 8);
+void sum_x_blocks(WeightType type, XBlockSum* out, const void* x, int blocks) {
+  isa_kernels().sum_x_blocks(out, static_cast<const BlockQ8_0*>(x), blocks,
+                             type_traits(type).interleaved->offset);
 }
 
-std::size_t interleaved_bytes_q8_0(int rows, int n) {
-  return groups(rows) * (n / kBlock) * (kQuantsQ8_0x16 + kScalesX16);
-}
-std::size_t interleaved_bytes_q4_0(int rows, int n) {
-  return groups(rows) * (n / kBlock) * (kQuantsQ4_0x16 + kScalesX16);
+std::size_t interleaved_bytes(WeightType type, int rows, int n) {
+  const TypeTraits& t = type_traits(type);
+  return groups(rows) * std::size_t(n / t.block) * (t.interleaved->quants_bytes + kScalesX16);
 }
 
 // Whole groups through the ISA's copy (the reference's bytes), a padded last group by the loops.
-void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n) {
-  const int nb = n / kBlock, whole = rows / kInterleave;
-  matmul_ops().interleave_groups_q8_0(dst, src, whole, nb);
-  copy_groups_q8_0(dst, src, rows, std::size_t(whole), groups(rows), nb);
+void interleave(WeightType type, uint8_t* dst, const void* src, int rows, int n) {
+  const TypeTraits& t = type_traits(type);
+  const int nb = n / t.block, whole = rows / kInterleave;
+  isa_kernels()[type].interleave_groups(dst, src, whole, nb);
+  t.interleaved->copy_groups(dst, src, rows, std::size_t(whole), groups(rows), nb);
 }
 
-void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n) {
-  const int nb = n / kBlock, whole = rows / kInterleave;
-  matmul_ops().interleave_groups_q4_0(dst, src, whole, nb);
-  copy_groups_q4_0(dst, src, rows, std::size_t(whole), groups(rows), nb);
+void deinterleave_row(WeightType type, void* row, const uint8_t* w, int r, int n) {
+  type_traits(type).interleaved->deinterleave_row(row, w, r, n);
 }
 
-void deinterleave_row_q8_0(BlockQ8_0* row, const uint8_t* w, int r, int n) {
+void detail::deinterleave_row_q8_0(void* to, const uint8_t* w, int r, int n) {
+  auto* row = static_cast<BlockQ8_0*>(to);
   const int nb = n / kBlock;
   for (int b = 0; b < nb; b++) {
     const GroupBlock gb =
@@ -141,7 +140,8 @@ void deinterleave_row_q8_0(BlockQ8_0* row, const uint8_t* w, int r, int n) {
   }
 }
 
-void deinterleave_row_q4_0(BlockQ4_0* row, const uint8_t* w, int r, int n) {
+void detail::deinterleave_row_q4_0(void* to, const uint8_t* w, int r, int n) {
+  auto* row = static_cast<BlockQ4_0*>(to);
   const int nb = n / kBlock;
   for (int b = 0; b < nb; b++) {
     const GroupBlock gb =
@@ -155,8 +155,10 @@ void deinterleave_row_q4_0(BlockQ4_0* row, const uint8_t* w, int r, int n) {
 
 namespace detail {
 
+namespace {
+
 // Row by row, block by block, as matvec_q8_0_ref / matvec_q4_0_ref: their floats.
-void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1) {
+void matvec_q8_0x16(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1) {
   const int nb = n / kBlock;
   for (int r = r0; r < r1; r++) {
     float sum = 0.0f;
@@ -175,7 +177,7 @@ void matvec_q8_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, i
   }
 }
 
-void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1) {
+void matvec_q4_0x16(float* y, const uint8_t* w, const BlockQ8_0* x, int n, int r0, int r1) {
   const int nb = n / kBlock;
   for (int r = r0; r < r1; r++) {
     float sum = 0.0f;
@@ -191,6 +193,25 @@ void matvec_q4_0x16_ref(float* y, const uint8_t* w, const BlockQ8_0* x, int n, i
              (fp16_to_fp32(gb.scales[r % kInterleave]) * fp16_to_fp32(x[b].d));
     }
     y[r] = sum;
+  }
+}
+
+}  // namespace
+
+// Token by token (it needs no x sums).
+void matmul_q8_0x16_ref(float* y, int ldy, const uint8_t* w, const Operand& x, const XBlockSum*,
+                        int ldx, int n, int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
+  for (int t = 0; t < count; t++) {
+    matvec_q8_0x16(y + std::ptrdiff_t(t) * ldy, w, xb + std::ptrdiff_t(t) * ldx, n, r0, r1);
+  }
+}
+
+void matmul_q4_0x16_ref(float* y, int ldy, const uint8_t* w, const Operand& x, const XBlockSum*,
+                        int ldx, int n, int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
+  for (int t = 0; t < count; t++) {
+    matvec_q4_0x16(y + std::ptrdiff_t(t) * ldy, w, xb + std::ptrdiff_t(t) * ldx, n, r0, r1);
   }
 }
 

@@ -156,13 +156,15 @@ void x16_matmul(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const X
 
 }  // namespace
 
-void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                           const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1) {
-  x16_matmul<false>(y, ldy, w, x, xs, ldx_blocks, n, count, r0, r1);
+void matmul_q8_0x16_avx512(float* y, int ldy, const uint8_t* w, const Operand& x,
+                           const XBlockSum* xs, int ldx, int n, int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
+  x16_matmul<false>(y, ldy, w, xb, xs, ldx, n, count, r0, r1);
 }
-void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                           const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1) {
-  x16_matmul<true>(y, ldy, w, x, xs, ldx_blocks, n, count, r0, r1);
+void matmul_q4_0x16_avx512(float* y, int ldy, const uint8_t* w, const Operand& x,
+                           const XBlockSum* xs, int ldx, int n, int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
+  x16_matmul<true>(y, ldy, w, xb, xs, ldx, n, count, r0, r1);
 }
 
 void sum_x_blocks_avx512(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) {

@@ -11,13 +11,15 @@
 
 namespace troupe::kernels::detail {
 
-void matmul_q8_0x16_avxvnni(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                            const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1) {
-  x16_matmul<false, true>(y, ldy, w, x, xs, ldx_blocks, n, count, r0, r1);
+void matmul_q8_0x16_avxvnni(float* y, int ldy, const uint8_t* w, const Operand& x,
+                            const XBlockSum* xs, int ldx, int n, int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
+  x16_matmul<false, true>(y, ldy, w, xb, xs, ldx, n, count, r0, r1);
 }
-void matmul_q4_0x16_avxvnni(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x,
-                            const XBlockSum* xs, int ldx_blocks, int n, int count, int r0, int r1) {
-  x16_matmul<true, true>(y, ldy, w, x, xs, ldx_blocks, n, count, r0, r1);
+void matmul_q4_0x16_avxvnni(float* y, int ldy, const uint8_t* w, const Operand& x,
+                            const XBlockSum* xs, int ldx, int n, int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
+  x16_matmul<true, true>(y, ldy, w, xb, xs, ldx, n, count, r0, r1);
 }
 
 }  // namespace troupe::kernels::detail

@@ -117,11 +117,11 @@ void weighted_sums_avx512(float* out, std::ptrdiff_t out_stride, const float* w,
 
 void expf_elements_avx512(float* y, const float* x, int n) { expf_elements_simd<Avx512>(y, x, n); }
 
-void interleave_groups_q8_0_avx512(uint8_t* dst, const BlockQ8_0* src, int groups, int nb) {
-  interleave_groups_simd<Avx512>(dst, src, groups, nb);
+void interleave_groups_q8_0_avx512(uint8_t* dst, const void* src, int groups, int nb) {
+  interleave_groups_simd<Avx512>(dst, static_cast<const BlockQ8_0*>(src), groups, nb);
 }
-void interleave_groups_q4_0_avx512(uint8_t* dst, const BlockQ4_0* src, int groups, int nb) {
-  interleave_groups_simd<Avx512>(dst, src, groups, nb);
+void interleave_groups_q4_0_avx512(uint8_t* dst, const void* src, int groups, int nb) {
+  interleave_groups_simd<Avx512>(dst, static_cast<const BlockQ4_0*>(src), groups, nb);
 }
 
 }  // namespace troupe::kernels::detail

@@ -125,12 +125,12 @@ void expf_elements_portable(float* y, const float* x, int n) {
   expf_elements_simd<Portable<W>>(y, x, n);
 }
 template <int W>
-void interleave_groups_q8_0_portable(uint8_t* dst, const BlockQ8_0* src, int groups, int nb) {
-  interleave_groups_simd<Portable<W>>(dst, src, groups, nb);
+void interleave_groups_q8_0_portable(uint8_t* dst, const void* src, int groups, int nb) {
+  interleave_groups_simd<Portable<W>>(dst, static_cast<const BlockQ8_0*>(src), groups, nb);
 }
 template <int W>
-void interleave_groups_q4_0_portable(uint8_t* dst, const BlockQ4_0* src, int groups, int nb) {
-  interleave_groups_simd<Portable<W>>(dst, src, groups, nb);
+void interleave_groups_q4_0_portable(uint8_t* dst, const void* src, int groups, int nb) {
+  interleave_groups_simd<Portable<W>>(dst, static_cast<const BlockQ4_0*>(src), groups, nb);
 }
 
 #define TROUPE_PORTABLE_WIDTH(W)                                                                  \
@@ -139,8 +139,8 @@ void interleave_groups_q4_0_portable(uint8_t* dst, const BlockQ4_0* src, int gro
   template void weighted_sums_portable<W>(float*, std::ptrdiff_t, const float*, std::ptrdiff_t,   \
                                           int, const float*, std::ptrdiff_t, int, int);           \
   template void expf_elements_portable<W>(float*, const float*, int);                             \
-  template void interleave_groups_q8_0_portable<W>(uint8_t*, const BlockQ8_0*, int, int);         \
-  template void interleave_groups_q4_0_portable<W>(uint8_t*, const BlockQ4_0*, int, int);
+  template void interleave_groups_q8_0_portable<W>(uint8_t*, const void*, int, int);         \
+  template void interleave_groups_q4_0_portable<W>(uint8_t*, const void*, int, int);
 TROUPE_PORTABLE_WIDTH(8)
 TROUPE_PORTABLE_WIDTH(16)
 #undef TROUPE_PORTABLE_WIDTH

@@ -22,8 +22,8 @@ void weighted_sums_portable(float* out, std::ptrdiff_t out_stride, const float* 
 template <int W>
 void expf_elements_portable(float* y, const float* x, int n);
 template <int W>
-void interleave_groups_q8_0_portable(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
+void interleave_groups_q8_0_portable(uint8_t* dst, const void* src, int groups, int nb);
 template <int W>
-void interleave_groups_q4_0_portable(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
+void interleave_groups_q4_0_portable(uint8_t* dst, const void* src, int groups, int nb);
 
 }  // namespace troupe::kernels::detail

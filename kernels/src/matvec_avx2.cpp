@@ -233,8 +233,10 @@ void f32_tokens(float* y, int64_t ldy, const float* w, const float* x, int64_t l
 
 }  // namespace
 
-void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count,
-                     int r0, int r1) {
+void matmul_f32_avx2(float* y, int ldy, const Operand& wo, const Operand& xo, int ldx, int n,
+                     int count, int r0, int r1) {
+  const auto* w = static_cast<const float*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   int t = 0;
   for (; t + 2 <= count; t += 2) {
     f32_tokens<2>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
@@ -243,33 +245,41 @@ void matmul_f32_avx2(float* y, int ldy, const float* w, const float* x, int ldx,
 }
 
 // Q8_0 / Q4_0 in ggml's layout: the matvec once per token. (Callers send larger batches to the
-// interleaved kernels, interleaved_avx2.cpp: prefers_interleaved_blocks.)
-void matmul_q8_0_avx2(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
-                      int n, int count, int r0, int r1) {
+// interleaved kernels, interleaved_avx2.cpp: IsaKernels::interleaves_batches.)
+void matmul_q8_0_avx2(float* y, int ldy, const Operand& w, const Operand& x, int ldx, int n,
+                      int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
   for (int t = 0; t < count; t++) {
-    matvec_q8_0_avx2(y + int64_t(t) * ldy, w, x + int64_t(t) * ldx_blocks, n, r0, r1);
+    matvec_q8_0_avx2(y + int64_t(t) * ldy, w, xb + int64_t(t) * ldx, n, r0, r1);
   }
 }
 
-void matmul_q4_0_avx2(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks,
-                      int n, int count, int r0, int r1) {
+void matmul_q4_0_avx2(float* y, int ldy, const Operand& w, const Operand& x, int ldx, int n,
+                      int count, int r0, int r1) {
+  const auto* xb = static_cast<const BlockQ8_0*>(x.data);
   for (int t = 0; t < count; t++) {
-    matvec_q4_0_avx2(y + int64_t(t) * ldy, w, x + int64_t(t) * ldx_blocks, n, r0, r1);
+    matvec_q4_0_avx2(y + int64_t(t) * ldy, w, xb + int64_t(t) * ldx, n, r0, r1);
   }
 }
 
-void matvec_f32_avx2(float* y, const float* w, const float* x, int n, int r0, int r1) {
+void matvec_f32_avx2(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const float*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   int i = r0;
   for (; i + 4 <= r1; i += 4) f32_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
   for (; i < r1; i++) f32_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
 }
 
-void matvec_q8_avx2(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs,
-                    int n, int gs, int r0, int r1) {
+void matvec_q8_groups_avx2(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  const int gs = w.group_size;
   if (gs <= 0 || gs % 16 != 0 || n % gs != 0) {  // the vector loop needs whole 16-byte steps
-    matvec_q8_ref(y, wq, ws, xq, xs, n, gs, r0, r1);
+    matvec_q8_groups_ref(y, w, x, n, r0, r1);
     return;
   }
+  const auto* wq = static_cast<const int8_t*>(w.data);
+  const auto* xq = static_cast<const int8_t*>(x.data);
+  const float* ws = w.scales;
+  const float* xs = x.scales;
   const int64_t groups = n / gs;
   int i = r0;
   for (; i + 4 <= r1; i += 4) {
@@ -280,24 +290,29 @@ void matvec_q8_avx2(float* y, const int8_t* wq, const float* ws, const int8_t* x
   }
 }
 
-void dequantize_row_f16_f16c(float* y, const uint16_t* x, int n) {
+void dequantize_row_f16_f16c(float* y, const Operand& from, int n) {
+  const auto* x = static_cast<const uint16_t*>(from.data);
   int i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16(x + i));
   for (; i < n; i++) y[i] = fp16_to_fp32(x[i]);
 }
 
-void matvec_f16_avx2(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+void matvec_f16_avx2(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const uint16_t*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   int i = r0;
   for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
   for (; i < r1; i++) f16_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
 }
 
-void matvec_q8_0_avx2(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ8_0, false, false>(y, w, x, n, r0, r1);
+void matvec_q8_0_avx2(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ8_0, false, false>(y, static_cast<const BlockQ8_0*>(w.data),
+                                         static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
-void matvec_q4_0_avx2(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ4_0, true, false>(y, w, x, n, r0, r1);
+void matvec_q4_0_avx2(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ4_0, true, false>(y, static_cast<const BlockQ4_0*>(w.data),
+                                        static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
 }  // namespace troupe::kernels::detail

@@ -851,8 +851,10 @@ void blocks_matmul(float* y, int64_t ldy, const Block* w, const BlockQ8_0* x, in
 
 }  // namespace
 
-void matmul_f32_avx512(float* y, int ldy, const float* w, const float* x, int ldx, int n,
+void matmul_f32_avx512(float* y, int ldy, const Operand& wo, const Operand& xo, int ldx, int n,
                        int count, int r0, int r1) {
+  const auto* w = static_cast<const float*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   int t = 0;
   for (; t + 3 <= count; t += 3) {
     f32_tokens<3>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
@@ -864,28 +866,38 @@ void matmul_f32_avx512(float* y, int ldy, const float* w, const float* x, int ld
   if (t < count) f32_tokens<1>(y + int64_t(t) * ldy, ldy, w, x + int64_t(t) * ldx, ldx, n, r0, r1);
 }
 
-void matmul_q8_0_avx512(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks,
-                        int n, int count, int r0, int r1) {
-  blocks_matmul<BlockQ8_0, Q8_0Step, Q8_0Decode>(y, ldy, w, x, ldx_blocks, n, count, r0, r1, 0x80);
+void matmul_q8_0_avx512(float* y, int ldy, const Operand& w, const Operand& x, int ldx, int n,
+                        int count, int r0, int r1) {
+  blocks_matmul<BlockQ8_0, Q8_0Step, Q8_0Decode>(y, ldy, static_cast<const BlockQ8_0*>(w.data),
+                                                 static_cast<const BlockQ8_0*>(x.data), ldx, n,
+                                                 count, r0, r1, 0x80);
 }
 
-void matmul_q4_0_avx512(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks,
-                        int n, int count, int r0, int r1) {
-  blocks_matmul<BlockQ4_0, Q4_0Step, Q4_0Decode>(y, ldy, w, x, ldx_blocks, n, count, r0, r1, 8);
+void matmul_q4_0_avx512(float* y, int ldy, const Operand& w, const Operand& x, int ldx, int n,
+                        int count, int r0, int r1) {
+  blocks_matmul<BlockQ4_0, Q4_0Step, Q4_0Decode>(y, ldy, static_cast<const BlockQ4_0*>(w.data),
+                                                 static_cast<const BlockQ8_0*>(x.data), ldx, n,
+                                                 count, r0, r1, 8);
 }
 
-void matvec_f32_avx512(float* y, const float* w, const float* x, int n, int r0, int r1) {
+void matvec_f32_avx512(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const float*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   for (int i = r0; i < r1; i++) y[i] = f32_row(w + static_cast<int64_t>(i) * n, x, n);
 }
 
-void matvec_q8_avx512(float* y, const int8_t* wq, const float* ws, const int8_t* xq,
-                      const float* xs, int n, int gs, int r0, int r1) {
+void matvec_q8_groups_avx512(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
   constexpr int kMaxGroups = 4096;  // corr on the stack (16 KiB): n up to 131072 with gs = 32
+  const int gs = w.group_size;
   if (gs <= 0 || gs % 32 != 0 || n % gs != 0 || n / gs > kMaxGroups) {
     // AVX2 is there whenever AVX-512 is; it takes gs % 16 == 0 and else calls the reference.
-    matvec_q8_avx2(y, wq, ws, xq, xs, n, gs, r0, r1);
+    matvec_q8_groups_avx2(y, w, x, n, r0, r1);
     return;
   }
+  const auto* wq = static_cast<const int8_t*>(w.data);
+  const auto* xq = static_cast<const int8_t*>(x.data);
+  const float* ws = w.scales;
+  const float* xs = x.scales;
   const int groups = n / gs;
   int32_t corr[kMaxGroups];
   for (int g = 0; g < groups; g++) {
@@ -908,16 +920,20 @@ void matvec_q8_avx512(float* y, const int8_t* wq, const float* ws, const int8_t*
   }
 }
 
-void matvec_f16_avx512(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+void matvec_f16_avx512(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const uint16_t*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   for (int i = r0; i < r1; i++) y[i] = f16_row(w + static_cast<int64_t>(i) * n, x, n);
 }
 
-void matvec_q8_0_avx512(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ8_0, Q8_0Step>(y, w, x, n, r0, r1, 0x80);
+void matvec_q8_0_avx512(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ8_0, Q8_0Step>(y, static_cast<const BlockQ8_0*>(w.data),
+                                     static_cast<const BlockQ8_0*>(x.data), n, r0, r1, 0x80);
 }
 
-void matvec_q4_0_avx512(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ4_0, Q4_0Step>(y, w, x, n, r0, r1, 8);
+void matvec_q4_0_avx512(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ4_0, Q4_0Step>(y, static_cast<const BlockQ4_0*>(w.data),
+                                     static_cast<const BlockQ8_0*>(x.data), n, r0, r1, 8);
 }
 
 }  // namespace troupe::kernels::detail

@@ -10,12 +10,14 @@
 
 namespace troupe::kernels::detail {
 
-void matvec_q8_0_avxvnni(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ8_0, false, true>(y, w, x, n, r0, r1);
+void matvec_q8_0_avxvnni(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ8_0, false, true>(y, static_cast<const BlockQ8_0*>(w.data),
+                                        static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
-void matvec_q4_0_avxvnni(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  blocks_matvec<BlockQ4_0, true, true>(y, w, x, n, r0, r1);
+void matvec_q4_0_avxvnni(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  blocks_matvec<BlockQ4_0, true, true>(y, static_cast<const BlockQ4_0*>(w.data),
+                                       static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
 }  // namespace troupe::kernels::detail

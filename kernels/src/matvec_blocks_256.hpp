@@ -112,7 +112,7 @@ __m256i hsum4_pairs(__m256i a, __m256i b, __m256i c, __m256i d) {
 
 // Exact int8 dot of 32 bytes into 8 int32 lanes.
 // AVX2: maddubs(|w|, x with w's sign) pairs, then madd by ones. |w| is read unsigned, so w = -128
-// works; negating x is wrong only for x = -128, which quantize_row_q8_0 never gives (|q| <= 127,
+// works; negating x is wrong only for x = -128, which Q8_0's quantize_row never gives (|q| <= 127,
 // the x precondition). Pair sums are at most 2 * 128 * 127 = 32512: no int16 saturation.
 // AVX-VNNI: vpdpbusd on the quants made unsigned (q ^ 0x80 = q + 128), 4 products a lane, no
 // saturation; the 128 * sum(x) this adds comes off once a block (xp.start).

@@ -74,7 +74,7 @@ template <typename Dot>
 void q8_matvec(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs,
                int n, int gs, int r0, int r1) {
   if (gs <= 0 || gs % 16 != 0 || n % gs != 0) {  // the vector loop needs whole 16-byte steps
-    matvec_q8_ref(y, wq, ws, xq, xs, n, gs, r0, r1);
+    matvec_q8_groups_ref(y, Operand(wq, ws, gs), Operand(xq, xs, gs), n, r0, r1);
     return;
   }
   const int64_t groups = n / gs;
@@ -184,44 +184,51 @@ void q4_0_matvec(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0
 
 }  // namespace
 
-void matvec_f32_neon(float* y, const float* w, const float* x, int n, int r0, int r1) {
+void matvec_f32_neon(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const float*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   int i = r0;
   for (; i + 4 <= r1; i += 4) f32_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
   for (; i < r1; i++) f32_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
 }
 
-void matvec_q8_neon_dotprod(float* y, const int8_t* wq, const float* ws, const int8_t* xq,
-                            const float* xs, int n, int gs, int r0, int r1) {
-  q8_matvec<DotSdot>(y, wq, ws, xq, xs, n, gs, r0, r1);
+void matvec_q8_groups_neon_dotprod(float* y, const Operand& w, const Operand& x, int n, int r0,
+                                   int r1) {
+  q8_matvec<DotSdot>(y, static_cast<const int8_t*>(w.data), w.scales,
+                     static_cast<const int8_t*>(x.data), x.scales, n, w.group_size, r0, r1);
 }
 
-void matvec_q8_neon(float* y, const int8_t* wq, const float* ws, const int8_t* xq,
-                    const float* xs, int n, int gs, int r0, int r1) {
-  q8_matvec<DotWiden>(y, wq, ws, xq, xs, n, gs, r0, r1);
+void matvec_q8_groups_neon(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  q8_matvec<DotWiden>(y, static_cast<const int8_t*>(w.data), w.scales,
+                      static_cast<const int8_t*>(x.data), x.scales, n, w.group_size, r0, r1);
 }
 
-void matvec_f16_neon(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+void matvec_f16_neon(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const uint16_t*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   int i = r0;
   for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
   for (; i < r1; i++) f16_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
 }
 
-void matvec_q8_0_neon_dotprod(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0,
-                              int r1) {
-  q8_0_matvec<DotSdot>(y, w, x, n, r0, r1);
+void matvec_q8_0_neon_dotprod(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  q8_0_matvec<DotSdot>(y, static_cast<const BlockQ8_0*>(w.data),
+                       static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
-void matvec_q4_0_neon_dotprod(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0,
-                              int r1) {
-  q4_0_matvec<DotSdot>(y, w, x, n, r0, r1);
+void matvec_q4_0_neon_dotprod(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  q4_0_matvec<DotSdot>(y, static_cast<const BlockQ4_0*>(w.data),
+                       static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
-void matvec_q8_0_neon(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  q8_0_matvec<DotWiden>(y, w, x, n, r0, r1);
+void matvec_q8_0_neon(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  q8_0_matvec<DotWiden>(y, static_cast<const BlockQ8_0*>(w.data),
+                        static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
-void matvec_q4_0_neon(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  q4_0_matvec<DotWiden>(y, w, x, n, r0, r1);
+void matvec_q4_0_neon(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  q4_0_matvec<DotWiden>(y, static_cast<const BlockQ4_0*>(w.data),
+                        static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
 }  // namespace troupe::kernels::detail

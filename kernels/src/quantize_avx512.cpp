@@ -1,4 +1,4 @@
-// AVX-512 quantize_row_q8_0 (kernels.hpp), the reference's bytes for every finite input: the
+// AVX-512 quantize_row of Q8_0 (kernels.hpp), the reference's bytes for every finite input: the
 // same maximum of |x| (a maximum does not depend on order), the same scalar scale and inverse,
 // the fp16 scale through the hardware's round-to-nearest-even conversion (the reference's
 // software one is that rounding), and each quant rounded half away from zero by the reference's
@@ -30,7 +30,8 @@ namespace {
 
 }  // namespace
 
-void quantize_row_q8_0_avx512(BlockQ8_0* y, const float* x, int n) {
+void quantize_row_q8_0_avx512(const Destination& to, const float* x, int n) {
+  auto* y = static_cast<BlockQ8_0*>(to.data);
   for (int i = 0; i < n / kBlock; i++) {
     const __m512 v0 = _mm512_loadu_ps(x + static_cast<int64_t>(i) * kBlock);
     const __m512 v1 = _mm512_loadu_ps(x + static_cast<int64_t>(i) * kBlock + 16);

@@ -13,7 +13,9 @@ namespace troupe::kernels {
 
 namespace detail {
 
-void matvec_f32_ref(float* y, const float* w, const float* x, int n, int r0, int r1) {
+void matvec_f32_ref(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const float*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   for (int i = r0; i < r1; i++) {
     const float* row = w + static_cast<int64_t>(i) * n;  // rows * n can pass 2^31
     float val = 0.0f;
@@ -22,8 +24,12 @@ void matvec_f32_ref(float* y, const float* w, const float* x, int n, int r0, int
   }
 }
 
-void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs,
-                   int n, int gs, int r0, int r1) {
+void matvec_q8_groups_ref(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
+  const auto* wq = static_cast<const int8_t*>(w.data);
+  const auto* xq = static_cast<const int8_t*>(x.data);
+  const float* ws = w.scales;
+  const float* xs = x.scales;
+  const int gs = w.group_size;
   for (int i = r0; i < r1; i++) {
     const int64_t in = static_cast<int64_t>(i) * n;
     float val = 0.0f;
@@ -38,7 +44,9 @@ void matvec_q8_ref(float* y, const int8_t* wq, const float* ws, const int8_t* xq
   }
 }
 
-void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, int r1) {
+void matvec_f16_ref(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const uint16_t*>(wo.data);
+  const auto* x = static_cast<const float*>(xo.data);
   for (int i = r0; i < r1; i++) {
     const uint16_t* row = w + static_cast<int64_t>(i) * n;
     float val = 0.0f;
@@ -49,7 +57,9 @@ void matvec_f16_ref(float* y, const uint16_t* w, const float* x, int n, int r0, 
 
 // ggml's scalar vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 per row: exact int32 block sums, then
 // sum += (float)isum * (d_w * d_x) block by block.
-void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+void matvec_q8_0_ref(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const BlockQ8_0*>(wo.data);
+  const auto* x = static_cast<const BlockQ8_0*>(xo.data);
   const int nb = n / kBlock;
   for (int i = r0; i < r1; i++) {
     const BlockQ8_0* row = w + static_cast<int64_t>(i) * nb;
@@ -65,7 +75,9 @@ void matvec_q8_0_ref(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, in
   }
 }
 
-void matvec_q4_0_ref(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
+void matvec_q4_0_ref(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
+  const auto* w = static_cast<const BlockQ4_0*>(wo.data);
+  const auto* x = static_cast<const BlockQ8_0*>(xo.data);
   const int nb = n / kBlock;
   for (int i = r0; i < r1; i++) {
     const BlockQ4_0* row = w + static_cast<int64_t>(i) * nb;
@@ -164,7 +176,8 @@ uint16_t fp32_to_fp16(float f) {
 
 // The same bytes as ggml's for all finite x (the maximum is taken in four interleaved runs, which
 // only matters for NaNs).
-void detail::quantize_row_q8_0_ref(BlockQ8_0* y, const float* x, int n) {
+void detail::quantize_row_q8_0_ref(const Destination& to, const float* x, int n) {
+  auto* y = static_cast<BlockQ8_0*>(to.data);
   for (int i = 0; i < n / kBlock; i++) {
     const float* xb = x + static_cast<int64_t>(i) * kBlock;
     float m[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -183,7 +196,8 @@ void detail::quantize_row_q8_0_ref(BlockQ8_0* y, const float* x, int n) {
   }
 }
 
-void quantize_row_q4_0(BlockQ4_0* y, const float* x, int n) {
+void detail::quantize_row_q4_0_ref(const Destination& to, const float* x, int n) {
+  auto* y = static_cast<BlockQ4_0*>(to.data);
   for (int i = 0; i < n / kBlock; i++) {
     const float* xb = x + static_cast<int64_t>(i) * kBlock;
     float amax = 0.0f;
@@ -208,14 +222,16 @@ void quantize_row_q4_0(BlockQ4_0* y, const float* x, int n) {
   }
 }
 
-void dequantize_row_q8_0(float* y, const BlockQ8_0* x, int n) {
+void detail::dequantize_row_q8_0_ref(float* y, const Operand& from, int n) {
+  const auto* x = static_cast<const BlockQ8_0*>(from.data);
   for (int i = 0; i < n / kBlock; i++) {
     const float d = fp16_to_fp32(x[i].d);
     for (int j = 0; j < kBlock; j++) y[static_cast<int64_t>(i) * kBlock + j] = x[i].qs[j] * d;
   }
 }
 
-void dequantize_row_q4_0(float* y, const BlockQ4_0* x, int n) {
+void detail::dequantize_row_q4_0_ref(float* y, const Operand& from, int n) {
+  const auto* x = static_cast<const BlockQ4_0*>(from.data);
   for (int i = 0; i < n / kBlock; i++) {
     const float d = fp16_to_fp32(x[i].d);
     float* yb = y + static_cast<int64_t>(i) * kBlock;
@@ -228,8 +244,32 @@ void dequantize_row_q4_0(float* y, const BlockQ4_0* x, int n) {
   }
 }
 
-void detail::dequantize_row_f16_ref(float* y, const uint16_t* x, int n) {
+void detail::dequantize_row_f16_ref(float* y, const Operand& from, int n) {
+  const auto* x = static_cast<const uint16_t*>(from.data);
   for (int i = 0; i < n; i++) y[i] = fp16_to_fp32(x[i]);
+}
+
+void detail::quantize_row_f16(const Destination& to, const float* x, int n) {
+  auto* y = static_cast<uint16_t*>(to.data);
+  for (int i = 0; i < n; i++) y[i] = fp32_to_fp16(x[i]);
+}
+
+void detail::quantize_row_f32(const Destination& to, const float* x, int n) {
+  std::memcpy(to.data, x, std::size_t(n) * sizeof(float));
+}
+
+void detail::dequantize_row_f32(float* y, const Operand& from, int n) {
+  std::memcpy(y, from.data, std::size_t(n) * sizeof(float));
+}
+
+// runq.c's quantize (quantize_q8) and dequantize: value = q * scale of its group.
+void detail::quantize_row_q8_groups(const Destination& to, const float* x, int n) {
+  quantize_q8(static_cast<int8_t*>(to.data), to.scales, x, n, to.group_size);
+}
+
+void detail::dequantize_row_q8_groups_ref(float* y, const Operand& from, int n) {
+  const auto* q = static_cast<const int8_t*>(from.data);
+  for (int j = 0; j < n; j++) y[j] = q[j] * from.scales[j / from.group_size];
 }
 
 void rmsnorm(float* out, const float* x, const float* weight, int n, float eps) {

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "troupe/model/error.hpp"
 #include "troupe/model/model_shapes.hpp"
+#include "troupe/model/weight_types.hpp"
 
 namespace troupe::sim {
 
@@ -27,12 +29,13 @@ const std::map<std::string, DeviceProfile>& profiles() {
   return p;
 }
 
+// A block's bytes over its values (q8_0: 32 int8 and an f16 scale, 34 / 32); 0 for a name that is
+// not a weight type's.
 double bytes_per_weight(const std::string& type) {
-  if (type == "f32") return 4;
-  if (type == "f16") return 2;
-  if (type == "q8_0") return 34.0 / 32;  // 32 int8 and an f16 scale per block
-  if (type == "q4_0") return 18.0 / 32;  // 32 nibbles and an f16 scale per block
-  return 0;
+  const std::optional<WeightType> t = find_weight_type(type);
+  if (!t) return 0;
+  const kernels::TypeTraits& traits = kernels::type_traits(*t);
+  return double(traits.block_bytes) / traits.block;
 }
 
 Nanos seconds(double s) { return Nanos(static_cast<int64_t>(s * 1e9)); }
@@ -65,7 +68,10 @@ ModelPrice price_model(const ModelSpec& spec, const std::string& key) {
     throw InputError(key + ".shape: unknown model shape '" + spec.shape + "' (shapes: " + known + ")");
   }
   const double bpw = bytes_per_weight(spec.type);
-  if (bpw == 0) throw InputError(key + ".type: unknown weight type '" + spec.type + "' (f32, f16, q8_0, q4_0)");
+  if (bpw == 0) {
+    throw InputError(key + ".type: unknown weight type '" + spec.type + "' (" +
+                     list_names(named_weight_types(), ", ") + ")");
+  }
   const ModelShape& s = it->second;
   ModelPrice p;
   p.config.dim = s.dim;

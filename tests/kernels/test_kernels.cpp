@@ -23,6 +23,7 @@
 
 namespace tk = troupe::kernels;
 using tk::Isa;
+using T = tk::WeightType;
 
 namespace {
 
@@ -148,20 +149,58 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
 #endif
   // Unavailable ISAs get the scalar table.
   for (Isa isa : kAllIsas) {
-    if (!tk::isa_available(isa)) CHECK(&tk::matvec_ops(isa) == &tk::matvec_ops(Isa::scalar));
+    if (!tk::isa_available(isa)) CHECK(&tk::isa_kernels(isa) == &tk::isa_kernels(Isa::scalar));
   }
-  const tk::MatvecOps& ops = tk::matvec_ops();
-  CHECK(ops.f32 != nullptr);
-  CHECK(ops.q8 != nullptr);
+  const tk::IsaKernels& ops = tk::isa_kernels();
+  CHECK(ops[T::f32].matvec != nullptr);
+  CHECK(ops[T::q8_groups].matvec != nullptr);
   for (Isa isa : kAllIsas) {
-    const tk::MatvecOps& o = tk::matvec_ops(isa);
-    CHECK(o.f32 != nullptr);
-    CHECK(o.q8 != nullptr);
-    CHECK(o.f16 != nullptr);
-    CHECK(o.q8_0 != nullptr);
-    CHECK(o.q4_0 != nullptr);
+    const tk::IsaKernels& o = tk::isa_kernels(isa);
+    CHECK(o[T::f32].matvec != nullptr);
+    CHECK(o[T::q8_groups].matvec != nullptr);
+    CHECK(o[T::f16].matvec != nullptr);
+    CHECK(o[T::q8_0].matvec != nullptr);
+    CHECK(o[T::q4_0].matvec != nullptr);
   }
-  CHECK(&tk::matvec_ops() == &ops);  // chosen once
+  CHECK(&tk::isa_kernels() == &ops);  // chosen once
+}
+
+TEST_CASE("every weight type has complete kernels on every ISA", "[kernels][dispatch]") {
+  for (int i = 0; i < tk::kWeightTypes; i++) {
+    const T type = static_cast<T>(i);
+    const tk::TypeTraits& t = tk::type_traits(type);
+    INFO("type " << t.name);
+    CHECK(t.block >= 1);
+    CHECK(t.block_bytes >= 1);
+    CHECK(t.bytes_of(std::size_t(t.block) * 3) == std::size_t(t.block_bytes) * 3);
+    // The input form is a type whose quantize_row makes it, and whose own input is itself.
+    CHECK(tk::type_traits(t.input).input == t.input);
+    CHECK(!(t.batch_widened && t.quantized));  // widening is exact for plain floats only
+    if (t.interleaved) {
+      CHECK(t.input == T::q8_0);  // the interleaved kernels and x sums take Q8_0 blocks
+      CHECK(t.interleaved->offset > 0);
+      CHECK(t.interleaved->copy_groups != nullptr);
+      CHECK(t.interleaved->deinterleave_row != nullptr);
+    }
+    for (Isa isa : kAllIsas) {
+      INFO("isa " << tk::isa_name(isa));
+      const tk::TypeKernels& k = tk::isa_kernels(isa)[type];
+      CHECK(k.quantize_row != nullptr);
+      CHECK(k.dequantize_row != nullptr);
+      CHECK(k.matvec != nullptr);
+      CHECK((k.interleave_groups != nullptr) == (t.interleaved != nullptr));
+      CHECK((k.matmul_interleaved != nullptr) == (t.interleaved != nullptr));
+      // A batch needs a batched kernel, a widened tile, or the matvec token by token (no more).
+      if (t.batch_widened) CHECK(tk::isa_kernels(isa)[T::f32].matmul != nullptr);
+    }
+  }
+  for (Isa isa : kAllIsas) {
+    const tk::IsaKernels& k = tk::isa_kernels(isa);
+    CHECK(k.key_scores != nullptr);
+    CHECK(k.weighted_sums != nullptr);
+    CHECK(k.exp_f32 != nullptr);
+    CHECK(k.sum_x_blocks != nullptr);
+  }
 }
 
 TEST_CASE("TROUPE_ISA lowers the detected ISA and never raises it", "[kernels][dispatch]") {
@@ -205,7 +244,7 @@ TEST_CASE("reference matvec is run.c's and runq.c's matmul, bit for bit", "[kern
     const auto x = random_floats(rng, n);
     std::vector<float> want(rows, -1.0f), got(rows, -1.0f);
     runc_matmul(want.data(), x.data(), w.data(), n, 0, rows);
-    tk::matvec_ops(Isa::scalar).f32(got.data(), w.data(), x.data(), n, 0, rows);
+    tk::isa_kernels(Isa::scalar)[T::f32].matvec(got.data(), w.data(), x.data(), n, 0, rows);
     CHECK(want == got);
   }
   for (int gs : {32, 64}) {
@@ -216,8 +255,8 @@ TEST_CASE("reference matvec is run.c's and runq.c's matmul, bit for bit", "[kern
     const auto xs = random_floats(rng, n / gs, 0.001f, 0.02f);
     std::vector<float> want(rows, -1.0f), got(rows, -1.0f);
     runq_matmul(want.data(), xq.data(), xs.data(), wq.data(), ws.data(), n, gs, 0, rows);
-    tk::matvec_ops(Isa::scalar).q8(got.data(), wq.data(), ws.data(), xq.data(), xs.data(), n, gs, 0,
-                                   rows);
+    tk::isa_kernels(Isa::scalar)[T::q8_groups].matvec(got.data(), {wq.data(), ws.data(), gs},
+                                                      {xq.data(), xs.data(), gs}, n, 0, rows);
     CHECK(want == got);
   }
 }
@@ -237,8 +276,8 @@ TEST_CASE("f32 matvec of every ISA matches the reference", "[kernels][matvec]") 
       for (RowRange rr : row_ranges(rows)) {
         INFO("isa " << tk::isa_name(isa) << " n " << n << " rows [" << rr.r0 << ", " << rr.r1 << ")");
         std::vector<float> want(rows, NAN), got(rows, NAN);
-        tk::matvec_ops(Isa::scalar).f32(want.data(), w.data(), x.data(), n, rr.r0, rr.r1);
-        tk::matvec_ops(isa).f32(got.data(), w.data(), x.data(), n, rr.r0, rr.r1);
+        tk::isa_kernels(Isa::scalar)[T::f32].matvec(want.data(), w.data(), x.data(), n, rr.r0, rr.r1);
+        tk::isa_kernels(isa)[T::f32].matvec(got.data(), w.data(), x.data(), n, rr.r0, rr.r1);
         for (int i = 0; i < rows; i++) {
           if (i < rr.r0 || i >= rr.r1) {
             CHECK(std::isnan(got[i]));  // rows outside the range are not written
@@ -261,7 +300,7 @@ TEST_CASE("f32 matvec results do not depend on the row range or the alignment", 
     const auto x = random_floats(rng, n);
     for (Isa isa : runnable_isas()) {
       INFO("isa " << tk::isa_name(isa) << " n " << n);
-      const auto f32 = tk::matvec_ops(isa).f32;
+      const auto f32 = tk::isa_kernels(isa)[T::f32].matvec;
       std::vector<float> whole(rows);
       f32(whole.data(), w.data(), x.data(), n, 0, rows);
       for (int r0 = 0; r0 < rows; r0++) {
@@ -321,8 +360,9 @@ TEST_CASE("q8 matvec of every ISA is bit-identical to the reference", "[kernels]
           const float* wsp = data == 0 ? ws.data() : ws2.data();
           const float* xsp = data == 0 ? xs.data() : xs2.data();
           std::vector<float> want(rows, NAN), got(rows, NAN);
-          tk::matvec_ops(Isa::scalar).q8(want.data(), w8, wsp, x8, xsp, s.n, s.gs, rr.r0, rr.r1);
-          tk::matvec_ops(isa).q8(got.data(), w8, wsp, x8, xsp, s.n, s.gs, rr.r0, rr.r1);
+          const tk::Operand w{w8, wsp, s.gs}, x{x8, xsp, s.gs};
+          tk::isa_kernels(Isa::scalar)[T::q8_groups].matvec(want.data(), w, x, s.n, rr.r0, rr.r1);
+          tk::isa_kernels(isa)[T::q8_groups].matvec(got.data(), w, x, s.n, rr.r0, rr.r1);
           for (int i = 0; i < rows; i++) {
             if (i < rr.r0 || i >= rr.r1) {
               CHECK(std::isnan(got[i]));
@@ -547,13 +587,13 @@ std::vector<tk::BlockQ4_0> random_q4_0(std::mt19937& rng, int rows, int n) {
 
 std::vector<tk::BlockQ8_0> quantize_q8_0(const std::vector<float>& x) {
   std::vector<tk::BlockQ8_0> b(x.size() / tk::kBlock);
-  tk::quantize_row_q8_0(b.data(), x.data(), int(x.size()));
+  tk::quantize_row(T::q8_0, b.data(), x.data(), int(x.size()));
   return b;
 }
 
 std::vector<tk::BlockQ4_0> quantize_q4_0(const std::vector<float>& x) {
   std::vector<tk::BlockQ4_0> b(x.size() / tk::kBlock);
-  tk::quantize_row_q4_0(b.data(), x.data(), int(x.size()));
+  tk::quantize_row(T::q4_0, b.data(), x.data(), int(x.size()));
   return b;
 }
 
@@ -648,10 +688,10 @@ TEST_CASE("fp16 to fp32 and back for every half", "[kernels][fp16]") {
   for (Isa isa : runnable_isas()) {
     INFO("isa " << tk::isa_name(isa));
     std::fill(deq.begin(), deq.end(), 0.0f);
-    tk::matvec_ops(isa).widen_f16(deq.data(), hs.data(), 65536);
+    tk::isa_kernels(isa)[T::f16].dequantize_row(deq.data(), hs.data(), 65536);
     CHECK(std::memcmp(deq.data(), all.data(), sizeof(float) * 65536) == 0);
   }
-  tk::dequantize_row_f16(deq.data(), hs.data(), 65536);  // the public one: the detected ISA's
+  tk::dequantize_row(T::f16, deq.data(), hs.data(), 65536);  // the public one: the detected ISA's
   CHECK(std::memcmp(deq.data(), all.data(), sizeof(float) * 65536) == 0);
 }
 
@@ -706,14 +746,14 @@ TEST_CASE("Q8_0 quantization: a block by hand", "[kernels][quant]") {
   const int8_t want[] = {1, 2, -3, 127, -3, 101, -1, 0, -127, 3};
   for (int i = 0; i < 10; i++) x[3 * i] = vals[i];
   tk::BlockQ8_0 b;
-  tk::quantize_row_q8_0(&b, x.data(), 32);
+  tk::quantize_row(T::q8_0, &b, x.data(), 32);
   CHECK(b.d == 0x3C00);
   for (int j = 0; j < 32; j++) {
     INFO("j " << j);
     CHECK(b.qs[j] == (j % 3 == 0 && j < 30 ? want[j / 3] : 0));
   }
   std::vector<float> y(32);
-  tk::dequantize_row_q8_0(y.data(), &b, 32);
+  tk::dequantize_row(T::q8_0, y.data(), &b, 32);
   for (int j = 0; j < 32; j++) CHECK(y[j] == float(b.qs[j]));
 
   // d = 254 / 127 = 2 exactly: q = roundf(x / 2); an all-zero block gets d = 0 and zeros.
@@ -723,7 +763,7 @@ TEST_CASE("Q8_0 quantization: a block by hand", "[kernels][quant]") {
   x2[2] = -1.0f;  // -0.5 -> -1
   x2[3] = 0.9f;   // 0.45 -> 0
   tk::BlockQ8_0 b2[2];
-  tk::quantize_row_q8_0(b2, x2.data(), 64);
+  tk::quantize_row(T::q8_0, b2, x2.data(), 64);
   CHECK(b2[0].d == tk::fp32_to_fp16(2.0f));
   CHECK(b2[0].qs[0] == -127);
   CHECK(b2[0].qs[1] == 2);
@@ -753,7 +793,7 @@ TEST_CASE("Q4_0 quantization: a block by hand", "[kernels][quant]") {
   const uint8_t want_lo[16] = {15, 15, 7, 8, 9, 0, 1, 11, 8, 8, 8, 8, 8, 8, 8, 8};
   const uint8_t want_hi[16] = {7, 10, 0, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 15};
   tk::BlockQ4_0 b;
-  tk::quantize_row_q4_0(&b, x.data(), 32);
+  tk::quantize_row(T::q4_0, &b, x.data(), 32);
   CHECK(b.d == 0x3C00);  // 1.0
   const uint8_t want_qs[16] = {0x7F, 0xAF, 0x07, 0x88, 0x89, 0x80, 0x81, 0x8B,
                                0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0xF8};
@@ -763,7 +803,7 @@ TEST_CASE("Q4_0 quantization: a block by hand", "[kernels][quant]") {
     CHECK(b.qs[j] == want_qs[j]);
   }
   std::vector<float> y(32);
-  tk::dequantize_row_q4_0(y.data(), &b, 32);
+  tk::dequantize_row(T::q4_0, y.data(), &b, 32);
   for (int j = 0; j < 16; j++) {
     CHECK(y[j] == float(want_lo[j]) - 8.0f);
     CHECK(y[16 + j] == float(want_hi[j]) - 8.0f);
@@ -776,13 +816,13 @@ TEST_CASE("Q4_0 quantization: a block by hand", "[kernels][quant]") {
   x2[10] = -8.0f;
   x2[20] = 1.0f;
   tk::BlockQ4_0 b2;
-  tk::quantize_row_q4_0(&b2, x2.data(), 32);
+  tk::quantize_row(T::q4_0, &b2, x2.data(), 32);
   CHECK(b2.d == 0xBC00);  // -1.0
   CHECK(b2.qs[3] == 0x80);
   CHECK(b2.qs[10] == 0x8F);
   CHECK(b2.qs[4] == 0x78);  // x2[20] = 1 -> 7 in the high nibble of byte 4
   std::vector<float> y2(32);
-  tk::dequantize_row_q4_0(y2.data(), &b2, 32);
+  tk::dequantize_row(T::q4_0, y2.data(), &b2, 32);
   CHECK(y2[3] == 8.0f);
   CHECK(y2[10] == -7.0f);  // clipped: one step off
   CHECK(y2[20] == 1.0f);
@@ -790,7 +830,7 @@ TEST_CASE("Q4_0 quantization: a block by hand", "[kernels][quant]") {
   // All zero: d = 0 / -8 = -0 (as in ggml), every nibble 8 (value 0).
   std::vector<float> z(32, 0.0f);
   tk::BlockQ4_0 bz;
-  tk::quantize_row_q4_0(&bz, z.data(), 32);
+  tk::quantize_row(T::q4_0, &bz, z.data(), 32);
   CHECK(bz.d == 0x8000);
   for (uint8_t q : bz.qs) CHECK(q == 0x88);
 }
@@ -805,8 +845,8 @@ TEST_CASE("Q8_0 and Q4_0 round trips stay within their step", "[kernels][quant]"
     const auto q8 = quantize_q8_0(x);
     const auto q4 = quantize_q4_0(x);
     std::vector<float> y8(n), y4(n);
-    tk::dequantize_row_q8_0(y8.data(), q8.data(), n);
-    tk::dequantize_row_q4_0(y4.data(), q4.data(), n);
+    tk::dequantize_row(T::q8_0, y8.data(), q8.data(), n);
+    tk::dequantize_row(T::q4_0, y4.data(), q4.data(), n);
     for (int b = 0; b < n / 32; b++) {
       const float d8 = tk::fp16_to_fp32(q8[b].d), d4 = std::fabs(tk::fp16_to_fp32(q4[b].d));
       float amax = 0.0f;
@@ -872,13 +912,13 @@ TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernel
     const int rows = n > 5632 ? 19 : n >= 2048 ? 21 : 37;
     const QuantCase c = make_quant_case(rng, rows, n);
     for (Isa isa : runnable_isas()) {
-      const tk::MatvecOps& ops = tk::matvec_ops(isa);
-      const tk::MatvecOps& ref = tk::matvec_ops(Isa::scalar);
+      const tk::IsaKernels& ops = tk::isa_kernels(isa);
+      const tk::IsaKernels& ref = tk::isa_kernels(Isa::scalar);
       for (RowRange rr : row_ranges(rows)) {
         INFO("isa " << tk::isa_name(isa) << " n " << n << " rows [" << rr.r0 << ", " << rr.r1 << ")");
         std::vector<float> want(rows, NAN), got(rows, NAN);
-        ref.f16(want.data(), c.wf16.data(), c.x.data(), n, rr.r0, rr.r1);
-        ops.f16(got.data(), c.wf16.data(), c.x.data(), n, rr.r0, rr.r1);
+        ref[T::f16].matvec(want.data(), c.wf16.data(), c.x.data(), n, rr.r0, rr.r1);
+        ops[T::f16].matvec(got.data(), c.wf16.data(), c.x.data(), n, rr.r0, rr.r1);
         for (int i = 0; i < rows; i++) {
           if (i < rr.r0 || i >= rr.r1) {
             CHECK(std::isnan(got[i]));  // rows outside the range are not written
@@ -894,10 +934,10 @@ TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernel
           const auto& w8 = data == 0 ? c.w8 : c.w8_real;
           const auto& w4 = data == 0 ? c.w4 : c.w4_real;
           std::vector<float> want8(rows, NAN), got8(rows, NAN), want4(rows, NAN), got4(rows, NAN);
-          ref.q8_0(want8.data(), w8.data(), c.x8.data(), n, rr.r0, rr.r1);
-          ops.q8_0(got8.data(), w8.data(), c.x8.data(), n, rr.r0, rr.r1);
-          ref.q4_0(want4.data(), w4.data(), c.x8.data(), n, rr.r0, rr.r1);
-          ops.q4_0(got4.data(), w4.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ref[T::q8_0].matvec(want8.data(), w8.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ops[T::q8_0].matvec(got8.data(), w8.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ref[T::q4_0].matvec(want4.data(), w4.data(), c.x8.data(), n, rr.r0, rr.r1);
+          ops[T::q4_0].matvec(got4.data(), w4.data(), c.x8.data(), n, rr.r0, rr.r1);
           for (int i = 0; i < rows; i++) {
             INFO("row " << i);
             if (i < rr.r0 || i >= rr.r1) {
@@ -916,7 +956,7 @@ TEST_CASE("f16, Q8_0 and Q4_0 matvec of every ISA match the reference", "[kernel
 
 TEST_CASE("Q8_0 and Q4_0 matvec of every ISA at the extreme quants", "[kernels][matvec]") {
   // The largest block sums there are: every weight quant at its end of the range against every x
-  // quant at 127 or -127 (quantize_row_q8_0 of constant floats). The AVX-512 Q4_0 kernel reduces
+  // quant at 127 or -127 (Q8_0's quantize_row of constant floats). The AVX-512 Q4_0 kernel reduces
   // its partial sums in int16 (|partial| <= 8128 by its bound); this is where the bound is tight.
   const int rows = 21, n = 2048, nb = n / tk::kBlock;
   for (int sign : {1, -1}) {
@@ -937,10 +977,10 @@ TEST_CASE("Q8_0 and Q4_0 matvec of every ISA at the extreme quants", "[kernels][
       for (Isa isa : runnable_isas()) {
         INFO("isa " << tk::isa_name(isa) << " sign " << sign << " nibbles " << int(nibbles));
         std::vector<float> want4(rows), got4(rows), want8(rows), got8(rows);
-        tk::matvec_ops(Isa::scalar).q4_0(want4.data(), w4.data(), x8.data(), n, 0, rows);
-        tk::matvec_ops(isa).q4_0(got4.data(), w4.data(), x8.data(), n, 0, rows);
-        tk::matvec_ops(Isa::scalar).q8_0(want8.data(), w8.data(), x8.data(), n, 0, rows);
-        tk::matvec_ops(isa).q8_0(got8.data(), w8.data(), x8.data(), n, 0, rows);
+        tk::isa_kernels(Isa::scalar)[T::q4_0].matvec(want4.data(), w4.data(), x8.data(), n, 0, rows);
+        tk::isa_kernels(isa)[T::q4_0].matvec(got4.data(), w4.data(), x8.data(), n, 0, rows);
+        tk::isa_kernels(Isa::scalar)[T::q8_0].matvec(want8.data(), w8.data(), x8.data(), n, 0, rows);
+        tk::isa_kernels(isa)[T::q8_0].matvec(got8.data(), w8.data(), x8.data(), n, 0, rows);
         // Every block's sum is 32 * (q - 8) * x, the same in every block.
         const int q_lo = (nibbles & 0x0F) - 8, q_hi = (nibbles >> 4) - 8;
         const float block = float(16 * (q_lo + q_hi) * sign * 127);
@@ -983,9 +1023,9 @@ TEST_CASE("Q8_0 and Q4_0 reference matvec by hand", "[kernels][matvec]") {
   for (Isa isa : runnable_isas()) {
     INFO("isa " << tk::isa_name(isa));
     float y = NAN;
-    tk::matvec_ops(isa).q8_0(&y, w, x, 64, 0, 1);
+    tk::isa_kernels(isa)[T::q8_0].matvec(&y, w, x, 64, 0, 1);
     CHECK(y == want8);
-    tk::matvec_ops(isa).q4_0(&y, w4, x, 64, 0, 1);
+    tk::isa_kernels(isa)[T::q4_0].matvec(&y, w4, x, 64, 0, 1);
     CHECK(y == want4);
   }
 }
@@ -997,13 +1037,13 @@ TEST_CASE("every ISA's f16 matvec is its f32 matvec on the widened rows", "[kern
     const int rows = 9;
     const QuantCase c = make_quant_case(rng, rows, n);
     std::vector<float> wide(c.wf16.size());
-    tk::matvec_ops(Isa::scalar).widen_f16(wide.data(), c.wf16.data(), static_cast<int>(wide.size()));
+    tk::isa_kernels(Isa::scalar)[T::f16].dequantize_row(wide.data(), c.wf16.data(), static_cast<int>(wide.size()));
     for (Isa isa : runnable_isas()) {
       INFO("isa " << tk::isa_name(isa) << " n " << n);
-      const tk::MatvecOps& ops = tk::matvec_ops(isa);
+      const tk::IsaKernels& ops = tk::isa_kernels(isa);
       std::vector<float> from16(rows), from32(rows);
-      ops.f16(from16.data(), c.wf16.data(), c.x.data(), n, 0, rows);
-      ops.f32(from32.data(), wide.data(), c.x.data(), n, 0, rows);
+      ops[T::f16].matvec(from16.data(), c.wf16.data(), c.x.data(), n, 0, rows);
+      ops[T::f32].matvec(from32.data(), wide.data(), c.x.data(), n, 0, rows);
       for (int i = 0; i < rows; i++) CHECK(bits_of(from16[i]) == bits_of(from32[i]));
     }
   }
@@ -1018,20 +1058,20 @@ TEST_CASE("f16, Q8_0 and Q4_0 results do not depend on the row range or the alig
     const bool blocks = n % tk::kBlock == 0;
     for (Isa isa : runnable_isas()) {
       INFO("isa " << tk::isa_name(isa) << " n " << n);
-      const tk::MatvecOps& ops = tk::matvec_ops(isa);
+      const tk::IsaKernels& ops = tk::isa_kernels(isa);
       std::vector<float> whole16(rows), whole8(rows), whole4(rows);
-      ops.f16(whole16.data(), c.wf16.data(), c.x.data(), n, 0, rows);
+      ops[T::f16].matvec(whole16.data(), c.wf16.data(), c.x.data(), n, 0, rows);
       if (blocks) {
-        ops.q8_0(whole8.data(), c.w8_real.data(), c.x8.data(), n, 0, rows);
-        ops.q4_0(whole4.data(), c.w4_real.data(), c.x8.data(), n, 0, rows);
+        ops[T::q8_0].matvec(whole8.data(), c.w8_real.data(), c.x8.data(), n, 0, rows);
+        ops[T::q4_0].matvec(whole4.data(), c.w4_real.data(), c.x8.data(), n, 0, rows);
       }
       for (int r0 = 0; r0 < rows; r0++) {
         for (int r1 = r0 + 1; r1 <= rows; r1++) {
           std::vector<float> p16(rows, NAN), p8(rows, NAN), p4(rows, NAN);
-          ops.f16(p16.data(), c.wf16.data(), c.x.data(), n, r0, r1);
+          ops[T::f16].matvec(p16.data(), c.wf16.data(), c.x.data(), n, r0, r1);
           if (blocks) {
-            ops.q8_0(p8.data(), c.w8_real.data(), c.x8.data(), n, r0, r1);
-            ops.q4_0(p4.data(), c.w4_real.data(), c.x8.data(), n, r0, r1);
+            ops[T::q8_0].matvec(p8.data(), c.w8_real.data(), c.x8.data(), n, r0, r1);
+            ops[T::q4_0].matvec(p4.data(), c.w4_real.data(), c.x8.data(), n, r0, r1);
           }
           for (int i = r0; i < r1; i++) {
             CHECK(bits_of(p16[i]) == bits_of(whole16[i]));
@@ -1057,16 +1097,16 @@ TEST_CASE("f16, Q8_0 and Q4_0 results do not depend on the row range or the alig
           std::memcpy(xp, c.x.data(), c.x.size() * 4);
           xf = reinterpret_cast<const float*>(xp);
         }
-        ops.f16(y.data(), reinterpret_cast<const uint16_t*>(wp), xf, n, 0, rows);
+        ops[T::f16].matvec(y.data(), reinterpret_cast<const uint16_t*>(wp), xf, n, 0, rows);
         CHECK(y == whole16);
         if (!blocks) continue;
         std::memcpy(xp, c.x8.data(), c.x8.size() * sizeof(tk::BlockQ8_0));
         const auto* xb = reinterpret_cast<const tk::BlockQ8_0*>(xp);
         std::memcpy(wp, c.w8_real.data(), c.w8_real.size() * sizeof(tk::BlockQ8_0));
-        ops.q8_0(y.data(), reinterpret_cast<const tk::BlockQ8_0*>(wp), xb, n, 0, rows);
+        ops[T::q8_0].matvec(y.data(), reinterpret_cast<const tk::BlockQ8_0*>(wp), xb, n, 0, rows);
         CHECK(y == whole8);
         std::memcpy(wp, c.w4_real.data(), c.w4_real.size() * sizeof(tk::BlockQ4_0));
-        ops.q4_0(y.data(), reinterpret_cast<const tk::BlockQ4_0*>(wp), xb, n, 0, rows);
+        ops[T::q4_0].matvec(y.data(), reinterpret_cast<const tk::BlockQ4_0*>(wp), xb, n, 0, rows);
         CHECK(y == whole4);
       }
     }
@@ -1098,10 +1138,10 @@ TEST_CASE("f32 matmul of every ISA gives its matvec's floats, token by token", "
                       << ", " << rr.r1 << ")");
           auto want = nan_outputs(count, ldy), got = nan_outputs(count, ldy);
           for (int t = 0; t < count; t++) {
-            tk::matvec_ops(isa).f32(want.data() + size_t(t) * ldy, w.data(),
+            tk::isa_kernels(isa)[T::f32].matvec(want.data() + size_t(t) * ldy, w.data(),
                                     x.data() + size_t(t) * ldx, n, rr.r0, rr.r1);
           }
-          tk::matmul_ops(isa).f32(got.data(), ldy, w.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
+          tk::isa_kernels(isa)[T::f32].matmul(got.data(), ldy, w.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
           CHECK(same_bits(got, want));  // NaN bits included: rows outside the range stay unwritten
         }
       }
@@ -1124,24 +1164,24 @@ TEST_CASE("Q8_0 and Q4_0 matmul of every ISA give its matvec's floats, token by 
       std::vector<tk::BlockQ8_0> x(size_t(count) * ldx);
       for (int t = 0; t < count; t++) {
         const auto xf = random_floats(rng, n, -3.0f, 3.0f);
-        tk::quantize_row_q8_0(x.data() + size_t(t) * ldx, xf.data(), n);
+        tk::quantize_row(T::q8_0, x.data() + size_t(t) * ldx, xf.data(), n);
       }
       for (Isa isa : runnable_isas()) {
-        const tk::MatvecOps& mv = tk::matvec_ops(isa);
-        const tk::MatmulOps& mm = tk::matmul_ops(isa);
+        const tk::IsaKernels& mv = tk::isa_kernels(isa);
+        const tk::IsaKernels& mm = tk::isa_kernels(isa);
         for (RowRange rr : row_ranges(rows)) {
           INFO("isa " << tk::isa_name(isa) << " n " << n << " count " << count << " rows [" << rr.r0
                       << ", " << rr.r1 << ")");
           auto want8 = nan_outputs(count, ldy), got8 = nan_outputs(count, ldy);
           auto want4 = nan_outputs(count, ldy), got4 = nan_outputs(count, ldy);
           for (int t = 0; t < count; t++) {
-            mv.q8_0(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n,
+            mv[T::q8_0].matvec(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n,
                     rr.r0, rr.r1);
-            mv.q4_0(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n,
+            mv[T::q4_0].matvec(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n,
                     rr.r0, rr.r1);
           }
-          mm.q8_0(got8.data(), ldy, w8.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
-          mm.q4_0(got4.data(), ldy, w4.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
+          mm[T::q8_0].matmul(got8.data(), ldy, w8.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
+          mm[T::q4_0].matmul(got4.data(), ldy, w4.data(), x.data(), ldx, n, count, rr.r0, rr.r1);
           CHECK(same_bits(got8, want8));
           CHECK(same_bits(got4, want4));
         }
@@ -1160,11 +1200,11 @@ TEST_CASE("interleaved Q8_0 and Q4_0 blocks: the layout by hand and back", "[ker
     for (int i = 0; i < 16; i++) w4[r].qs[i] = static_cast<uint8_t>(16 * r + i);
     for (int i = 0; i < 32; i++) w8[r].qs[i] = static_cast<int8_t>(i - 10 * r);
   }
-  std::vector<uint8_t> p4(tk::interleaved_bytes_q4_0(2, 32)), p8(tk::interleaved_bytes_q8_0(2, 32));
+  std::vector<uint8_t> p4(tk::interleaved_bytes(T::q4_0, 2, 32)), p8(tk::interleaved_bytes(T::q8_0, 2, 32));
   REQUIRE(p4.size() == 16 * 16 + 32);
   REQUIRE(p8.size() == 16 * 32 + 32);
-  tk::interleave_q4_0(p4.data(), w4.data(), 2, 32);
-  tk::interleave_q8_0(p8.data(), w8.data(), 2, 32);
+  tk::interleave(T::q4_0, p4.data(), w4.data(), 2, 32);
+  tk::interleave(T::q8_0, p8.data(), w8.data(), 2, 32);
   CHECK(p4[64 * 1 + 4 * 1 + 2] == 16 + 4 + 2);  // row 1, piece 1, byte 2: qs[6]
   CHECK(p4[64 * 3 + 4 * 0 + 3] == 15);          // row 0, piece 3, byte 3: qs[15]
   CHECK(p4[64 * 0 + 4 * 5] == 0x88);            // a padded row: zeros (q = 8)
@@ -1177,8 +1217,8 @@ TEST_CASE("interleaved Q8_0 and Q4_0 blocks: the layout by hand and back", "[ker
   for (int r = 0; r < 2; r++) {
     tk::BlockQ4_0 b4;
     tk::BlockQ8_0 b8;
-    tk::deinterleave_row_q4_0(&b4, p4.data(), r, 32);
-    tk::deinterleave_row_q8_0(&b8, p8.data(), r, 32);
+    tk::deinterleave_row(T::q4_0, &b4, p4.data(), r, 32);
+    tk::deinterleave_row(T::q8_0, &b8, p8.data(), r, 32);
     CHECK(std::memcmp(&b4, &w4[r], sizeof b4) == 0);
     CHECK(std::memcmp(&b8, &w8[r], sizeof b8) == 0);
   }
@@ -1192,16 +1232,16 @@ struct InterleavedRandom {
 };
 InterleavedRandom interleaved_random(std::mt19937& rng, int rows, int n) {
   InterleavedRandom m{random_q8_0(rng, rows, n), random_q4_0(rng, rows, n),
-                      std::vector<uint8_t>(tk::interleaved_bytes_q8_0(rows, n)),
-                      std::vector<uint8_t>(tk::interleaved_bytes_q4_0(rows, n))};
-  tk::interleave_q8_0(m.p8.data(), m.w8.data(), rows, n);
-  tk::interleave_q4_0(m.p4.data(), m.w4.data(), rows, n);
+                      std::vector<uint8_t>(tk::interleaved_bytes(T::q8_0, rows, n)),
+                      std::vector<uint8_t>(tk::interleaved_bytes(T::q4_0, rows, n))};
+  tk::interleave(T::q8_0, m.p8.data(), m.w8.data(), rows, n);
+  tk::interleave(T::q4_0, m.p4.data(), m.w4.data(), rows, n);
   return m;
 }
 
 TEST_CASE("interleaving copies every row whole and pads the last group with zeros",
           "[kernels][interleaved]") {
-  // Whole groups take the ISA's copy (MatmulOps), a padded last group the reference loops: both
+  // Whole groups take the ISA's copy (TypeKernels), a padded last group the reference loops: both
   // must give the layout that deinterleave reads back, and every ISA's copy the same bytes.
   std::mt19937 rng(5);
   for (int n : {32, 96, 2048}) {
@@ -1212,8 +1252,8 @@ TEST_CASE("interleaving copies every row whole and pads the last group with zero
       for (int r = 0; r < (rows + 15) / 16 * 16; r++) {
         std::vector<tk::BlockQ8_0> b8(nb);
         std::vector<tk::BlockQ4_0> b4(nb);
-        tk::deinterleave_row_q8_0(b8.data(), p8.data(), r, n);
-        tk::deinterleave_row_q4_0(b4.data(), p4.data(), r, n);
+        tk::deinterleave_row(T::q8_0, b8.data(), p8.data(), r, n);
+        tk::deinterleave_row(T::q4_0, b4.data(), p4.data(), r, n);
         if (r < rows) {
           CHECK(std::memcmp(b8.data(), w8.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ8_0)) == 0);
           CHECK(std::memcmp(b4.data(), w4.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ4_0)) == 0);
@@ -1228,18 +1268,18 @@ TEST_CASE("interleaving copies every row whole and pads the last group with zero
       }
       const int whole = rows / 16;
       const auto paths8 = simd_loop_paths(
-          [](Isa isa) { return tk::matmul_ops(isa).interleave_groups_q8_0; },
+          [](Isa isa) { return tk::isa_kernels(isa)[T::q8_0].interleave_groups; },
           tk::detail::interleave_groups_q8_0_portable<8>, tk::detail::interleave_groups_q8_0_portable<16>);
       const auto paths4 = simd_loop_paths(
-          [](Isa isa) { return tk::matmul_ops(isa).interleave_groups_q4_0; },
+          [](Isa isa) { return tk::isa_kernels(isa)[T::q4_0].interleave_groups; },
           tk::detail::interleave_groups_q4_0_portable<8>, tk::detail::interleave_groups_q4_0_portable<16>);
       for (std::size_t path = 0; path < paths8.size(); path++) {
         INFO("path " << paths8[path].name);
         std::vector<uint8_t> g8(p8.size()), g4(p4.size());
         paths8[path].fn(g8.data(), w8.data(), whole, nb);
         paths4[path].fn(g4.data(), w4.data(), whole, nb);
-        CHECK(std::memcmp(g8.data(), p8.data(), tk::interleaved_bytes_q8_0(whole * 16, n)) == 0);
-        CHECK(std::memcmp(g4.data(), p4.data(), tk::interleaved_bytes_q4_0(whole * 16, n)) == 0);
+        CHECK(std::memcmp(g8.data(), p8.data(), tk::interleaved_bytes(T::q8_0, whole * 16, n)) == 0);
+        CHECK(std::memcmp(g4.data(), p4.data(), tk::interleaved_bytes(T::q4_0, whole * 16, n)) == 0);
       }
     }
   }
@@ -1258,11 +1298,11 @@ TEST_CASE("quantize_row_q8_0 of every ISA gives the reference's bytes", "[kernel
   for (int j = 0; j < 32; j++) x.push_back(j == 0 ? 127.0f : float(j) - 15.5f);
   const int n = int(x.size());
   std::vector<tk::BlockQ8_0> want(n / tk::kBlock);
-  tk::matvec_ops(Isa::scalar).quantize_q8_0(want.data(), x.data(), n);
+  tk::isa_kernels(Isa::scalar)[T::q8_0].quantize_row(want.data(), x.data(), n);
   for (Isa isa : runnable_isas()) {
     INFO("isa " << tk::isa_name(isa));
     std::vector<tk::BlockQ8_0> got(want.size());
-    tk::matvec_ops(isa).quantize_q8_0(got.data(), x.data(), n);
+    tk::isa_kernels(isa)[T::q8_0].quantize_row(got.data(), x.data(), n);
     for (std::size_t b = 0; b < want.size(); b++) {
       INFO("block " << b);
       CHECK(got[b].d == want[b].d);
@@ -1275,12 +1315,12 @@ TEST_CASE("x block sums for the interleaved kernels take off the weights' offset
   std::mt19937 rng(41);
   const int n = 4096, nb = n / tk::kBlock;
   std::vector<tk::BlockQ8_0> x(nb);
-  tk::quantize_row_q8_0(x.data(), random_floats(rng, n, -5.0f, 5.0f).data(), n);
-  x[3].qs[0] = -127;  // the extremes quantize_row_q8_0 gives
+  tk::quantize_row(T::q8_0, x.data(), random_floats(rng, n, -5.0f, 5.0f).data(), n);
+  x[3].qs[0] = -127;  // the extremes Q8_0's quantize_row gives
   x[3].qs[1] = 127;
   std::vector<tk::XBlockSum> s8(nb), s4(nb);
-  tk::sum_x_blocks_q8_0x16(s8.data(), x.data(), nb);
-  tk::sum_x_blocks_q4_0x16(s4.data(), x.data(), nb);
+  tk::sum_x_blocks(T::q8_0, s8.data(), x.data(), nb);
+  tk::sum_x_blocks(T::q4_0, s4.data(), x.data(), nb);
   for (int b = 0; b < nb; b++) {
     int32_t sum = 0;
     for (int8_t q : x[b].qs) sum += q;
@@ -1294,7 +1334,7 @@ TEST_CASE("x block sums for the interleaved kernels take off the weights' offset
     INFO("isa " << tk::isa_name(isa));
     std::vector<tk::XBlockSum> got(nb);
     for (int offset : {128, 8}) {
-      tk::matmul_ops(isa).sum_x_blocks(got.data(), x.data(), nb, offset);
+      tk::isa_kernels(isa).sum_x_blocks(got.data(), x.data(), nb, offset);
       const auto& want = offset == 128 ? s8 : s4;
       for (int b = 0; b < nb; b++) {
         CHECK(got[b].start == want[b].start);
@@ -1315,7 +1355,7 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
       const auto [w8, w4, p8, p4] = interleaved_random(rng, rows, n);
       for (int r = 0; r < rows; r += 7) {  // rows come back out whole
         std::vector<tk::BlockQ4_0> b4(nb);
-        tk::deinterleave_row_q4_0(b4.data(), p4.data(), r, n);
+        tk::deinterleave_row(T::q4_0, b4.data(), p4.data(), r, n);
         CHECK(std::memcmp(b4.data(), w4.data() + size_t(r) * nb, nb * sizeof(tk::BlockQ4_0)) == 0);
       }
       for (int count : {1, 3, 8, 9, 17}) {
@@ -1323,16 +1363,16 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
         std::vector<tk::BlockQ8_0> x(size_t(count) * ldx);
         for (int t = 0; t < count; t++) {
           const auto xf = random_floats(rng, n, -3.0f, 3.0f);
-          tk::quantize_row_q8_0(x.data() + size_t(t) * ldx, xf.data(), n);
+          tk::quantize_row(T::q8_0, x.data() + size_t(t) * ldx, xf.data(), n);
         }
         std::vector<tk::XBlockSum> sums8(x.size()), sums4(x.size());
         for (int t = 0; t < count; t++) {
-          tk::sum_x_blocks_q8_0x16(sums8.data() + size_t(t) * ldx, x.data() + size_t(t) * ldx, nb);
-          tk::sum_x_blocks_q4_0x16(sums4.data() + size_t(t) * ldx, x.data() + size_t(t) * ldx, nb);
+          tk::sum_x_blocks(T::q8_0, sums8.data() + size_t(t) * ldx, x.data() + size_t(t) * ldx, nb);
+          tk::sum_x_blocks(T::q4_0, sums4.data() + size_t(t) * ldx, x.data() + size_t(t) * ldx, nb);
         }
         for (Isa isa : runnable_isas()) {
-          const tk::MatvecOps& mv = tk::matvec_ops(Isa::scalar);
-          const tk::MatmulOps& mm = tk::matmul_ops(isa);
+          const tk::IsaKernels& mv = tk::isa_kernels(Isa::scalar);
+          const tk::IsaKernels& mm = tk::isa_kernels(isa);
           for (int r0 : {0, 16}) {
             if (r0 >= rows) continue;
             INFO("isa " << tk::isa_name(isa) << " n " << n << " rows " << rows << " count " << count
@@ -1340,11 +1380,11 @@ TEST_CASE("interleaved Q8_0 and Q4_0 matmul of every ISA give the ggml layout's 
             auto want8 = nan_outputs(count, ldy), got8 = nan_outputs(count, ldy);
             auto want4 = nan_outputs(count, ldy), got4 = nan_outputs(count, ldy);
             for (int t = 0; t < count; t++) {
-              mv.q8_0(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n, r0, rows);
-              mv.q4_0(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n, r0, rows);
+              mv[T::q8_0].matvec(want8.data() + size_t(t) * ldy, w8.data(), x.data() + size_t(t) * ldx, n, r0, rows);
+              mv[T::q4_0].matvec(want4.data() + size_t(t) * ldy, w4.data(), x.data() + size_t(t) * ldx, n, r0, rows);
             }
-            mm.q8_0x16(got8.data(), ldy, p8.data(), x.data(), sums8.data(), ldx, n, count, r0, rows);
-            mm.q4_0x16(got4.data(), ldy, p4.data(), x.data(), sums4.data(), ldx, n, count, r0, rows);
+            mm[T::q8_0].matmul_interleaved(got8.data(), ldy, p8.data(), x.data(), sums8.data(), ldx, n, count, r0, rows);
+            mm[T::q4_0].matmul_interleaved(got4.data(), ldy, p4.data(), x.data(), sums4.data(), ldx, n, count, r0, rows);
             CHECK(same_bits(got8, want8));  // rows outside [r0, rows) stay unwritten
             CHECK(same_bits(got4, want4));
           }
@@ -1360,7 +1400,7 @@ TEST_CASE("expf_elements gives libm's expf bit for bit", "[kernels][reference]")
   // softmax and SwiGLU live and glibc's edges (overflow, subnormal results, underflow to 0).
   std::vector<float> x, got;
   const auto exp_paths =
-      simd_loop_paths([](Isa isa) { return tk::matvec_ops(isa).exp_f32; },
+      simd_loop_paths([](Isa isa) { return tk::isa_kernels(isa).exp_f32; },
                       tk::detail::expf_elements_portable<8>, tk::detail::expf_elements_portable<16>);
   auto check = [&] {
     for (const auto& [name, exp_f32] : exp_paths) {
@@ -1405,7 +1445,7 @@ TEST_CASE("key_scores gives dot's float over the scale for every query and key",
   std::mt19937 rng(37);
   const float scale = 8.0f;
   const auto paths =
-      simd_loop_paths([](Isa isa) { return tk::matvec_ops(isa).key_scores; },
+      simd_loop_paths([](Isa isa) { return tk::isa_kernels(isa).key_scores; },
                       tk::detail::key_scores_portable<8>, tk::detail::key_scores_portable<16>);
   for (int n : {1, 7, 8, 64, 100}) {
     for (int count : {1, 7, 16, 17, 33, 70}) {
@@ -1454,7 +1494,7 @@ TEST_CASE("softmax_rows gives softmax's floats for each row", "[kernels][referen
 TEST_CASE("weighted_sums give the floats of axpy row after row", "[kernels][reference]") {
   std::mt19937 rng(41);
   const auto paths =
-      simd_loop_paths([](Isa isa) { return tk::matvec_ops(isa).weighted_sums; },
+      simd_loop_paths([](Isa isa) { return tk::isa_kernels(isa).weighted_sums; },
                       tk::detail::weighted_sums_portable<8>, tk::detail::weighted_sums_portable<16>);
   for (int n : {1, 15, 16, 17, 64, 100, 128}) {
     for (int count : {1, 2, 9, 65}) {

@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 
 #include "support/process.hpp"
 #include "troupe/model/error.hpp"
 #include "troupe/model/gguf.hpp"
+#include "troupe/model/weight_types.hpp"
 
 using namespace troupe;
 using troupe::test::shared_dir;
@@ -316,6 +318,47 @@ uint64_t check_round_trip_tensors(const GgufFile& f, uint64_t align) {
   CHECK(f.tensors()[3].type == uint32_t(GgmlType::q4_0));
   CHECK(f.tensors()[4].dims == std::vector<uint64_t>{1, 2, 3, 4});
   return offset;
+}
+
+TEST_CASE("the weight type table agrees with ggml and the kernels", "[gguf][types]") {
+  std::set<uint32_t> ggml_types;
+  for (const WeightTypeInfo& info : weight_types()) {
+    const kernels::TypeTraits& t = kernels::type_traits(info.type);
+    INFO("type " << t.name);
+    CHECK(&weight_type_info(info.type) == &info);
+    CHECK(std::string(weight_type_name(info.type)) == t.name);
+    if (info.ggml) {
+      // ggml's name, block and bytes for its number; the name parses back to the type.
+      const uint32_t number = static_cast<uint32_t>(*info.ggml);
+      CHECK(ggml_types.insert(number).second);
+      CHECK(ggml_type_name(number) == t.name);
+      CHECK(ggml_type_supported(number));
+      CHECK(weight_type_of_ggml(number) == info.type);
+      CHECK(ggml_block_size(*info.ggml) == t.block);
+      CHECK(ggml_type_bytes(*info.ggml, uint64_t(t.block) * 5) == uint64_t(t.block_bytes) * 5);
+      CHECK(find_weight_type(t.name) == info.type);
+      CHECK(parse_weight_type(t.name, "--type") == info.type);
+      CHECK(info.llama_file_type.has_value());
+      CHECK(!t.scales_apart);  // GGUF's types keep their scales in their blocks
+    } else {
+      CHECK(!find_weight_type(t.name).has_value());
+      CHECK(!info.llama_file_type.has_value());
+    }
+    if (info.quantize_on_load) {
+      CHECK(info.ggml.has_value());  // named by --quantize
+      CHECK(t.quantized);
+      CHECK(!t.scales_apart);
+    }
+  }
+  CHECK(weight_types().size() == std::size_t(kernels::kWeightTypes));
+  CHECK(named_weight_types() == std::vector<std::string>{"f32", "f16", "q8_0", "q4_0"});
+  CHECK(quantize_on_load_types() == std::vector<std::string>{"q8_0", "q4_0"});
+  CHECK_THROWS_WITH(parse_weight_type("q4_K", "--quantize"),
+                    "--quantize: unknown weight type 'q4_K' (f32, f16, q8_0 or q4_0)");
+  CHECK(quantize_flag_help() == "Quantize f32/f16 weights on load: q8_0 or q4_0");
+  CHECK(type_flag_help() == "Type of the matrices: f32 (default), f16, q8_0, q4_0");
+  CHECK_THROWS_WITH(ggml_type_bytes(GgmlType::q4_K, 256),
+                    "ggml type q4_K is not supported (f32, f16, q4_0 and q8_0 are)");
 }
 
 TEST_CASE("gguf: writer round trip of every metadata type and tensor type", "[gguf]") {

@@ -17,6 +17,7 @@
 #include "troupe/model/llama_gguf.hpp"
 #include "troupe/model/llama_gguf_writer.hpp"
 #include "troupe/model/model.hpp"
+#include "troupe/model/weight_types.hpp"
 #include "troupe/text/tokenizer.hpp"
 
 using namespace troupe;
@@ -63,20 +64,10 @@ std::vector<float> floats(const GgufTensorInfo& t) {
   std::vector<float> out(n);
   const int cols = static_cast<int>(t.dims[0]);
   const uint64_t rows = n / cols;
+  const WeightType type = weight_type_of_ggml(t.type).value();
   for (uint64_t r = 0; r < rows; r++) {
-    float* y = out.data() + r * cols;
-    switch (static_cast<GgmlType>(t.type)) {
-      case GgmlType::f32: std::memcpy(y, t.data + r * cols * 4, cols * 4); break;
-      case GgmlType::f16:
-        kernels::dequantize_row_f16(y, reinterpret_cast<const uint16_t*>(t.data) + r * cols, cols);
-        break;
-      case GgmlType::q8_0:
-        kernels::dequantize_row_q8_0(y, reinterpret_cast<const kernels::BlockQ8_0*>(t.data) + r * cols / 32, cols);
-        break;
-      case GgmlType::q4_0:
-        kernels::dequantize_row_q4_0(y, reinterpret_cast<const kernels::BlockQ4_0*>(t.data) + r * cols / 32, cols);
-        break;
-    }
+    kernels::dequantize_row(type, out.data() + r * cols, kernels::rows_from(type, t.data, int(r), cols),
+                            cols);
   }
   return out;
 }
@@ -282,6 +273,7 @@ TEST_CASE("convert to f16 and q8_0 reads back within quantization error", "[form
             // d = -(the value of largest magnitude)/8 covers [-7|d|, 8|d|] on the other side:
             // a whole step where it clamps, half a step elsewhere.
             case GgmlType::q4_0: REQUIRE(err <= amax / 8 + amax * 0x1p-8f); break;
+            default: FAIL("no error bound for " << ggml_type_name(t.type)); break;
           }
         }
       }

@@ -12,11 +12,11 @@ namespace troupe {
 double measure_throughput(ThreadPool& pool) {
   const int rows = 2048, cols = 2048;  // 16 MiB
   std::vector<float> w(std::size_t(rows) * cols, 0.001f), x(cols, 1.0f), y(rows);
-  const auto& ops = kernels::matvec_ops();
+  const kernels::Matvec f32 = kernels::isa_kernels()[kernels::WeightType::f32].matvec;
   auto once = [&] {
     pool.run(pool.size(), [&](int chunk, int) {
       const Range r = split_range(rows, pool.size(), chunk);
-      ops.f32(y.data(), w.data(), x.data(), cols, r.begin, r.end);
+      f32(y.data(), w.data(), x.data(), cols, r.begin, r.end);
     });
   };
   once();

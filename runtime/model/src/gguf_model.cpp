@@ -6,6 +6,7 @@
 #include "troupe/model/error.hpp"
 #include "troupe/model/gguf.hpp"
 #include "troupe/model/llama_gguf.hpp"
+#include "troupe/model/weight_types.hpp"
 
 namespace troupe {
 
@@ -21,14 +22,10 @@ int required_int(const GgufFile& f, const std::string& key, int64_t lo, int64_t 
 }
 
 WeightType weight_type(const GgufFile& f, const GgufTensorInfo& t) {
-  switch (t.type) {
-    case static_cast<uint32_t>(GgmlType::f32): return WeightType::f32;
-    case static_cast<uint32_t>(GgmlType::f16): return WeightType::f16;
-    case static_cast<uint32_t>(GgmlType::q8_0): return WeightType::q8_0;
-    case static_cast<uint32_t>(GgmlType::q4_0): return WeightType::q4_0;
-  }
+  if (const std::optional<WeightType> type = weight_type_of_ggml(t.type)) return *type;
   throw InputError(f.path() + ": tensor " + t.name + " has type " + ggml_type_name(t.type) +
-                   ", which troupe does not run (f32, f16, q8_0 and q4_0 are supported)");
+                   ", which troupe does not run (" + list_names(named_weight_types(), " and ") +
+                   " are supported)");
 }
 
 const GgufTensorInfo& tensor(const GgufFile& f, const std::string& name,

@@ -14,6 +14,7 @@
 
 #include "troupe/model/error.hpp"
 #include "troupe/model/gguf.hpp"
+#include "troupe/model/weight_types.hpp"
 
 namespace troupe {
 namespace {
@@ -31,12 +32,12 @@ uint64_t reserve_for(uint64_t count) { return std::min(count, kMaxReserve); }
 // Block size (values) and block bytes of every ggml type number; {0, 0} for numbers ggml has
 // retired or not yet used. Kept for all types so a file's layout can be checked even where
 // troupe cannot compute with the data.
-struct TypeTraits {
+struct GgmlLayout {
   const char* name;
   uint32_t block;
   uint32_t block_bytes;
 };
-constexpr TypeTraits kTypes[] = {
+constexpr GgmlLayout kTypes[] = {
     {"f32", 1, 4},         {"f16", 1, 2},        {"q4_0", 32, 18},     {"q4_1", 32, 20},
     {nullptr, 0, 0},       {nullptr, 0, 0},      {"q5_0", 32, 22},     {"q5_1", 32, 24},
     {"q8_0", 32, 34},      {"q8_1", 32, 36},     {"q2_K", 256, 84},    {"q3_K", 256, 110},
@@ -50,7 +51,7 @@ constexpr TypeTraits kTypes[] = {
 };
 constexpr uint32_t kTypeCount = sizeof kTypes / sizeof kTypes[0];
 
-const TypeTraits* traits(uint32_t type) {
+const GgmlLayout* traits(uint32_t type) {
   return type < kTypeCount && kTypes[type].name ? &kTypes[type] : nullptr;
 }
 
@@ -180,22 +181,26 @@ uint64_t round_up(uint64_t x, uint64_t alignment) { return x + (alignment - x % 
 }  // namespace
 
 std::string ggml_type_name(uint32_t type) {
-  const TypeTraits* t = traits(type);
+  const GgmlLayout* t = traits(type);
   return t ? t->name : "unknown type " + std::to_string(type);
 }
 
-bool ggml_type_supported(uint32_t type) {
-  switch (static_cast<GgmlType>(type)) {
-    case GgmlType::f32: case GgmlType::f16: case GgmlType::q4_0: case GgmlType::q8_0: return true;
-  }
-  return false;
-}
+bool ggml_type_supported(uint32_t type) { return weight_type_of_ggml(type).has_value(); }
 
 namespace {
-const TypeTraits& supported_traits(GgmlType type) {
+// The supported ggml types' names in ggml's numbering.
+std::string supported_names() {
+  std::vector<std::string> names;
+  for (uint32_t type = 0; type < kTypeCount; type++) {
+    if (ggml_type_supported(type)) names.push_back(kTypes[type].name);
+  }
+  return list_names(names, " and ");
+}
+
+const GgmlLayout& supported_traits(GgmlType type) {
   if (!ggml_type_supported(static_cast<uint32_t>(type))) {
     throw InputError("ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
-                     " is not supported (f32, f16, q4_0 and q8_0 are)");
+                     " is not supported (" + supported_names() + " are)");
   }
   return kTypes[static_cast<uint32_t>(type)];
 }
@@ -204,7 +209,7 @@ const TypeTraits& supported_traits(GgmlType type) {
 int ggml_block_size(GgmlType type) { return static_cast<int>(supported_traits(type).block); }
 
 uint64_t ggml_type_bytes(GgmlType type, uint64_t count) {
-  const TypeTraits& t = supported_traits(type);
+  const GgmlLayout& t = supported_traits(type);
   if (count % t.block != 0) {
     throw InputError(std::to_string(count) + " values of type " + t.name +
                      " are not a whole number of " + std::to_string(t.block) + "-value blocks");
@@ -220,6 +225,86 @@ uint64_t GgufTensorInfo::elements() const {
   for (uint64_t d : dims) n *= d;
   return n;
 }
+
+namespace {
+
+// The key/value pairs, in file order; keys non-empty and unique.
+std::vector<std::pair<std::string, GgufValue>> read_metadata(Reader& r, uint64_t kv_count) {
+  std::vector<std::pair<std::string, GgufValue>> metadata;
+  metadata.reserve(reserve_for(kv_count));
+  std::set<std::string, std::less<>> keys;
+  for (uint64_t i = 0; i < kv_count; i++) {
+    r.set_where("metadata entry " + std::to_string(i));
+    std::string key = r.string("key");
+    if (key.empty()) r.fail("metadata entry " + std::to_string(i) + " has an empty key");
+    if (!keys.insert(key).second) r.fail("duplicate metadata key '" + key + "'");
+    r.set_where("metadata key '" + key + "'");
+    const GgufValueType type = value_type(r, "value type");
+    GgufValue value = read_value(r, type, 0);
+    metadata.emplace_back(std::move(key), std::move(value));
+  }
+  return metadata;
+}
+
+// general.alignment if given (a u32 power of two), else the default.
+uint64_t read_alignment(const Reader& r, const GgufValue* a) {
+  if (!a) return kDefaultAlignment;
+  if (a->type != GgufValueType::u32) {
+    r.fail(std::string("general.alignment must be a u32, not ") + value_type_name(a->type));
+  }
+  const uint64_t alignment = std::get<uint64_t>(a->value);
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    r.fail("general.alignment " + std::to_string(alignment) + " is not a power of two");
+  }
+  return alignment;
+}
+
+// One tensor info: its name (not among `names`, which gets it), shape (1 to 4 dimensions, none
+// zero, the product within int64), type and aligned offset, and for a known ggml type its bytes
+// (rows whole blocks).
+GgufTensorInfo read_tensor_info(Reader& r, uint64_t alignment,
+                                std::set<std::string, std::less<>>& names) {
+  GgufTensorInfo t;
+  t.name = r.string("tensor name");
+  if (!names.insert(t.name).second) r.fail("duplicate tensor name '" + t.name + "'");
+  r.set_where("tensor '" + t.name + "'");
+  const std::string tensor = "tensor '" + t.name + "'";
+  const uint32_t n_dims = r.u32("dimension count");
+  if (n_dims < 1 || n_dims > kMaxDims) {
+    r.fail(tensor + " has " + std::to_string(n_dims) + " dimensions (1 to 4 allowed)");
+  }
+  // ggml holds shapes and sizes in int64: every dimension and their product must fit one.
+  uint64_t elements = 1;
+  for (uint32_t d = 0; d < n_dims; d++) {
+    const uint64_t ne = r.u64("dimension");
+    if (ne == 0) r.fail(tensor + " has a zero dimension");
+    if (ne > uint64_t(std::numeric_limits<int64_t>::max()) / elements) {
+      r.fail(tensor + " has more elements than a 64-bit count holds");
+    }
+    elements *= ne;
+    t.dims.push_back(ne);
+  }
+  t.type = r.u32("tensor type");
+  t.offset = r.u64("tensor data offset");
+  if (t.offset % alignment != 0) {
+    r.fail(tensor + " data offset " + std::to_string(t.offset) + " is not a multiple of the " +
+           "alignment " + std::to_string(alignment));
+  }
+  if (const GgmlLayout* tt = traits(t.type)) {
+    if (t.dims[0] % tt->block != 0) {
+      r.fail(tensor + " of type " + tt->name + " has rows of " + std::to_string(t.dims[0]) +
+             " values, not a multiple of its " + std::to_string(tt->block) + "-value blocks");
+    }
+    const uint64_t blocks = elements / tt->block;
+    if (blocks > std::numeric_limits<uint64_t>::max() / tt->block_bytes) {
+      r.fail(tensor + " has more bytes than a 64-bit size holds");
+    }
+    t.bytes = blocks * tt->block_bytes;
+  }
+  return t;
+}
+
+}  // namespace
 
 GgufFile::GgufFile(MappedFile file) : file_(std::move(file)) {
   Reader r(file_);
@@ -240,74 +325,14 @@ GgufFile::GgufFile(MappedFile file) : file_(std::move(file)) {
   // A tensor info takes at least 32 bytes (empty name, one dimension), a key/value pair 13.
   r.check_count(tensor_count, 32, "the tensor table");
   r.check_count(kv_count, 13, "the metadata");
-
-  metadata_.reserve(reserve_for(kv_count));
-  std::set<std::string, std::less<>> keys;
-  for (uint64_t i = 0; i < kv_count; i++) {
-    r.set_where("metadata entry " + std::to_string(i));
-    std::string key = r.string("key");
-    if (key.empty()) r.fail("metadata entry " + std::to_string(i) + " has an empty key");
-    if (!keys.insert(key).second) r.fail("duplicate metadata key '" + key + "'");
-    r.set_where("metadata key '" + key + "'");
-    const GgufValueType type = value_type(r, "value type");
-    GgufValue value = read_value(r, type, 0);
-    metadata_.emplace_back(std::move(key), std::move(value));
-  }
-
-  if (const GgufValue* a = find("general.alignment")) {
-    if (a->type != GgufValueType::u32) {
-      r.fail(std::string("general.alignment must be a u32, not ") + value_type_name(a->type));
-    }
-    alignment_ = std::get<uint64_t>(a->value);
-    if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0) {
-      r.fail("general.alignment " + std::to_string(alignment_) + " is not a power of two");
-    }
-  } else {
-    alignment_ = kDefaultAlignment;
-  }
+  metadata_ = read_metadata(r, kv_count);
+  alignment_ = read_alignment(r, find("general.alignment"));
 
   tensors_.reserve(reserve_for(tensor_count));
   std::set<std::string, std::less<>> names;
   for (uint64_t i = 0; i < tensor_count; i++) {
     r.set_where("tensor info " + std::to_string(i));
-    GgufTensorInfo t;
-    t.name = r.string("tensor name");
-    if (!names.insert(t.name).second) r.fail("duplicate tensor name '" + t.name + "'");
-    r.set_where("tensor '" + t.name + "'");
-    const std::string tensor = "tensor '" + t.name + "'";
-    const uint32_t n_dims = r.u32("dimension count");
-    if (n_dims < 1 || n_dims > kMaxDims) {
-      r.fail(tensor + " has " + std::to_string(n_dims) + " dimensions (1 to 4 allowed)");
-    }
-    // ggml holds shapes and sizes in int64: every dimension and their product must fit one.
-    uint64_t elements = 1;
-    for (uint32_t d = 0; d < n_dims; d++) {
-      const uint64_t ne = r.u64("dimension");
-      if (ne == 0) r.fail(tensor + " has a zero dimension");
-      if (ne > uint64_t(std::numeric_limits<int64_t>::max()) / elements) {
-        r.fail(tensor + " has more elements than a 64-bit count holds");
-      }
-      elements *= ne;
-      t.dims.push_back(ne);
-    }
-    t.type = r.u32("tensor type");
-    t.offset = r.u64("tensor data offset");
-    if (t.offset % alignment_ != 0) {
-      r.fail(tensor + " data offset " + std::to_string(t.offset) + " is not a multiple of the " +
-             "alignment " + std::to_string(alignment_));
-    }
-    if (const TypeTraits* tt = traits(t.type)) {
-      if (t.dims[0] % tt->block != 0) {
-        r.fail(tensor + " of type " + tt->name + " has rows of " + std::to_string(t.dims[0]) +
-               " values, not a multiple of its " + std::to_string(tt->block) + "-value blocks");
-      }
-      const uint64_t blocks = elements / tt->block;
-      if (blocks > std::numeric_limits<uint64_t>::max() / tt->block_bytes) {
-        r.fail(tensor + " has more bytes than a 64-bit size holds");
-      }
-      t.bytes = blocks * tt->block_bytes;
-    }
-    tensors_.push_back(std::move(t));
+    tensors_.push_back(read_tensor_info(r, alignment_, names));
   }
 
   // The data section starts at the first aligned offset after the tensor table. A file without

@@ -14,33 +14,42 @@
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/model/error.hpp"
 #include "troupe/model/thread_pool.hpp"
+#include "troupe/model/weight_types.hpp"
 
 namespace troupe {
 
 std::optional<GgmlType> parse_ggml_weight_type(std::string_view name) {
-  if (name == "f32") return GgmlType::f32;
-  if (name == "f16") return GgmlType::f16;
-  if (name == "q8_0") return GgmlType::q8_0;
-  if (name == "q4_0") return GgmlType::q4_0;
-  return std::nullopt;
+  const std::optional<WeightType> type = find_weight_type(name);
+  if (!type) return std::nullopt;
+  return weight_type_info(*type).ggml;
 }
 
-uint32_t llama_file_type(GgmlType type) {
-  switch (type) {
-    case GgmlType::f32: return 0;   // LLAMA_FTYPE_ALL_F32
-    case GgmlType::f16: return 1;   // LLAMA_FTYPE_MOSTLY_F16
-    case GgmlType::q4_0: return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
-    case GgmlType::q8_0: return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
+namespace {
+// The weight type a ggml type is written from; throws InputError for one troupe does not write.
+WeightType written_type(GgmlType type) {
+  const std::optional<WeightType> t = weight_type_of_ggml(static_cast<uint32_t>(type));
+  if (!t) {
+    throw InputError("ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
+                     " is not written by troupe");
   }
-  throw InputError("ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
-                   " has no llama.cpp file type");
+  return *t;
+}
+}  // namespace
+
+uint32_t llama_file_type(GgmlType type) {
+  const std::optional<WeightType> t = weight_type_of_ggml(static_cast<uint32_t>(type));
+  if (!t || !weight_type_info(*t).llama_file_type) {
+    throw InputError("ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
+                     " has no llama.cpp file type");
+  }
+  return *weight_type_info(*t).llama_file_type;
 }
 
 void set_llama_metadata(GgufWriter& w, const ModelConfig& c, GgmlType type, const std::string& name) {
   w.set_string("general.architecture", "llama");
   w.set_string("general.name", name);
   w.set_u32("general.file_type", llama_file_type(type));
-  if (type == GgmlType::q8_0 || type == GgmlType::q4_0) {
+  if (kernels::type_traits(written_type(type)).quantized) {
     w.set_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
   }
   w.set_u32("llama.context_length", static_cast<uint32_t>(c.seq_len));
@@ -156,35 +165,14 @@ class TensorFiller {
   }
 
  private:
+  // Rows [r0, r1) from the source as floats, then into the tensor's type (quantize_row).
   void rows(const LlamaTensor& t, std::span<std::byte> out, std::size_t rb, int r0, int r1, int thread) {
-    std::byte* base = out.data();
-    if (t.type == GgmlType::f32) {
-      // Straight into the output.
-      for (int r = r0; r < r1; r++) {
-        source_(t, r, reinterpret_cast<float*>(base + static_cast<std::size_t>(r) * rb));
-      }
-      return;
-    }
+    const WeightType type = written_type(t.type);
     std::vector<float>& buf = scratch_[thread];
     buf.resize(static_cast<std::size_t>(t.cols));
     for (int r = r0; r < r1; r++) {
       source_(t, r, buf.data());
-      std::byte* dst = base + static_cast<std::size_t>(r) * rb;
-      switch (t.type) {
-        case GgmlType::f16: {
-          auto* h = reinterpret_cast<uint16_t*>(dst);
-          for (int j = 0; j < t.cols; j++) h[j] = kernels::fp32_to_fp16(buf[j]);
-          break;
-        }
-        case GgmlType::q8_0:
-          kernels::quantize_row_q8_0(reinterpret_cast<kernels::BlockQ8_0*>(dst), buf.data(), t.cols);
-          break;
-        case GgmlType::q4_0:
-          kernels::quantize_row_q4_0(reinterpret_cast<kernels::BlockQ4_0*>(dst), buf.data(), t.cols);
-          break;
-        case GgmlType::f32:
-          break;
-      }
+      kernels::quantize_row(type, out.data() + static_cast<std::size_t>(r) * rb, buf.data(), t.cols);
     }
   }
 

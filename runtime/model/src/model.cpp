@@ -15,8 +15,6 @@
 
 namespace troupe {
 
-namespace k = troupe::kernels;
-
 std::string ModelConfig::shape_problem() const {
   if (dim % n_heads != 0) {
     return "dim " + std::to_string(dim) + " is not a multiple of n_heads " + std::to_string(n_heads);
@@ -31,65 +29,17 @@ std::string ModelConfig::shape_problem() const {
   return "";
 }
 
-const char* weight_type_name(WeightType type) {
-  switch (type) {
-    case WeightType::f32: return "f32";
-    case WeightType::f16: return "f16";
-    case WeightType::q8_0: return "q8_0";
-    case WeightType::q4_0: return "q4_0";
-    case WeightType::q8_groups: return "q8 (llama2.c groups)";
-  }
-  return "?";
-}
-
-WeightType parse_weight_type(const std::string& name, const std::string& flag) {
-  if (name == "f32") return WeightType::f32;
-  if (name == "f16") return WeightType::f16;
-  if (name == "q8_0") return WeightType::q8_0;
-  if (name == "q4_0") return WeightType::q4_0;
-  throw InputError(flag + ": unknown weight type '" + name + "' (f32, f16, q8_0 or q4_0)");
-}
-
-namespace {
-std::size_t type_bytes(WeightType type, std::size_t n, int group_size) {
-  switch (type) {
-    case WeightType::f32: return n * 4;
-    case WeightType::f16: return n * 2;
-    case WeightType::q8_0: return n / k::kBlock * sizeof(k::BlockQ8_0);
-    case WeightType::q4_0: return n / k::kBlock * sizeof(k::BlockQ4_0);
-    case WeightType::q8_groups: return n + n / group_size * sizeof(float);
-  }
-  return 0;
-}
-}  // namespace
-
 std::size_t Matrix::bytes() const {
-  return type_bytes(type, std::size_t(rows) * std::size_t(cols), group_size);
+  const kernels::TypeTraits& t = kernels::type_traits(type);
+  const std::size_t values = std::size_t(rows) * std::size_t(cols);
+  return t.bytes_of(values) + (t.scales_apart ? values / group_size * sizeof(float) : 0);
 }
 
-void Matrix::row(int r, float* out) const {
-  const std::size_t off = std::size_t(r) * std::size_t(cols);
-  switch (type) {
-    case WeightType::f32:
-      std::memcpy(out, static_cast<const float*>(data) + off, std::size_t(cols) * sizeof(float));
-      break;
-    case WeightType::f16:
-      k::dequantize_row_f16(out, static_cast<const uint16_t*>(data) + off, cols);
-      break;
-    case WeightType::q8_0:
-      k::dequantize_row_q8_0(out, static_cast<const k::BlockQ8_0*>(data) + off / k::kBlock, cols);
-      break;
-    case WeightType::q4_0:
-      k::dequantize_row_q4_0(out, static_cast<const k::BlockQ4_0*>(data) + off / k::kBlock, cols);
-      break;
-    case WeightType::q8_groups: {
-      // runq.c's dequantize: value = q * scale of its group.
-      const auto* q = static_cast<const int8_t*>(data);
-      for (int j = 0; j < cols; j++) out[j] = q[off + j] * scales[(off + j) / group_size];
-      break;
-    }
-  }
+kernels::Operand Matrix::rows_from(int r) const {
+  return kernels::rows_from(type, kernels::Operand(data, scales, group_size), r, cols);
 }
+
+void Matrix::row(int r, float* out) const { kernels::dequantize_row(type, out, rows_from(r), cols); }
 
 std::size_t LayerWeights::bytes() const {
   return wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes() + w1.bytes() + w2.bytes() +
@@ -143,44 +93,68 @@ class Arena {
   std::size_t used_ = 0;
 };
 
-// One piece of weights to place: where the view points now, and how to repoint it.
-struct Placement {
-  const void* source;
-  std::size_t bytes;
-  std::function<void(const void*)> repoint;
-};
-
 struct Source {
   std::shared_ptr<const void> keep_alive;  // the mapping
   const std::byte* base;
 };
 
-// A matrix quantized on load: the rows re-encoded into blocks.
+// Copies weights from the model file into the arena with pread rather than through the mapping:
+// the file's pages are not faulted into this process one by one, and never count in its RSS.
+class Copier {
+ public:
+  Copier(const std::string& path, const Source& src, Arena& arena)
+      : path_(path), base_(src.base), arena_(arena), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) throw InputError(path + ": cannot open: " + std::strerror(errno));
+  }
+  ~Copier() { ::close(fd_); }
+  Copier(const Copier&) = delete;
+  Copier& operator=(const Copier&) = delete;
+
+  // `bytes` from `from` (a pointer into the mapping) into the arena; returns where they went.
+  std::byte* copy(const void* from, std::size_t bytes) {
+    std::byte* to = arena_.take(bytes);
+    const auto offset = static_cast<off_t>(static_cast<const std::byte*>(from) - base_);
+    for (std::size_t done = 0; done < bytes;) {
+      const ssize_t got = ::pread(fd_, to + done, bytes - done, offset + static_cast<off_t>(done));
+      if (got <= 0) {
+        throw InputError(path_ + ": read failed at offset " + std::to_string(offset + done));
+      }
+      done += static_cast<std::size_t>(got);
+    }
+    return to;
+  }
+
+ private:
+  const std::string& path_;
+  const std::byte* base_;
+  Arena& arena_;
+  int fd_;
+};
+
+// A matrix quantized on load: a plain-float matrix (f32, f16) whose rows are whole blocks of the
+// target type.
 bool quantizable(const Matrix& m, const LoadOptions& opt) {
-  return opt.quantize && m.cols % k::kBlock == 0 &&
-         (m.type == WeightType::f32 || m.type == WeightType::f16) && m.type != *opt.quantize;
+  return opt.quantize && m.cols % kernels::type_traits(*opt.quantize).block == 0 &&
+         !kernels::type_traits(m.type).quantized && m.type != *opt.quantize;
+}
+
+std::size_t quantized_bytes(const Matrix& m, WeightType to) {
+  return kernels::type_traits(to).bytes_of(std::size_t(m.rows) * m.cols);
 }
 
 void quantize_matrix(const Matrix& src, WeightType to, std::byte* dst) {
   std::vector<float> row(src.cols);
-  const std::size_t row_bytes = type_bytes(to, src.cols, 0);
+  const std::size_t row_bytes = kernels::type_traits(to).bytes_of(src.cols);
   for (int r = 0; r < src.rows; r++) {
     src.row(r, row.data());
-    std::byte* out = dst + std::size_t(r) * row_bytes;
-    if (to == WeightType::q8_0) {
-      k::quantize_row_q8_0(reinterpret_cast<k::BlockQ8_0*>(out), row.data(), src.cols);
-    } else if (to == WeightType::q4_0) {
-      k::quantize_row_q4_0(reinterpret_cast<k::BlockQ4_0*>(out), row.data(), src.cols);
-    } else {
-      auto* h = reinterpret_cast<uint16_t*>(out);
-      for (int j = 0; j < src.cols; j++) h[j] = k::fp32_to_fp16(row[j]);
-    }
+    kernels::quantize_row(to, dst + std::size_t(r) * row_bytes, row.data(), src.cols);
   }
 }
 
 std::size_t rounded(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-void place_weights(Model& m, const Source& src, const LoadOptions& opt) {
+// The layers load_model places, checked against the model; and the --quantize target checked.
+LayerRange checked_range(const Model& m, const LoadOptions& opt) {
   const int n = m.config.n_layers;
   const LayerRange range = opt.layers.value_or(LayerRange{0, n});
   if (range.begin < 0 || range.end > n || range.begin >= range.end) {
@@ -188,90 +162,103 @@ void place_weights(Model& m, const Source& src, const LoadOptions& opt) {
                      std::to_string(range.end) + " are not within the model's 0:" +
                      std::to_string(n));
   }
-  if (opt.quantize && *opt.quantize != WeightType::q8_0 && *opt.quantize != WeightType::q4_0) {
-    throw InputError("--quantize: only q8_0 and q4_0 are supported");
+  if (opt.quantize && !weight_type_info(*opt.quantize).quantize_on_load) {
+    throw InputError("--quantize: only " + list_names(quantize_on_load_types(), " and ") +
+                     " are supported");
   }
-  m.loaded = range;
-  const bool first = range.begin == 0, last = range.end == n;
+  return range;
+}
 
-  // What this process runs: its layers, the embedding for the first stage, the final norm and
-  // classifier for the last (a shared classifier is the embedding table, placed once).
+// What a process running `range` holds: its layers, the embedding for the first stage, the final
+// norm and classifier for the last (a shared classifier is the embedding table, placed once).
+struct Held {
   std::vector<Matrix*> matrices;
   std::vector<const float**> norms;
-  if (first || (last && m.shared_classifier)) matrices.push_back(&m.token_embedding);
-  if (last && !m.shared_classifier) matrices.push_back(&m.classifier);
-  if (last) norms.push_back(&m.rms_final);
+};
+
+Held held(Model& m, LayerRange range) {
+  const bool first = range.begin == 0, last = range.end == m.config.n_layers;
+  Held h;
+  if (first || (last && m.shared_classifier)) h.matrices.push_back(&m.token_embedding);
+  if (last && !m.shared_classifier) h.matrices.push_back(&m.classifier);
+  if (last) h.norms.push_back(&m.rms_final);
   for (int l = range.begin; l < range.end; l++) {
     LayerWeights& w = m.layers[l];
-    for (Matrix* x : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3}) matrices.push_back(x);
-    norms.push_back(&w.rms_att);
-    norms.push_back(&w.rms_ffn);
+    for (Matrix* x : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3}) h.matrices.push_back(x);
+    h.norms.push_back(&w.rms_att);
+    h.norms.push_back(&w.rms_ffn);
   }
+  return h;
+}
 
+// The private memory the held weights take: quantized matrices always, the rest unless mapped.
+std::size_t arena_bytes(const Held& h, int dim, const LoadOptions& opt) {
   std::size_t total = 0;
-  for (Matrix* x : matrices) {
+  for (const Matrix* x : h.matrices) {
     if (quantizable(*x, opt)) {
-      total += rounded(type_bytes(*opt.quantize, std::size_t(x->rows) * x->cols, 0));
+      total += rounded(quantized_bytes(*x, *opt.quantize));
     } else if (!opt.mmap) {
-      total += rounded(x->bytes()) + 64;
+      total += rounded(x->bytes()) + 64;  // values and scales apart: each rounded up
     }
   }
-  if (!opt.mmap) total += norms.size() * rounded(m.config.dim * sizeof(float));
-  auto arena = std::make_shared<Arena>(total);
+  if (!opt.mmap) total += h.norms.size() * rounded(dim * sizeof(float));
+  return total;
+}
 
-  // Copies with pread rather than through the mapping: the file's pages are not faulted into
-  // this process one by one, and never count in its RSS.
-  const int fd = ::open(m.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError(m.path + ": cannot open: " + std::strerror(errno));
-  auto copy = [&](const void* from, std::size_t bytes) -> std::byte* {
-    std::byte* to = arena->take(bytes);
-    const auto offset = static_cast<off_t>(static_cast<const std::byte*>(from) - src.base);
-    for (std::size_t done = 0; done < bytes;) {
-      const ssize_t got = ::pread(fd, to + done, bytes - done, offset + static_cast<off_t>(done));
-      if (got <= 0) {
-        ::close(fd);
-        throw InputError(m.path + ": read failed at offset " + std::to_string(offset + done));
-      }
-      done += static_cast<std::size_t>(got);
-    }
-    return to;
-  };
-  std::size_t placed = 0;
-  auto report = [&](std::size_t bytes) {
-    placed += bytes;
-    if (opt.progress) opt.progress(placed, total);
-  };
-  for (Matrix* x : matrices) {
-    report(0);
-    if (quantizable(*x, opt)) {
-      std::byte* dst = arena->take(type_bytes(*opt.quantize, std::size_t(x->rows) * x->cols, 0));
-      quantize_matrix(*x, *opt.quantize, dst);
-      x->type = *opt.quantize;
-      x->data = dst;
-    } else if (!opt.mmap && x->type == WeightType::q8_groups) {
-      const std::size_t values = std::size_t(x->rows) * x->cols;
-      x->data = copy(x->data, values);
-      x->scales = reinterpret_cast<const float*>(copy(x->scales, values / x->group_size * 4));
-    } else if (!opt.mmap) {
-      x->data = copy(x->data, x->bytes());
-    }
-    report(x->bytes());
+// One matrix into private memory: quantized, or copied (its scales apart too), or left mapped.
+void place_matrix(Matrix& x, const LoadOptions& opt, Arena& arena, Copier& copier) {
+  if (quantizable(x, opt)) {
+    std::byte* dst = arena.take(quantized_bytes(x, *opt.quantize));
+    quantize_matrix(x, *opt.quantize, dst);
+    x.type = *opt.quantize;
+    x.data = dst;
+    return;
   }
-  if (!opt.mmap) {
-    for (const float** p : norms) *p = reinterpret_cast<const float*>(copy(*p, m.config.dim * 4));
+  if (opt.mmap) return;
+  const kernels::TypeTraits& t = kernels::type_traits(x.type);
+  const std::size_t values = std::size_t(x.rows) * x.cols;
+  x.data = copier.copy(x.data, t.bytes_of(values));
+  if (t.scales_apart) {
+    x.scales = reinterpret_cast<const float*>(
+        copier.copy(x.scales, values / x.group_size * sizeof(float)));
   }
-  ::close(fd);
+}
 
-  // Drop what this process does not run, so nothing can read it by mistake.
+// Drops what a process running `range` does not run, so nothing can read it by mistake.
+void drop_unheld(Model& m, LayerRange range) {
   if (m.shared_classifier) m.classifier = m.token_embedding;
-  if (!first) m.token_embedding.data = nullptr;
-  if (!last) {
+  if (range.begin != 0) m.token_embedding.data = nullptr;
+  if (range.end != m.config.n_layers) {
     m.classifier.data = nullptr;
     m.rms_final = nullptr;
   }
-  for (int l = 0; l < n; l++) {
+  for (int l = 0; l < m.config.n_layers; l++) {
     if (l < range.begin || l >= range.end) m.layers[l] = LayerWeights{};
   }
+}
+
+void place_weights(Model& m, const Source& src, const LoadOptions& opt) {
+  const LayerRange range = checked_range(m, opt);
+  m.loaded = range;
+  const Held h = held(m, range);
+  const std::size_t total = arena_bytes(h, m.config.dim, opt);
+  auto arena = std::make_shared<Arena>(total);
+  {
+    Copier copier(m.path, src, *arena);
+    std::size_t placed = 0;
+    for (Matrix* x : h.matrices) {
+      if (opt.progress) opt.progress(placed, total);
+      place_matrix(*x, opt, *arena, copier);
+      placed += x->bytes();
+      if (opt.progress) opt.progress(placed, total);
+    }
+    if (!opt.mmap) {
+      for (const float** p : h.norms) {
+        *p = reinterpret_cast<const float*>(copier.copy(*p, m.config.dim * sizeof(float)));
+      }
+    }
+  }
+  drop_unheld(m, range);
   if (opt.mmap) {
     m.storage = std::make_shared<std::pair<std::shared_ptr<const void>, std::shared_ptr<Arena>>>(
         src.keep_alive, arena);

@@ -18,14 +18,22 @@ constexpr std::size_t kMinParallelWork = 1 << 15;
 // Weight bytes a tile of rows may span in a batched product, so it stays in L2 while every
 // token of the batch uses it.
 constexpr std::size_t kTileBytes = 96 * 1024;
-// Batches of at least this many tokens interleave each Q8_0 / Q4_0 tile first where the kernels
-// prefer it: the copy costs about what one token's product does. Those tiles are larger: the
-// kernel prepares each token's x once per tile.
+// Batches of at least this many tokens interleave each tile of a type with an interleaved layout
+// (Q8_0, Q4_0) first where the kernels prefer it: the copy costs about what one token's product
+// does. Those tiles are larger: the kernel prepares each token's x once per tile.
 constexpr int kInterleaveFrom = 4;
 constexpr std::size_t kTileBytesInterleaved = 256 * 1024;
 // f32 batches go through the batched kernel, which re-reads the tile once per 3 tokens: a tile
 // that stays in L1 measured fastest (TinyLlama f32, 2 threads: 48 KiB ~10% ahead of 96 and 256).
 constexpr std::size_t kTileBytesF32 = 48 * 1024;
+
+// Weight bytes of a batch's tiles of `type`: types whose products take f32 input run the f32
+// kernel (f16's tiles widened to f32 first), so theirs hold kTileBytesF32 as floats.
+std::size_t tile_bytes(WeightType type, bool interleave) {
+  const k::TypeTraits& t = k::type_traits(type);
+  if (t.input == WeightType::f32) return kTileBytesF32 * t.block_bytes / (t.block * sizeof(float));
+  return interleave ? kTileBytesInterleaved : kTileBytes;
+}
 
 // Rows of a batch's tiles over `rows` rows: whole groups of 16, at most `fit` rows where that
 // leaves a group, and as even as that allows (704 rows that fit 224 go as 4 x 176, not
@@ -84,11 +92,14 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   k_.resize(batch * c.kv_dim());
   att_.resize(std::size_t(pool.size()) * (c.n_heads / c.n_kv_heads) * context);
   logits_.resize(c.vocab_size);
-  xq_.resize(batch * widest);
-  xs_.resize(batch * widest);
-  xq8_.resize(batch * ((widest + k::kBlock - 1) / k::kBlock));
-  xsum_q8_0_.resize(xq8_.size());
-  xsum_q4_0_.resize(xq8_.size());
+  for (int i = 0; i < k::kWeightTypes; i++) {
+    const k::TypeTraits& t = k::type_traits(WeightType(i));
+    const k::TypeTraits& form = k::type_traits(t.input);
+    const std::size_t blocks = (widest + form.block - 1) / form.block;  // a token's, at most
+    if (t.input != WeightType::f32) forms_[int(t.input)].resize(batch * blocks * form.block_bytes);
+    if (form.scales_apart) form_scales_[int(t.input)].resize(batch * widest);  // groups of 1 at most
+    if (t.interleaved) sums_[i].resize(batch * blocks);
+  }
   tiles_.resize(pool.size());
   wide_tiles_.resize(pool.size());
 }
@@ -100,124 +111,114 @@ int Transformer::chunks_for(std::size_t work, int items) const {
 
 void Transformer::matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride,
                          int n, int count) {
-  // Quantized weights multiply quantized inputs; products sharing x share its quantization.
-  const bool interleave_tiles = count >= kInterleaveFrom && k::prefers_interleaved_blocks();
-  int group_size = 0;
-  bool q8_0 = false, q4_0 = false;
+  const Batch b{x, x_stride, n, count,
+                count >= kInterleaveFrom && k::isa_kernels().interleaves_batches};
+  prepare_inputs(jobs, b);
   std::size_t work = 0;
-  for (const MatvecJob& job : jobs) {
-    if (job.w->type == WeightType::q8_groups) group_size = job.w->group_size;
-    q8_0 |= job.w->type == WeightType::q8_0;
-    q4_0 |= job.w->type == WeightType::q4_0;
-    work += std::size_t(job.w->rows) * n * count;
-  }
-  const int nb = n / k::kBlock;
-  for_tokens(count, [&](int t) {
-    if (group_size) {
-      k::quantize_q8(xq_.data() + std::size_t(t) * n, xs_.data() + std::size_t(t) * (n / group_size),
-                     x + std::size_t(t) * x_stride, n, group_size);
-    }
-    if (q8_0 || q4_0) {
-      k::BlockQ8_0* xq = xq8_.data() + std::size_t(t) * nb;
-      k::quantize_row_q8_0(xq, x + std::size_t(t) * x_stride, n);
-      const std::size_t at = std::size_t(t) * nb;
-      if (interleave_tiles && q8_0) k::sum_x_blocks_q8_0x16(xsum_q8_0_.data() + at, xq, nb);
-      if (interleave_tiles && q4_0) k::sum_x_blocks_q4_0x16(xsum_q4_0_.data() + at, xq, nb);
-    }
-  });
-  const k::MatvecOps& ops = k::matvec_ops();
-  // Batches of f32, Q8_0 and Q4_0 weights: the batched kernels, each output bit-identical to the
-  // matvec's (kernels.hpp), reusing each weight load for several tokens.
-  const k::MatmulOps& mm = k::matmul_ops();
+  for (const MatvecJob& job : jobs) work += std::size_t(job.w->rows) * n * count;
   // One token streams the weights from memory: each thread its own long run of rows
   // (split_stream). A batch computes on tiles: equal chunks.
   const bool stream = count == 1 && pool_.size() > 1 && work >= kMinParallelWork;
   const int chunks = stream ? pool_.size() * kStreamChunksPerThread : chunks_for(work, 1 << 30);
   pool_.run(chunks, [&](int chunk, int thread) {
     for (const MatvecJob& job : jobs) {
-      const Matrix& w = *job.w;
       // Row ranges and tiles start at multiples of 16: whole groups of interleaved blocks.
-      const Range r = stream ? split_stream(w.rows, pool_.size(), chunk, k::kInterleave)
-                             : split_range(w.rows, chunks, chunk, k::kInterleave);
-      const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
-      const std::size_t tile_bytes = w.type == WeightType::f32   ? kTileBytesF32
-                                     : w.type == WeightType::f16 ? kTileBytesF32 / 2  // widened
-                                     : interleave_tiles          ? kTileBytesInterleaved
-                                                                 : kTileBytes;
-      const int tile =
-          count == 1 ? r.end - r.begin : even_tile(r.end - r.begin, tile_bytes / row_bytes);
-      for (int r0 = r.begin; r0 < r.end; r0 += tile) {
-        const int r1 = std::min(r.end, r0 + tile);
-        if (count > 1) {
-          // Q8_0 / Q4_0: straight from ggml's layout, or from the tile copied interleaved.
-          auto blocks = [&](const auto* wb, auto interleaved_bytes, auto interleave, auto matmul_x16,
-                            const k::XBlockSum* xsum, auto matmul_ggml) {
-            if (!interleave_tiles) {
-              matmul_ggml(job.out, job.out_stride, wb, xq8_.data(), nb, n, count, r0, r1);
-              return;
-            }
-            std::vector<uint8_t>& t = tiles_[thread];
-            t.resize(std::max(t.size(), interleaved_bytes(r1 - r0, n)));
-            interleave(t.data(), wb + std::size_t(r0) * nb, r1 - r0, n);
-            matmul_x16(job.out + r0, job.out_stride, t.data(), xq8_.data(), xsum, nb, n, count, 0,
-                       r1 - r0);
-          };
-          switch (w.type) {
-            case WeightType::f32:
-              mm.f32(job.out, job.out_stride, static_cast<const float*>(w.data), x, x_stride, n,
-                     count, r0, r1);
-              continue;
-            case WeightType::f16: {
-              // The tile widened to f32 (exact) through the f32 batched kernel: on every path the
-              // f16 matvec is the f32 one on the widened row (kernels), so the floats are its.
-              AlignedVector<float>& wide = wide_tiles_[thread];
-              const std::size_t floats = std::size_t(r1 - r0) * n;
-              wide.resize(std::max(wide.size(), floats));
-              const auto* rows = static_cast<const uint16_t*>(w.data) + std::size_t(r0) * n;
-              k::dequantize_row_f16(wide.data(), rows, static_cast<int>(floats));
-              mm.f32(job.out + r0, job.out_stride, wide.data(), x, x_stride, n, count, 0, r1 - r0);
-              continue;
-            }
-            case WeightType::q8_0:
-              blocks(static_cast<const k::BlockQ8_0*>(w.data), k::interleaved_bytes_q8_0,
-                     k::interleave_q8_0, mm.q8_0x16, xsum_q8_0_.data(), mm.q8_0);
-              continue;
-            case WeightType::q4_0:
-              blocks(static_cast<const k::BlockQ4_0*>(w.data), k::interleaved_bytes_q4_0,
-                     k::interleave_q4_0, mm.q4_0x16, xsum_q4_0_.data(), mm.q4_0);
-              continue;
-            default:
-              break;  // llama2.c's q8 groups: the matvec once per token, below
-          }
-        }
-        for (int t = 0; t < count; t++) {
-          float* y = job.out + std::size_t(t) * job.out_stride;
-          const float* xt = x + std::size_t(t) * x_stride;
-          switch (w.type) {
-            case WeightType::f32:
-              ops.f32(y, static_cast<const float*>(w.data), xt, n, r0, r1);
-              break;
-            case WeightType::f16:
-              ops.f16(y, static_cast<const uint16_t*>(w.data), xt, n, r0, r1);
-              break;
-            case WeightType::q8_0:
-              ops.q8_0(y, static_cast<const k::BlockQ8_0*>(w.data),
-                       xq8_.data() + std::size_t(t) * (n / k::kBlock), n, r0, r1);
-              break;
-            case WeightType::q4_0:
-              ops.q4_0(y, static_cast<const k::BlockQ4_0*>(w.data),
-                       xq8_.data() + std::size_t(t) * (n / k::kBlock), n, r0, r1);
-              break;
-            case WeightType::q8_groups:
-              ops.q8(y, static_cast<const int8_t*>(w.data), w.scales,
-                     xq_.data() + std::size_t(t) * n,
-                     xs_.data() + std::size_t(t) * (n / w.group_size), n, w.group_size, r0, r1);
-              break;
-          }
-        }
-      }
+      const Range r = stream ? split_stream(job.w->rows, pool_.size(), chunk, k::kInterleave)
+                             : split_range(job.w->rows, chunks, chunk, k::kInterleave);
+      multiply(job, b, r.begin, r.end, thread);
     }
   });
+}
+
+void Transformer::prepare_inputs(std::initializer_list<MatvecJob> jobs, const Batch& b) {
+  // Products sharing x share its conversion into a form (and its sums).
+  std::array<bool, k::kWeightTypes> form{}, sums{};
+  std::array<int, k::kWeightTypes> group{};  // the forms' group size, where scales lie apart
+  for (const MatvecJob& job : jobs) {
+    const k::TypeTraits& t = k::type_traits(job.w->type);
+    form[int(t.input)] = t.input != WeightType::f32;  // f32 input: x as it is
+    group[int(t.input)] = job.w->group_size;
+    sums[int(job.w->type)] = b.interleave && t.interleaved;
+  }
+  for_tokens(b.count, [&](int t) {
+    const float* xt = b.x + std::size_t(t) * b.x_stride;
+    for (int f = 0; f < k::kWeightTypes; f++) {
+      if (!form[f]) continue;
+      const k::TypeTraits& ft = k::type_traits(WeightType(f));
+      float* scales = ft.scales_apart ? form_scales_[f].data() + std::size_t(t) * (b.n / group[f])
+                                      : nullptr;
+      k::quantize_row(WeightType(f), {forms_[f].data() + t * ft.bytes_of(b.n), scales, group[f]},
+                      xt, b.n);
+    }
+    for (int i = 0; i < k::kWeightTypes; i++) {
+      if (!sums[i]) continue;
+      const k::TypeTraits& ft = k::type_traits(k::type_traits(WeightType(i)).input);
+      const int blocks = b.n / ft.block;
+      k::sum_x_blocks(WeightType(i), sums_[i].data() + std::size_t(t) * blocks,
+                      forms_[int(k::type_traits(WeightType(i)).input)].data() + t * ft.bytes_of(b.n),
+                      blocks);
+    }
+  });
+}
+
+k::Operand Transformer::input(const Matrix& w, const Batch& b, int t) const {
+  const WeightType form = k::type_traits(w.type).input;
+  if (form == WeightType::f32) return b.x + std::size_t(t) * b.x_stride;
+  const k::TypeTraits& ft = k::type_traits(form);
+  const uint8_t* data = forms_[int(form)].data() + t * ft.bytes_of(b.n);
+  if (!ft.scales_apart) return data;
+  return {data, form_scales_[int(form)].data() + std::size_t(t) * (b.n / w.group_size), w.group_size};
+}
+
+int Transformer::input_stride(const Matrix& w, const Batch& b) const {
+  const WeightType form = k::type_traits(w.type).input;
+  return form == WeightType::f32 ? b.x_stride : b.n / k::type_traits(form).block;
+}
+
+void Transformer::multiply(const MatvecJob& job, const Batch& b, int r0, int r1, int thread) {
+  const Matrix& w = *job.w;
+  if (b.count == 1) {
+    k::isa_kernels()[w.type].matvec(job.out, w.rows_from(0), input(w, b, 0), b.n, r0, r1);
+    return;
+  }
+  const std::size_t row_bytes = std::max<std::size_t>(1, w.bytes() / w.rows);
+  const int tile = even_tile(r1 - r0, tile_bytes(w.type, b.interleave) / row_bytes);
+  for (int t0 = r0; t0 < r1; t0 += tile) multiply_tile(job, b, t0, std::min(r1, t0 + tile), thread);
+}
+
+void Transformer::multiply_tile(const MatvecJob& job, const Batch& b, int r0, int r1, int thread) {
+  const Matrix& w = *job.w;
+  const k::TypeTraits& traits = k::type_traits(w.type);
+  const k::TypeKernels& kernels = k::isa_kernels()[w.type];
+  const int ldx = input_stride(w, b);
+  if (b.interleave && traits.interleaved) {
+    // The tile copied into the interleaved layout for the kernels that prefer it.
+    std::vector<uint8_t>& tile = tiles_[thread];
+    tile.resize(std::max(tile.size(), k::interleaved_bytes(w.type, r1 - r0, b.n)));
+    k::interleave(w.type, tile.data(), w.rows_from(r0).data, r1 - r0, b.n);
+    kernels.matmul_interleaved(job.out + r0, job.out_stride, tile.data(), input(w, b, 0),
+                               sums_[int(w.type)].data(), ldx, b.n, b.count, 0, r1 - r0);
+  } else if (kernels.matmul) {
+    // The batched kernel, each output bit-identical to the matvec's (kernels.hpp), reusing each
+    // weight load for several tokens.
+    kernels.matmul(job.out, job.out_stride, w.rows_from(0), input(w, b, 0), ldx, b.n, b.count, r0,
+                   r1);
+  } else if (traits.batch_widened) {
+    // The tile widened to f32 (exact) through the f32 batched kernel: on every path the type's
+    // matvec is the f32 one on the widened row (kernels), so the floats are its.
+    AlignedVector<float>& wide = wide_tiles_[thread];
+    const std::size_t floats = std::size_t(r1 - r0) * b.n;
+    wide.resize(std::max(wide.size(), floats));
+    kernels.dequantize_row(wide.data(), w.rows_from(r0), static_cast<int>(floats));
+    k::isa_kernels()[WeightType::f32].matmul(job.out + r0, job.out_stride, wide.data(), b.x,
+                                             b.x_stride, b.n, b.count, 0, r1 - r0);
+  } else {
+    // No batched kernel (llama2.c's groups): the matvec once per token.
+    for (int t = 0; t < b.count; t++) {
+      kernels.matvec(job.out + std::size_t(t) * job.out_stride, w.rows_from(0), input(w, b, t), b.n,
+                     r0, r1);
+    }
+  }
 }
 
 void Transformer::for_tokens(int count, const std::function<void(int)>& per_token) {

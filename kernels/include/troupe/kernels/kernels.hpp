@@ -7,6 +7,7 @@
 // caller split a matrix-vector product across threads without the kernels knowing about threads.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -42,16 +43,164 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18, "ggml block la
 // IEEE half precision, round to nearest even (as ggml's reference conversion).
 float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
-// ggml's reference quantizers (n % 32 == 0): Q8_0 d = max|x|/127, q = roundf(x/d) (through
-// matvec_ops(): every matvec input passes here);
-// Q4_0 d = (the value of largest magnitude)/-8, q = min(15, (int8)(x/d + 8.5)).
-void quantize_row_q8_0(BlockQ8_0* y, const float* x, int n);
-void quantize_row_q4_0(BlockQ4_0* y, const float* x, int n);
-void dequantize_row_q8_0(float* y, const BlockQ8_0* x, int n);
-void dequantize_row_q4_0(float* y, const BlockQ4_0* x, int n);
-void dequantize_row_f16(float* y, const uint16_t* x, int n);
 
-// Interleaved blocks: the same Q8_0 / Q4_0 blocks laid out for SIMD (as llama.cpp repacks
+// ---- Weight types ----
+//
+// Everything done with a matrix goes through two tables, so that each piece of a type sits in
+// one place (docs/weight-types.md: where, and how to add a type):
+// - type_traits(type): what the type is, the same on every ISA (weight_types.cpp);
+// - isa_kernels(isa)[type]: its kernels on one instruction set (dispatch.cpp, filled by name).
+enum class WeightType : uint8_t {
+  f32,
+  f16,
+  q8_0,       // ggml blocks (BlockQ8_0): 32 int8 + fp16 scale
+  q4_0,       // ggml blocks (BlockQ4_0): 32 4-bit + fp16 scale
+  q8_groups,  // llama2.c version 2 (runq.c): int8 values, one f32 scale per group_size, held apart
+};
+constexpr int kWeightTypes = 5;  // the types above, numbered from 0
+
+// A matrix or an input as the kernels take it: the type's blocks from row 0 (a row of n values is
+// n / block of them, TypeTraits), and for a type whose scales lie apart from its values
+// (TypeTraits::scales_apart: llama2.c's groups) those scales, one per group_size values. The
+// other types need the pointer alone, which converts to an Operand.
+struct Operand {
+  const void* data = nullptr;
+  const float* scales = nullptr;
+  int group_size = 0;
+  constexpr Operand(const void* d, const float* s = nullptr, int gs = 0)  // NOLINT: converts
+      : data(d), scales(s), group_size(gs) {}
+};
+// Where quantize_row writes: as Operand.
+struct Destination {
+  void* data = nullptr;
+  float* scales = nullptr;
+  int group_size = 0;
+  constexpr Destination(void* d, float* s = nullptr, int gs = 0)  // NOLINT: converts
+      : data(d), scales(s), group_size(gs) {}
+};
+
+// The interleaved blocks' x side (below): per token and block, the start of the kernels' exact
+// integer sum, -offset * (sum of x's 32 quants), which takes off the offset that made the weight
+// quants unsigned (+128 for Q8_0, +8 for Q4_0's nibbles), and x's scale as a float. It depends on
+// x alone, so a product computes it once per token for all of its tiles.
+struct XBlockSum {
+  int32_t start;
+  float d;
+};
+
+// A type's kernels, each taking the type's blocks as `data` (n % block == 0 throughout).
+// Row conversions: n floats into the type (y's scales too where they lie apart), and back.
+using QuantizeRow = void (*)(const Destination& y, const float* x, int n);
+using DequantizeRow = void (*)(float* y, const Operand& x, int n);
+// y[r] = (row r of w) . x for r in [r0, r1), rows of n values, x in the form the type's products
+// take (TypeTraits::input). Every path computes a row's result from that row, x and n alone: not
+// from r0/r1, the thread split or where the matrix sits in memory. So a model gives the same floats
+// whatever the thread count, file layout or pipeline split, and a batch of tokens (the rows tiled,
+// each tile run for every token) gives exactly the floats of one token at a time.
+using Matvec = void (*)(float* y, const Operand& w, const Operand& x, int n, int r0, int r1);
+// Per type: f32: y[r] = sum_j w[r*n + j] * x[j]. f16: f32 x, any n; the SIMD paths sum in
+// another order than the in-order reference, each path's result its own f32 matvec's on the row
+// widened (exact), so batches widen tiles for f32. Q8_0 / Q4_0 against x quantized to Q8_0:
+// y[r] = sum over blocks b of (float)(int dot of block b) * (d_w[b] * d_x[b]), the float sum over
+// blocks in order: every path gives the reference's floats bit for bit; weight quants may take
+// any value, x's must be in [-127, 127] as Q8_0's quantize_row gives (AVX2 relies on it).
+// llama2.c's groups (gs = group_size, n % gs == 0): y[r] = sum_g (sum_k wq[r*n + g*gs + k] *
+// xq[g*gs + k]) * ws[(r*n + g*gs)/gs] * xs[g], the group's integer sum exact in int32 and the
+// float sum over groups in order (runq.c).
+// `count` tokens against rows [r0, r1): y[t * ldy + r] = row r . x_t, x_t = x + t * ldx blocks of
+// the input's type (floats for f32), each output bit-identical to what the same ISA's matvec gives
+// for row r and x_t; the kernels only reuse each weight load for several tokens. Rows of y outside
+// [r0, r1) are not written.
+using Matmul = void (*)(float* y, int ldy, const Operand& w, const Operand& x, int ldx, int n,
+                        int count, int r0, int r1);
+// Interleaved blocks (below): whole groups (16 real rows each, nb blocks a row) copied into the
+// layout, the reference loops' bytes on every path; and the batched product over them, r0 %
+// kInterleave == 0, bit for bit the floats of the type's matvec on the same blocks; xs: x's block
+// sums (sum_x_blocks), with x's stride.
+using InterleaveGroups = void (*)(uint8_t* dst, const void* src, int groups, int nb);
+using MatmulInterleaved = void (*)(float* y, int ldy, const uint8_t* w, const Operand& x,
+                                   const XBlockSum* xs, int ldx, int n, int count, int r0, int r1);
+
+// The interleaved layout of a type that has one (TypeTraits::interleaved).
+struct InterleavedLayout {
+  int offset;                // added to its quants to make them unsigned: sum_x_blocks' offset
+  std::size_t quants_bytes;  // one block's quants for the 16 rows of a group
+  // The reference loops: groups [g0, g1) of a `rows`-row matrix (rows past it padded with the
+  // type's zeros), and row r read back as the type's blocks.
+  void (*copy_groups)(uint8_t* dst, const void* src, int rows, std::size_t g0, std::size_t g1,
+                      int nb);
+  void (*deinterleave_row)(void* row, const uint8_t* w, int r, int n);
+};
+
+// What a weight type is (weight_types.cpp), on every ISA.
+struct TypeTraits {
+  const char* name;   // ggml's name where ggml has the type
+  int block;          // values a block holds
+  int block_bytes;    // bytes a block takes (scales held apart not counted)
+  bool quantized;     // not plain floats (f32, f16): --quantize targets and sources, GGUF metadata
+  bool scales_apart;  // its scales lie apart from its values, in Operand::scales (one per
+                      // Operand::group_size values, group_size fixed by the matrix)
+  WeightType input;   // the form its products take x in: x through that type's quantize_row
+                      // (f32: x as it is)
+  bool batch_widened;  // batches widen each tile to f32 (dequantize_row, exact) for f32's matmul:
+                       // its matvec is f32's on the widened rows (f16)
+  const InterleavedLayout* interleaved;  // null: no interleaved layout
+
+  // Bytes of `values` values (a whole number of blocks), the scales apart not counted.
+  std::size_t bytes_of(std::size_t values) const { return values / block * block_bytes; }
+};
+
+// One weight type's kernels on one instruction set. Null where it has none: no matmul (a batch
+// runs the matvec once per token, or widens: TypeTraits::batch_widened), no interleave_groups /
+// matmul_interleaved (no interleaved layout).
+struct TypeKernels {
+  QuantizeRow quantize_row = nullptr;
+  DequantizeRow dequantize_row = nullptr;
+  Matvec matvec = nullptr;
+  Matmul matmul = nullptr;
+  InterleaveGroups interleave_groups = nullptr;
+  MatmulInterleaved matmul_interleaved = nullptr;
+};
+
+// One instruction set's kernels: every weight type's, and the loops that are the same for all.
+struct IsaKernels {
+  std::array<TypeKernels, kWeightTypes> types;
+  // A batch of tokens copies each tile of a type with an interleaved layout into it first: true
+  // where the ISA has kernels of its own for that layout (AVX-512 VNNI, AVX2). They run a batch
+  // about twice as fast as ggml's layout from cache; weights stay in ggml's layout in memory, as a
+  // single token's matvec streams them from DRAM faster that way (measured on Zen 4: ~30 against
+  // 16-22 GB/s a core).
+  bool interleaves_batches = false;
+  // Attention's loops and the exponentials, the reference's floats on every path (kernels below:
+  // key_scores, weighted_sums, expf_elements: libm's expf).
+  void (*key_scores)(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
+                     int queries, const float* keys, int count, int n, float scale) = nullptr;
+  void (*weighted_sums)(float* out, std::ptrdiff_t out_stride, const float* w,
+                        std::ptrdiff_t w_stride, int queries, const float* rows,
+                        std::ptrdiff_t stride, int count, int n) = nullptr;
+  void (*exp_f32)(float* y, const float* x, int n) = nullptr;
+  // x's block sums for the interleaved kernels (sum_x_blocks), for a type's offset.
+  void (*sum_x_blocks)(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset) = nullptr;
+
+  const TypeKernels& operator[](WeightType type) const {
+    return types[static_cast<std::size_t>(type)];
+  }
+};
+
+const TypeTraits& type_traits(WeightType type);
+// The kernels of an instruction set; scalar's when that one is not available.
+const IsaKernels& isa_kernels(Isa isa);
+// The ones of detected_isa(), chosen once.
+const IsaKernels& isa_kernels();
+
+// Through isa_kernels(): n floats into `type` (x quantized for a product's input included: every
+// matvec input passes here) and back.
+void quantize_row(WeightType type, const Destination& y, const float* x, int n);
+void dequantize_row(WeightType type, float* y, const Operand& x, int n);
+// Rows from r on of a matrix of n columns whose row 0 is `w`.
+Operand rows_from(WeightType type, const Operand& w, int r, int n);
+
+// Interleaved blocks: a type's blocks (Q8_0, Q4_0) laid out for SIMD (as llama.cpp repacks
 // weights for its CPU kernels). Rows go in groups of kInterleave (the last group padded with
 // zero rows); a group holds its blocks column by column, first every block's quants, then every
 // block's 16 scales. Block b of a group: the quants of its 16 rows as 4-byte pieces, piece k of
@@ -63,109 +212,16 @@ constexpr int kInterleave = 16;
 constexpr std::size_t kQuantsQ8_0x16 = kInterleave * kBlock;      // bytes of one block's quants
 constexpr std::size_t kQuantsQ4_0x16 = kInterleave * kBlock / 2;
 constexpr std::size_t kScalesX16 = kInterleave * sizeof(uint16_t);
-// Bytes of a rows x n matrix (n % 32 == 0) interleaved: rows rounded up to a whole group.
-std::size_t interleaved_bytes_q8_0(int rows, int n);
-std::size_t interleaved_bytes_q4_0(int rows, int n);
-// Rows [0, rows) of src (ggml blocks, n / 32 a row) into groups from dst on; rows % 16 may be
-// nonzero only for the matrix's last rows (that group is padded).
-void interleave_q8_0(uint8_t* dst, const BlockQ8_0* src, int rows, int n);
-void interleave_q4_0(uint8_t* dst, const BlockQ4_0* src, int rows, int n);
-// Row r of an interleaved matrix back as ggml blocks (n / 32 of them).
-void deinterleave_row_q8_0(BlockQ8_0* row, const uint8_t* w, int r, int n);
-void deinterleave_row_q4_0(BlockQ4_0* row, const uint8_t* w, int r, int n);
-// The x side of a batch against interleaved blocks, per token and block: the start of the
-// kernels' exact integer sum, -offset * (sum of x's 32 quants), which takes off the offset that
-// made the weight quants unsigned (+128 for Q8_0, +8 for Q4_0's nibbles), and x's scale as a
-// float. It depends on x alone, so a product computes it once per token for all of its tiles.
-struct XBlockSum {
-  int32_t start;
-  float d;
-};
-void sum_x_blocks_q8_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
-void sum_x_blocks_q4_0x16(XBlockSum* out, const BlockQ8_0* x, int blocks);
-// True when matmul_ops() has kernels of its own for interleaved blocks (AVX-512 VNNI, AVX2). They
-// run a batch about twice as fast as ggml's layout from cache, so a batch of tokens interleaves
-// each tile of weights first. Weights stay in ggml's layout in memory: a single token's matvec
-// streams them from DRAM faster that way (measured on Zen 4: ~30 against 16-22 GB/s a core).
-bool prefers_interleaved_blocks();
-
-// One instruction set's kernels: matrix-vector products over rows [r0, r1) of a row-major matrix
-// with n columns, and the loops around them that have SIMD paths.
-//
-// Every path computes a row's result from that row, x and n alone: not from r0/r1, the thread
-// split or where the matrix sits in memory. So a model gives the same floats whatever the
-// thread count, file layout or pipeline split, and a batch of tokens (the rows tiled, each tile
-// run for every token) gives exactly the floats of one token at a time.
-struct MatvecOps {
-  // y[r] = sum_j w[r*n + j] * x[j]
-  void (*f32)(float* y, const float* w, const float* x, int n, int r0, int r1);
-  // Weights and activations quantized symmetrically in groups of gs values (n % gs == 0):
-  // y[r] = sum_g (sum_k wq[r*n + g*gs + k] * xq[g*gs + k]) * ws[(r*n + g*gs)/gs] * xs[g]
-  // with the group's integer sum exact in int32 and the float sum over groups in order (runq.c).
-  void (*q8)(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs, int n,
-             int gs, int r0, int r1);
-  // fp16 weights, f32 input, any n (SIMD paths sum in another order than the in-order reference).
-  // Each path's result is its own f32's on the row widened (exact): batches widen tiles for f32.
-  void (*f16)(float* y, const uint16_t* w, const float* x, int n, int r0, int r1);
-  // ggml Q8_0 / Q4_0 weights against the input quantized to Q8_0 (quantize_row_q8_0), n % 32 == 0:
-  // y[r] = sum over blocks b of (float)(int dot of block b) * (d_w[b] * d_x[b]), the float sum
-  // over blocks in order: every path gives the reference's floats bit for bit. Weight quants may
-  // take any value; x's must be in [-127, 127], as quantize_row_q8_0 gives (AVX2 relies on it).
-  void (*q8_0)(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1);
-  void (*q4_0)(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1);
-  // Their input: quantize_row_q8_0, the reference's bytes on every path.
-  void (*quantize_q8_0)(BlockQ8_0* y, const float* x, int n);
-  // Attention's loops, element-wise work: the reference's floats on every path (key_scores,
-  // weighted_sums, expf_elements: libm's expf; dequantize_row_f16: a batch's f16 tiles are
-  // widened for the f32 kernel).
-  void (*key_scores)(float* out, std::ptrdiff_t out_stride, const float* q, std::ptrdiff_t q_stride,
-                     int queries, const float* keys, int count, int n, float scale);
-  void (*weighted_sums)(float* out, std::ptrdiff_t out_stride, const float* w,
-                        std::ptrdiff_t w_stride, int queries, const float* rows,
-                        std::ptrdiff_t stride, int count, int n);
-  void (*exp_f32)(float* y, const float* x, int n);
-  void (*widen_f16)(float* y, const uint16_t* x, int n);
-};
-
-// The matvec implementation for an instruction set; scalar when that one is not available.
-const MatvecOps& matvec_ops(Isa isa);
-// The one for detected_isa(), chosen once.
-const MatvecOps& matvec_ops();
-
-// Batched products: `count` tokens against rows [r0, r1), y[t * ldy + r] = row r . x_t.
-//
-// Each output is bit-identical to what the same ISA's matvec (matvec_ops(isa)) gives for row r
-// and input x_t, so a prompt processed as a batch gives exactly the floats of one token at a time;
-// the kernels only reuse each weight load for several tokens. Rows of y outside [r0, r1) are not
-// written. (f16 has no batched form: a widened tile through f32 gives its floats; the llama2.c q8
-// groups: the matvec once per token.)
-struct MatmulOps {
-  // x_t = x + t * ldx (n floats)
-  void (*f32)(float* y, int ldy, const float* w, const float* x, int ldx, int n, int count, int r0,
-              int r1);
-  // x_t = x + t * ldx_blocks: n / 32 Q8_0 blocks from quantize_row_q8_0
-  void (*q8_0)(float* y, int ldy, const BlockQ8_0* w, const BlockQ8_0* x, int ldx_blocks, int n,
-               int count, int r0, int r1);
-  void (*q4_0)(float* y, int ldy, const BlockQ4_0* w, const BlockQ8_0* x, int ldx_blocks, int n,
-               int count, int r0, int r1);
-  // Interleaved weights (above), r0 % kInterleave == 0: bit for bit the floats q8_0 / q4_0
-  // give for the same blocks. xs: sum_x_blocks_q8_0x16 / _q4_0x16 of x, with x's stride.
-  void (*q8_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const XBlockSum* xs,
-                  int ldx_blocks, int n, int count, int r0, int r1);
-  void (*q4_0x16)(float* y, int ldy, const uint8_t* w, const BlockQ8_0* x, const XBlockSum* xs,
-                  int ldx_blocks, int n, int count, int r0, int r1);
-  // Their inputs, the reference loops' bytes and values on every path: whole groups (16 real rows
-  // each, nb blocks a row) copied into the layout (interleave_q8_0 / _q4_0 use it), and x's block
-  // sums for an offset of 128 (Q8_0) or 8 (Q4_0) (sum_x_blocks_q8_0x16 / _q4_0x16).
-  void (*interleave_groups_q8_0)(uint8_t* dst, const BlockQ8_0* src, int groups, int nb);
-  void (*interleave_groups_q4_0)(uint8_t* dst, const BlockQ4_0* src, int groups, int nb);
-  void (*sum_x_blocks)(XBlockSum* out, const BlockQ8_0* x, int blocks, int offset);
-};
-
-// As matvec_ops: scalar when `isa` is not available; the no-argument one for detected_isa(),
-// chosen once (so it always pairs with matvec_ops()).
-const MatmulOps& matmul_ops(Isa isa);
-const MatmulOps& matmul_ops();
+// For a type with an interleaved layout (TypeTraits::interleaved):
+// bytes of a rows x n matrix interleaved, rows rounded up to a whole group;
+std::size_t interleaved_bytes(WeightType type, int rows, int n);
+// rows [0, rows) of src (the type's blocks, n values a row) into groups from dst on, whole groups
+// through isa_kernels()'s copy, a padded last group (rows % 16 != 0) by the reference loops;
+void interleave(WeightType type, uint8_t* dst, const void* src, int rows, int n);
+// row r of an interleaved matrix back as the type's blocks;
+void deinterleave_row(WeightType type, void* row, const uint8_t* w, int r, int n);
+// x's block sums (x: `blocks` Q8_0 blocks from quantize_row) for the type's offset.
+void sum_x_blocks(WeightType type, XBlockSum* out, const void* x, int blocks);
 
 // Reference kernels (scalar, run.c's order of operations).
 // y[i] = expf(x[i]), libm's float bit for bit (y may be x); vectorized where the ISA allows.

@@ -22,15 +22,18 @@
 
 namespace troupe {
 
-// ggml tensor types (numbering as in ggml.h). Only these are read and written here.
+// ggml tensor types, numbered as in ggml.h. Those troupe computes with are the ones a
+// WeightType maps to (weight_types.hpp); the others are still described (troupe info).
 enum class GgmlType : uint32_t {
-  f32 = 0,
-  f16 = 1,
-  q4_0 = 2,
-  q8_0 = 8,
+  f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9,
+  q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15,
+  iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21, iq2_s = 22,
+  iq4_xs = 23, i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_m = 29, bf16 = 30,
+  tq1_0 = 34, tq2_0 = 35, mxfp4 = 39,
 };
 // Name of any ggml type number, including ones troupe does not support ("q4_K", "bf16", ...).
 std::string ggml_type_name(uint32_t type);
+// True when a WeightType maps to it (weight_types.hpp).
 bool ggml_type_supported(uint32_t type);
 // Bytes of `count` values of a supported type (count a multiple of its block size: 32 for the
 // quantized types, 1 otherwise); throws InputError when not a whole number of blocks.

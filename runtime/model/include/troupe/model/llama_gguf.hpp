@@ -31,7 +31,8 @@ inline const char* kFfnUp = "ffn_up.weight";            // w3 {dim, hidden}
 }  // namespace llama_gguf
 
 // Reads a GGUF file of the llama architecture into a Model whose matrices are views into the
-// file's mapping (tensors of type f32, f16, q8_0 or q4_0; load_model places them). Throws
+// file's mapping (tensors of the ggml types a WeightType maps to, weight_types.hpp; load_model
+// places them). Throws
 // InputError naming the file and the missing or malformed key or tensor.
 Model parse_gguf_model(const GgufFile& file);
 

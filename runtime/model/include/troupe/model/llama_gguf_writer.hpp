@@ -1,6 +1,6 @@
 // Writing llama-architecture GGUF files (troupe convert, troupe synth): the tensor layout and a
-// streaming writer that turns rows of floats from any source into f32, f16, Q8_0 or Q4_0 bytes
-// straight in the output, spread over threads.
+// streaming writer that turns rows of floats from any source into the bytes of any weight type
+// with a ggml type (weight_types.hpp) straight in the output, spread over threads.
 #pragma once
 
 #include <cstdint>
@@ -16,9 +16,11 @@
 
 namespace troupe {
 
-// "f32", "f16", "q8_0", "q4_0" (the --type values); nullopt for anything else.
+// The ggml type of a weight type's name (the --type values: "f32", "f16", "q8_0", "q4_0");
+// nullopt for anything else.
 std::optional<GgmlType> parse_ggml_weight_type(std::string_view name);
-// general.file_type as llama.cpp numbers it (llama_ftype): 0 f32, 1 f16, 7 q8_0, 2 q4_0.
+// general.file_type as llama.cpp numbers it (llama_ftype: WeightTypeInfo::llama_file_type);
+// throws InputError for a type without one.
 uint32_t llama_file_type(GgmlType type);
 
 // What each tensor of the llama architecture is (LlamaTensor::kind).
@@ -44,7 +46,7 @@ struct LlamaTensor {
 struct LlamaGgufLayout {
   std::vector<LlamaTensor> tensors;  // in llama.cpp's order (see llama_gguf_layout)
   // Matrices written in f32 rather than the requested quantized type because their rows do not
-  // hold whole 32-value blocks (stories260K's ffn_down: 172 values a row).
+  // hold whole blocks of it (stories260K's ffn_down: 172 values a row, not 32-value blocks).
   std::vector<std::string> widened;
   uint64_t weight_bytes = 0;  // tensor data, without alignment padding
 };
@@ -75,7 +77,7 @@ void check_output_path(const std::string& path);
 
 // Writes a whole llama GGUF file: general.* and llama.* metadata from `config`, the tokenizer,
 // then every tensor of llama_gguf_layout, streamed: each tensor's rows come from `source` into
-// the output buffer and are converted there (fp32_to_fp16, quantize_row_q8_0/q4_0). The same
+// the output buffer and are converted there (kernels::quantize_row of the type). The same
 // inputs give the same bytes whatever the thread count. Throws InputError for bad shapes and
 // RuntimeFailure for I/O errors.
 void write_llama_gguf(const std::string& path, const ModelConfig& config,

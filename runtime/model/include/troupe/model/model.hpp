@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "troupe/model/mapped_file.hpp"
+#include "troupe/model/weight_types.hpp"
 
 namespace troupe {
 
@@ -47,28 +48,20 @@ struct LayerRange {
   bool operator==(const LayerRange&) const = default;
 };
 
-enum class WeightType {
-  f32,
-  f16,
-  q8_0,       // ggml blocks: 32 int8 + fp16 scale
-  q4_0,       // ggml blocks: 32 4-bit + fp16 scale
-  q8_groups,  // llama2.c version 2: int8 values, then one f32 scale per group_size values
-};
-
-const char* weight_type_name(WeightType type);
-// "f32", "f16", "q8_0", "q4_0"; throws InputError naming `flag` for anything else.
-WeightType parse_weight_type(const std::string& name, const std::string& flag);
-
-// A row-major rows x cols matrix (or, for the embedding, a table of rows).
+// A row-major rows x cols matrix (or, for the embedding, a table of rows) of any weight type
+// (weight_types.hpp).
 struct Matrix {
   WeightType type = WeightType::f32;
-  const void* data = nullptr;     // null when this process does not hold the matrix
-  const float* scales = nullptr;  // q8_groups: rows*cols/group_size scales
+  const void* data = nullptr;     // the type's blocks; null when this process does not hold it
+  const float* scales = nullptr;  // a type with its scales apart: rows*cols/group_size of them
   int rows = 0;
   int cols = 0;
-  int group_size = 0;  // q8_groups
+  int group_size = 0;  // values a scale covers (a type with its scales apart)
 
+  // The bytes of its values and, if apart, its scales.
   std::size_t bytes() const;
+  // The matrix as its type's kernels take it, from row r on.
+  kernels::Operand rows_from(int r) const;
   // Writes row r as floats (the embedding lookup).
   void row(int r, float* out) const;
 };
@@ -84,8 +77,8 @@ struct LayerWeights {
 struct LoadOptions {
   std::optional<LayerRange> layers;  // default: all of them
   bool mmap = false;                 // leave the weights mapped instead of copying them
-  // Quantize f32/f16 matrices while loading (q8_0 or q4_0); matrices whose rows are not whole
-  // 32-value blocks stay as they are.
+  // Quantize f32/f16 matrices while loading (a type with WeightTypeInfo::quantize_on_load:
+  // q8_0 or q4_0); matrices whose rows are not whole blocks of it stay as they are.
   std::optional<WeightType> quantize;
   // Called as weights are placed: bytes done, bytes in all.
   std::function<void(uint64_t, uint64_t)> progress;

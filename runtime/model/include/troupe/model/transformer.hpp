@@ -10,6 +10,7 @@
 // that row and its input alone), so batching never changes the text.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -82,9 +83,27 @@ class Transformer {
     int out_stride;  // floats between the outputs of consecutive tokens
     const Matrix* w;
   };
+  // The inputs of one matmul call: `count` rows of n floats, `x_stride` apart.
+  struct Batch {
+    const float* x;
+    int x_stride;
+    int n;
+    int count;
+    bool interleave;  // tiles of types with an interleaved layout are copied into it
+  };
   // out[t] = W x[t] for each job and each of `count` inputs (rows of n floats, `x_stride` apart).
   void matmul(std::initializer_list<MatvecJob> jobs, const float* x, int x_stride, int n,
               int count);
+  // x in the form each job's type takes it (kernels::TypeTraits::input), and the block sums of
+  // the types whose tiles are interleaved.
+  void prepare_inputs(std::initializer_list<MatvecJob> jobs, const Batch& b);
+  // Token t's input for a matrix of `type` (the batch's x, or its form made by prepare_inputs),
+  // and the stride from a token's to the next in the input type's blocks.
+  kernels::Operand input(const Matrix& w, const Batch& b, int t) const;
+  int input_stride(const Matrix& w, const Batch& b) const;
+  // Rows [r0, r1) of one job for every token of the batch.
+  void multiply(const MatvecJob& job, const Batch& b, int r0, int r1, int thread);
+  void multiply_tile(const MatvecJob& job, const Batch& b, int r0, int r1, int thread);
   void attention(int layer, int count, int pos);
   // Calls per_token(t) for t in [0, count): spread over the pool for a batch (each token's work
   // is the same function whichever thread runs it), on the caller for one token.
@@ -99,15 +118,18 @@ class Transformer {
   KvCache cache_;
   // Scratch for up to kMaxBatch positions (the kernels' inputs on cache lines).
   AlignedVector<float> x_, xb_, xb2_, hb_, hb2_, q_, k_, att_, logits_;
-  std::vector<int8_t> xq_;              // inputs quantized for llama2.c int8 weights
-  std::vector<float> xs_;               // their group scales
-  std::vector<kernels::BlockQ8_0> xq8_;  // inputs quantized for ggml Q8_0 / Q4_0 weights
-  // Their block sums for the interleaved kernels, against Q8_0 and Q4_0 weights.
-  std::vector<kernels::XBlockSum> xsum_q8_0_, xsum_q4_0_;
-  // Per thread: the tile of Q8_0 / Q4_0 weights a batch is running, interleaved for the kernels
-  // that prefer it (kernels::prefers_interleaved_blocks).
+  // Per input form (a weight type other than f32 that some type's products take x in:
+  // kernels::TypeTraits::input), the batch's inputs in it, a token's after the other's, and their
+  // scales for a form whose scales lie apart (llama2.c's groups, of the jobs' group size).
+  std::array<std::vector<uint8_t>, kernels::kWeightTypes> forms_;
+  std::array<std::vector<float>, kernels::kWeightTypes> form_scales_;
+  // Per weight type with an interleaved layout: the inputs' block sums for its kernels.
+  std::array<std::vector<kernels::XBlockSum>, kernels::kWeightTypes> sums_;
+  // Per thread: the tile of weights a batch is running, interleaved for the kernels that prefer
+  // it (kernels::IsaKernels::interleaves_batches).
   std::vector<std::vector<uint8_t>> tiles_;
-  // Per thread: the tile of f16 weights a batch is running, widened to f32.
+  // Per thread: the tile of weights a batch is running widened to f32 (TypeTraits::batch_widened:
+  // f16).
   std::vector<AlignedVector<float>> wide_tiles_;
 };
 

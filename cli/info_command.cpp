@@ -78,121 +78,130 @@ bool is_gguf(const MappedFile& f) {
   return f.size() >= 4 && std::memcmp(f.bytes().data(), "GGUF", 4) == 0;
 }
 
+// The shape from <arch>.* keys, with what the tensors or vocabulary say where keys are missing;
+// the RoPE base and RMS epsilon.
+void describe_shape(const GgufFile& file, const std::string& arch, const std::vector<std::string>& pieces) {
+  auto key = [&](const char* k) { return arch + "." + k; };
+  auto int_or = [&](const std::string& k, int64_t fallback) { return file.get_int(k).value_or(fallback); };
+  if (arch.empty() || !file.find(key("embedding_length"))) {
+    line("shape", arch.empty() ? "not given" : "not given (no " + key("*") + " hyper-parameters)");
+    return;
+  }
+  const int64_t dim = int_or(key("embedding_length"), -1);
+  const int64_t heads = int_or(key("attention.head_count"), -1);
+  int64_t vocab = int_or(key("vocab_size"), -1);
+  if (vocab < 0 && !pieces.empty()) vocab = static_cast<int64_t>(pieces.size());
+  if (vocab < 0) {
+    if (const GgufTensorInfo* t = file.find_tensor("token_embd.weight"); t && t->dims.size() == 2) {
+      vocab = static_cast<int64_t>(t->dims[1]);
+    }
+  }
+  const int64_t head_size =
+      int_or(key("attention.key_length"), dim > 0 && heads > 0 ? dim / heads : -1);
+  line("shape", shape_text(dim, int_or(key("feed_forward_length"), -1), int_or(key("block_count"), -1),
+                           heads, int_or(key("attention.head_count_kv"), heads), head_size, vocab,
+                           int_or(key("context_length"), -1)));
+  const std::optional<double> base = file.get_float(key("rope.freq_base"));
+  line("rope base", base ? fmt_float(*base)
+                        : arch == "llama" ? "not given (llama.cpp's default: 10000)" : "not given");
+  const std::optional<double> eps = file.get_float(key("attention.layer_norm_rms_epsilon"));
+  line("rms eps", eps ? fmt_float(*eps) : "not given");
+}
+
+// Tensors: counts per type (those troupe cannot compute with named), bytes, the classifier.
+void describe_tensors(const GgufFile& file) {
+  if (file.tensors().empty()) {
+    line("tensors", "none (a vocabulary-only file: no weights)");
+    return;
+  }
+  std::map<std::string, int> per_type;
+  std::set<std::string> unsupported;
+  uint64_t total = 0, in_layers = 0;
+  std::set<std::string> layer_ids;
+  for (const GgufTensorInfo& t : file.tensors()) {
+    const std::string type = ggml_type_name(t.type);
+    per_type[type]++;
+    if (!ggml_type_supported(t.type)) unsupported.insert(type);
+    total += t.bytes;
+    if (t.name.rfind("blk.", 0) == 0) {
+      in_layers += t.bytes;
+      layer_ids.insert(t.name.substr(4, t.name.find('.', 4) - 4));
+    }
+  }
+  std::string types = std::to_string(file.tensors().size()) + ":";
+  bool first = true;
+  for (const auto& [type, n] : per_type) {
+    types += (first ? " " : ", ") + type + " " + std::to_string(n);
+    first = false;
+  }
+  if (!unsupported.empty()) {
+    std::string names;
+    for (const std::string& u : unsupported) names += (names.empty() ? "" : ", ") + u;
+    types += " (troupe cannot compute with " + names + ")";
+  }
+  line("tensors", types);
+  std::string weights = format_bytes(total) + " in all";
+  if (!layer_ids.empty()) {
+    weights += ", " + format_bytes(in_layers / layer_ids.size()) + " per layer (" +
+               std::to_string(layer_ids.size()) + " layers)";
+  }
+  line("weights", weights);
+  if (file.find_tensor("token_embd.weight")) {
+    line("classifier", file.find_tensor("output.weight") ? "output.weight (separate)"
+                                                         : "tied to token_embd.weight");
+  }
+}
+
+// The vocabulary, read the way troupe tokenizes with it where it can.
+void describe_vocabulary(const GgufFile& file, const std::vector<std::string>& pieces) {
+  const std::optional<std::string> model = file.get_string("tokenizer.ggml.model");
+  if (!model && pieces.empty()) {
+    line("vocabulary", "none in the file");
+    return;
+  }
+  std::string kind = model ? *model : "?";
+  if (kind == "llama") kind += " (SentencePiece)";
+  if (kind == "gpt2") kind += " (byte-level BPE)";
+  if (auto pre = file.get_string("tokenizer.ggml.pre")) kind += ", pre-tokenizer " + *pre;
+  std::string text = std::to_string(pieces.size()) + " tokens, " + kind;
+  try {
+    const Tokenizer tok = Tokenizer::from_gguf(file);
+    const SpecialTokens& s = tok.special();
+    text += "; bos " + token_text(pieces, s.bos) + ", eos " + token_text(pieces, s.eos) + ", eot " +
+            token_text(pieces, s.eot) + (s.add_bos ? "; adds bos" : "; adds no bos");
+  } catch (const InputError& e) {
+    auto id = [&](const char* k) {
+      const std::optional<int64_t> v = file.get_int(k);
+      return v && *v >= 0 && *v < int64_t(pieces.size()) ? static_cast<int>(*v) : -1;
+    };
+    text += "; bos " + token_text(pieces, id("tokenizer.ggml.bos_token_id")) + ", eos " +
+            token_text(pieces, id("tokenizer.ggml.eos_token_id")) + ", eot " +
+            token_text(pieces, id("tokenizer.ggml.eot_token_id"));
+    std::string why = e.what();
+    if (why.rfind(file.path() + ": ", 0) == 0) why = why.substr(file.path().size() + 2);
+    text += " (troupe cannot tokenize with it: " + why + ")";
+  }
+  line("vocabulary", text);
+}
+
 int info_gguf(MappedFile mapped) {
   const uint64_t file_size = mapped.size();
   const GgufFile file(std::move(mapped));
   const std::string arch = file.get_string("general.architecture").value_or("");
-  auto key = [&](const char* k) { return arch + "." + k; };
-  auto int_or = [&](const std::string& k, int64_t fallback) { return file.get_int(k).value_or(fallback); };
-
   line("file", file.path() + " (" + format_bytes(file_size) + ")");
   line("format", "GGUF v" + std::to_string(file.version()) + ", " +
                      std::to_string(file.metadata().size()) + " metadata keys, " +
                      std::to_string(file.tensors().size()) + " tensors");
   if (auto name = file.get_string("general.name")) line("name", quote_text(*name));
   line("architecture", arch.empty() ? "not given (no general.architecture)" : arch);
-
-  // Shape from <arch>.* keys, with what the tensors or vocabulary say where keys are missing.
   const GgufArray* tokens = file.get_array("tokenizer.ggml.tokens");
   const std::vector<std::string> no_pieces;
   const std::vector<std::string>& pieces =
       tokens && tokens->element_type == GgufValueType::string ? tokens->strings : no_pieces;
-  if (!arch.empty() && file.find(key("embedding_length"))) {
-    const int64_t dim = int_or(key("embedding_length"), -1);
-    const int64_t heads = int_or(key("attention.head_count"), -1);
-    int64_t vocab = int_or(key("vocab_size"), -1);
-    if (vocab < 0 && !pieces.empty()) vocab = static_cast<int64_t>(pieces.size());
-    if (vocab < 0) {
-      if (const GgufTensorInfo* t = file.find_tensor("token_embd.weight"); t && t->dims.size() == 2) {
-        vocab = static_cast<int64_t>(t->dims[1]);
-      }
-    }
-    const int64_t head_size =
-        int_or(key("attention.key_length"), dim > 0 && heads > 0 ? dim / heads : -1);
-    line("shape", shape_text(dim, int_or(key("feed_forward_length"), -1), int_or(key("block_count"), -1),
-                             heads, int_or(key("attention.head_count_kv"), heads), head_size, vocab,
-                             int_or(key("context_length"), -1)));
-    const std::optional<double> base = file.get_float(key("rope.freq_base"));
-    line("rope base", base ? fmt_float(*base)
-                          : arch == "llama" ? "not given (llama.cpp's default: 10000)" : "not given");
-    const std::optional<double> eps = file.get_float(key("attention.layer_norm_rms_epsilon"));
-    line("rms eps", eps ? fmt_float(*eps) : "not given");
-  } else {
-    line("shape", arch.empty() ? "not given" : "not given (no " + key("*") + " hyper-parameters)");
-  }
+  describe_shape(file, arch, pieces);
   if (auto ft = file.get_int("general.file_type")) line("file type", file_type_text(*ft));
-
-  // Tensors: counts per type, bytes, the classifier.
-  if (file.tensors().empty()) {
-    line("tensors", "none (a vocabulary-only file: no weights)");
-  } else {
-    std::map<std::string, int> per_type;
-    std::set<std::string> unsupported;
-    uint64_t total = 0, in_layers = 0;
-    std::set<std::string> layer_ids;
-    for (const GgufTensorInfo& t : file.tensors()) {
-      const std::string type = ggml_type_name(t.type);
-      per_type[type]++;
-      if (!ggml_type_supported(t.type)) unsupported.insert(type);
-      total += t.bytes;
-      if (t.name.rfind("blk.", 0) == 0) {
-        in_layers += t.bytes;
-        layer_ids.insert(t.name.substr(4, t.name.find('.', 4) - 4));
-      }
-    }
-    std::string types = std::to_string(file.tensors().size()) + ":";
-    bool first = true;
-    for (const auto& [type, n] : per_type) {
-      types += (first ? " " : ", ") + type + " " + std::to_string(n);
-      first = false;
-    }
-    if (!unsupported.empty()) {
-      std::string names;
-      for (const std::string& u : unsupported) names += (names.empty() ? "" : ", ") + u;
-      types += " (troupe cannot compute with " + names + ")";
-    }
-    line("tensors", types);
-    std::string weights = format_bytes(total) + " in all";
-    if (!layer_ids.empty()) {
-      weights += ", " + format_bytes(in_layers / layer_ids.size()) + " per layer (" +
-                 std::to_string(layer_ids.size()) + " layers)";
-    }
-    line("weights", weights);
-    if (file.find_tensor("token_embd.weight")) {
-      line("classifier", file.find_tensor("output.weight") ? "output.weight (separate)"
-                                                           : "tied to token_embd.weight");
-    }
-  }
-
-  // Vocabulary, read the way troupe tokenizes with it where it can.
-  const std::optional<std::string> model = file.get_string("tokenizer.ggml.model");
-  if (!model && pieces.empty()) {
-    line("vocabulary", "none in the file");
-  } else {
-    std::string kind = model ? *model : "?";
-    if (kind == "llama") kind += " (SentencePiece)";
-    if (kind == "gpt2") kind += " (byte-level BPE)";
-    if (auto pre = file.get_string("tokenizer.ggml.pre")) kind += ", pre-tokenizer " + *pre;
-    std::string text = std::to_string(pieces.size()) + " tokens, " + kind;
-    try {
-      const Tokenizer tok = Tokenizer::from_gguf(file);
-      const SpecialTokens& s = tok.special();
-      text += "; bos " + token_text(pieces, s.bos) + ", eos " + token_text(pieces, s.eos) + ", eot " +
-              token_text(pieces, s.eot) + (s.add_bos ? "; adds bos" : "; adds no bos");
-    } catch (const InputError& e) {
-      auto id = [&](const char* k) {
-        const std::optional<int64_t> v = file.get_int(k);
-        return v && *v >= 0 && *v < int64_t(pieces.size()) ? static_cast<int>(*v) : -1;
-      };
-      text += "; bos " + token_text(pieces, id("tokenizer.ggml.bos_token_id")) + ", eos " +
-              token_text(pieces, id("tokenizer.ggml.eos_token_id")) + ", eot " +
-              token_text(pieces, id("tokenizer.ggml.eot_token_id"));
-      std::string why = e.what();
-      if (why.rfind(file.path() + ": ", 0) == 0) why = why.substr(file.path().size() + 2);
-      text += " (troupe cannot tokenize with it: " + why + ")";
-    }
-    line("vocabulary", text);
-  }
+  describe_tensors(file);
+  describe_vocabulary(file, pieces);
   line("chat template", chat_template_text(file.get_string("tokenizer.chat_template").value_or("")));
   return 0;
 }

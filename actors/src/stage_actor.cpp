@@ -41,6 +41,7 @@ struct StageState {
   std::optional<LayerRange> layers;
   std::unordered_map<uint64_t, StageSession> sessions;
   discovery::EndedSessions ended;  // a start that comes after its session's end is dropped
+  discovery::OrphanedSessions orphaned;  // forgotten when their entry was declared gone
   std::vector<float> x;  // the rows being computed (one message at a time)
 };
 
@@ -95,6 +96,18 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
     float* row = state->x.data() + std::size_t(count - 1) * config.dim;
     const int token = s.sampler->sample(s.cache->logits(row));
     send(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state(), spent()});
+  };
+
+  // A frame for a session this stage does not hold: dropped, but when the stage forgot the
+  // session because its entry was declared gone, the entry is told after all
+  // (discovery::OrphanedSessions).
+  auto unknown_session = [=](uint64_t id, const char* what) {
+    if (const auto entry = state->orphaned.take(id)) {
+      spdlog::info("session {:x}: {} came after it was dropped; telling its entry {}", id, what, *entry);
+      send(*entry, id, 0, wire::Error{wire::kMoved, where() + ": " + discovery::orphan_notice(*entry)});
+      return;
+    }
+    spdlog::warn("dropped {} for unknown session {:x}", what, id);
   };
 
   // Rows for a session: at the position due, within its cache (discovery::input_problem).
@@ -172,7 +185,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
   auto step = [=](uint64_t id, const wire::Step& m) {
     auto it = state->sessions.find(id);
     if (it == state->sessions.end()) {
-      spdlog::warn("dropped a step for unknown session {:x}", id);
+      unknown_session(id, "a step");
       return;
     }
     StageSession& s = it->second;
@@ -190,7 +203,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
   auto activations = [=](uint64_t id, const wire::Activations& m) {
     auto it = state->sessions.find(id);
     if (it == state->sessions.end()) {
-      spdlog::warn("dropped activations for unknown session {:x}", id);
+      unknown_session(id, "activations");
       return;
     }
     StageSession& s = it->second;
@@ -266,6 +279,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
         } else if (std::get_if<wire::SessionEnd>(&message.body)) {
           state->sessions.erase(id);
           state->ended.add(id);
+          state->orphaned.take(id);  // its entry ended it: nothing to tell
         } else {
           spdlog::warn("stage dropped an unexpected {} frame", wire::type_name(message.type()));
         }
@@ -279,6 +293,8 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
             spdlog::info("session {:x} dropped: peer {} was lost", it->first, address);
             if (const auto notice = discovery::forget_notice(it->second.entry, address)) {
               send(it->second.entry, it->first, 0, wire::Error{wire::kMoved, where() + ": " + *notice});
+            } else {
+              state->orphaned.add(it->first, it->second.entry);
             }
             it = state->sessions.erase(it);
           } else {

@@ -1,5 +1,7 @@
 #include "troupe/discovery/session.hpp"
 
+#include <utility>
+
 namespace troupe::discovery {
 
 Admission admit(const Mesh& mesh, std::size_t running_sessions) {
@@ -197,6 +199,25 @@ void EndedSessions::add(uint64_t id) {
     ids_.erase(order_.front());
     order_.pop_front();
   }
+}
+
+void OrphanedSessions::add(uint64_t id, const std::string& entry) {
+  if (!entries_.emplace(id, entry).second) return;
+  order_.push_back(id);
+  if (order_.size() > capacity_) {
+    entries_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+std::optional<std::string> OrphanedSessions::take(uint64_t id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return std::exchange(it->second, std::nullopt);  // the id stays, told, until its turn to go
+}
+
+std::string orphan_notice(const std::string& entry) {
+  return "dropped the session when its entry " + entry + " was declared gone";
 }
 
 std::string input_problem(bool first, bool tokens, int next_pos, int pos, int count, int context,

@@ -237,6 +237,26 @@ TEST_CASE("a stage remembers the sessions it was told to end, the latest first",
   CHECK_FALSE(ended.contains(5));
 }
 
+TEST_CASE("a stage that forgot a session of an entry declared gone tells it once when the session shows life", "[session]") {
+  discovery::OrphanedSessions orphans(2);
+  CHECK_FALSE(orphans.take(7).has_value());  // never forgotten so
+  orphans.add(7, "e:1");
+  orphans.add(8, "e:2");
+  CHECK(orphans.take(7) == std::optional<std::string>("e:1"));
+  CHECK_FALSE(orphans.take(7).has_value());  // told once
+  orphans.add(9, "e:3");  // over capacity: the oldest (7) goes
+  orphans.add(7, "e:1");  // a later loss of the same session counts again
+  CHECK_FALSE(orphans.take(8).has_value());  // pushed out by 7's return
+  CHECK(orphans.take(9) == std::optional<std::string>("e:3"));
+  CHECK(orphans.take(7) == std::optional<std::string>("e:1"));
+  // The entry, alive after all, takes the notice as a moved stage: it re-routes.
+  const std::string notice = discovery::orphan_notice("e:1");
+  CHECK(notice.find("e:1") != std::string::npos);
+  EntrySession s({1}, 1);
+  s.begin(kTwoStages);
+  CHECK(only<EntrySession::AskRoute>(s.error(wire::kMoved, notice)).size() == 1);
+}
+
 TEST_CASE("a stage that forgets a session for a member gone tells its entry, unless the entry is the one gone", "[session]") {
   CHECK_FALSE(discovery::forget_notice("e:1", "e:1").has_value());
   const auto notice = discovery::forget_notice("e:1", "s:2");

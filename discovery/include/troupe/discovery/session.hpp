@@ -11,6 +11,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <variant>
 #include <vector>
@@ -177,6 +178,26 @@ class EndedSessions {
   std::unordered_set<uint64_t> ids_;
   std::deque<uint64_t> order_;
 };
+
+// The sessions a stage forgot because their entry was declared gone, with that entry. There was
+// nobody to tell then (forget_notice), but a member declared dead may be alive after all (its
+// links lost frames for a while, and it refuted its death), and its session would wait for the
+// stall timeout and fail (found by the simulator). A frame of such a session arriving later shows
+// that it is still being driven: the stage then tells the entry after all (wire::kMoved, with
+// orphan_notice's text), once, and the entry re-routes. Bounded: the oldest are forgotten first.
+class OrphanedSessions {
+ public:
+  explicit OrphanedSessions(std::size_t capacity = 4096) : capacity_(capacity) {}
+  void add(uint64_t id, const std::string& entry);
+  // The entry of `id` when the stage forgot it so; forgets it (one notice per session).
+  std::optional<std::string> take(uint64_t id);
+
+ private:
+  std::size_t capacity_;
+  std::unordered_map<uint64_t, std::optional<std::string>> entries_;  // none: told already
+  std::deque<uint64_t> order_;
+};
+std::string orphan_notice(const std::string& entry);
 
 // Why `count` rows from `pos` cannot go into a session whose next position is `next_pos` and
 // whose cache holds `context` positions (empty: they can). `tokens`: they come as token ids

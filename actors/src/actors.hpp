@@ -54,8 +54,7 @@ struct Routes {
 void send_to(caf::event_based_actor* self, const NodeContext* node, const Routes& routes,
              const std::string& address, wire::Message message);
 
-// The stage learns where its messages go from (init_atom, transport actor, node actor, itself
-// or what stands for it).
+// The stage learns where its messages go from (init_atom, transport actor, node actor).
 caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node);
 caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
                          caf::actor transport, caf::actor stage);

@@ -61,7 +61,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
   const int n_layers = node->config->n_layers;
   const Routes routes{transport, caf::actor_cast<caf::actor>(self), stage};
   state->mesh = std::make_unique<discovery::Mesh>(node->member, node->mesh, node->seed,
-                                                  node->clock->now());
+                                                  node->clock->now(), *node->sim_hook);
 
   auto reply = [=](const std::string& route, wire::Body body, uint64_t session = 0) {
     self->send(transport, reply_atom::value, route, wire::Message{session, 0, std::move(body)});
@@ -137,7 +137,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeContext* node,
       }
     }
     flush();
-    if (node->observe) node->observe(m);
+    node->sim_hook->observe(m);
   };
 
   auto status = [=] {

@@ -36,7 +36,6 @@ struct StageSession {
 
 struct StageState {
   Routes routes;
-  caf::actor later;  // where the stage's notes to itself go (itself, or the simulator's outbox)
   std::shared_ptr<const StageModel> model;  // the weights of `layers`
   std::optional<LayerRange> layers;
   std::unordered_map<uint64_t, StageSession> sessions;
@@ -59,8 +58,23 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
   state->x.resize(std::size_t(Transformer::kMaxBatch) * config.dim);
   state->routes.stage = caf::actor_cast<caf::actor>(self);
 
+  // What the stage sends leaves once its device is done with the work so far
+  // (discovery::SimHook::device_busy: at once on a real device).
+  auto post = [=](const caf::actor& to, auto&&... xs) {
+    const auto busy = node->sim_hook->device_busy();
+    if (busy > busy.zero()) {
+      self->delayed_send(to, busy, std::forward<decltype(xs)>(xs)...);
+    } else {
+      self->send(to, std::forward<decltype(xs)>(xs)...);
+    }
+  };
   auto send = [=](const std::string& to, uint64_t id, uint64_t seq, wire::Body body) {
-    send_to(self, node, state->routes, to, wire::Message{id, seq, std::move(body)});
+    wire::Message m{id, seq, std::move(body)};
+    if (to == node->address) {
+      post(state->routes.local_handler(m.type()), wire_atom::value, std::string(), std::move(m));
+    } else {
+      post(state->routes.transport, send_atom::value, to, std::move(m));
+    }
   };
   auto fail = [=](uint64_t id, const std::string& entry, const std::string& why) {
     spdlog::warn("session {:x}: {}", id, why);
@@ -151,7 +165,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
     StageSession& session = state->sessions.emplace(id, std::move(s)).first->second;
     // The next stage learns of the session before its first activations, over the same link.
     if (!last()) send(session.next, id, ++session.seq, m);
-    if (!session.prompt.empty()) self->send(state->later, prefill_atom::value, id);
+    if (!session.prompt.empty()) post(state->routes.stage, prefill_atom::value, id);
   };
 
   // The first stage runs a prompt (or a replay) one batch per message: steps of other sessions,
@@ -176,7 +190,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
       return;
     }
     if (at + count < n) {
-      self->send(state->later, prefill_atom::value, id);
+      post(state->routes.stage, prefill_atom::value, id);
     } else {
       s.prompt = {};
     }
@@ -220,7 +234,7 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
 
   auto report = [=] {
     const LayerRange r = state->layers.value_or(LayerRange{0, 0});
-    self->send(state->routes.node, loaded_atom::value, r.begin, r.end);
+    post(state->routes.node, loaded_atom::value, r.begin, r.end);
   };
 
   // Holds `want` (none: nothing). Sessions of the range it releases move elsewhere: their
@@ -254,10 +268,9 @@ caf::behavior stage_actor(caf::event_based_actor* self, const NodeContext* node)
   };
 
   return {
-      [=](init_atom, caf::actor transport, caf::actor node_actor, caf::actor later) {
+      [=](init_atom, caf::actor transport, caf::actor node_actor) {
         state->routes.transport = std::move(transport);
         state->routes.node = std::move(node_actor);
-        state->later = std::move(later);
         if (node->initial) {
           state->model = node->initial;
           state->layers = node->initial->layers();

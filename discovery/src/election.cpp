@@ -8,11 +8,11 @@ bool supersedes(const Leadership& a, const Leadership& b) {
   return a.term != b.term ? a.term > b.term : a.coordinator > b.coordinator;
 }
 
-Election::Election(std::string self, ElectionConfig config, TimePoint started)
-    : self_(std::move(self)), config_(config), started_(started) {}
+Election::Election(std::string self, ElectionConfig config, TimePoint started, const SimHook& hook)
+    : self_(std::move(self)), config_(config), hook_(&hook), started_(started) {}
 
 bool Election::observe(const Leadership& heard) {
-  const bool later = supersedes(heard, current_) || (config_.broken_accept_any_term && !(heard == current_));
+  const bool later = supersedes(heard, current_) || (hook_->broken(BrokenVariant::accept_any_term) && !(heard == current_));
   if (heard.coordinator.empty() || !later) return false;
   current_ = heard;
   vacant_since_.reset();

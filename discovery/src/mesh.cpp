@@ -7,10 +7,10 @@ namespace troupe::discovery {
 
 using wire::MemberState;
 
-Mesh::Mesh(wire::MemberInfo self, MeshConfig config, uint64_t seed, TimePoint now)
+Mesh::Mesh(wire::MemberInfo self, MeshConfig config, uint64_t seed, TimePoint now, const SimHook& hook)
     : config_(config),
       membership_(self, config.membership, seed),
-      election_(self.address, config.election, now),
+      election_(self.address, config.election, now, hook),
       last_change_(now),
       next_repeat_(now) {}
 

@@ -85,7 +85,6 @@ World::World(const Scenario& scenario, uint64_t seed, const Options& options)
       model_(price_model(scenario.model, "model")),
       tokenizer_(TokenizerKind::spm, synthetic_vocabulary(model_.config.vocab_size)) {
   mesh_config_.cost = model_.cost;
-  if (options_.tweak_mesh) options_.tweak_mesh(mesh_config_);
   if (!options_.trace_path.empty()) {
     trace_file_ = std::fopen(options_.trace_path.c_str(), "w");
     if (!trace_file_) throw InputError(options_.trace_path + ": cannot write the trace file");
@@ -199,16 +198,9 @@ void World::start_node(SimNode& n, int via) {
   c.seed = mix(seed_, uint64_t(index) << 20 | n.instance);
   c.metrics = &p->metrics;
   c.traffic = [t = &p->transport] { return t->traffic(); };
-  c.observe = [this, index, generation](const discovery::Mesh& mesh) {
-    SimNode& node = *nodes_[index];
-    if (node.generation == generation) observed(node, mesh);
-  };
+  c.sim_hook = &p->hook;
   actors::NodeActors::Options options;
   options.detached_stage = false;  // one thread runs every actor, in the coordinator's order
-  options.stage_output_delay = [this, index, generation]() -> caf::timespan {
-    const SimNode& node = *nodes_[index];
-    return node.generation == generation ? std::max(Nanos(0), node.device_free - now_) : Nanos(0);
-  };
   trace(n.instance == 1 ? "start" : "restart", index, int64_t(n.instance), c.joins.empty() ? "" : "via " + c.joins[0]);
   p->actors = std::make_unique<actors::NodeActors>(*system_, &p->context, &p->transport, std::move(options));
   n.stage_job = dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(p->actors->stage_actor()));
@@ -229,6 +221,21 @@ void World::crash(SimNode& n, SimNode::Life life) {
   graveyard_.push_back(std::move(n.process));  // its actors still have their exits to run
   entry_lost(n);
   connections_lost(n);
+}
+
+// The device is busy until device_free: what the stage sends now leaves then.
+Nanos NodeHook::device_busy() const {
+  const SimNode& n = *world_.nodes_[node_];
+  return n.generation == generation_ ? std::max(Nanos(0), n.device_free - world_.now()) : Nanos(0);
+}
+
+void NodeHook::observe(const discovery::Mesh& mesh) {
+  SimNode& n = *world_.nodes_[node_];
+  if (n.generation == generation_) world_.observed(n, mesh);
+}
+
+bool NodeHook::broken(discovery::BrokenVariant variant) const {
+  return world_.options_.broken_variants.count(variant) > 0;
 }
 
 // What the node actor reports after every event it handles.

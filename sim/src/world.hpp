@@ -30,6 +30,7 @@
 #include "troupe/actors/node_actors.hpp"
 #include "troupe/actors/node_context.hpp"
 #include "troupe/discovery/mesh.hpp"
+#include "troupe/discovery/sim_hook.hpp"
 #include "troupe/protocol/transport.hpp"
 #include "troupe/sim/simulator.hpp"
 #include "troupe/text/tokenizer.hpp"
@@ -125,14 +126,31 @@ class SimClock final : public Clock {
   int node_;
 };
 
+// Where the simulator reaches into a node's actors (discovery::SimHook): its device's busy
+// time, the node actor's mesh after every event (the invariant checks), and the broken variants
+// a test turned on. A process that ended is no longer observed, and its device is free.
+class NodeHook final : public discovery::SimHook {
+ public:
+  NodeHook(World& world, int node, uint64_t generation) : world_(world), node_(node), generation_(generation) {}
+  Nanos device_busy() const override;
+  void observe(const discovery::Mesh& mesh) override;
+  bool broken(discovery::BrokenVariant variant) const override;
+
+ private:
+  World& world_;
+  int node_;
+  uint64_t generation_;
+};
+
 // One run of a node's process: what its actors read, and the actors. A crash or a leave ends
 // it; a restart is a new one (state lost).
 struct NodeProcess {
   NodeProcess(World& world, int node, uint64_t generation)
-      : clock(world, node), transport(world, node, generation) {}
+      : clock(world, node), transport(world, node, generation), hook(world, node, generation) {}
   actors::NodeMetrics metrics;
   SimClock clock;
   SimTransport transport;
+  NodeHook hook;
   actors::NodeContext context;
   std::unique_ptr<actors::NodeActors> actors;
 };

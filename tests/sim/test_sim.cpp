@@ -219,7 +219,7 @@ TEST_CASE("a stage that drops a session for a member its entry still trusts tell
 TEST_CASE("a protocol that follows earlier terms is caught", "[sim]") {
   const Scenario s = small("faults:\n  - {at: 15s, partition: [[0, 1], rest], heal_at: 35s}\n");
   Options broken;
-  broken.tweak_mesh = [](discovery::MeshConfig& c) { c.election.broken_accept_any_term = true; };
+  broken.broken_variants = {discovery::BrokenVariant::accept_any_term};
   const Summary r = simulate(s, 1, broken);
   REQUIRE_FALSE(r.ok());
   CHECK(violations(r).find("went back from term") != std::string::npos);

@@ -1,10 +1,10 @@
 // The actors of one node (actors/src/actors.hpp), spawned in an actor system over a Transport:
 // what Node runs over ZeroMQ on a device, and what the simulator runs, unchanged, over its
-// virtual links on CAF's deterministic test coordinator.
+// virtual links on CAF's deterministic test coordinator (reaching in only through the context's
+// discovery::SimHook).
 #pragma once
 
 #include <caf/all.hpp>
-#include <functional>
 #include <memory>
 
 #include "troupe/actors/node_context.hpp"
@@ -18,9 +18,6 @@ class NodeActors {
     // The stage on a thread of its own, so that a long prompt batch or a load never holds up
     // the membership protocol and clients. The simulator runs every actor on its one thread.
     bool detached_stage = true;
-    // When set, what the stage sends leaves after this delay, read as it sends: the simulator's
-    // device, busy with the compute the stand-in model charged it for.
-    std::function<caf::timespan()> stage_output_delay;
   };
 
   // `context` and `transport` must outlive the actors; the transport starts here.

@@ -1,5 +1,6 @@
 // What every actor of a node reads and never changes: who the node is, its model, its tokenizer,
-// its clock. Owned by its host (Node; the simulator's node), which outlives the actors.
+// its clock, and where the simulator reaches in. Owned by its host (Node; the simulator's node),
+// which outlives the actors.
 #pragma once
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "troupe/discovery/mesh.hpp"
+#include "troupe/discovery/sim_hook.hpp"
 #include "troupe/model/model.hpp"
 #include "troupe/model/stage_model.hpp"
 #include "troupe/protocol/transport.hpp"
@@ -42,9 +44,9 @@ struct NodeContext {
   NodeMetrics* metrics = nullptr;  // the one mutable thing the actors share
   // The transport's frames and bytes so far: {sent frames, sent bytes, received frames, bytes}.
   std::function<std::array<uint64_t, 4>()> traffic;
-  // When set: called with the node's mesh after every event the node actor handles (the
-  // simulator's invariant checks read it there).
-  std::function<void(const discovery::Mesh&)> observe;
+  // Where the simulator reaches in (the device's busy time, the mesh after every event, broken
+  // variants); does nothing on a device. Must outlive the actors.
+  discovery::SimHook* sim_hook = &discovery::SimHook::none();
 };
 
 }  // namespace troupe::actors

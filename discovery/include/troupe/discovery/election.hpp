@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "troupe/discovery/membership.hpp"
+#include "troupe/discovery/sim_hook.hpp"
 
 namespace troupe::discovery {
 
@@ -26,14 +27,12 @@ bool supersedes(const Leadership& a, const Leadership& b);
 struct ElectionConfig {
   Millis settle{800};    // after start, time to hear of an existing coordinator before claiming
   Millis backoff{600};   // between the turns of successive members
-  // A deliberately broken variant for the simulator's tests only (no flag or file sets it): a
-  // member follows any other term it hears of, earlier ones included. The checker must catch it.
-  bool broken_accept_any_term = false;
 };
 
 class Election {
  public:
-  Election(std::string self, ElectionConfig config, TimePoint started);
+  // `hook` (which must outlive it) may turn on BrokenVariant::accept_any_term.
+  Election(std::string self, ElectionConfig config, TimePoint started, const SimHook& hook = SimHook::none());
 
   // A term heard of (in gossip or a plan): followed when it is later. True when it was.
   bool observe(const Leadership& heard);
@@ -47,6 +46,7 @@ class Election {
  private:
   std::string self_;
   ElectionConfig config_;
+  const SimHook* hook_;
   TimePoint started_;
   Leadership current_;
   std::optional<TimePoint> vacant_since_;

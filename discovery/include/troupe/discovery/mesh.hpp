@@ -34,7 +34,9 @@ struct MemberView {
 
 class Mesh {
  public:
-  Mesh(wire::MemberInfo self, MeshConfig config, uint64_t seed, TimePoint now);
+  // `hook` (which must outlive it) reaches the election's broken variants.
+  Mesh(wire::MemberInfo self, MeshConfig config, uint64_t seed, TimePoint now,
+       const SimHook& hook = SimHook::none());
 
   void join(const std::vector<std::string>& addresses, TimePoint now);
   void tick(TimePoint now);

@@ -5,11 +5,11 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "troupe/discovery/mesh.hpp"
+#include "troupe/discovery/sim_hook.hpp"
 #include "troupe/sim/scenario.hpp"
 
 namespace troupe::sim {
@@ -36,9 +36,9 @@ struct Summary {
 
 struct Options {
   std::string trace_path;  // when not empty: every event as one line of text
-  // Changes the protocol's configuration before the nodes start. Tests use it to run
-  // deliberately broken variants; nothing in the scenario files reaches it.
-  std::function<void(discovery::MeshConfig&)> tweak_mesh;
+  // Deliberately broken variants of the protocol that every node runs (discovery::SimHook), for
+  // the tests that prove the checks catch them; nothing in the scenario files reaches them.
+  std::set<discovery::BrokenVariant> broken_variants;
 };
 
 // Runs the scenario with `seed` in place of its own.

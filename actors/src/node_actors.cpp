@@ -1,21 +1,23 @@
 #include "troupe/actors/node_actors.hpp"
 
-#include "actors.hpp"
-#include "messages.hpp"
+#include "node_actor.hpp"
+#include "stage_actor.hpp"
+#include "transport_actor.hpp"
 
 namespace troupe::actors {
 
 struct NodeActors::Impl {
-  std::unique_ptr<TransportActor> transport;
-  caf::actor node, stage;
+  std::unique_ptr<TransportCompanion> transport;
+  NodeActor node;
+  StageActor stage;
 };
 
 NodeActors::NodeActors(caf::actor_system& system, const NodeContext* context, Transport* transport,
                        Options options)
     : impl_(std::make_unique<Impl>()) {
   Impl& x = *impl_;
-  x.transport = std::make_unique<TransportActor>(system, context, transport);
-  const caf::actor to = x.transport->handle();
+  x.transport = std::make_unique<TransportCompanion>(system, context, transport);
+  const TransportActor to = x.transport->handle();
   x.stage = options.detached_stage ? system.spawn<caf::detached>(actors::stage_actor, context)
                                    : system.spawn(actors::stage_actor, context);
   x.node = system.spawn(actors::node_actor, context, to, x.stage);
@@ -25,8 +27,8 @@ NodeActors::NodeActors(caf::actor_system& system, const NodeContext* context, Tr
 
 NodeActors::~NodeActors() { stop(); }
 
-const caf::actor& NodeActors::node_actor() const { return impl_->node; }
-const caf::actor& NodeActors::stage_actor() const { return impl_->stage; }
+const NodeActor& NodeActors::node_actor() const { return impl_->node; }
+const StageActor& NodeActors::stage_actor() const { return impl_->stage; }
 
 void NodeActors::leave() {
   if (impl_->node) caf::anon_send(impl_->node, leave_atom::value);
@@ -40,10 +42,10 @@ void NodeActors::stop() {
   Impl& x = *impl_;
   if (!x.transport) return;
   // The actors hold each other's handles: they end by exit messages, not by going out of scope.
-  for (auto* a : {&x.node, &x.stage}) {
-    if (*a) caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
-    *a = nullptr;
-  }
+  if (x.node) caf::anon_send_exit(x.node, caf::exit_reason::user_shutdown);
+  if (x.stage) caf::anon_send_exit(x.stage, caf::exit_reason::user_shutdown);
+  x.node = NodeActor{};
+  x.stage = StageActor{};
   x.transport->stop();  // no more frames in or out
   x.transport.reset();
 }

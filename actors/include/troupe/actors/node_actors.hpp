@@ -1,12 +1,13 @@
-// The actors of one node (actors/src/actors.hpp), spawned in an actor system over a Transport:
-// what Node runs over ZeroMQ on a device, and what the simulator runs, unchanged, over its
-// virtual links on CAF's deterministic test coordinator (reaching in only through the context's
-// discovery::SimHook).
+// The actors of one node (their interfaces: interfaces.hpp), spawned in an actor system over a
+// Transport: what Node runs over ZeroMQ on a device, and what the simulator runs, unchanged, over
+// its virtual links on CAF's deterministic test coordinator (reaching in only through the
+// context's discovery::SimHook).
 #pragma once
 
 #include <caf/all.hpp>
 #include <memory>
 
+#include "troupe/actors/interfaces.hpp"
 #include "troupe/actors/node_context.hpp"
 #include "troupe/protocol/transport.hpp"
 
@@ -26,8 +27,8 @@ class NodeActors {
   NodeActors(const NodeActors&) = delete;
   NodeActors& operator=(const NodeActors&) = delete;
 
-  const caf::actor& node_actor() const;
-  const caf::actor& stage_actor() const;
+  const NodeActor& node_actor() const;
+  const StageActor& stage_actor() const;
   // Tells the mesh this node leaves (the node actor sends the word out; asynchronous).
   void leave();
   // A node of this model was heard of at `address` (LAN discovery): joined as if named by --join.

@@ -1,0 +1,76 @@
+// The node actor: hosts this node's part of the mesh protocol (discovery::Mesh) on the node's
+// clock and transport, and acts on what it decides: the stage loads the layers the plan gives
+// this node, sessions that entered here take the live route, and a session whose stage is lost
+// or moves gets a new route. It answers the clients' requests (generate, status).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors.hpp"
+#include "troupe/discovery/mesh.hpp"
+
+namespace troupe::actors {
+
+// The node actor's state (caf::stateful_actor: destroyed when the actor exits, with the handles
+// it holds, so that actors holding each other's handles never keep each other alive) and its
+// handlers.
+class NodeState {
+ public:
+  explicit NodeState(NodeActor::stateful_pointer<NodeState> self) : self_(self) {}
+  NodeActor::behavior_type behavior(const NodeContext* node, TransportActor transport, StageActor stage);
+
+ private:
+  struct EnteredSession {
+    SessionActor actor;
+    std::string client_route;
+    std::vector<std::string> stages;  // the addresses of its current route
+    bool waiting = false;             // for a route
+  };
+
+  // The handlers.
+  void on_init();
+  void on_tick();
+  void on_wire(const std::string& route, const wire::Message& message);
+  void on_generate(const std::string& route, const wire::GenerateRequest& request);
+  void on_session_frame(const std::string& route, const wire::Message& message);
+  void on_loaded(int begin, int end);
+  void on_reroute(uint64_t id);
+  void on_ended(uint64_t id);
+  void on_peer_lost(const std::string& address);
+  void on_route_gone(const std::string& route);
+  void on_discovered(const std::string& address);
+  void on_leave();
+
+  // After every event: log what changed, move the stage to its assignment, hand the live route
+  // to the sessions that wait for one, send what the mesh has to send, and let the hook look.
+  void react();
+  void report_changes();
+  void report_leadership_and_plan();
+  void update_route();
+  void hand_out_route();
+  void flush();
+  void reply(const std::string& route, wire::Body body);
+  wire::Status status() const;
+
+  NodeActor::stateful_pointer<NodeState> self_;
+  const NodeContext* node_ = nullptr;
+  Routes routes_;
+  std::unique_ptr<discovery::Mesh> mesh_;
+  std::map<uint64_t, EnteredSession> sessions_;  // by base id (attempt bits clear)
+  uint32_t next_session_ = 1;
+  uint64_t seq_ = 0;
+  std::optional<LayerRange> asked_;  // the range last asked of the stage
+  std::vector<wire::RouteStage> route_;
+  uint64_t plan_version_ = 0;
+  discovery::Leadership leadership_;
+};
+
+// Spawned by NodeActors (system.spawn(node_actor, ...)).
+NodeActor::behavior_type node_actor(NodeActor::stateful_pointer<NodeState> self, const NodeContext* node,
+                                    TransportActor transport, StageActor stage);
+
+}  // namespace troupe::actors

@@ -1,0 +1,84 @@
+// The stage actor: the layer range this node holds, run for every session that passes through it.
+// It loads the range the plan gives the node and releases the one it held; sessions of a
+// released range are told their stage moved, and their entries re-route them.
+//
+// Per session it keeps the model's session state (StageModel::Session: its KV cache and
+// scratch), the sampler when it holds the last layer, and where results go. Messages of one
+// session arrive in order (each comes over one connection from one sender); the positions they
+// carry are checked against the cache all the same, so a confused or hostile sender gets an
+// error, never a write outside the cache.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors.hpp"
+#include "troupe/discovery/session.hpp"
+#include "troupe/text/sampler.hpp"
+
+namespace troupe::actors {
+
+// The stage actor's state (caf::stateful_actor: destroyed when the actor exits, with the handles
+// it holds, its own among them) and its handlers.
+class StageState {
+ public:
+  explicit StageState(StageActor::stateful_pointer<StageState> self) : self_(self) {}
+  StageActor::behavior_type behavior(const NodeContext* node);
+
+ private:
+  struct Session {
+    std::unique_ptr<StageModel::Session> cache;
+    std::optional<Sampler> sampler;  // the last stage's
+    std::string entry;               // where sampled tokens and errors go
+    std::string next;                // the next stage; empty for the last
+    std::vector<std::string> peers;  // every node the session depends on
+    std::vector<int> prompt;         // the first stage's: the tokens to run before the first step
+    int next_pos = 0;                // the position the next input must start at
+    uint64_t seq = 0;
+  };
+
+  // The handlers.
+  void on_init(TransportActor transport, NodeActor node_actor);
+  void on_wire(wire::Message& message);
+  void on_session_start(uint64_t id, wire::SessionStart& m);
+  void on_step(uint64_t id, const wire::Step& m);
+  void on_activations(uint64_t id, const wire::Activations& m);
+  void on_session_end(uint64_t id);
+  void on_prefill(uint64_t id);
+  void on_load(int begin, int end);
+  void on_peer_lost(const std::string& address);
+
+  // What the stage sends leaves once its device is done with the work so far
+  // (discovery::SimHook::device_busy: at once on a real device).
+  template <class Handle, class... Ts>
+  void send_when_done(const Handle& to, Ts&&... xs);
+  void send_to_node(const std::string& address, uint64_t id, uint64_t seq, wire::Body body);
+  void fail(uint64_t id, const std::string& entry, const std::string& why);
+  void emit(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0, uint64_t upstream_us);
+  uint64_t charge(int count, Clock::time_point t0);
+  void check_input(const Session& s, bool tokens, int pos, int count) const;
+  void unknown_session(uint64_t id, const char* what);
+  void hold(std::optional<LayerRange> want);
+  void report();
+  bool first() const { return layers_ && layers_->begin == 0; }
+  bool last() const { return layers_ && layers_->end == node_->config->n_layers; }
+  std::string where() const;
+
+  StageActor::stateful_pointer<StageState> self_;
+  const NodeContext* node_ = nullptr;
+  Routes routes_;
+  std::shared_ptr<const StageModel> model_;  // the weights of layers_
+  std::optional<LayerRange> layers_;
+  std::unordered_map<uint64_t, Session> sessions_;
+  discovery::EndedSessions ended_;  // a start that comes after its session's end is dropped
+  discovery::OrphanedSessions orphaned_;  // forgotten when their entry was declared gone
+  std::vector<float> x_;            // the rows being computed (one message at a time)
+};
+
+// Spawned by NodeActors (on a thread of its own on a device: system.spawn<caf::detached>).
+StageActor::behavior_type stage_actor(StageActor::stateful_pointer<StageState> self, const NodeContext* node);
+
+}  // namespace troupe::actors

@@ -1,0 +1,239 @@
+// The node's typed actors (actors::NodeActors) on CAF's deterministic test coordinator, over
+// in-memory links (memory_mesh.hpp): nodes form a mesh and elect one coordinator, the plan splits
+// the model across them, a completion entering at any node is answered end to end exactly as one
+// machine would answer it, and a stage refuses positions out of order. And on an actor system on
+// threads, a node's actors end when stopped, letting their system go.
+#include <catch2/catch.hpp>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "memory_mesh.hpp"
+#include "troupe/text/gguf_vocabulary.hpp"
+
+using namespace troupe;
+using namespace troupe::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Whether every node follows one coordinator, of the same term, and one plan whose stages cover
+// the model; and each node serves (it has a live route).
+bool agreed(MemoryMesh& mesh) {
+  for (std::size_t i = 0; i < mesh.size(); i++) {
+    const TestNode& n = mesh.node(int(i));
+    if (!n.watch.last) return false;
+    const discovery::Mesh& m = n.mesh();
+    const discovery::Mesh& first = mesh.node(0).mesh();
+    if (m.leadership().coordinator.empty() || !(m.leadership() == first.leadership())) return false;
+    if (m.plan().version == 0 || m.plan().version != first.plan().version || m.route().empty()) return false;
+  }
+  return true;
+}
+
+// The text a client received on `route`, when the answer is complete (a Done came last).
+std::optional<std::string> answer(MemoryMesh& mesh, const std::string& route) {
+  std::string text;
+  for (const auto& m : mesh.replies(route)) {
+    if (const auto* t = std::get_if<wire::Text>(&m.body)) text += t->text;
+    if (std::holds_alternative<wire::Done>(m.body)) return text;
+    if (const auto* e = std::get_if<wire::Error>(&m.body)) FAIL("the node answered with an error: " << e->message);
+  }
+  return std::nullopt;
+}
+
+wire::GenerateRequest request(const std::string& prompt, int tokens, uint64_t seed) {
+  wire::GenerateRequest r;
+  r.prompt = prompt;
+  r.max_tokens = tokens;
+  r.sampling.temperature = 1.0f;
+  r.sampling.topp = 0.9f;
+  r.sampling.seed = seed;
+  return r;
+}
+
+// A transport for an actor system on threads, with no peers: posted tasks run at once, one at a
+// time; replies to clients are kept.
+class InlineTransport final : public Transport {
+ public:
+  void start(Events events) override { events_ = std::move(events); }
+  void send(const std::string&, Frame, Lane) override {}
+  void reply(const std::string&, Frame frame) override {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    replies_.push_back(wire::decode(frame));
+  }
+  void post(std::function<void()> task) override {
+    const std::lock_guard<std::recursive_mutex> lock(tasks_);
+    if (!stopped_) task();
+  }
+  void stop() override {
+    const std::lock_guard<std::recursive_mutex> lock(tasks_);
+    stopped_ = true;
+  }
+  void client_sends(const std::string& route, wire::Message message) {
+    const std::lock_guard<std::recursive_mutex> lock(tasks_);
+    events_.frame(route, wire::encode(message));
+  }
+  std::vector<wire::Message> replies() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return replies_;
+  }
+
+ private:
+  Events events_;
+  std::recursive_mutex tasks_;  // the transport's "thread": a task may post another
+  bool stopped_ = false;
+  std::mutex mutex_;
+  std::vector<wire::Message> replies_;
+};
+
+struct QuietLog {
+  QuietLog() { spdlog::set_level(spdlog::level::err); }
+  ~QuietLog() { spdlog::set_level(spdlog::level::info); }
+};
+
+}  // namespace
+
+TEST_CASE("three nodes form a mesh, elect one coordinator and split the model", "[actors]") {
+  const QuietLog quiet;
+  MemoryMesh mesh;
+  for (int i = 0; i < 3; i++) mesh.add_node(3, i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"n0:7000"});
+  REQUIRE(mesh.run_until([&] { return agreed(mesh); }, 20s));
+
+  int coordinators = 0;
+  std::set<int> layers_held;
+  for (int i = 0; i < 3; i++) {
+    const discovery::Mesh& m = mesh.node(i).mesh();
+    coordinators += m.is_coordinator();
+    CHECK(m.members().size() == 3);
+    for (const auto& v : m.members()) CHECK(v.state == wire::MemberState::alive);
+    if (const auto a = m.assignment()) {
+      for (int l = a->begin; l < a->end; l++) CHECK(layers_held.insert(l).second);  // held once
+    }
+  }
+  CHECK(coordinators == 1);
+  CHECK(layers_held.size() == 6);  // every layer, by nodes that can hold 3 each
+  const auto& plan = mesh.node(1).mesh().plan();
+  CHECK(plan.stages.size() >= 2);
+  // The node actor reported its mesh after every event it handled (the simulator's hook).
+  for (int i = 0; i < 3; i++) CHECK(mesh.node(i).watch.events > 10);
+}
+
+TEST_CASE("a completion entering at any node is answered as one machine answers it", "[actors]") {
+  const QuietLog quiet;
+  MemoryMesh mesh;
+  for (int i = 0; i < 3; i++) mesh.add_node(3, i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"n0:7000"});
+  REQUIRE(mesh.run_until([&] { return agreed(mesh); }, 20s));
+
+  for (int entry = 0; entry < 3; entry++) {
+    const wire::GenerateRequest r = request("hello mesh " + std::to_string(entry), 12, 1000 + entry);
+    const std::string route = "client " + std::to_string(entry);
+    mesh.client_send(entry, route, wire::Message{0, 1, r});
+    REQUIRE(mesh.run_until([&] { return answer(mesh, route).has_value(); }, 5s));
+    const std::string expected = answer_alone(r, mesh.config(), mesh.tokenizer());
+    CHECK(*answer(mesh, route) == expected);
+    CHECK(expected.size() > r.prompt.size());  // it did generate
+    CHECK(mesh.node(entry).metrics.tokens_generated.load() == 12);
+    CHECK(mesh.node(entry).metrics.sessions_total.load() == 1);
+  }
+  uint64_t positions = 0;  // every stage ran its share of every session's positions
+  for (int i = 0; i < 3; i++) positions += mesh.node(i).metrics.stage_positions.load();
+  CHECK(positions > 0);
+}
+
+TEST_CASE("a node that cannot cover the model refuses a completion with the reason", "[actors]") {
+  const QuietLog quiet;
+  MemoryMesh mesh;
+  mesh.add_node(2, {});  // holds 2 of the 6 layers, alone
+  mesh.run_for(3s);
+  mesh.client_send(0, "client", wire::Message{0, 1, request("hello", 4, 7)});
+  mesh.run_for(10ms);
+  const auto& replies = mesh.replies("client");
+  REQUIRE(replies.size() == 1);
+  const auto* error = std::get_if<wire::Error>(&replies[0].body);
+  REQUIRE(error);
+  CHECK(error->message.find("cannot serve yet") != std::string::npos);
+  CHECK(mesh.node(0).metrics.sessions_total.load() == 0);
+}
+
+TEST_CASE("a stage refuses a position out of order and drops the session", "[actors]") {
+  const QuietLog quiet;
+  MemoryMesh mesh;
+  TestNode& node = mesh.add_node(6, {}, LayerRange{0, 6});  // holds the whole model from the start
+  const std::string entry = "entry:1";  // no node listens there: its frames are kept
+  const uint64_t id = 0x42;
+  wire::SessionStart start;
+  start.entry = entry;
+  start.route = {{node.context.address, LayerRange{0, 6}}};
+  start.tokens = {1, 40, 41};
+  start.steps = 16;
+  start.sampling.seed = 5;
+  auto to_stage = [&](uint64_t seq, wire::Body body) {
+    caf::anon_send(node.actors->stage_actor(), actors::wire_atom::value, entry, wire::Message{id, seq, std::move(body)});
+    mesh.run_for(1ms);
+  };
+  to_stage(1, start);
+  REQUIRE(mesh.sent_to(entry).size() == 1);  // the prompt's token
+  const auto* first = std::get_if<wire::Sampled>(&mesh.sent_to(entry)[0].body);
+  REQUIRE(first);
+  CHECK(first->pos == 3);
+
+  to_stage(2, wire::Step{3, first->token});  // the position due
+  REQUIRE(mesh.sent_to(entry).size() == 2);
+  CHECK(std::get<wire::Sampled>(mesh.sent_to(entry)[1].body).pos == 4);
+
+  to_stage(3, wire::Step{6, 50});  // skips 4 and 5
+  REQUIRE(mesh.sent_to(entry).size() == 3);
+  const auto* error = std::get_if<wire::Error>(&mesh.sent_to(entry)[2].body);
+  REQUIRE(error);
+  CHECK(error->message.find("position 6 arrived where 4 was due") != std::string::npos);
+
+  to_stage(4, wire::Step{4, 50});  // the session is gone: nothing more comes of it
+  CHECK(mesh.sent_to(entry).size() == 3);
+}
+
+TEST_CASE("a node's actors, the stage on a thread of its own, end when stopped and let their system go", "[actors]") {
+  // The actors hold each other's handles (and the stage its own): their state goes when they
+  // exit, or the actor system's destructor would wait for ever for the stage's thread.
+  const QuietLog quiet;
+  const ModelConfig config = tiny_config();
+  const Tokenizer tokenizer(TokenizerKind::spm, synthetic_vocabulary(config.vocab_size));
+  InlineTransport transport;
+  SystemClock clock;
+  actors::NodeMetrics metrics;
+  actors::NodeContext c;
+  c.name = c.member.name = "solo";
+  c.address = c.member.address = "solo:7000";
+  c.member.model = "tiny";
+  c.member.model_layers = config.n_layers;
+  c.member.pinned = LayerRange{0, config.n_layers};
+  c.mesh.cost.n_layers = config.n_layers;
+  c.config = &config;
+  c.initial = std::make_shared<TinyStage>(config, LayerRange{0, config.n_layers});
+  c.tokenizer = &tokenizer;
+  c.clock = &clock;
+  c.metrics = &metrics;
+  c.traffic = [] { return std::array<uint64_t, 4>{}; };
+  std::optional<wire::Status> status;
+  {
+    caf::actor_system_config cfg;
+    cfg.set("scheduler.max-threads", 2);
+    caf::actor_system system{cfg};
+    actors::NodeActors node(system, &c, &transport, actors::NodeActors::Options{});  // a detached stage
+    for (int i = 0; i < 200 && !status; i++) {
+      std::this_thread::sleep_for(10ms);
+      transport.client_sends("client", wire::Message{0, 1, wire::StatusRequest{}});
+      std::this_thread::sleep_for(10ms);
+      for (const auto& m : transport.replies()) {
+        if (const auto* s = std::get_if<wire::Status>(&m.body); s && s->serving) status = *s;
+      }
+    }
+    node.stop();
+    system.await_all_actors_done();
+  }  // here the system's destructor waits for the stage's thread
+  REQUIRE(status);
+  CHECK(status->self == "solo");
+  CHECK(status->model_layers == config.n_layers);
+}

@@ -222,7 +222,7 @@ constexpr IsaKernels neon_dotprod_kernels{
 #endif
 
 Isa best_isa() {
-  for (Isa isa : {Isa::avx512, Isa::avxvnni, Isa::avx2, Isa::neon}) {
+  for (Isa isa : kIsasBestFirst) {
     if (isa_available(isa)) return isa;
   }
   return Isa::scalar;
@@ -288,7 +288,7 @@ Isa detected_isa() {
   const char* env = std::getenv("TROUPE_ISA");
   if (env == nullptr) return best;
   const std::string_view want(env);
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512, Isa::neon}) {
+  for (Isa isa : kIsasBestFirst) {
     // Anything available is at most `best`, so honouring it can only lower the choice.
     // Unknown names and unavailable ISAs are ignored.
     if (want == isa_name(isa) && isa_available(isa)) return isa;

@@ -27,7 +27,7 @@ using T = tk::WeightType;
 
 namespace {
 
-constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512, Isa::neon};
+constexpr auto& kAllIsas = tk::kIsasBestFirst;
 
 #if defined(__x86_64__)
 // CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c").

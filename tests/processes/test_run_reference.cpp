@@ -28,9 +28,8 @@ TEST_CASE("troupe run matches llama2.c on every reference case", "[run][referenc
   const auto cases = nlohmann::json::parse(f);
   REQUIRE(cases.size() >= 6);
   // Every kernel path this CPU has must give the same bytes.
-  std::vector<std::string> isas = {"scalar"};
-  for (auto isa : {troupe::kernels::Isa::avx2, troupe::kernels::Isa::avxvnni,
-                   troupe::kernels::Isa::avx512, troupe::kernels::Isa::neon}) {
+  std::vector<std::string> isas;
+  for (auto isa : troupe::kernels::kIsasBestFirst) {
     if (troupe::kernels::isa_available(isa)) isas.emplace_back(troupe::kernels::isa_name(isa));
   }
   for (const std::string& isa : isas) {

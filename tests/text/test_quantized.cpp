@@ -75,9 +75,8 @@ TEST_CASE("every ISA writes the same text for f16, Q8_0 and Q4_0 models", "[form
   // the generated tokens text.
   const std::string out = troupe::test::temp_dir();
   const std::string prompt = "Once upon a time there was a little girl named Lily who loved to play in the park";
-  std::vector<std::string> isas = {"scalar"};
-  for (auto isa : {kernels::Isa::avx2, kernels::Isa::avxvnni, kernels::Isa::avx512,
-                   kernels::Isa::neon}) {
+  std::vector<std::string> isas;
+  for (auto isa : kernels::kIsasBestFirst) {
     if (kernels::isa_available(isa)) isas.emplace_back(kernels::isa_name(isa));
   }
   for (const std::string type : {"f16", "q8_0", "q4_0"}) {

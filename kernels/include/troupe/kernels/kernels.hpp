@@ -18,11 +18,14 @@ namespace troupe::kernels {
 // which have no AVX-512); its Q8_0 / Q4_0 kernels (matvec, interleaved batches) use them, the
 // rest is AVX2's.
 enum class Isa { scalar, avx2, avx512, neon, avxvnni };
+// Every ISA, the preferred first: detected_isa() takes the first available one, and tests that
+// run every path go through this list.
+inline constexpr Isa kIsasBestFirst[] = {Isa::avx512, Isa::avxvnni, Isa::avx2, Isa::neon, Isa::scalar};
 
 std::string_view isa_name(Isa isa);
 
 // The best instruction set this CPU supports among those compiled in. The environment variable
-// TROUPE_ISA (scalar|avx2|avx512|neon) lowers it, e.g. to compare paths; it never raises it.
+// TROUPE_ISA (an isa_name) lowers it, e.g. to compare paths; it never raises it.
 Isa detected_isa();
 
 // True when `isa` is compiled in and this CPU can run it.

@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 SHARED ?= $(abspath $(CURDIR)/../shared)
 MODEL ?= $(SHARED)/models/stories260K
 
-.PHONY: all deps configure build demo test bench fuzz clean
+.PHONY: all deps configure build install demo test bench fuzz clean
 
 all: build
 
@@ -17,6 +17,11 @@ configure: deps
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The executable into $(PREFIX)/bin and the README and security notes into $(PREFIX)/share/doc.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # The main job: a small mesh of local nodes (two stages and an entry node) answers a prompt.
 demo: build

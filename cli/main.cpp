@@ -5,12 +5,38 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "version.hpp"
 #include "troupe/model/error.hpp"
+
+namespace {
+
+// One line that names what is wrong, then the help to read: the command's own when one was given.
+// (CLI11 lists unexpected arguments last one first; they are named here in the order typed.)
+int usage_error(CLI::App& app, const CLI::ParseError& error) {
+  std::string command = "troupe";
+  const CLI::App* at = &app;
+  for (const CLI::App* sub : app.get_subcommands()) {
+    command += " " + sub->get_name();
+    at = sub;
+  }
+  std::string what = error.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&error)) {
+    const std::vector<std::string> extras = at->remaining();
+    what = extras.size() == 1 ? "unexpected argument:" : "unexpected arguments:";
+    for (const std::string& word : extras) what += " " + word;
+  }
+  std::fprintf(stderr, "%s: %s (see %s --help)\n", command.c_str(), what.c_str(), command.c_str());
+  return 2;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace troupe;
   CLI::App app{"troupe: run a Llama-family model on one device or on a mesh of devices"};
   app.require_subcommand(1, 1);
+  app.set_version_flag("--version", std::string("troupe ") + cli::kVersion + " (commit " + cli::kCommit + ")",
+                       "Print the version and the commit it was built from");
   std::vector<std::pair<CLI::App*, cli::Action>> commands;
   const auto add = [&](cli::Action (*add_command)(CLI::App&)) {
     const std::size_t before = app.get_subcommands({}).size();
@@ -45,10 +71,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // One line that names the flag at fault, then where to look for the rest.
-    std::fprintf(stderr, "troupe: %s (see troupe --help)\n", e.what());
-    return 2;
+    return usage_error(app, e);
   }
   try {
     for (auto& [sub, action] : commands) {

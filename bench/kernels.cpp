@@ -1,5 +1,5 @@
 // troupe-kernels: the kernels of the weight types with an interleaved layout (Q8_0, Q4_0) on
-// their own, for the figures in README.md.
+// their own, for the figures in docs/performance.md.
 //
 //   troupe-kernels [--n 2048] [--dram-mib 600] [--threads N] [--tokens 64] [--reps 5]
 //

@@ -70,7 +70,7 @@ Range split_range(int n, int parts, int i, int align = 1);
 // finish together (within the last, smallest piece) when one runs slower or starts late.
 // Measured on the project's 2-core VM against 8 equal chunks: TinyLlama Q4_0 generation from
 // ~64% to ~69% of the read bandwidth when the machine gave its highest, Q8_0 from ~69% to ~72%
-// (README.md, Figures).
+// (docs/performance.md).
 constexpr int kStreamChunksPerThread = 3;
 Range split_stream(int n, int threads, int i, int align = 1);  // i < threads * kStreamChunksPerThread
 

@@ -15,6 +15,7 @@
 #include "mesh_access.hpp"
 #include "mesh_status.hpp"
 #include "openai_api.hpp"
+#include "speech.hpp"
 #include "troupe/discovery/planner.hpp"
 #include "troupe/model/error.hpp"
 #include "troupe/net/addresses.hpp"
@@ -55,13 +56,15 @@ wire::GenerateRequest request(const SamplingFlags& f, std::string prompt, bool c
 
 // Streams one completion's text to stdout; returns its statistics. An error from the mesh
 // throws: InputError for bad input (exit 2), RuntimeFailure otherwise (exit 1).
-GenerationStats stream(net::MeshClient& client, const std::string& peer, const wire::GenerateRequest& r) {
+GenerationStats stream(net::MeshClient& client, const std::string& peer, const wire::GenerateRequest& r,
+                       Speech& speech) {
   client.send(wire::Message{0, 1, r});
   while (true) {
     const wire::Message m = client.receive(kReplyTimeout);
     if (const auto* text = std::get_if<wire::Text>(&m.body)) {
       std::fwrite(text->text.data(), 1, text->text.size(), stdout);
       std::fflush(stdout);
+      speech.add(text->text);
     } else if (const auto* done = std::get_if<wire::Done>(&m.body)) {
       return done->stats;
     } else if (const auto* error = std::get_if<wire::Error>(&m.body)) {
@@ -102,15 +105,18 @@ struct GenerateFlags {
   MeshFlags mesh;
   SamplingFlags sampling;
   std::string prompt;
+  SpeechFlags speech;
 };
 
 int run_generate(const GenerateFlags& f) {
   const MeshAccess access = peer_access(f.mesh, f.peer);
   const wire::GenerateRequest r = request(f.sampling, f.prompt, false);
+  Speech speech(f.speech);
   const Connection c = connect_to_mesh(access);
-  const GenerationStats stats = stream(*c.client, c.peer, r);
+  const GenerationStats stats = stream(*c.client, c.peer, r, speech);
   std::fputs("\n", stdout);
   std::fflush(stdout);
+  speech.finish();
   report(stats, c.peer);
   return 0;
 }
@@ -121,6 +127,7 @@ struct ChatFlags {
   SamplingFlags sampling;
   std::string system_prompt;
   std::string chat_template;
+  SpeechFlags speech;
 };
 
 // Ctrl-C during an answer cancels that answer; at the prompt it clears the line. Set by the
@@ -142,7 +149,7 @@ enum class Turn { answered, cancelled, refused };
 // state between turns: each turn sends the whole conversation, which the entry node renders with
 // its model's chat template. Cancelling drops the connection, which ends the session at the node.
 Turn answer(Connection& connection, const MeshAccess& access, const wire::GenerateRequest& r,
-            std::string& reply, GenerationStats& stats) {
+            std::string& reply, GenerationStats& stats, Speech& speech) {
   std::unique_ptr<net::MeshClient>& client = connection.client;
   const std::string& peer = connection.peer;
   client->send(wire::Message{0, 1, r});
@@ -168,9 +175,12 @@ Turn answer(Connection& connection, const MeshAccess& access, const wire::Genera
       const std::string out = utf8.take(text->text);
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
+      speech.add(out);
     } else if (const auto* done = std::get_if<wire::Done>(&m->body)) {
       const std::string rest = utf8.finish();
       std::fwrite(rest.data(), 1, rest.size(), stdout);
+      speech.add(rest);
+      speech.finish();
       stats = done->stats;
       return Turn::answered;
     } else if (const auto* error = std::get_if<wire::Error>(&m->body)) {
@@ -187,6 +197,7 @@ int run_chat(const ChatFlags& f) {
   if (!f.chat_template.empty() && !chat_template_named(f.chat_template)) {
     throw InputError("--chat-template " + f.chat_template + ": expected llama2, llama3, chatml or zephyr");
   }
+  Speech speech(f.speech);
   Connection connection = connect_to_mesh(access);
   install_interrupt_handler();
   std::vector<ChatMessage> history;
@@ -231,7 +242,7 @@ int run_chat(const ChatFlags& f) {
     r.chat_template = f.chat_template;
     std::string reply;
     GenerationStats stats;
-    const Turn turn = answer(connection, access, r, reply, stats);
+    const Turn turn = answer(connection, access, r, reply, stats, speech);
     if (turn == Turn::answered) {
       history.push_back({"assistant", reply});
       last = stats;
@@ -305,6 +316,7 @@ Action add_generate_command(CLI::App& app) {
   add_peer_flags(cmd, f->peer, f->mesh);
   add_sampling_flags(cmd, f->sampling, 256);
   cmd->add_option("-i", f->prompt, "Prompt")->required();
+  add_speech_flags(cmd, f->speech);
   return [f] { return run_generate(*f); };
 }
 
@@ -317,6 +329,7 @@ Action add_chat_command(CLI::App& app) {
   cmd->add_option("--chat-template", f->chat_template,
                   "llama2, llama3, chatml or zephyr (default: the one the model file names)");
   add_sampling_flags(cmd, f->sampling, 0);
+  add_speech_flags(cmd, f->speech);
   return [f] { return run_chat(*f); };
 }
 

@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "model_paths.hpp"
 #include "progress.hpp"
+#include "speech.hpp"
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/model/error.hpp"
 #include "troupe/model/weight_types.hpp"
@@ -35,6 +36,7 @@ struct RunOptions {
   int threads = 0;
   std::string quantize;
   bool mmap = false;
+  SpeechFlags speech;
 };
 
 double peak_rss_mib() {
@@ -74,7 +76,7 @@ bool read_line(const char* guide, std::string& line) {
 
 // run.c's chat loop: Llama 2 [INST] turns, the assistant's reply streamed until EOS (id 2).
 void chat(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler,
-          const RunOptions& opt, int steps) {
+          const RunOptions& opt, int steps, Speech& speech) {
   std::string system_prompt, user_prompt;
   std::vector<int> prompt_tokens;
   std::size_t user_idx = 0;
@@ -113,8 +115,12 @@ void chat(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler
       text.clear();
       append_printable(text, tokenizer.decode(token, next));
       print_piece(text);
+      speech.add(text);
     }
-    if (next == tokenizer.special().eos) std::fputs("\n", stdout);
+    if (next == tokenizer.special().eos) {
+      std::fputs("\n", stdout);
+      speech.finish();
+    }
   }
   std::fputs("\n", stdout);
 }
@@ -124,6 +130,7 @@ int run(RunOptions opt) {
   const SamplingSettings sampling =
       sampling_settings(opt.temperature, opt.topp, opt.seed, std::time(nullptr));
   if (opt.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
+  Speech speech(opt.speech);  // before the model loads: a bad --speak-to fails at once
 
   LoadOptions load;
   load.mmap = opt.mmap;
@@ -138,13 +145,18 @@ int run(RunOptions opt) {
   Transformer transformer(model, LayerRange{0, c.n_layers}, steps, pool);
 
   if (opt.mode == "chat") {
-    chat(transformer, tokenizer, sampler, opt, steps);
+    chat(transformer, tokenizer, sampler, opt, steps, speech);
+    speech.finish();
     return 0;
   }
   const GenerationStats stats =
-      generate(transformer, tokenizer, sampler, opt.prompt, steps, print_piece);
+      generate(transformer, tokenizer, sampler, opt.prompt, steps, [&](std::string_view piece) {
+        print_piece(piece);
+        speech.add(piece);
+      });
   std::fputs("\n", stdout);
   std::fflush(stdout);
+  speech.finish();
   report(stats, pool.size(), model);
   return 0;
 }
@@ -170,6 +182,7 @@ Action add_run_command(CLI::App& app) {
       ->check(CLI::IsMember(quantize_on_load_types()));
   cmd->add_flag("--mmap", opt->mmap,
                 "Leave the weights mapped from the file instead of loading them into memory");
+  add_speech_flags(cmd, opt->speech);
   return [opt, cmd] {
     opt->has_system_prompt = cmd->count("-y") > 0;
     return run(*opt);

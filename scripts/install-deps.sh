@@ -11,6 +11,7 @@ packages=(
   libsodium-dev  # BLAKE2b model identities; the mesh's keys (CURVE underneath ZeroMQ)
   chromium  # the browser test of the chat page (headless)
   iproute2 nftables  # separate hosts for the multi-process tests: namespaces, loss, interception
+  libespeak-ng-dev  # --speak (optional at build time: troupe builds without it)
 )
 
 missing=()

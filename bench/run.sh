@@ -15,7 +15,8 @@
 #   LLAMACPP_NODE_MODULES  optional node_modules holding node-llama-cpp (llama.cpp's prebuilt CPU
 #                     builds; see bench/llamacpp.mjs): adds llama.cpp's rows for the GGUF files
 #   BENCH_SMALL_ONLY=1  only stories260K (no multi-gigabyte files)
-# Progress goes to stderr; the table to stdout and to bench/out/results.md.
+# Progress goes to stderr; the table to stdout and to bench/out/results.md, the charts to
+# bench/out/report.html (troupe bench --report).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build}" && pwd)
@@ -53,29 +54,34 @@ if [[ ${BENCH_SMALL_ONLY:-0} != 1 ]]; then
 fi
 sync  # so that write-back does not compete with the measurements
 
-# --- 2. troupe -----------------------------------------------------------------------------------
-"$TROUPE" bench "${FILES[@]}" --threads "$THREADS" | tee "$OUT/results.md"
-
-# --- 3. llama.cpp on the same GGUF files, for comparison ------------------------------------------
+# --- 2. llama.cpp on the same GGUF files, for comparison (measured first, shown after troupe) --------
+LLAMACPP=$OUT/llamacpp.jsonl
+: >"$LLAMACPP"
 if [[ -n ${LLAMACPP_NODE_MODULES:-} ]]; then
+  for file in "${FILES[@]}"; do
+    [[ $file == *.gguf ]] || continue
+    for t in ${THREADS//,/ }; do
+      (( t > 0 )) || t=$(nproc)
+      log "llama.cpp $(basename "$file") ($t threads)"
+      node bench/llamacpp.mjs "$file" --threads "$t" --reps 3 >>"$LLAMACPP" || log "llama.cpp failed on $(basename "$file")"
+    done
+  done
+fi
+
+# --- 3. troupe, and the HTML report with llama.cpp's figures beside ------------------------------
+COMPARE=()
+[[ -s $LLAMACPP ]] && COMPARE=(--compare "$LLAMACPP")
+"$TROUPE" bench "${FILES[@]}" --threads "$THREADS" --report "$OUT/report.html" "${COMPARE[@]}" | tee "$OUT/results.md"
+if [[ -s $LLAMACPP ]]; then
   {
     echo
     echo "| engine | model | threads | prompt tok/s | generation tok/s | ms/token |"
     echo "|---|---|---:|---:|---:|---:|"
-    for file in "${FILES[@]}"; do
-      [[ $file == *.gguf ]] || continue
-      for t in ${THREADS//,/ }; do
-        (( t > 0 )) || t=$(nproc)
-        log "llama.cpp $(basename "$file") ($t threads)"
-        if json=$(node bench/llamacpp.mjs "$file" --threads "$t" --reps 3); then
-          node -e 'const r = JSON.parse(process.argv[1]);
-            console.log(`| ${r.engine} | ${r.model} | ${r.threads} | ${r.prompt_tok_s.toFixed(1)} | ` +
-                        `${r.gen_tok_s.toFixed(2)} | ${(1000 / r.gen_tok_s).toFixed(2)} |`)' "$json"
-        else
-          echo "| llama.cpp | $(basename "$file") | $t | failed | | |"
-        fi
-      done
-    done
+    node -e 'for (const line of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      const r = JSON.parse(line);
+      console.log(`| ${r.engine} | ${r.model} | ${r.threads} | ${r.prompt_tok_s.toFixed(1)} | ` +
+                  `${r.gen_tok_s.toFixed(2)} | ${(1000 / r.gen_tok_s).toFixed(2)} |`) }' "$LLAMACPP"
   } | tee -a "$OUT/results.md"
 fi
 

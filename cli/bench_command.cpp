@@ -10,16 +10,20 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <fstream>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "bench_report.hpp"
 #include "commands.hpp"
 #include "memory_bandwidth.hpp"
 #include "model_paths.hpp"
 #include "progress.hpp"
+#include "version.hpp"
 #include "troupe/kernels/kernels.hpp"
 #include "troupe/model/error.hpp"
 #include "troupe/model/model.hpp"
@@ -41,28 +45,11 @@ struct BenchOptions {
   std::size_t bandwidth_mib = 256;
   std::string quantize;
   bool json = false;
+  std::string report;                // --report FILE.html
+  std::vector<std::string> compare;  // --compare FILE: other engines' figures for the report
 };
 
-// The q-quantile of sorted values (nearest rank); 0 when there are none.
-double quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  return sorted[std::min(sorted.size() - 1, std::size_t(q * double(sorted.size())))];
-}
-
-struct Row {
-  std::string model, type;
-  int threads = 0;
-  double prompt_tps = 0, gen_tps = 0, ms_per_token = 0, peak_rss_mib = 0;
-  double weights_mb = 0, read_gbps = 0, bound_tps = 0;
-  double read_gbps_min = 0, read_gbps_max = 0;  // every probe of the paired pass
-  // Each paired token's GB/s of weights over the mean of the probes either side of it, sorted;
-  // and the same for the tokens whose probes were at least 80% of the highest pair's: the ratio
-  // when the machine gave its most bandwidth (it need not, in a given run).
-  std::vector<double> token_over_probe, at_high_bandwidth;
-  bool in_cache = false;  // small enough to stay in the caches: no memory bound applies
-  double of_bound() const { return quantile(token_over_probe, 0.5); }
-  double of_bound_at_high_bandwidth() const { return quantile(at_high_bandwidth, 0.5); }
-};
+using Row = BenchRow;
 
 // The peak resident memory since the last reset_peak_rss() (VmHWM; Linux resets it on
 // "5" > /proc/self/clear_refs), so neither the bandwidth probe's buffer nor an earlier model
@@ -233,6 +220,21 @@ void print_json(const std::vector<Row>& rows) {
   std::printf("%s\n", out.dump(2).c_str());
 }
 
+void write_report(const BenchOptions& opt, const std::vector<Row>& rows, const std::vector<ComparisonRow>& others) {
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  ReportContext context;
+  context.machine = this_machine();
+  context.date = date;
+  context.version = std::string("troupe ") + kVersion + " (commit " + kCommit + ")";
+  context.settings = "prompt " + std::to_string(opt.prompt_tokens) + " tokens as one batch, " +
+                     std::to_string(opt.gen_tokens) + " greedy tokens generated, best of " + std::to_string(opt.reps) +
+                     ", isa " + std::string(kernels::isa_name(kernels::detected_isa()));
+  std::ofstream(opt.report, std::ios::trunc) << bench_report_html(rows, others, context);
+  std::fprintf(stderr, "troupe: report written to %s\n", opt.report.c_str());
+}
+
 int bench(BenchOptions opt) {
   if (opt.prompt_tokens < 1 || opt.gen_tokens < 1) throw InputError("--prompt-tokens and --gen-tokens: must be 1 or more");
   if (opt.reps < 1) throw InputError("--reps: must be 1 or more");
@@ -242,7 +244,17 @@ int bench(BenchOptions opt) {
   }
   LoadOptions load;
   if (!opt.quantize.empty()) load.quantize = parse_weight_type(opt.quantize, "--quantize");
-  std::vector<std::string> paths;  // all found before anything is measured
+  // Everything read and checked before anything is measured.
+  if (!opt.compare.empty() && opt.report.empty()) throw InputError("--compare: goes with --report FILE.html");
+  std::vector<ComparisonRow> others;
+  for (const auto& file : opt.compare) {
+    const auto rows = read_comparison(file);
+    others.insert(others.end(), rows.begin(), rows.end());
+  }
+  if (!opt.report.empty() && !std::ofstream(opt.report, std::ios::app)) {
+    throw InputError("--report " + opt.report + ": cannot write this file");
+  }
+  std::vector<std::string> paths;
   for (const auto& name : opt.models) paths.push_back(resolve_model(name));
   std::vector<Row> rows;
   for (const auto& path : paths) {
@@ -257,6 +269,7 @@ int bench(BenchOptions opt) {
   } else {
     print_table(rows, opt);
   }
+  if (!opt.report.empty()) write_report(opt, rows, others);
   return 0;
 }
 
@@ -276,6 +289,10 @@ Action add_bench_command(CLI::App& app) {
   cmd->add_option("--quantize", opt->quantize, quantize_flag_help())
       ->check(CLI::IsMember(quantize_on_load_types()));
   cmd->add_flag("--json", opt->json, "Print a JSON array instead of the table");
+  cmd->add_option("--report", opt->report, "Also write the figures as charts to this HTML file (self-contained)");
+  cmd->add_option("--compare", opt->compare,
+                  "Another engine's figures for the report: JSON lines {engine, model, threads, prompt_tok_s, "
+                  "gen_tok_s}, as bench/llamacpp.mjs prints");
   return [opt] { return bench(*opt); };
 }
 

@@ -72,3 +72,67 @@ TEST_CASE("troupe bench names what is wrong with its input", "[bench]") {
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--threads") != std::string::npos);
 }
+
+namespace {
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("troupe bench --report writes one self-contained page of charts, other engines beside troupe",
+          "[bench][browser]") {
+  const test::TempDir dir;
+  const std::string model = test::stories_model();
+  // Another engine's figures, as bench/llamacpp.mjs prints them (one for a thread count that was
+  // not run, which must not appear).
+  test::write_all(dir / "other.jsonl",
+                  "{\"engine\":\"llama.cpp\",\"model\":\"stories260K.bin\",\"threads\":1,\"prompt_tok_s\":123.5,\"gen_tok_s\":45.25}\n"
+                  "{\"engine\":\"llama.cpp\",\"model\":\"stories260K.bin\",\"threads\":7,\"prompt_tok_s\":1,\"gen_tok_s\":1}\n");
+  const auto r = test::run_troupe({"bench", model, "--threads", "1,2", "--prompt-tokens", "8", "--gen-tokens", "4",
+                                   "--reps", "1", "--bandwidth-mib", "16", "--report", dir / "report.html",
+                                   "--compare", dir / "other.jsonl"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string page = test::read_all(dir / "report.html");
+  CHECK(page.rfind("<!doctype html>", 0) == 0);
+  CHECK(page.find("<script") == std::string::npos);
+  // Nothing fetched: the only URL is SVG's namespace.
+  CHECK(count(page, "http") == count(page, "xmlns='http://www.w3.org/2000/svg'"));
+  CHECK(page.find("stories260K.bin") != std::string::npos);
+  // A generation and a prompt chart for the model: troupe at 1 and 2 threads in each (no bound:
+  // the model stays in the caches), llama.cpp's row for 1 thread in each.
+  CHECK(count(page, "<svg") == 2);
+  CHECK(count(page, "<rect") == 6);
+  CHECK(page.find("45.2") != std::string::npos);
+  CHECK(page.find("124") != std::string::npos);
+
+  // A headless browser renders it: every bar is in its DOM.
+  const auto dom = test::run_process({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                      "--disable-dev-shm-usage", "--user-data-dir=" + (dir / "profile"), "--dump-dom",
+                                      "file://" + (dir / "report.html")},
+                                     {}, "", 120);
+  INFO(dom.err.substr(0, 2000));
+  REQUIRE(dom.exit_code == 0);
+  CHECK(count(dom.out, "<rect") == 6);
+}
+
+TEST_CASE("troupe bench --report and --compare name what is wrong", "[bench]") {
+  const test::TempDir dir;
+  const std::string model = test::stories_model();
+  auto r = test::run_troupe({"bench", model, "--report", "/nonexistent/dir/r.html"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "troupe: --report /nonexistent/dir/r.html: cannot write this file\n");
+  test::write_all(dir / "bad.jsonl", "{\"engine\":\"x\"}\nnot json\n");
+  r = test::run_troupe({"bench", model, "--report", dir / "r.html", "--compare", dir / "bad.jsonl"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("line 2 is not JSON") != std::string::npos);
+  test::write_all(dir / "short.jsonl", "{\"engine\":\"x\"}\n");
+  r = test::run_troupe({"bench", model, "--report", dir / "r.html", "--compare", dir / "short.jsonl"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("needs engine, model, threads") != std::string::npos);
+  r = test::run_troupe({"bench", model, "--compare", dir / "short.jsonl"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--report") != std::string::npos);
+}

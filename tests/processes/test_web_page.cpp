@@ -111,3 +111,38 @@ TEST_CASE("the chat page asks for the API key, and streams with it", "[http][bro
   CHECK(dom.find("<td>s0</td>") != std::string::npos);
   CHECK(dom.find("<td class=\"alive\">alive</td>") != std::string::npos);
 }
+
+TEST_CASE("the chat page keeps a conversation going past a small context, and stops an answer",
+          "[http][browser]") {
+  const int http = free_port();
+  Mesh mesh({{"s0", std::pair{0, 5}}}, {}, {{"--http", std::to_string(http)}});
+  REQUIRE(mesh.wait_serving());
+  // stories260K's context is 512 tokens: after a first answer of up to 480, the second turn's
+  // conversation and max tokens cannot both fit; the third answer is stopped after 3 pieces.
+  const std::string url = "http://127.0.0.1:" + std::to_string(http) +
+                          "/?ask=Once%20upon%20a%20time&ask=Tell%20me%20more&ask=And%20then%3F"
+                          "&temperature=0&max_tokens=480&stop_after=3";
+  const ProcessResult r = browse(url);
+  INFO("chromium stderr: " << r.err.substr(0, 2000) << "\nlogs:\n" << mesh.logs());
+  REQUIRE(r.exit_code == 0);
+  const std::string& dom = r.out;
+  INFO(dom.substr(0, 6000));
+  static const std::regex answer(
+      R"re(<div class="msg assistant" data-state="(\w+)" data-chunks="(\d+)">[^<]*<span class="meta">finish: ([^<]*)</span>)re");
+  std::vector<std::smatch> answers;
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), answer); it != std::sregex_iterator(); ++it) {
+    answers.push_back(*it);
+  }
+  REQUIRE(answers.size() == 3);
+  CHECK(answers[0][1] == "done");
+  CHECK(answers[1][1] == "done");
+  const std::string second = answers[1][3];
+  CHECK((second.find("the room left in the context") != std::string::npos ||
+         second.find("left out to fit the context") != std::string::npos));
+  CHECK(answers[2][1] == "stopped");
+  CHECK(answers[2][2] == "3");
+  CHECK(std::string(answers[2][3]).rfind("stopped", 0) == 0);
+  CHECK(dom.find(">error:") == std::string::npos);
+  CHECK(dom.find("<button id=\"send\" type=\"submit\">Send</button>") != std::string::npos);
+  CHECK(dom.find("rel=\"icon\"") != std::string::npos);
+}

@@ -48,7 +48,7 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, int default_steps) {
 wire::GenerateRequest request(const SamplingFlags& f, std::string prompt, bool chat) {
   wire::GenerateRequest r;
   r.prompt = std::move(prompt);
-  r.sampling = sampling_settings(f.temperature, f.topp, f.seed, std::time(nullptr));
+  r.sampling = sampling_settings(f.temperature, f.topp, f.seed, fresh_seed());
   r.steps = std::max(f.steps, 0);
   r.chat = chat;
   return r;

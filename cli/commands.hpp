@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -22,6 +23,10 @@ Action add_invite_command(CLI::App& app);
 Action add_keygen_command(CLI::App& app);
 Action add_sim_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
+
+// A sampling seed for a request that names none: from the kernel's entropy source, so that no two
+// requests share one (a clock in seconds gives every request of one second the same text).
+uint64_t fresh_seed();
 
 // HOST:PORT with a port in 1..65535; InputError naming `flag` otherwise.
 void check_address(const std::string& address, const std::string& flag);

@@ -178,7 +178,7 @@ struct HttpServer::Impl {
   }
 
   void generate(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
-    auto parsed = openai::parse_request(endpoint, req.body, options.model, std::time(nullptr));
+    auto parsed = openai::parse_request(endpoint, req.body, options.model, fresh_seed());
     if (const auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
     const openai::ParsedRequest& p = std::get<openai::ParsedRequest>(parsed);
     if (auto e = check_context(p)) return send_error(res, *e);

@@ -183,8 +183,8 @@ std::optional<ApiError> read_max_tokens(const json& body, Endpoint endpoint, con
 }
 
 // temperature, top_p and seed, with OpenAI's defaults (temperature 1, top_p 1); seed 0 or none:
-// from the clock, as `troupe run`.
-std::optional<ApiError> read_sampling(const json& body, int64_t now, wire::GenerateRequest& r) {
+// `fresh_seed`, as `troupe run` without -s.
+std::optional<ApiError> read_sampling(const json& body, uint64_t fresh_seed, wire::GenerateRequest& r) {
   std::optional<double> temperature, top_p;
   if (auto e = read_number(body, "temperature", 0, 2, temperature)) return e;
   if (auto e = read_number(body, "top_p", 0, 1, top_p)) return e;
@@ -194,14 +194,14 @@ std::optional<ApiError> read_sampling(const json& body, int64_t now, wire::Gener
     seed = s->get<long long>();
   }
   r.sampling = sampling_settings(static_cast<float>(temperature.value_or(1.0)),
-                                 static_cast<float>(top_p.value_or(1.0)), seed, now);
+                                 static_cast<float>(top_p.value_or(1.0)), seed, fresh_seed);
   return std::nullopt;
 }
 
 }  // namespace
 
 std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::string_view text,
-                                                     const ModelInfo& model, int64_t now) {
+                                                     const ModelInfo& model, uint64_t fresh_seed) {
   json body = json::parse(text, nullptr, false);
   if (body.is_discarded()) return bad("", "the request body is not valid JSON");
   if (!body.is_object()) return bad("", "the request body must be a JSON object");
@@ -219,7 +219,7 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
     if (!n->is_number_integer() || n->get<int64_t>() != 1) return bad("n", "only n = 1 is supported");
   }
   if (auto e = read_max_tokens(body, endpoint, model, r)) return *e;
-  if (auto e = read_sampling(body, now, r)) return *e;
+  if (auto e = read_sampling(body, fresh_seed, r)) return *e;
   if (auto e = read_stop(body, r.stop)) return *e;
   return p;
 }

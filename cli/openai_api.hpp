@@ -39,10 +39,10 @@ struct ParsedRequest {
   bool stream = false;
 };
 
-// Checks a request body and builds the mesh request. `now` seeds the sampler when the request
-// names no seed (the seed is then the clock's, as `troupe run` without -s).
+// Checks a request body and builds the mesh request. `fresh_seed` seeds the sampler when the
+// request names no seed (or 0): the caller draws one from an entropy source for each request.
 std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::string_view body,
-                                                     const ModelInfo& model, int64_t now);
+                                                     const ModelInfo& model, uint64_t fresh_seed);
 
 // The pieces of one answer, for building its JSON.
 struct Answer {

@@ -128,7 +128,7 @@ void chat(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler
 int run(RunOptions opt) {
   // run.c's clamping of out-of-range values, shared with `troupe generate`.
   const SamplingSettings sampling =
-      sampling_settings(opt.temperature, opt.topp, opt.seed, std::time(nullptr));
+      sampling_settings(opt.temperature, opt.topp, opt.seed, fresh_seed());
   if (opt.threads < 0) throw InputError("--threads: must be 0 (all cores) or more");
   Speech speech(opt.speech);  // before the model loads: a bad --speak-to fails at once
 

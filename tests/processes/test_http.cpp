@@ -4,6 +4,7 @@
 // cancelled streams, concurrent clients through different nodes, and each chat template read
 // from a GGUF file. What the door withstands (keys, names, limits): test_http_security.cpp.
 #include <catch2/catch.hpp>
+#include <set>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -139,6 +140,20 @@ TEST_CASE("stop strings end the text before them, whole and streamed", "[http]")
     CHECK(s.text == text.substr(0, at));
     CHECK(s.finish_reason == "stop");
   }
+}
+
+TEST_CASE("requests without a seed each get one of their own", "[http]") {
+  HttpMesh m({{"s0", {{0, 5}}}});
+  // Four requests within a second: a seed from a clock in seconds would give all four one story.
+  std::set<std::string> texts;
+  for (int i = 0; i < 4; i++) {
+    texts.insert(text_of(post(m.http[0], "/v1/completions",
+                              {{"prompt", "Once upon a time"}, {"temperature", 1}, {"max_tokens", 60}})));
+  }
+  CHECK(texts.size() > 1);
+  // A seed given is still the same text every time.
+  const json seeded = {{"prompt", "Once upon a time"}, {"temperature", 1}, {"max_tokens", 60}, {"seed", 7}};
+  CHECK(text_of(post(m.http[0], "/v1/completions", seeded)) == text_of(post(m.http[0], "/v1/completions", seeded)));
 }
 
 TEST_CASE("the other endpoints: models, health, mesh, metrics, the page", "[http]") {

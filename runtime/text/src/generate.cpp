@@ -24,16 +24,16 @@ double GenerationStats::prompt_tokens_per_s() const {
   return first_token_ms > 0 ? prompt_tokens * 1000.0 / first_token_ms : 0;
 }
 
-SamplingSettings sampling_settings(float temperature, float topp, long long seed, int64_t now) {
+SamplingSettings sampling_settings(float temperature, float topp, long long seed, uint64_t fresh_seed) {
   // run.c's clamping of out-of-range values, kept for drop-in compatibility.
   if (!std::isfinite(temperature)) throw InputError("-t: temperature must be a number");
   if (!std::isfinite(topp)) throw InputError("-p: top-p must be a number");
   SamplingSettings s;
   s.temperature = temperature < 0 ? 0 : temperature;
   s.topp = (topp < 0 || topp > 1) ? 0.9f : topp;
-  // run.c reads the seed with atoi into an unsigned 64-bit value; 0 means "from the clock".
+  // run.c reads the seed with atoi into an unsigned 64-bit value; 0 means a seed of its own.
   s.seed = static_cast<uint64_t>(static_cast<int64_t>(seed));
-  if (s.seed == 0) s.seed = static_cast<unsigned int>(now);
+  if (s.seed == 0) s.seed = fresh_seed == 0 ? 1 : fresh_seed;  // 0 would stop the xorshift
   return s;
 }
 

@@ -32,14 +32,15 @@ struct GenerationStats {
 };
 
 // The sampler's flags as `troupe run` takes them, after run.c's clamping: a negative temperature
-// is 0, a top-p outside [0, 1] is 0.9, seed 0 means "from the clock" (`now` is the caller's
-// clock reading, in seconds). Throws InputError for a temperature or top-p that is not a number.
+// is 0, a top-p outside [0, 1] is 0.9, seed 0 means a seed of its own: `fresh_seed`, which the
+// caller draws from an entropy source (run.c reads the clock, so that two runs in one second
+// write the same text). Throws InputError for a temperature or top-p that is not a number.
 struct SamplingSettings {
   float temperature = 1.0f;
   float topp = 0.9f;
   uint64_t seed = 0;
 };
-SamplingSettings sampling_settings(float temperature, float topp, long long seed, int64_t now);
+SamplingSettings sampling_settings(float temperature, float topp, long long seed, uint64_t fresh_seed);
 // -n as run.c reads it: 0 (or more than the context) is the model's seq_len; negative is 0.
 int positions_to_run(int steps, int seq_len);
 

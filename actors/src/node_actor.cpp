@@ -124,11 +124,13 @@ void NodeState::report_changes() {
     const std::string who = m.name_of(c.address) + " (" + c.address + ")";
     if (!c.before) {
       spdlog::info("member {} joined", who);
+    } else if (c.replaced) {
+      spdlog::info("member {} restarted: another instance holds its address", who);
     } else if (*c.before != c.after) {
       spdlog::info("member {} is {}", who, wire::state_name(c.after));
     }
-    if (discovery::stage_forgets_on(c.after)) self_->send(routes_.stage, peer_lost_atom::value, c.address);
-    if (!discovery::entry_reroutes_on(c.after)) continue;
+    if (!discovery::member_gone(c)) continue;
+    self_->send(routes_.stage, peer_lost_atom::value, c.address);
     for (auto& [id, s] : sessions_) {
       if (std::find(s.stages.begin(), s.stages.end(), c.address) != s.stages.end()) {
         self_->send(s.actor, peer_lost_atom::value, c.address, m.name_of(c.address));

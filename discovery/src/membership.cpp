@@ -1,20 +1,18 @@
+// Membership: construction, sending, probing and the timers. The news a gossip brings is applied
+// in membership_news.cpp, the table kept in membership_table.cpp.
 #include "troupe/discovery/membership.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <utility>
 
+#include "siphash.hpp"
+
 namespace troupe::discovery {
 
 using wire::Gossip;
 using wire::MemberState;
 using wire::MemberUpdate;
-
-namespace {
-
-bool live(MemberState s) { return s == MemberState::alive || s == MemberState::suspect; }
-
-}  // namespace
 
 bool plausible_address(const std::string& a) {
   const auto colon = a.rfind(':');
@@ -37,13 +35,25 @@ bool plausible_address(const std::string& a) {
 }
 
 Membership::Membership(wire::MemberInfo self, MembershipConfig config, uint64_t seed)
-    : self_(std::move(self)), config_(config), rng_(seed | 1), live_{self_.address} {}
+    : self_(std::move(self)),
+      config_(config),
+      rng_(seed | 1),
+      live_{self_.address},
+      verification_(config.verification) {
+  probe_key_[0] = random();
+  probe_key_[1] = random();
+}
 
 uint64_t Membership::random() {  // xorshift64*
   rng_ ^= rng_ >> 12;
   rng_ ^= rng_ << 25;
   rng_ ^= rng_ >> 27;
   return rng_ * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t Membership::next_probe() {
+  const uint64_t id = siphash24(probe_key_[0], probe_key_[1], probes_sent_++);
+  return id == 0 ? 1 : id;  // 0: a gossip that answers no ping
 }
 
 void Membership::set_leadership(uint64_t term, std::string coordinator) {
@@ -58,24 +68,10 @@ MemberUpdate Membership::self_update() const {
 bool Membership::alive(const std::string& address) const {
   if (address == self_.address) return !left_;
   const Member* m = index_.find(address);
-  return m && live(m->state);
+  return m && m->verified && (m->state == MemberState::alive || m->state == MemberState::suspect);
 }
 
 const std::vector<std::string>& Membership::live_addresses() const { return live_; }
-
-void Membership::set_live(const std::string& address, bool is_live) {
-  auto it = std::lower_bound(live_.begin(), live_.end(), address);
-  const bool there = it != live_.end() && *it == address;
-  if (is_live && !there) live_.insert(it, address);
-  if (!is_live && there) live_.erase(it);
-}
-
-void Membership::set_dead(const std::string& address, bool is_dead) {
-  auto it = std::lower_bound(dead_.begin(), dead_.end(), address);
-  const bool there = it != dead_.end() && *it == address;
-  if (is_dead && !there) dead_.insert(it, address);
-  if (!is_dead && there) dead_.erase(it);
-}
 
 Millis Membership::suspicion_timeout(int confirmations) const {
   // Lifeguard: from max down to min as log(confirmations + 1) / log(expected + 1).
@@ -108,7 +104,7 @@ Gossip Membership::gossip(Gossip::Kind kind, const std::string& target, uint64_t
   g.term = term_;
   g.coordinator = coordinator_;
   // Piggyback the least-spread updates.
-  if (piggyback) g.updates.reserve(std::min(config_.max_piggyback, broadcasts_.size()));
+  if (piggyback) g.updates.reserve(std::min(config_.max_piggyback, broadcasts_.size()) + 1);
   broadcasts_.take(config_.max_piggyback, transmit_limit(), piggyback ? &g.updates : nullptr);
   return g;
 }
@@ -120,11 +116,11 @@ void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
   // updates it would have carried, as every gossip does.
   Gossip g = gossip(kind, {}, 0, false);
   g.updates.push_back(self_update());
-  // The first members in address order, as many as a gossip holds; fetched a few ahead, for
-  // they lie all over memory.
-  const std::size_t n = std::min(in_address_order_.size(), wire::kMaxPeers - 1);
-  g.updates.reserve(n + 1);
-  for (std::size_t i = 0; i < n; i++) {
+  // The first verified members in address order, as many as a gossip holds (candidates are not
+  // spoken for); fetched a few ahead, for they lie all over memory.
+  const std::size_t n = in_address_order_.size();
+  g.updates.reserve(std::min(n + 1, wire::kMaxPeers));
+  for (std::size_t i = 0; i < n && g.updates.size() < wire::kMaxPeers; i++) {
     if (i + 6 < n) {
       const Member* ahead = in_address_order_[i + 6];
       for (std::size_t line = 0; line < sizeof(Member); line += 64) {
@@ -132,7 +128,7 @@ void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
       }
     }
     const Member& m = *in_address_order_[i];
-    g.updates.push_back({m.info, m.state, m.incarnation});
+    if (m.verified) g.updates.push_back({m.info, m.state, m.incarnation});
   }
   send(to, std::move(g));
 }
@@ -150,8 +146,8 @@ void Membership::warn(const std::string& key, std::string text) {
 std::string Membership::next_probe_target() {
   while (true) {
     if (probe_order_.empty()) {
-      for (const auto& [address, m] : members_) {
-        if (live(m.state)) probe_order_.push_back(address);
+      for (const auto& address : live_) {
+        if (address != self_.address) probe_order_.push_back(address);
       }
       if (probe_order_.empty()) return {};
       for (std::size_t i = probe_order_.size() - 1; i > 0; i--) {
@@ -181,14 +177,14 @@ std::vector<std::string> Membership::random_live(std::size_t k, const std::set<s
 }
 
 void Membership::start_probe(const std::string& target, TimePoint now) {
-  probe_ = Probe{target, next_probe_id_++, now, false};
+  probe_ = Probe{target, next_probe(), next_probe(), now, false};
   send(target, gossip(Gossip::Kind::ping, {}, probe_->id));
 }
 
 void Membership::suspect(const std::string& address, TimePoint now) {
   Member* m = index_.find(address);
-  if (!m || m->state != MemberState::alive) return;
-  set_state(*m, address, MemberState::suspect, now);
+  if (!m || !m->verified || m->state != MemberState::alive) return;
+  set_state(*m, MemberState::suspect, now);
   enqueue({m->info, MemberState::suspect, m->incarnation});
 }
 
@@ -196,6 +192,58 @@ void Membership::connection_lost(const std::string& address, TimePoint now) {
   if (left_ || !alive(address) || address == self_.address) return;
   if (probe_ && probe_->target == address) return;
   start_probe(address, now);  // an unfinished probe of another member is abandoned, not failed
+}
+
+void Membership::probe_tick(TimePoint now) {
+  if (probe_) {
+    if (!probe_->indirect_sent && now >= probe_->sent + config_.probe_timeout) {
+      probe_->indirect_sent = true;
+      for (const auto& helper : random_live(std::size_t(config_.indirect_probes), {probe_->target})) {
+        send(helper, gossip(Gossip::Kind::ping_req, probe_->target, probe_->indirect_id));
+      }
+    }
+    if (now >= probe_->sent + config_.probe_interval) {
+      const std::string target = probe_->target;
+      probe_.reset();
+      suspect(target, now);
+    }
+  }
+  if (!probe_ && now >= next_probe_at_) {
+    next_probe_at_ = now + config_.probe_interval;
+    const std::string target = next_probe_target();
+    if (!target.empty()) start_probe(target, now);
+  }
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    it = now - it->second.sent > 2 * config_.probe_interval ? relays_.erase(it) : std::next(it);
+  }
+}
+
+// Candidates are pinged a few per tick; those that never answer are forgotten.
+void Membership::verification_tick(TimePoint now) {
+  const auto due = verification_.tick(now, [this] { return next_probe(); });
+  for (const auto& [address, probe] : due.pings) send(address, gossip(Gossip::Kind::ping, {}, probe));
+  for (const auto& address : due.failed) forget(address);
+}
+
+void Membership::sync_tick(TimePoint now) {
+  if (now < next_sync_at_) return;
+  next_sync_at_ = now + config_.sync_interval;
+  const auto peers = random_live(1, {});
+  if (!peers.empty()) send_sync(peers.front(), Gossip::Kind::sync);
+  for (const auto& a : joins_) {
+    if (!members_.count(a)) send_sync(a, Gossip::Kind::sync);  // not heard of yet: ask again
+  }
+  // And one member declared dead: after a partition heals, this is how the two sides hear of
+  // each other again (the dead one refutes its death and answers with its own table). It is
+  // pinged too: a claim of its death too far ahead for it to refute (bounds.hpp) gives way to
+  // its direct answer.
+  dead_ping_.reset();
+  if (!dead_.empty()) {
+    const std::string& address = dead_[random() % dead_.size()];
+    send_sync(address, Gossip::Kind::sync);
+    dead_ping_.emplace(address, next_probe());
+    send(address, gossip(Gossip::Kind::ping, {}, dead_ping_->second));
+  }
 }
 
 // --- the state machine -------------------------------------------------------------------------
@@ -211,24 +259,8 @@ void Membership::join(const std::vector<std::string>& addresses, TimePoint now) 
 
 void Membership::tick(TimePoint now) {
   if (left_) return;
-  if (probe_) {
-    if (!probe_->indirect_sent && now >= probe_->sent + config_.probe_timeout) {
-      probe_->indirect_sent = true;
-      for (const auto& helper : random_live(std::size_t(config_.indirect_probes), {probe_->target})) {
-        send(helper, gossip(Gossip::Kind::ping_req, probe_->target, probe_->id));
-      }
-    }
-    if (now >= probe_->sent + config_.probe_interval) {
-      const std::string target = probe_->target;
-      probe_.reset();
-      suspect(target, now);
-    }
-  }
-  if (!probe_ && now >= next_probe_at_) {
-    next_probe_at_ = now + config_.probe_interval;
-    const std::string target = next_probe_target();
-    if (!target.empty()) start_probe(target, now);
-  }
+  probe_tick(now);
+  verification_tick(now);
   // The suspects whose time is up, in address order as members_ holds them.
   std::vector<std::string> expired;
   for (const auto& [address, m] : suspects_) {
@@ -236,92 +268,82 @@ void Membership::tick(TimePoint now) {
   }
   for (const auto& address : expired) {
     Member& m = *index_.find(address);
-    set_state(m, address, MemberState::dead, now);
+    set_state(m, MemberState::dead, now);
     enqueue({m.info, MemberState::dead, m.incarnation});
   }
-  if (earliest_gone_ && now - *earliest_gone_ > config_.forget_dead) {
-    earliest_gone_.reset();
-    for (auto it = members_.begin(); it != members_.end();) {
-      const bool gone = it->second.state == MemberState::dead || it->second.state == MemberState::left;
-      if (gone && now - it->second.since > config_.forget_dead) {
-        index_.erase(it->first);
-        holders_.erase(it->first);
-        set_dead(it->first, false);
-        std::erase(in_address_order_, &it->second);
-        it = members_.erase(it);
-        continue;
-      }
-      if (gone) earliest_gone_ = earliest_gone_ ? std::min(*earliest_gone_, it->second.since) : it->second.since;
-      ++it;
-    }
-  }
-  for (auto it = relays_.begin(); it != relays_.end();) {
-    it = now - it->second.sent > 2 * config_.probe_interval ? relays_.erase(it) : std::next(it);
-  }
-  if (now >= next_sync_at_) {
-    next_sync_at_ = now + config_.sync_interval;
-    const auto peers = random_live(1, {});
-    if (!peers.empty()) send_sync(peers.front(), Gossip::Kind::sync);
-    for (const auto& a : joins_) {
-      if (!members_.count(a)) send_sync(a, Gossip::Kind::sync);  // not heard of yet: ask again
-    }
-    // And one member declared dead: after a partition heals, this is how the two sides hear of
-    // each other again (the dead one refutes its death and answers with its own table).
-    if (!dead_.empty()) send_sync(dead_[random() % dead_.size()], Gossip::Kind::sync);
-  }
+  forget_gone(now);
+  sync_tick(now);
 }
 
-void Membership::receive(const Gossip& g, TimePoint now) {
+void Membership::receive(const Gossip& g, TimePoint now, const std::string& sender) {
   if (left_) return;
   if (!plausible_address(g.from) || (g.kind == Gossip::Kind::ping_req && !plausible_address(g.target))) {
     warn("from " + g.from, "dropped gossip from '" + g.from.substr(0, 64) + "': not a HOST:PORT address");
     return;
   }
+  const bool proven = g.kind == Gossip::Kind::ack && take_ack(g);
+  const bool vouched = !sender.empty() && sender == g.from;
+  const std::string& introducer = sender.empty() ? g.from : sender;
   prefetch(g.updates);
-  for (const auto& u : g.updates) apply(u, now);
+  for (const auto& u : g.updates) {
+    const bool own_word = u.info.address == g.from;
+    apply(u, now, Source{introducer, g.from, own_word, own_word && proven, own_word && vouched});
+  }
+  // The sender itself answered (or the transport vouches that it spoke): verified.
+  if (proven || vouched) {
+    if (Member* m = index_.find(g.from)) verify(*m, now);
+  }
+  answer(g, now);
+}
+
+// What a gossip asks for: an ack to a ping, a relayed ping, a table for a table.
+void Membership::answer(const Gossip& g, TimePoint now) {
   switch (g.kind) {
-    case Gossip::Kind::ping:
-      send(g.from, gossip(Gossip::Kind::ack, self_.address, g.probe));
+    case Gossip::Kind::ping: {
+      // The ack carries this member's own word first: answering a ping numbered only for this
+      // address, it is taken as such (membership_news.cpp).
+      Gossip ack = gossip(Gossip::Kind::ack, self_.address, g.probe);
+      ack.updates.insert(ack.updates.begin(), self_update());
+      send(g.from, std::move(ack));
       break;
+    }
     case Gossip::Kind::ping_req: {
-      const uint64_t id = next_probe_id_++;
-      relays_[id] = {g.from, g.probe, now};
+      if (relays_.size() >= config_.max_relays) break;  // anyone may ask: a bounded favour
+      const uint64_t id = next_probe();
+      relays_[id] = {g.from, g.probe, g.target, now};
       send(g.target, gossip(Gossip::Kind::ping, {}, id));
       break;
     }
-    case Gossip::Kind::ack:
-      if (probe_ && g.probe == probe_->id && g.target == probe_->target) {
-        probe_.reset();
-      } else if (auto it = relays_.find(g.probe); it != relays_.end()) {
-        send(it->second.requester, gossip(Gossip::Kind::ack, g.target, it->second.their_probe));
-        relays_.erase(it);
-      }
-      break;
     case Gossip::Kind::sync:
       send_sync(g.from, Gossip::Kind::sync_reply);
       break;
+    case Gossip::Kind::ack:  // taken before its news (take_ack)
     case Gossip::Kind::sync_reply:
       break;
   }
 }
 
-void Membership::set_state(Member& m, const std::string& address, MemberState s, TimePoint now) {
-  if (m.state == s) return;
-  record({address, m.state, s, false}, m.info);
-  if (live(s) != live(m.state)) set_live(address, live(s));
-  if ((s == MemberState::dead) != (m.state == MemberState::dead)) set_dead(address, s == MemberState::dead);
-  if (m.state == MemberState::suspect) suspects_.erase(address);
-  if (s == MemberState::suspect) suspects_.emplace(address, &m);
-  live_members_ += live(s) - live(m.state);
-  if (s == MemberState::dead || s == MemberState::left) {
-    earliest_gone_ = earliest_gone_ ? std::min(*earliest_gone_, now) : now;
+// An ack ends the probe or relay it answers. True when it answers, directly, a ping of this
+// node's own: only the process at the pinged address saw that ping's number (probe numbers are
+// unguessable, and a ping_req's helpers are given another), so what it says of itself in the ack
+// is its own word.
+bool Membership::take_ack(const Gossip& g) {
+  const bool direct = g.from == g.target;
+  if (probe_ && g.target == probe_->target && (g.probe == probe_->id || g.probe == probe_->indirect_id)) {
+    const bool proof = direct && g.probe == probe_->id;
+    probe_.reset();
+    return proof;
   }
-  m.state = s;
-  m.since = now;
-  if (s == MemberState::suspect) {
-    m.confirmations = 0;
-    m.suspect_deadline = now + suspicion_timeout(0);
+  if (auto it = relays_.find(g.probe); it != relays_.end() && it->second.target == g.target) {
+    send(it->second.requester, gossip(Gossip::Kind::ack, g.target, it->second.their_probe));
+    relays_.erase(it);
+    return direct;
   }
+  if (dead_ping_ && direct && dead_ping_->first == g.from && dead_ping_->second == g.probe) {
+    dead_ping_.reset();
+    return true;
+  }
+  return direct && verification_.answered(g.from, g.probe);
 }
 
 // A sync names up to 256 members, and the tables of a thousand-member mesh are far out of cache:
@@ -341,114 +363,6 @@ void Membership::prefetch(const std::vector<MemberUpdate>& updates) const {
       __builtin_prefetch(&m->info.address);
       __builtin_prefetch(&m->info.instance);
     }
-  }
-}
-
-void Membership::apply(const MemberUpdate& u, TimePoint now) {
-  const std::string& address = u.info.address;
-  if (!plausible_address(address)) {
-    warn("member " + address, "dropped news of member '" + address.substr(0, 64) + "': not a HOST:PORT address");
-    return;
-  }
-  if (address == self_.address) {
-    apply_about_self(u);
-    return;
-  }
-  // Members of another model never join this mesh.
-  if (u.info.model != self_.model || u.info.model_layers != self_.model_layers) {
-    const std::string file = config_.model_file.empty() ? "" : " from " + config_.model_file;
-    warn("model " + address, "member " + u.info.name + " (" + address + ") runs another model (" +
-                                 u.info.model + "; this node: " + self_.model + file + "); ignored");
-    return;
-  }
-  Member* found = index_.find(address);
-  if (!found) {
-    add_member(u, now);
-    return;
-  }
-  Member& m = *found;
-  if (u.info.instance < m.info.instance) return;  // news of an earlier life
-  if (u.info.instance > m.info.instance) {        // a restart: a new member at the old address
-    m.info = u.info;
-    m.incarnation = u.incarnation;
-    set_state(m, address, u.state, now);
-    record({address, m.state, m.state, true}, m.info);
-    enqueue(u);
-    return;
-  }
-  apply_state(m, u, now);
-}
-
-void Membership::apply_about_self(const MemberUpdate& u) {
-  if (u.info.instance > self_.instance) return;  // not about this process
-  // A suspicion or death of this member (or news of an earlier life at this address): refute
-  // it with a higher incarnation, which overrides it everywhere.
-  if (u.info.instance < self_.instance || (u.state != MemberState::alive && u.incarnation >= incarnation_)) {
-    incarnation_ = std::max(incarnation_, u.incarnation) + 1;
-    enqueue(self_update());
-  }
-}
-
-void Membership::add_member(const MemberUpdate& u, TimePoint now) {
-  const std::string& address = u.info.address;
-  if (!live(u.state)) return;  // no need to learn of strangers that are gone
-  if (members_.size() >= config_.max_members) {
-    // Anyone may send gossip: a flood of invented members must not grow the table forever.
-    warn("full", "member table full (" + std::to_string(members_.size()) + "); ignoring new members");
-    return;
-  }
-  Member m;
-  m.info = u.info;
-  m.state = u.state;
-  m.incarnation = u.incarnation;
-  m.since = now;
-  m.suspect_deadline = now + suspicion_timeout(0);
-  Member& added = members_.emplace(address, std::move(m)).first->second;
-  index_.insert(&added);
-  in_address_order_.insert(std::lower_bound(in_address_order_.begin(), in_address_order_.end(), address,
-                                            [](const Member* a, const std::string& b) { return a->key() < b; }),
-                           &added);
-  set_live(address, true);
-  if (u.state == MemberState::suspect) suspects_.emplace(address, &added);
-  live_members_++;
-  record({address, std::nullopt, u.state, true}, added.info);
-  enqueue(u);
-}
-
-// SWIM's rules for news of a known member's state, at the same instance.
-void Membership::apply_state(Member& m, const MemberUpdate& u, TimePoint now) {
-  const std::string& address = u.info.address;
-  switch (u.state) {
-    case MemberState::alive:
-      if (u.incarnation > m.incarnation && m.state != MemberState::left) {
-        const bool info_changed = !(u.info == m.info);
-        m.info = u.info;
-        m.incarnation = u.incarnation;
-        set_state(m, address, MemberState::alive, now);
-        if (info_changed) record({address, m.state, m.state, true}, m.info);
-        enqueue(u);
-      }
-      break;
-    case MemberState::suspect:
-      if ((m.state == MemberState::alive && u.incarnation >= m.incarnation) ||
-          (m.state == MemberState::suspect && u.incarnation > m.incarnation)) {
-        m.incarnation = u.incarnation;
-        set_state(m, address, MemberState::suspect, now);
-        enqueue(u);
-      } else if (m.state == MemberState::suspect && u.incarnation == m.incarnation) {
-        // Another member suspects it too: the suspicion is more likely right; shorten it.
-        m.confirmations++;
-        m.suspect_deadline = std::min(m.suspect_deadline, m.since + suspicion_timeout(m.confirmations));
-      }
-      break;
-    case MemberState::dead:
-    case MemberState::left:
-      if (live(m.state) && u.incarnation >= m.incarnation) {
-        m.incarnation = u.incarnation;
-        set_state(m, address, u.state, now);
-        enqueue(u);
-      }
-      break;
   }
 }
 

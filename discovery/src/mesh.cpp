@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "troupe/discovery/bounds.hpp"
+
 namespace troupe::discovery {
 
 using wire::MemberState;
@@ -30,22 +32,94 @@ void Mesh::set_loaded(std::optional<LayerRange> layers) {
 
 void Mesh::leave(TimePoint now) { membership_.leave(now); }
 
-void Mesh::receive(const wire::Gossip& gossip, TimePoint now) {
+void Mesh::receive(const wire::Gossip& gossip, TimePoint now, const std::string& sender) {
   if (membership_.has_left()) return;
-  membership_.receive(gossip, now);
+  membership_.receive(gossip, now, sender);
   for (auto& c : membership_.take_changes()) {
     last_change_ = now;
     changes_.push_back(std::move(c));
   }
-  if (gossip.term > 0) election_.observe({gossip.term, gossip.coordinator});
+  if (gossip.term > 0 && plausible_address(gossip.from)) follow({gossip.term, gossip.coordinator}, gossip.from);
+}
+
+void Mesh::follow(const Leadership& heard, const std::string& from) {
+  const uint64_t term = election_.current().term;
+  const std::string problem = counter_problem("term", heard.term, term > 0 ? std::optional(term) : std::nullopt);
+  if (problem.empty()) {
+    election_.observe(heard);
+  } else {
+    membership_.warn("term " + from, "ignored the term " + from.substr(0, 64) + " follows: " + problem);
+  }
+}
+
+// Why a received plan is not followed: its counters past the bounds, or stages that do not fit
+// this node's model (a plan naming layers the model lacks, two stages for one layer, or a plan
+// said to be complete that leaves layers to nobody would have members load what no route can
+// use). A plan the coordinator says is incomplete (`problem`) may leave layers out.
+std::string Mesh::plan_problem(const wire::PlanAnnounce& plan) const {
+  const uint64_t term = election_.current().term;
+  std::string problem = counter_problem("term", plan.term, term > 0 ? std::optional(term) : std::nullopt);
+  if (!problem.empty()) return problem;
+  problem = counter_problem("version", plan.version, plan_.version > 0 ? std::optional(plan_.version) : std::nullopt);
+  if (!problem.empty()) return problem;
+  const int n_layers = config_.cost.n_layers;
+  const bool complete = plan.problem.empty();
+  int next = 0;  // the first layer the next stage may begin at
+  for (const auto& s : plan.stages) {
+    const std::string stage = "stage " + format_range(s.layers) + " on " + s.address.substr(0, 64);
+    if (s.layers.end > n_layers || s.layers.begin < 0) {
+      return stage + " is outside the model's " + std::to_string(n_layers) + " layers";
+    }
+    if (s.layers.begin < next || s.layers.begin >= s.layers.end) return stage + " overlaps another or is out of layer order";
+    if (complete && s.layers.begin > next) {
+      return "layers " + format_range({next, s.layers.begin}) + " are on no stage of a plan said to be complete";
+    }
+    next = s.layers.end;
+  }
+  if (complete && next != n_layers) {
+    return "layers " + format_range({next, n_layers}) + " are on no stage of a plan said to be complete";
+  }
+  return {};
+}
+
+// Whether every stage of `plan` is on this node or on a member that answered its probes: a plan
+// from a member gone bad must not give layers to members it invented, nor route sessions to them.
+bool Mesh::stages_known(const wire::PlanAnnounce& plan) const {
+  for (const auto& s : plan.stages) {
+    if (s.address == membership_.self().address) continue;
+    const auto& members = membership_.members();
+    auto it = members.find(s.address);
+    if (it == members.end() || !it->second.verified) return false;
+  }
+  return true;
 }
 
 void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
-  (void)now;
   if (membership_.has_left()) return;
+  if (const std::string problem = plan_problem(plan); !problem.empty()) {
+    membership_.warn("plan " + plan.coordinator + " " + problem.substr(0, 16),
+                     "refused a plan of " + plan.coordinator.substr(0, 64) + ": " + problem);
+    return;
+  }
+  if (!stages_known(plan)) {
+    // The coordinator may have verified a member this node has not yet: held until it has (the
+    // latest such plan only; the coordinator repeats its plan anyway).
+    deferred_plan_ = plan;
+    return;
+  }
   const Leadership from{plan.term, plan.coordinator};
-  election_.observe(from);
-  if (!(from == election_.current())) return;  // a plan of an earlier term
+  if (from == election_.current() && election_.is_coordinator()) {
+    // This node's own term, in a plan it did not send (its own are never sent to itself): a
+    // forged one, or one from its earlier life. Members that took it follow versions above it:
+    // this node's plan goes out again, numbered past it.
+    if (plan.version >= plan_.version && !(plan.stages == plan_.stages && plan.version == plan_.version)) {
+      plan_.version = plan.version + 1;
+      publish_plan(now);
+    }
+    return;
+  }
+  follow(from, plan.coordinator);
+  if (!(from == election_.current())) return;  // a plan of an earlier term (or naming this node)
   if (from == plan_leader_ && plan.version <= plan_.version) return;
   plan_ = plan;
   plan_leader_ = from;
@@ -60,6 +134,7 @@ std::vector<PlanMember> Mesh::plan_members(bool with_suspects) const {
   };
   add(membership_.self());
   for (const auto& [address, m] : membership_.members()) {
+    if (!m.verified) continue;
     if (m.state == MemberState::alive || (with_suspects && m.state == MemberState::suspect)) add(m.info);
   }
   return members;
@@ -71,7 +146,9 @@ std::vector<StageHolder> Mesh::loaded_stages() const {
   if (self.layers) loaded.push_back({self.name, self.address, *self.layers});
   for (const auto& address : membership_.holders()) {
     const Member& m = membership_.members().at(address);
-    if (m.state == MemberState::alive) loaded.push_back({m.info.name, address, *m.info.layers});
+    if (m.verified && m.state == MemberState::alive && m.info.layers) {
+      loaded.push_back({m.info.name, address, *m.info.layers});
+    }
   }
   return loaded;
 }
@@ -96,6 +173,11 @@ void Mesh::tick(TimePoint now) {
   for (auto& c : membership_.take_changes()) {
     last_change_ = now;
     changes_.push_back(std::move(c));
+  }
+  if (deferred_plan_ && stages_known(*deferred_plan_)) {
+    const wire::PlanAnnounce plan = std::move(*deferred_plan_);
+    deferred_plan_.reset();
+    receive(plan, now);
   }
   if (election_.tick(now, membership_.live_addresses())) last_change_ = now - config_.plan_quiet;
   membership_.set_leadership(election_.current().term, election_.current().coordinator);
@@ -169,7 +251,9 @@ bool Mesh::could_cover() const { return plan_stages(plan_members(false), config_
 std::vector<MemberView> Mesh::members() const {
   std::vector<MemberView> out;
   out.push_back({membership_.self(), MemberState::alive, true});
-  for (const auto& [address, m] : membership_.members()) out.push_back({m.info, m.state, false});
+  for (const auto& [address, m] : membership_.members()) {
+    if (m.verified) out.push_back({m.info, m.state, false});
+  }
   return out;
 }
 

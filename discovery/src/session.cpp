@@ -11,10 +11,8 @@ Admission admit(const Mesh& mesh, std::size_t running_sessions) {
   return live ? Admission::serve : Admission::wait;
 }
 
-bool entry_reroutes_on(wire::MemberState after) { return after != wire::MemberState::alive; }
-
-bool stage_forgets_on(wire::MemberState after) {
-  return after != wire::MemberState::alive && after != wire::MemberState::suspect;
+bool member_gone(const MemberChange& change) {
+  return change.replaced || change.after == wire::MemberState::dead || change.after == wire::MemberState::left;
 }
 
 // --- EntrySession --------------------------------------------------------------------------------
@@ -70,10 +68,10 @@ EntrySession::Actions EntrySession::reroute(const std::string& why, bool moved) 
   if (over_ || rerouting_) return {};
   Actions out;
   reroute_reason_ = why;
-  // Every stage of it forgets the session, the lost one too: a stage that was only suspected
-  // (it comes back) would otherwise keep the session's cache for good, and after
-  // wire::kMaxSessions of them refuse every session as busy (found by the simulator). A frame to
-  // a stage that is really gone is simply lost.
+  // Every stage of it forgets the session, the lost one too: a stage declared dead that was not
+  // (it refutes its death and comes back) would otherwise keep the session's cache for good, and
+  // after wire::kMaxSessions of them refuse every session as busy (found by the simulator). A
+  // frame to a stage that is really gone is simply lost.
   end_on_stages(out, "re-routed");
   rerouting_ = true;
   attempt_++;

@@ -4,12 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <functional>
-#include <map>
-#include <memory>
-#include <set>
 
-#include "troupe/discovery/mesh.hpp"
+#include "bus.hpp"
 #include "troupe/discovery/planner.hpp"
 #include "troupe/protocol/wire.hpp"
 
@@ -17,14 +13,10 @@ using namespace troupe;
 using namespace troupe::discovery;
 using namespace std::chrono_literals;
 
-namespace {
+using testing::Bus;
+using testing::cost;
 
-ModelCost cost(int layers, uint64_t layer_bytes = 100) {
-  ModelCost c;
-  c.n_layers = layers;
-  c.layer_bytes = layer_bytes;
-  return c;
-}
+namespace {
 
 std::vector<LayerRange> ranges(const Plan& plan) {
   std::vector<LayerRange> out;
@@ -99,85 +91,6 @@ TEST_CASE("routes chain live stages, the plan's first", "[discovery][plan]") {
   CHECK(backtrack[0].name == "c");
   CHECK(find_route({{"a", "h:1", {0, 3}}}, 6, {}).empty());
 }
-
-namespace {
-
-// Several Mesh objects on a virtual clock; frames go through the codec and arrive on the next
-// step unless the link is cut.
-struct Bus {
-  TimePoint now{};
-  std::map<std::string, std::unique_ptr<Mesh>> nodes;
-  std::set<std::string> down;
-  std::function<bool(const std::string&, const std::string&)> cut = [](auto&, auto&) { return false; };
-  std::vector<std::pair<std::string, wire::Message>> in_flight;
-  uint64_t seed = 1;
-
-  Mesh& add(const std::string& address, std::vector<std::string> joins, uint64_t instance = 1) {
-    wire::MemberInfo info;
-    info.name = "n" + address.substr(address.rfind(':') + 1);
-    info.address = address;
-    info.instance = instance;
-    info.model = "m";
-    info.model_layers = 6;
-    info.throughput = 1;
-    MeshConfig config;
-    config.cost = cost(6);
-    auto mesh = std::make_unique<Mesh>(info, config, seed++, now);
-    mesh->join(joins, now);
-    Mesh& m = *mesh;
-    nodes[address] = std::move(mesh);
-    down.erase(address);
-    return m;
-  }
-
-  // Members h:1..h:n, each joining through h:1.
-  void start(int n) {
-    for (int i = 1; i <= n; i++) add("h:" + std::to_string(i), i == 1 ? std::vector<std::string>{} : std::vector<std::string>{"h:1"});
-  }
-
-  void step() {
-    auto deliveries = std::exchange(in_flight, {});
-    for (auto& [to, message] : deliveries) {
-      if (down.count(to) || !nodes.count(to)) continue;
-      const wire::Message back = wire::decode(wire::encode(message));
-      if (auto* g = std::get_if<wire::Gossip>(&back.body)) {
-        nodes[to]->receive(*g, now);
-      } else if (auto* p = std::get_if<wire::PlanAnnounce>(&back.body)) {
-        nodes[to]->receive(*p, now);
-      }
-    }
-    now += 25ms;
-    for (auto& [address, node] : nodes) {
-      if (down.count(address)) continue;
-      node->tick(now);
-      for (auto& out : node->take_outgoing()) {
-        const std::string from = address;
-        if (!cut(from, out.to)) in_flight.push_back({out.to, wire::Message{0, 0, out.body}});
-      }
-      node->take_changes();
-      // The host's part: hold what the plan assigns at once.
-      if (node->assignment() != node->membership().self().layers) node->set_loaded(node->assignment());
-    }
-  }
-  void run(std::chrono::milliseconds d) {
-    const TimePoint end = now + d;
-    while (now < end) step();
-  }
-  std::vector<std::string> coordinators() const {
-    std::vector<std::string> out;
-    for (const auto& [address, node] : nodes) {
-      if (!down.count(address) && node->is_coordinator()) out.push_back(address);
-    }
-    return out;
-  }
-  wire::MemberState state_seen(const std::string& by, const std::string& of) const {
-    const auto& members = nodes.at(by)->membership().members();
-    auto it = members.find(of);
-    return it == members.end() ? wire::MemberState::dead : it->second.state;
-  }
-};
-
-}  // namespace
 
 TEST_CASE("members find each other, elect one coordinator and plan the whole model", "[discovery][mesh]") {
   Bus bus;

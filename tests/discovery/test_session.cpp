@@ -216,12 +216,19 @@ TEST_CASE("an entry serves on a live route, waits for one the members could cove
   CHECK(discovery::admit(*too_small, 0) == discovery::Admission::cannot_cover);
 }
 
-TEST_CASE("a suspicion re-routes an entry's sessions, while stages forget them only once the member is gone", "[session]") {
-  CHECK(discovery::entry_reroutes_on(wire::MemberState::suspect));
-  CHECK_FALSE(discovery::stage_forgets_on(wire::MemberState::suspect));
-  CHECK(discovery::stage_forgets_on(wire::MemberState::dead));
-  CHECK(discovery::stage_forgets_on(wire::MemberState::left));
-  CHECK_FALSE(discovery::entry_reroutes_on(wire::MemberState::alive));
+TEST_CASE("entries re-route and stages forget a member's sessions once it is gone, dead, left or replaced, not on a suspicion",
+          "[session]") {
+  using discovery::member_gone;
+  using discovery::MemberChange;
+  using S = wire::MemberState;
+  CHECK_FALSE(member_gone(MemberChange{"s:1", S::alive, S::suspect}));
+  CHECK(member_gone(MemberChange{"s:1", S::suspect, S::dead}));
+  CHECK(member_gone(MemberChange{"s:1", S::alive, S::left}));
+  CHECK_FALSE(member_gone(MemberChange{"s:1", S::suspect, S::alive}));  // refuted
+  CHECK_FALSE(member_gone(MemberChange{"s:1", std::nullopt, S::alive}));
+  CHECK_FALSE(member_gone(MemberChange{"s:1", S::alive, S::alive, true}));  // new layers
+  // A later instance at the address: alive to alive, and the earlier process is gone.
+  CHECK(member_gone(MemberChange{"s:1", S::alive, S::alive, true, true}));
 }
 
 TEST_CASE("a stage remembers the sessions it was told to end, the latest first", "[session]") {

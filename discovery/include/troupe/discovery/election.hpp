@@ -4,7 +4,9 @@
 // a new term only when its coordinator is gone (not alive or suspect in its membership view), and
 // then only in its turn: the live members wait in the order of their addresses, `backoff` apart,
 // so that with stable membership exactly one claims. A member that joins or restarts hears the
-// current term from its first exchange of member tables and follows it.
+// current term from its first exchange of member tables and follows it — unless the term names
+// this member (its earlier life's, or a forged one): then it claims the next term at once. Terms
+// are bounded (bounds.hpp): the host refuses one far past the current term before it gets here.
 #pragma once
 
 #include <optional>
@@ -34,7 +36,8 @@ class Election {
   // `hook` (which must outlive it) may turn on BrokenVariant::accept_any_term.
   Election(std::string self, ElectionConfig config, TimePoint started, const SimHook& hook = SimHook::none());
 
-  // A term heard of (in gossip or a plan): followed when it is later. True when it was.
+  // A term heard of (in gossip or a plan): followed when it is later. True when it was, or when,
+  // naming this node, it made this node claim the next.
   bool observe(const Leadership& heard);
   // Claims the next term when the coordinator is gone and this member's turn has come. `live`:
   // the live members' addresses, sorted, this one's included. True when it claimed.

@@ -40,7 +40,13 @@ class Mesh {
 
   void join(const std::vector<std::string>& addresses, TimePoint now);
   void tick(TimePoint now);
-  void receive(const wire::Gossip& gossip, TimePoint now);
+  // `sender`: the address the frame came from as the transport knows it (Membership::receive).
+  void receive(const wire::Gossip& gossip, TimePoint now, const std::string& sender = {});
+  // A plan is followed only when it keeps the bounds (bounds.hpp) and fits this node's model:
+  // its stages within [0, n_layers), in layer order, none overlapping, and covering every layer
+  // unless the plan says why not (else refused, with a warning); and only once every member it
+  // names has been verified (until then it is held). A plan of this node's own term that it did
+  // not make is answered with its own.
   void receive(const wire::PlanAnnounce& plan, TimePoint now);
   void connection_lost(const std::string& address, TimePoint now);
   // The layers this node now serves (after loading or releasing them).
@@ -56,30 +62,36 @@ class Mesh {
   const wire::PlanAnnounce& plan() const { return plan_; }
   // The range the plan gives this node (its pinned range when it has one).
   std::optional<LayerRange> assignment() const;
-  // Live (alive, not suspect) members' loaded stages chaining [0, n_layers), the plan's
+  // Live (alive, not suspect) verified members' loaded stages chaining [0, n_layers), the plan's
   // preferred; empty when none do, and then route_problem() says why.
   const std::vector<StageHolder>& route() const;
   std::string route_problem() const;
   // Whether the alive members (suspects left out) could cover the model under some plan: when
   // not, a session that lost its route has nothing to wait for.
   bool could_cover() const;
-  std::vector<MemberView> members() const;  // this node first
+  std::vector<MemberView> members() const;  // this node first, then the verified members
   std::string name_of(const std::string& address) const;
   const Membership& membership() const { return membership_; }
 
  private:
   void publish_plan(TimePoint now);
+  // Follows `heard` (from gossip or a plan sent by `from`) unless it is past the bounds.
+  void follow(const Leadership& heard, const std::string& from);
+  std::string plan_problem(const wire::PlanAnnounce& plan) const;
+  bool stages_known(const wire::PlanAnnounce& plan) const;
   Plan compute_plan() const;
   std::optional<LayerRange> own_stage() const;  // in plan_
-  // This node and the alive members (and the suspects, when asked), as the planner takes them.
+  // This node and the alive verified members (and the suspects, when asked), as the planner
+  // takes them: a member heard of only through others is not given layers.
   std::vector<PlanMember> plan_members(bool with_suspects) const;
-  // The ranges this node and the alive members have loaded.
+  // The ranges this node and the alive verified members have loaded.
   std::vector<StageHolder> loaded_stages() const;
 
   MeshConfig config_;
   Membership membership_;
   Election election_;
   wire::PlanAnnounce plan_;          // the latest accepted
+  std::optional<wire::PlanAnnounce> deferred_plan_;  // valid, naming members not yet verified
   // The range plan_ gives this node, found when plan_ changes: hosts ask after every event.
   std::optional<LayerRange> planned_;
   Leadership plan_leader_;           // the term it came from

@@ -39,11 +39,15 @@ enum class Admission {
 };
 Admission admit(const Mesh& mesh, std::size_t running_sessions);
 
-// A member's state changed to `after`: its sessions' entries re-route at once (a suspicion is
-// enough: fast failover), while stages forget the sessions that depend on it only once it is
-// declared gone (an entry merely slow to answer would never hear that its session was dropped).
-bool entry_reroutes_on(wire::MemberState after);
-bool stage_forgets_on(wire::MemberState after);
+// Whether a member change takes the member away from the sessions that use it: it was declared
+// dead, left, or was replaced by a later instance at its address (a restart: the new process
+// knows none of the earlier one's sessions, and drops their frames). Then stages forget the
+// sessions that depend on it and entries re-route those whose route it is on. A suspicion alone
+// moves nothing: a suspect keeps its place in the plan, and under loss most suspicions are
+// refuted, while a re-route replays the session's whole context; a stage that really stopped
+// answering is declared dead within the suspicion timeout, and the stall timeout is the last
+// resort.
+bool member_gone(const MemberChange& change);
 
 // One session on its entry node: run.c's generation loop with the mesh as the forward pass. The
 // host owns the generator (it turns sampled tokens into text and decides when the answer ends);
@@ -104,7 +108,7 @@ class EntrySession {
   Actions finish();  // the answer is complete
   // An error frame from a stage of the current route: kMoved re-routes, anything else fails.
   Actions error(int code, const std::string& message);
-  // The node saw a member change (entry_reroutes_on): re-route when it was a stage of the route.
+  // The node saw a member go (member_gone): re-route when it was a stage of the route.
   Actions peer_lost(const std::string& address, const std::string& name);
   // The node's answer to AskRoute: a live route, or none and why (nothing to wait for).
   Actions route_found(std::vector<wire::RouteStage> route, const std::string& problem);
@@ -155,7 +159,7 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
                            const std::vector<wire::RouteStage>& route, std::size_t prompt_tokens,
                            int steps);
 
-// A stage forgets the sessions that depend on a member declared gone (stage_forgets_on). Their
+// A stage forgets the sessions that depend on a member gone (member_gone). Their
 // entry may not think it gone yet — views of the mesh differ for a moment, and the entry may
 // even have just chosen a route through it — so, unless the entry is the member gone, the stage
 // tells it (wire::kMoved, with this text) and the entry re-routes; else the session would wait

@@ -266,7 +266,7 @@ TEST_CASE("seventy streams that connect while the node is busy are all queued, a
 }
 
 TEST_CASE("sixty half-sent requests neither block /health nor outlive the header deadline",
-          "[http][security]") {
+          "[http][security][hostile]") {
   HttpNode node;
   HalfSentRequests slow(node.http, 60);
   // While they are all open, other requests are answered.

@@ -194,7 +194,7 @@ TEST_CASE("a node or client with --insecure on one side only is refused both way
   check_case(open, 0, reference_cases()[0]);
 }
 
-TEST_CASE("with --discover, the beacons of another mesh and forged ones are ignored", "[security][discover]") {
+TEST_CASE("with --discover, the beacons of another mesh and forged ones are ignored", "[security][discover][hostile]") {
   const TempDir dir;
   const std::string other = other_key(dir);
   const std::string udp = std::to_string(free_port());

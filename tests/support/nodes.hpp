@@ -33,6 +33,8 @@ class BackgroundProcess {
   // Returns the exit status as waitpid gives it.
   int stop(int sig, std::chrono::milliseconds grace = std::chrono::seconds(5));
   bool running();
+  // How it ended, as waitpid gives it (WIFSIGNALED, WTERMSIG...), once running() is false.
+  int exit_status() const { return status_; }
   std::string log() const;  // what it has written so far
   void write_stdin(const std::string& text);
   // Waits until its log holds `text` (after `from` bytes); false on timeout.

@@ -291,7 +291,8 @@ int run_status(const StatusFlags& f) {
   }
   std::printf("plan v%llu (%d layers):", static_cast<unsigned long long>(s->plan_version), s->model_layers);
   for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), discovery::format_range(st.layers).c_str());
-  std::printf("\n%s\n", s->serving ? "serving" : ("not serving: " + s->problem).c_str());
+  const bool starting = s->problem.rfind("starting", 0) == 0;
+  std::printf("\n%s\n", s->serving ? "serving" : starting ? s->problem.c_str() : ("not serving: " + s->problem).c_str());
   return 0;
 }
 

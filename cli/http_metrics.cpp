@@ -84,7 +84,7 @@ void HttpMetrics::render_node(std::string& out, const wire::Status& status) {
   metric(out, "troupe_mesh_serving", "gauge", "1 when the stages cover every layer");
   line(out, "troupe_mesh_serving", status.serving ? 1 : 0);
   metric(out, "troupe_mesh_members", "gauge", "Members of the mesh as this node sees them, by state");
-  std::map<std::string, int> states{{"alive", 0}, {"suspect", 0}, {"dead", 0}};
+  std::map<std::string, int> states{{"alive", 0}, {"suspect", 0}, {"dead", 0}, {"left", 0}};
   for (const auto& m : status.members) states[m.state]++;
   for (const auto& [state, n] : states) line(out, "troupe_mesh_members{state=\"" + state + "\"}", n);
   const wire::NodeCounters& c = status.counters;

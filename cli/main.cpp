@@ -25,7 +25,7 @@ int usage_error(CLI::App& app, const CLI::ParseError& error) {
     what = extras.size() == 1 ? "unexpected argument:" : "unexpected arguments:";
     for (const std::string& word : extras) what += " " + word;
   }
-  std::fprintf(stderr, "%s: %s (see %s --help)\n", command.c_str(), what.c_str(), command.c_str());
+  std::fprintf(stderr, "troupe: %s (see %s --help)\n", what.c_str(), command.c_str());
   return 2;
 }
 

@@ -281,7 +281,7 @@ wire::Status NodeState::status() const {
     wire::Member& x = s.members.emplace_back();
     x.name = v.info.name;
     x.address = v.info.address;
-    x.state = v.state == wire::MemberState::left ? "dead" : wire::state_name(v.state);
+    x.state = wire::state_name(v.state);
     x.layers = v.info.layers;
     x.mem_budget = v.info.mem_budget;
     x.throughput = v.info.throughput;

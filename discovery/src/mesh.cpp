@@ -240,6 +240,11 @@ const std::vector<StageHolder>& Mesh::route() const {
 
 std::string Mesh::route_problem() const {
   if (!route().empty()) return {};
+  // The first second of a mesh: not a problem yet, and said so.
+  if (plan_.version == 0 && loaded_stages().empty()) {
+    return leadership().coordinator.empty() ? "starting: electing a coordinator"
+                                            : "starting: waiting for the coordinator's plan";
+  }
   if (!plan_.problem.empty()) return plan_.problem;
   const Plan held = cover_check(loaded_stages(), config_.cost.n_layers);
   if (!held.problem.empty()) return held.problem;

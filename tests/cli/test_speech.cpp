@@ -49,7 +49,7 @@ Wav read_wav(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("--speak-to renders the answer as a WAV file whose length follows the text", "[speech]") {
+TEST_CASE("speaking to a file renders the answer as a WAV file whose length follows the text", "[speech]") {
 #ifndef TROUPE_HAVE_ESPEAK
   std::printf("TROUPE-SKIP: this build has no espeak-ng (libespeak-ng-dev missing at configure time)\n");
   return;
@@ -80,7 +80,7 @@ TEST_CASE("--speak-to renders the answer as a WAV file whose length follows the 
 #endif
 }
 
-TEST_CASE("--speak-to a file that cannot be written is bad input", "[speech][errors]") {
+TEST_CASE("speaking to a file that cannot be written is bad input", "[speech][errors]") {
   const std::string model = shared_dir() + "/models/stories260K/stories260K.bin";
   const auto r = run_troupe({"run", model, "-n", "10", "--speak-to", "/nonexistent/dir/a.wav"});
   CHECK(r.exit_code == 2);

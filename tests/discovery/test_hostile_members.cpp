@@ -341,3 +341,15 @@ TEST_CASE("a later instance at an address replaces the earlier one at once, and 
     CHECK(bus.nodes[a]->route().size() == 3);
   }
 }
+
+TEST_CASE("a mesh that has had neither a plan nor a stage says it is starting, then what is missing",
+          "[discovery]") {
+  Bus bus;
+  Mesh& a = bus.add("h:1", {});
+  CHECK(a.route_problem() == "starting: electing a coordinator");
+  bus.add("h:2", {"h:1"});
+  bus.run(5000ms);
+  // Planned now; nothing is loaded on the bus, so the problem is the plan's, not "starting".
+  CHECK(a.plan().version > 0);
+  CHECK(a.route_problem().rfind("starting", 0) == std::string::npos);
+}

@@ -22,7 +22,7 @@ TEST_CASE("troupe --version names the version and the commit", "[cli]") {
 TEST_CASE("a usage error names the words as typed and the command's own help", "[cli][errors]") {
   const auto extras = run_troupe({"generate", "--peer", "127.0.0.1:1", "-i", "hi", "--temp", "0.5"});
   CHECK(extras.exit_code == 2);
-  CHECK(extras.err == "troupe generate: unexpected arguments: --temp 0.5 (see troupe generate --help)\n");
+  CHECK(extras.err == "troupe: unexpected arguments: --temp 0.5 (see troupe generate --help)\n");
   const auto value = run_troupe({"status", "--peer"});
   CHECK(value.exit_code == 2);
   CHECK(value.err.find("--peer") != std::string::npos);

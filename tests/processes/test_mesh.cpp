@@ -243,3 +243,26 @@ TEST_CASE("Ctrl-C in troupe chat cancels the answer at the node, and the chat go
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("a node that leaves is shown as left, not dead, and a mesh without a plan says it is starting", "[mesh]") {
+  Mesh mesh({planned("a"), planned("b"), planned("c")}, kEqual);
+  wait_status(mesh, 0, [](const wire::Status& s) { return serving_with(s, 3); });
+  mesh.process(2).signal(SIGTERM);  // a clean stop: it says goodbye
+  const auto after = wait_status(mesh, 0, [](const wire::Status& s) {
+    for (const auto& m : s.members) {
+      if (m.name == "c") return m.state != "alive" && m.state != "suspect";
+    }
+    return false;
+  });
+  for (const auto& m : after.members) {
+    if (m.name == "c") CHECK(m.state == "left");
+  }
+  // A node of its own, asked before anything is planned.
+  Mesh alone({planned("z")}, kEqual);
+  troupe::net::MeshClient client(alone.address(0), alone.security(), 5s);
+  client.send(wire::Message{0, 1, wire::StatusRequest{}});
+  const auto m = client.receive(5s);
+  const auto* s = std::get_if<wire::Status>(&m.body);
+  REQUIRE(s);
+  if (!s->serving) CHECK(s->problem.rfind("starting", 0) == 0);
+}

@@ -105,7 +105,7 @@ constexpr auto spec(Tag<Member>) {
       "Member", "A member as a status shows it; what it advertises is 0 or \"\" when not known.",
       field("name", &Member::name, text(kMaxNameBytes), "its name"),
       field("address", &Member::address, text(kMaxNameBytes), "its address"),
-      field("state", &Member::state, text(kMaxNameBytes), "alive, suspect or dead"),
+      field("state", &Member::state, text(kMaxNameBytes), "alive, suspect, dead or left"),
       field("layers", &Member::layers, maybe(nested<LayerRange>()), "the layers it has loaded; nil: none"),
       field("mem_budget", &Member::mem_budget, uint64(), "bytes it may spend on weights and caches"),
       field("throughput", &Member::throughput, real<double>(), "GB/s its kernels read weights at"),

@@ -63,7 +63,8 @@ class Mesh {
   // The range the plan gives this node (its pinned range when it has one).
   std::optional<LayerRange> assignment() const;
   // Live (alive, not suspect) verified members' loaded stages chaining [0, n_layers), the plan's
-  // preferred; empty when none do, and then route_problem() says why.
+  // preferred; empty when none do, and then route_problem() says why ("starting: ..." while the
+  // mesh has had neither a plan nor a stage loaded).
   const std::vector<StageHolder>& route() const;
   std::string route_problem() const;
   // Whether the alive members (suspects left out) could cover the model under some plan: when

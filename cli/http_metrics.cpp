@@ -18,7 +18,8 @@ void line(std::string& out, const std::string& name, double v) {
 
 void HttpMetrics::request(const std::string& path, int status) {
   static const char* const kKnown[] = {
-      "/", "/health", "/mesh", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions"};
+      "/", "/health", "/mesh", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
+      "/v1/responses"};
   std::string label = "other";  // unknown paths share one label, so that scans cannot grow it
   for (const char* k : kKnown) {
     if (path == k) label = k;

@@ -89,6 +89,7 @@ struct Call {
   Endpoint endpoint;
   std::unique_ptr<net::MeshClient> client;
   openai::Answer answer;
+  std::optional<openai::EventStream> events;  // when it streams
   openai::Utf8Joiner utf8;
   std::optional<wire::Message> first;  // received before the answer's status was chosen
   Clock::time_point last_heard = Clock::now();
@@ -98,8 +99,8 @@ struct Call {
 
 std::string answer_id(Endpoint endpoint) {
   static std::atomic<uint64_t> counter{0};
-  return (endpoint == Endpoint::chat ? "chatcmpl-" : "cmpl-") + std::to_string(std::time(nullptr)) +
-         "-" + std::to_string(++counter);
+  const char* prefix = endpoint == Endpoint::chat ? "chatcmpl-" : endpoint == Endpoint::responses ? "resp_" : "cmpl-";
+  return prefix + std::to_string(std::time(nullptr)) + "-" + std::to_string(++counter);
 }
 
 openai::Usage usage_of(const wire::Done& d) {
@@ -144,10 +145,11 @@ struct HttpServer::Impl {
       const bool prompt_alone = n > seq_len;
       ApiError e;
       e.code = "context_length_exceeded";
-      e.param = prompt_alone ? (p.endpoint == Endpoint::chat ? "messages" : "prompt") : "max_tokens";
-      e.message = "the model's context is " + std::to_string(seq_len) + " tokens, but the " +
-                  (p.endpoint == Endpoint::chat ? "messages" : "prompt") + " take " + std::to_string(n) +
-                  (prompt_alone ? "" : " and max_tokens asks for " + std::to_string(c.options.max_tokens) + " more");
+      const std::string input = openai::input_field(p.endpoint), max = openai::max_tokens_field(p.endpoint);
+      e.param = prompt_alone ? input : max;
+      e.message = "the model's context is " + std::to_string(seq_len) + " tokens, but the " + input + " take " +
+                  std::to_string(n) +
+                  (prompt_alone ? "" : " and " + max + " asks for " + std::to_string(c.options.max_tokens) + " more");
       return e;
     } catch (const InputError&) {
       return std::nullopt;
@@ -220,15 +222,16 @@ struct HttpServer::Impl {
     }
   }
 
-  // Server-sent events: one chunk per piece of text as the mesh sends it, then the finish
-  // reason, then [DONE]. When the HTTP client goes away, writing fails, the provider returns
+  // Server-sent events (openai::EventStream): one per piece of text as the mesh sends it, then the
+  // end of the answer. When the HTTP client goes away, writing fails, the provider returns
   // false, and the Call (with its net::MeshClient) is destroyed.
   void stream(httplib::Response& res, std::shared_ptr<Call> call) {
     res.set_header("Cache-Control", "no-cache");
+    call->events.emplace(call->endpoint, call->answer);
     res.set_chunked_content_provider("text/event-stream", [call](std::size_t, httplib::DataSink& sink) {
       Call& c = *call;
       std::string out;
-      if (!c.started && c.endpoint == Endpoint::chat) out += openai::sse_event(openai::role_chunk(c.answer));
+      if (!c.started) out += c.events->start();
       c.started = true;
       std::optional<wire::Message> m = std::exchange(c.first, std::nullopt);
       try {
@@ -244,17 +247,15 @@ struct HttpServer::Impl {
         c.last_heard = Clock::now();
         if (const auto* t = std::get_if<wire::Text>(&m->body)) {
           const std::string piece = c.utf8.take(t->text);
-          if (!piece.empty()) out += openai::sse_event(openai::text_chunk(c.endpoint, c.answer, piece));
+          if (!piece.empty()) out += c.events->text(piece);
         } else if (const auto* done = std::get_if<wire::Done>(&m->body)) {
           const std::string rest = c.utf8.finish();
-          if (!rest.empty()) out += openai::sse_event(openai::text_chunk(c.endpoint, c.answer, rest));
-          out += openai::sse_event(openai::final_chunk(c.endpoint, c.answer, done->finish_reason, usage_of(*done)));
-          out += openai::kSseDone;
+          if (!rest.empty()) out += c.events->text(rest);
+          out += c.events->finish(done->finish_reason, usage_of(*done));
           c.metrics.completed(done->stats, done->finish_reason);
           c.over = true;
         } else if (const auto* error = std::get_if<wire::Error>(&m->body)) {
-          out += openai::sse_event(mesh_error(error->message, error->code).to_json());
-          out += openai::kSseDone;
+          out += c.events->error(mesh_error(error->message, error->code));
           c.over = true;
         }
       }
@@ -317,6 +318,9 @@ struct HttpServer::Impl {
     });
     server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       generate(req, res, Endpoint::chat);
+    });
+    server.Post("/v1/responses", [this](const httplib::Request& req, httplib::Response& res) {
+      generate(req, res, Endpoint::responses);
     });
     server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       metrics.request(req.path, res.status);

@@ -253,7 +253,7 @@ Action add_node_command(CLI::App& app) {
                   "GB/s the planner weighs this node by (default: measured at start)");
   add_http_flags(*cmd, flags->http);
   cmd->add_option("--chat-template", flags->chat_template,
-                  "Chat template for /v1/chat/completions: llama2, llama3, chatml or zephyr "
+                  "Chat template for /v1/chat/completions and /v1/responses: llama2, llama3, chatml or zephyr "
                   "(default: recognised from the model file, else llama2)");
   cmd->add_option("--threads", flags->threads, "Threads of the forward pass (default: all cores)");
   cmd->add_option("--activations", flags->activations,

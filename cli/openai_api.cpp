@@ -1,8 +1,11 @@
 #include "openai_api.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "troupe/text/generate.hpp"
+
+// The requests: checked, and turned into the mesh's GenerateRequest (the answers: openai_answers.cpp).
 
 namespace troupe::cli::openai {
 
@@ -17,8 +20,6 @@ ApiError bad(std::string param, std::string message, std::string code = {}) {
   e.code = std::move(code);
   return e;
 }
-
-json nullable(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
 // A field that is absent or null reads as "not given".
 const json* field(const json& body, const char* name) {
@@ -66,14 +67,26 @@ std::optional<ApiError> read_stop(const json& body, std::vector<std::string>& ou
   return std::nullopt;
 }
 
-// Message content: a string, or OpenAI's list of parts of which only text parts are taken.
-std::optional<std::string> content_text(const json& content) {
+// How a conversation is written: the chat API's "messages", whose content parts are "text"; or
+// the Responses API's "input", whose items may say type "message", whose parts are "input_text"
+// (or "output_text", in an earlier answer), and whose "developer" role is the system's.
+struct ConversationShape {
+  const char* field;
+  std::vector<std::string> part_types;
+  bool input_items;
+};
+const ConversationShape kChatShape{"messages", {"text"}, false};
+const ConversationShape kInputShape{"input", {"input_text", "output_text"}, true};
+
+// Message content: a string, or a list of parts of which only text parts are taken.
+std::optional<std::string> content_text(const json& content, const ConversationShape& shape) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) return std::nullopt;
   std::string text;
   for (const json& part : content) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-        !part["text"].is_string()) {
+    if (!part.is_object() || !part.contains("text") || !part["text"].is_string()) return std::nullopt;
+    const std::string type = part.value("type", "");
+    if (std::find(shape.part_types.begin(), shape.part_types.end(), type) == shape.part_types.end()) {
       return std::nullopt;
     }
     text += part["text"].get<std::string>();
@@ -81,43 +94,99 @@ std::optional<std::string> content_text(const json& content) {
   return text;
 }
 
+std::optional<ApiError> read_message(const json& m, const std::string& at, const ConversationShape& shape,
+                                     std::vector<ChatMessage>& out) {
+  if (!m.is_object()) return bad(at, at + " must be an object");
+  if (const json* type = field(m, "type"); shape.input_items && type && *type != "message") {
+    return bad(at + ".type", at + ".type must be 'message': no other input items are supported");
+  }
+  const json* role = field(m, "role");
+  if (!role || !role->is_string()) return bad(at + ".role", at + ".role must be a string");
+  std::string r = role->get<std::string>();
+  if (shape.input_items && r == "developer") r = "system";
+  if (r != "system" && r != "user" && r != "assistant") {
+    return bad(at + ".role", at + ".role '" + r + "': expected system, " +
+                                 (shape.input_items ? "developer, " : "") + "user or assistant");
+  }
+  const json* content = field(m, "content");
+  const std::optional<std::string> text = content ? content_text(*content, shape) : std::nullopt;
+  if (!text) {
+    std::string parts;
+    for (const std::string& t : shape.part_types) parts += (parts.empty() ? "" : " or ") + t;
+    return bad(at + ".content", at + ".content must be a string (or a list of " + parts + " parts)");
+  }
+  out.push_back({r, *text});
+  return std::nullopt;
+}
+
+// Appends the messages of `list` to `out` (which may hold the instructions already).
+std::optional<ApiError> read_conversation(const json& list, const ConversationShape& shape,
+                                          std::vector<ChatMessage>& out) {
+  const std::string name = shape.field;
+  if (!list.is_array() || list.empty()) {
+    return bad(name, "'" + name + "' must be a non-empty list" + (shape.input_items ? " or a string" : ""));
+  }
+  if (list.size() > wire::kMaxChatMessages) return bad(name, "too many messages");
+  for (std::size_t i = 0; i < list.size(); i++) {
+    if (auto e = read_message(list[i], name + "[" + std::to_string(i) + "]", shape, out)) return e;
+  }
+  if (out.back().role == "assistant") {
+    return bad(name, "the last message must be the user's (or a system message)");
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> read_messages(const json& body, std::vector<ChatMessage>& out) {
   const json* v = field(body, "messages");
   if (!v) return bad("messages", "'messages' is required");
-  if (!v->is_array() || v->empty()) return bad("messages", "'messages' must be a non-empty list");
-  if (v->size() > wire::kMaxChatMessages) return bad("messages", "too many messages");
-  for (std::size_t i = 0; i < v->size(); i++) {
-    const json& m = (*v)[i];
-    const std::string at = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object()) return bad(at, at + " must be an object");
-    const json* role = field(m, "role");
-    if (!role || !role->is_string()) return bad(at + ".role", at + ".role must be a string");
-    const std::string r = role->get<std::string>();
-    if (r != "system" && r != "user" && r != "assistant") {
-      return bad(at + ".role", at + ".role '" + r + "': expected system, user or assistant");
-    }
-    const json* content = field(m, "content");
-    const std::optional<std::string> text = content ? content_text(*content) : std::nullopt;
-    if (!text) return bad(at + ".content", at + ".content must be a string (or a list of text parts)");
-    out.push_back({r, *text});
+  return read_conversation(*v, kChatShape, out);
+}
+
+// The Responses API's conversation: "instructions" as the system message, then "input", a
+// string (one user message) or a list of messages.
+std::optional<ApiError> read_responses_input(const json& body, std::vector<ChatMessage>& out) {
+  if (const json* instructions = field(body, "instructions")) {
+    if (!instructions->is_string()) return bad("instructions", "'instructions' must be a string");
+    out.push_back({"system", instructions->get<std::string>()});
   }
-  if (out.back().role == "assistant") {
-    return bad("messages", "the last message must be the user's (or a system message)");
+  const json* input = field(body, "input");
+  if (!input) return bad("input", "'input' is required");
+  if (!input->is_string()) return read_conversation(*input, kInputShape, out);
+  out.push_back({"user", input->get<std::string>()});
+  return std::nullopt;
+}
+
+// Responses API fields that ask for what this server does not do (tools, stored conversations,
+// reasoning, structured output, ...): refused by name rather than ignored. Values that ask for
+// nothing (null, false, empty, and the defaults listed) pass.
+std::optional<ApiError> refuse_unsupported(const json& body) {
+  static const std::vector<std::pair<const char*, std::vector<json>>> kUnsupported = {
+      {"tools", {}}, {"tool_choice", {"none", "auto"}}, {"previous_response_id", {}},
+      {"conversation", {}}, {"background", {}}, {"prompt", {}}, {"reasoning", {}}, {"include", {}},
+      {"max_tool_calls", {}}, {"truncation", {"disabled"}},
+      {"text", {json{{"format", {{"type", "text"}}}}}}};
+  for (const auto& [name, accepted] : kUnsupported) {
+    const json* v = field(body, name);
+    if (!v || *v == false || (v->is_structured() && v->empty()) || *v == "") continue;
+    if (std::find(accepted.begin(), accepted.end(), *v) != accepted.end()) continue;
+    return bad(name, std::string("'") + name + "' is not supported by this server", "unsupported_parameter");
   }
   return std::nullopt;
 }
 
 }  // namespace
 
-json ApiError::to_json() const {
-  return {{"error", {{"message", message}, {"type", type}, {"param", nullable(param)},
-                     {"code", nullable(code)}}}};
+const char* input_field(Endpoint endpoint) {
+  switch (endpoint) {
+    case Endpoint::completions: return "prompt";
+    case Endpoint::chat: return "messages";
+    case Endpoint::responses: return "input";
+  }
+  return "";
 }
 
-json Usage::to_json() const {
-  return {{"prompt_tokens", prompt_tokens},
-          {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens}};
+const char* max_tokens_field(Endpoint endpoint) {
+  return endpoint == Endpoint::responses ? "max_output_tokens" : "max_tokens";
 }
 
 namespace {
@@ -135,11 +204,13 @@ std::optional<ApiError> read_model(const json& body, const ModelInfo& model) {
   return e;
 }
 
-// What to continue: the prompt of a completion, or the conversation of a chat completion.
+// What to continue: the prompt of a completion, or the conversation of a chat completion or a
+// response.
 std::optional<ApiError> read_input(const json& body, Endpoint endpoint, const ModelInfo& model,
                                    wire::GenerateRequest& r) {
-  if (endpoint == Endpoint::chat) {
-    if (auto e = read_messages(body, r.messages)) return e;
+  if (endpoint != Endpoint::completions) {
+    auto e = endpoint == Endpoint::chat ? read_messages(body, r.messages) : read_responses_input(body, r.messages);
+    if (e) return e;
     r.chat = true;
     r.echo = false;
     r.chat_template = model.chat_template;
@@ -159,11 +230,12 @@ std::optional<ApiError> read_input(const json& body, Endpoint endpoint, const Mo
   return std::nullopt;
 }
 
-// max_tokens (max_completion_tokens is the chat API's newer name for it), within the context.
+// max_tokens (max_completion_tokens is the chat API's newer name for it; max_output_tokens the
+// Responses API's), within the context.
 std::optional<ApiError> read_max_tokens(const json& body, Endpoint endpoint, const ModelInfo& model,
                                         wire::GenerateRequest& r) {
-  const json* max = field(body, "max_tokens");
-  const char* max_name = "max_tokens";
+  const char* max_name = max_tokens_field(endpoint);
+  const json* max = field(body, max_name);
   if (!max && endpoint == Endpoint::chat) {
     max = field(body, "max_completion_tokens");
     max_name = "max_completion_tokens";
@@ -210,6 +282,9 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
   p.endpoint = endpoint;
   wire::GenerateRequest& r = p.request;
   if (auto e = read_model(body, model)) return *e;
+  if (endpoint == Endpoint::responses) {
+    if (auto e = refuse_unsupported(body)) return *e;
+  }
   if (auto e = read_input(body, endpoint, model, r)) return *e;
   if (const json* stream = field(body, "stream")) {
     if (!stream->is_boolean()) return bad("stream", "'stream' must be true or false");
@@ -222,83 +297,6 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
   if (auto e = read_sampling(body, fresh_seed, r)) return *e;
   if (auto e = read_stop(body, r.stop)) return *e;
   return p;
-}
-
-json completion_json(Endpoint endpoint, const Answer& a, const std::string& text,
-                     const std::string& finish_reason, const Usage& usage) {
-  json choice = {{"index", 0}, {"finish_reason", nullable(finish_reason)}};
-  if (endpoint == Endpoint::chat) {
-    choice["message"] = {{"role", "assistant"}, {"content", text}};
-  } else {
-    choice["text"] = text;
-    choice["logprobs"] = nullptr;
-  }
-  return {{"id", a.id},
-          {"object", endpoint == Endpoint::chat ? "chat.completion" : "text_completion"},
-          {"created", a.created},
-          {"model", a.model},
-          {"choices", json::array({choice})},
-          {"usage", usage.to_json()}};
-}
-
-namespace {
-json chunk(Endpoint endpoint, const Answer& a, json choice) {
-  return {{"id", a.id},
-          {"object", endpoint == Endpoint::chat ? "chat.completion.chunk" : "text_completion"},
-          {"created", a.created},
-          {"model", a.model},
-          {"choices", json::array({std::move(choice)})}};
-}
-}  // namespace
-
-json role_chunk(const Answer& a) {
-  return chunk(Endpoint::chat, a,
-               {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}});
-}
-
-json text_chunk(Endpoint endpoint, const Answer& a, const std::string& text) {
-  if (endpoint == Endpoint::chat) {
-    return chunk(endpoint, a, {{"index", 0}, {"delta", {{"content", text}}}, {"finish_reason", nullptr}});
-  }
-  return chunk(endpoint, a, {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
-}
-
-json final_chunk(Endpoint endpoint, const Answer& a, const std::string& finish_reason,
-                 const Usage& usage) {
-  json choice = {{"index", 0}, {"finish_reason", nullable(finish_reason)}};
-  if (endpoint == Endpoint::chat) {
-    choice["delta"] = json::object();
-  } else {
-    choice["text"] = "";
-    choice["logprobs"] = nullptr;
-  }
-  json j = chunk(endpoint, a, std::move(choice));
-  j["usage"] = usage.to_json();
-  return j;
-}
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-std::string sse_event(const json& j) { return "data: " + dump(j) + "\n\n"; }
-
-std::string Utf8Joiner::take(std::string_view piece) {
-  pending_.append(piece);
-  // Find where the last character starts; keep it back if its bytes are not all here yet.
-  std::size_t i = pending_.size();
-  int back = 0;
-  while (i > 0 && back < 4 && (static_cast<unsigned char>(pending_[i - 1]) & 0xC0) == 0x80) {
-    i--;
-    back++;
-  }
-  std::size_t complete = pending_.size();
-  if (i > 0) {
-    const auto lead = static_cast<unsigned char>(pending_[i - 1]);
-    const int need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (need > 1 && back + 1 < need) complete = i - 1;
-  }
-  std::string out = pending_.substr(0, complete);
-  pending_.erase(0, complete);
-  return out;
 }
 
 }  // namespace troupe::cli::openai

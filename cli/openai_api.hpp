@@ -1,6 +1,6 @@
-// The OpenAI API's shapes, without any sockets: requests of /v1/completions and
-// /v1/chat/completions checked and turned into the mesh's GenerateRequest, and the JSON of the
-// answers (whole, or as server-sent-event chunks). Pure functions, unit-tested.
+// The OpenAI API's shapes, without any sockets: requests of /v1/completions,
+// /v1/chat/completions and /v1/responses checked and turned into the mesh's GenerateRequest, and
+// the JSON of the answers (whole, or as server-sent events). Pure functions, unit-tested.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 
 #include "troupe/protocol/wire.hpp"
@@ -31,7 +32,12 @@ struct ApiError {
   nlohmann::json to_json() const;
 };
 
-enum class Endpoint { completions, chat };
+enum class Endpoint { completions, chat, responses };
+
+// The request's fields that errors name: what to continue ("prompt", "messages", "input") and
+// the cap on the answer's tokens ("max_tokens", "max_output_tokens").
+const char* input_field(Endpoint endpoint);
+const char* max_tokens_field(Endpoint endpoint);
 
 struct ParsedRequest {
   Endpoint endpoint = Endpoint::completions;
@@ -46,29 +52,48 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
 
 // The pieces of one answer, for building its JSON.
 struct Answer {
-  std::string id;       // "cmpl-…" / "chatcmpl-…"
+  std::string id;       // "cmpl-…" / "chatcmpl-…" / "resp_…"
   int64_t created = 0;  // Unix seconds
   std::string model;
 };
+// The id of a response's one message: "msg_" and the response id's part after its "_".
+std::string message_id(const Answer& a);
 
 struct Usage {
   int prompt_tokens = 0;
   int completion_tokens = 0;
-  nlohmann::json to_json() const;
+  nlohmann::json to_json(Endpoint endpoint) const;  // the Responses API names them input/output
 };
 
-// Whole (non-streamed) answers.
+// A whole (non-streamed) answer: the finish reason is run.c's ("stop", "length").
 nlohmann::json completion_json(Endpoint endpoint, const Answer& a, const std::string& text,
                                const std::string& finish_reason, const Usage& usage);
-// Streamed answers: one chunk per piece of text; the first chunk of a chat answer names the
-// role; the last one carries the finish reason (and, beyond OpenAI, the usage).
-nlohmann::json role_chunk(const Answer& a);
-nlohmann::json text_chunk(Endpoint endpoint, const Answer& a, const std::string& text);
-nlohmann::json final_chunk(Endpoint endpoint, const Answer& a, const std::string& finish_reason,
-                           const Usage& usage);
+
 // One server-sent event: "data: <json>\n\n". Invalid UTF-8 becomes U+FFFD, never an exception.
 std::string sse_event(const nlohmann::json& j);
-inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+
+// The server-sent events of one streamed answer, in its endpoint's shape. Chat and completions:
+// one chunk per piece of text (a chat answer's first names the role), the last with the finish
+// reason (and, beyond OpenAI, the usage), then "data: [DONE]". Responses: named events
+// ("event: response.output_text.delta") numbered by sequence_number, the last the whole response.
+class EventStream {
+ public:
+  EventStream(Endpoint endpoint, Answer answer) : endpoint_(endpoint), answer_(std::move(answer)) {}
+  std::string start();
+  std::string text(const std::string& piece);
+  std::string finish(const std::string& finish_reason, const Usage& usage);
+  std::string error(const ApiError& e);  // ends the stream
+
+ private:
+  nlohmann::json chunk(nlohmann::json choice) const;
+  std::string event(const char* type, nlohmann::json data);
+
+  Endpoint endpoint_;
+  Answer answer_;
+  std::string text_;  // all of it so far, which the Responses API repeats at the end
+  int sequence_ = 0;
+};
+
 // JSON text with invalid UTF-8 replaced, for whole answers.
 std::string dump(const nlohmann::json& j);
 

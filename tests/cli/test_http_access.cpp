@@ -20,7 +20,7 @@ Request request(std::string_view path, std::optional<std::string_view> host,
 TEST_CASE("the key is asked on every path but the page and /health", "[http-access]") {
   const Policy keyed{"k3y-0123", {}};
   for (const char* path :
-       {"/v1/models", "/v1/completions", "/v1/chat/completions", "/mesh", "/metrics", "/v1/other", "/x"}) {
+       {"/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/responses", "/mesh", "/metrics", "/v1/other", "/x"}) {
     INFO(path);
     const auto missing = check(keyed, request(path, "127.0.0.1:8080"));
     REQUIRE(missing);

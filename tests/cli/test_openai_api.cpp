@@ -145,3 +145,152 @@ TEST_CASE("max_tokens ends the text with finish reason length", "[generate][open
   o.max_tokens = 511;  // 2 prompt tokens + 511 > 512
   CHECK_THROWS_AS(Generation(t, t.encode("Once", true, false), 512, 512, o), InputError);
 }
+
+TEST_CASE("responses requests become chat conversations", "[openai][responses]") {
+  // A string input is one user message; instructions come first as the system message.
+  const ParsedRequest p = ok(Endpoint::responses, {{"model", "stories260K"}, {"input", "Hi"},
+                                                   {"instructions", "Be brief"}, {"max_output_tokens", 9},
+                                                   {"temperature", 0.5}, {"top_p", 0.8}, {"stream", true}});
+  CHECK(p.endpoint == Endpoint::responses);
+  CHECK(p.request.chat);
+  CHECK_FALSE(p.request.echo);
+  CHECK(p.request.messages == std::vector<ChatMessage>{{"system", "Be brief"}, {"user", "Hi"}});
+  CHECK(p.request.max_tokens == 9);
+  CHECK(p.request.sampling.temperature == 0.5f);
+  CHECK(p.request.sampling.topp == 0.8f);
+  CHECK(p.stream);
+  // A list of messages: content a string or input_text parts (output_text in an earlier answer),
+  // type "message" optional, the developer role the system's; the defaults of what is refused pass.
+  const json input = {{{"role", "developer"}, {"content", "D"}},
+                      {{"type", "message"}, {"role", "user"}, {"content", {{{"type", "input_text"}, {"text", "U"}},
+                                                                          {{"type", "input_text"}, {"text", "V"}}}}},
+                      {{"role", "assistant"}, {"content", {{{"type", "output_text"}, {"text", "A"}}}}},
+                      {{"role", "user"}, {"content", "W"}}};
+  const ParsedRequest l = ok(Endpoint::responses, {{"input", input}, {"tools", json::array()}, {"tool_choice", "auto"},
+                                                   {"store", false}, {"text", {{"format", {{"type", "text"}}}}},
+                                                   {"truncation", "disabled"}, {"background", false}});
+  CHECK(l.request.messages ==
+        std::vector<ChatMessage>{{"system", "D"}, {"user", "UV"}, {"assistant", "A"}, {"user", "W"}});
+  CHECK(l.request.max_tokens == 0);
+  CHECK(l.request.sampling.temperature == 1.0f);
+  CHECK_FALSE(l.stream);
+  // The chat API's own names are not the Responses API's.
+  CHECK(ok(Endpoint::responses, {{"input", "x"}, {"max_tokens", 3}}).request.max_tokens == 0);
+}
+
+TEST_CASE("bad responses requests name the field at fault", "[openai][responses]") {
+  const auto param = [](const std::string& body) { return bad(Endpoint::responses, body).param; };
+  CHECK(param(R"({})") == "input");
+  CHECK(param(R"({"input": 3})") == "input");
+  CHECK(param(R"({"input": []})") == "input");
+  CHECK(param(R"({"input": "x", "instructions": 1})") == "instructions");
+  CHECK(param(R"({"input": [{"role": "tool", "content": "x"}]})") == "input[0].role");
+  CHECK(param(R"({"input": [{"type": "function_call_output", "role": "user", "content": "x"}]})") == "input[0].type");
+  CHECK(param(R"({"input": [{"role": "user", "content": [{"type": "input_image", "text": "x"}]}]})") ==
+        "input[0].content");
+  CHECK(param(R"({"input": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})") == "input[0].content");
+  CHECK(param(R"({"input": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})") == "input");
+  CHECK(param(R"({"input": "x", "max_output_tokens": 0})") == "max_output_tokens");
+  CHECK(param(R"({"input": "x", "max_output_tokens": 1.5})") == "max_output_tokens");
+  const ApiError long_cap = bad(Endpoint::responses, R"({"input": "x", "max_output_tokens": 513})");
+  CHECK(long_cap.param == "max_output_tokens");
+  CHECK(long_cap.code == "context_length_exceeded");
+  CHECK(param(R"({"input": "x", "temperature": 3})") == "temperature");
+  CHECK(param(R"({"input": "x", "top_p": -1})") == "top_p");
+  CHECK(param(R"({"input": "x", "stream": "yes"})") == "stream");
+  CHECK(bad(Endpoint::responses, R"({"input": "x", "model": "gpt-4o"})").http_status == 404);
+  // What this server does not do is refused by name, not ignored.
+  const std::vector<std::pair<std::string, json>> refused = {
+      {"tools", json::parse(R"([{"type": "web_search"}])")},
+      {"tool_choice", "required"},
+      {"previous_response_id", "resp_1"},
+      {"conversation", "conv_1"},
+      {"background", true},
+      {"prompt", {{"id", "p"}}},
+      {"reasoning", {{"effort", "low"}}},
+      {"include", {"reasoning.encrypted_content"}},
+      {"max_tool_calls", 2},
+      {"truncation", "auto"},
+      {"text", {{"format", {{"type", "json_object"}}}}}};
+  for (const auto& [name, value] : refused) {
+    const json body = {{"input", "x"}, {name, value}};
+    INFO(body.dump());
+    const ApiError e = bad(Endpoint::responses, body.dump());
+    CHECK(e.http_status == 400);
+    CHECK(e.param == name);
+    CHECK(e.code == "unsupported_parameter");
+    CHECK(e.message.find(name) != std::string::npos);
+  }
+}
+
+TEST_CASE("responses answers, whole and streamed", "[openai][responses]") {
+  const Answer a{"resp_7-1", 1700000000, "stories260K"};
+  CHECK(message_id(a) == "msg_7-1");
+  const json whole = completion_json(Endpoint::responses, a, "Hello", "stop", {5, 2});
+  CHECK(whole == json::parse(R"({"id": "resp_7-1", "object": "response", "created_at": 1700000000,
+      "status": "completed", "model": "stories260K", "error": null, "incomplete_details": null,
+      "output": [{"type": "message", "id": "msg_7-1", "status": "completed", "role": "assistant",
+                  "content": [{"type": "output_text", "text": "Hello", "annotations": []}]}],
+      "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}})"));
+  const json cut = completion_json(Endpoint::responses, a, "He", "length", {5, 1});
+  CHECK(cut["status"] == "incomplete");
+  CHECK(cut["output"][0]["status"] == "incomplete");
+  CHECK(cut["incomplete_details"] == json{{"reason", "max_output_tokens"}});
+
+  // The events: named, numbered from 0, the text in deltas and again whole at the end.
+  EventStream s(Endpoint::responses, a);
+  std::string body = s.start();
+  body += s.text("Hel");
+  body += s.text("lo");
+  body += s.finish("stop", {5, 2});
+  std::vector<std::string> types;
+  std::string deltas;
+  int expect_sequence = 0;
+  for (std::size_t p = 0; p < body.size();) {
+    const std::size_t end = body.find("\n\n", p);
+    REQUIRE(end != std::string::npos);
+    const std::string e = body.substr(p, end - p);
+    REQUIRE(e.rfind("event: ", 0) == 0);
+    const std::size_t nl = e.find('\n');
+    REQUIRE(e.compare(nl + 1, 6, "data: ") == 0);
+    const json data = json::parse(e.substr(nl + 7));
+    CHECK(data["type"] == e.substr(7, nl - 7));
+    CHECK(data["sequence_number"] == expect_sequence++);
+    types.push_back(data["type"]);
+    if (data["type"] == "response.output_text.delta") deltas += data["delta"].get<std::string>();
+    if (data["type"] == "response.output_text.done") CHECK(data["text"] == "Hello");
+    if (data["type"] == "response.created") CHECK(data["response"]["status"] == "in_progress");
+    if (data["type"] == "response.completed") CHECK(data["response"] == whole);
+    p = end + 2;
+  }
+  CHECK(deltas == "Hello");
+  CHECK(types == std::vector<std::string>{"response.created", "response.in_progress", "response.output_item.added",
+                                          "response.content_part.added", "response.output_text.delta",
+                                          "response.output_text.delta", "response.output_text.done",
+                                          "response.content_part.done", "response.output_item.done",
+                                          "response.completed"});
+  EventStream capped(Endpoint::responses, a);
+  CHECK(capped.finish("length", {5, 0}).find("event: response.incomplete\n") != std::string::npos);
+  EventStream failing(Endpoint::responses, a);
+  ApiError e;
+  e.message = "no mesh";
+  e.code = "mesh_unavailable";
+  const std::string error = failing.error(e);
+  CHECK(error.rfind("event: error\ndata: ", 0) == 0);
+  CHECK(json::parse(error.substr(error.find("data: ") + 6)) ==
+        json::parse(R"({"type": "error", "sequence_number": 0, "code": "mesh_unavailable", "message": "no mesh", "param": null})"));
+}
+
+TEST_CASE("chat and completion streams: chunks, then [DONE]", "[openai]") {
+  const Answer a{"chatcmpl-1", 5, "m"};
+  EventStream chat(Endpoint::chat, a);
+  CHECK(chat.start() == sse_event(json::parse(R"({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 5,
+      "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]})")));
+  CHECK(chat.text("x").find(R"("delta":{"content":"x"})") != std::string::npos);
+  const std::string end = chat.finish("stop", {1, 1});
+  CHECK(end.find(R"("usage":{"completion_tokens":1,"prompt_tokens":1,"total_tokens":2})") != std::string::npos);
+  CHECK(end.substr(end.size() - 14) == "data: [DONE]\n\n");
+  EventStream completion(Endpoint::completions, {"cmpl-1", 5, "m"});
+  CHECK(completion.start().empty());
+  CHECK(completion.text("y").find(R"("text":"y")") != std::string::npos);
+}

@@ -1,5 +1,5 @@
 // The HTTP API of `troupe node --http`, over real sockets against real node processes on
-// stories260K: completions and chat completions, whole and streamed (the SSE framing parsed by
+// stories260K: completions, chat completions and responses, whole and streamed (the SSE framing parsed by
 // support/api_checks), the same text as `troupe generate` and `troupe chat`, bad requests, stop strings,
 // cancelled streams, concurrent clients through different nodes, and each chat template read
 // from a GGUF file. What the door withstands (keys, names, limits): test_http_security.cpp.
@@ -123,6 +123,82 @@ TEST_CASE("chat completions over HTTP answer as troupe chat does, whole and stre
   const Streamed s = stream(m.http[0], "/v1/chat/completions", {{"messages", messages}, {"temperature", 0}});
   CHECK(s.text == reply);
   CHECK(s.finish_reason == whole["choices"][0]["finish_reason"]);
+}
+
+TEST_CASE("responses over HTTP answer as chat completions do, whole and streamed", "[http][responses]") {
+  HttpMesh m({{"s0", {{0, 5}}}, {"entry", std::nullopt}});
+  INFO(m.mesh->logs());
+  const json messages = json::array({{{"role", "system"}, {"content", "Be kind"}}, {{"role", "user"}, {"content", "Hi there"}}});
+  const json chat = post(m.http[1], "/v1/chat/completions", {{"messages", messages}, {"temperature", 0}});
+  const std::string reply = text_of(chat);
+  REQUIRE(!reply.empty());
+
+  // Instructions and a string input are the chat API's system and user messages.
+  const json whole = post(m.http[1], "/v1/responses",
+                          {{"model", "stories260K"}, {"instructions", "Be kind"}, {"input", "Hi there"}, {"temperature", 0}});
+  CHECK(whole["object"] == "response");
+  CHECK(whole["id"].get<std::string>().rfind("resp_", 0) == 0);
+  CHECK(whole["model"] == "stories260K");
+  CHECK(whole["status"] == "completed");
+  CHECK(whole["incomplete_details"].is_null());
+  REQUIRE(whole["output"].size() == 1);
+  const json& message = whole["output"][0];
+  CHECK(message["type"] == "message");
+  CHECK(message["role"] == "assistant");
+  CHECK(message["id"].get<std::string>().rfind("msg_", 0) == 0);
+  CHECK(message["content"][0]["type"] == "output_text");
+  CHECK(message["content"][0]["text"] == reply);
+  CHECK(whole["usage"]["input_tokens"] == chat["usage"]["prompt_tokens"]);
+  CHECK(whole["usage"]["output_tokens"] == chat["usage"]["completion_tokens"]);
+  CHECK(whole["usage"]["total_tokens"] == chat["usage"]["total_tokens"]);
+
+  // The same conversation as a list of input messages, through the other node.
+  const json input = json::array({{{"role", "developer"}, {"content", "Be kind"}},
+                                  {{"type", "message"}, {"role", "user"},
+                                   {"content", {{{"type", "input_text"}, {"text", "Hi there"}}}}}});
+  const json listed = post(m.http[0], "/v1/responses", {{"input", input}, {"temperature", 0}});
+  CHECK(listed["output"][0]["content"][0]["text"] == reply);
+
+  // Streamed: the same text in many deltas; the last event carries the whole response.
+  const StreamedResponse s = stream_response(m.http[0], {{"input", input}, {"temperature", 0}});
+  CHECK(s.text == reply);
+  CHECK(s.pieces > 1);
+  CHECK(s.types.back() == "response.completed");
+  CHECK(s.response["status"] == "completed");
+  CHECK(s.response["usage"] == whole["usage"]);
+}
+
+TEST_CASE("responses over HTTP: max_output_tokens, and refusals that name the field", "[http][responses]") {
+  HttpMesh m({{"s0", {{0, 5}}}});
+  INFO(m.mesh->logs());
+  const json reply = post(m.http[0], "/v1/responses", {{"input", "Hi there"}, {"temperature", 0}})["output"][0];
+
+  // max_output_tokens cuts it short: status incomplete, whole and streamed.
+  const json capped_body = {{"input", "Hi there"}, {"temperature", 0}, {"max_output_tokens", 3}};
+  const json capped = post(m.http[0], "/v1/responses", capped_body);
+  CHECK(capped["status"] == "incomplete");
+  CHECK(capped["incomplete_details"]["reason"] == "max_output_tokens");
+  CHECK(capped["usage"]["output_tokens"] == 3);
+  const StreamedResponse cut = stream_response(m.http[0], capped_body);
+  CHECK(cut.types.back() == "response.incomplete");
+  CHECK(cut.text == capped["output"][0]["content"][0]["text"]);
+  CHECK(reply["content"][0]["text"].get<std::string>().rfind(cut.text, 0) == 0);
+
+  // Refusals in OpenAI's error shape, naming the field; the door keeps serving.
+  const json tools = post(m.http[0], "/v1/responses", {{"input", "x"}, {"tools", {{{"type", "web_search"}}}}}, 400);
+  CHECK(tools["error"]["param"] == "tools");
+  CHECK(tools["error"]["code"] == "unsupported_parameter");
+  CHECK(post(m.http[0], "/v1/responses", {{"input", json::array()}}, 400)["error"]["param"] == "input");
+  CHECK(post(m.http[0], "/v1/responses", {{"input", "x"}, {"model", "gpt-4o"}}, 404)["error"]["code"] == "model_not_found");
+  const json too_long = post(m.http[0], "/v1/responses", {{"input", "Hi there"}, {"max_output_tokens", 512}}, 400);
+  CHECK(too_long["error"]["param"] == "max_output_tokens");
+  CHECK(too_long["error"]["code"] == "context_length_exceeded");
+  CHECK(post(m.http[0], "/v1/responses", {{"input", "Hi there"}, {"temperature", 0}})["output"][0]["content"] ==
+        reply["content"]);
+  // Counted under their own path.
+  const std::string metrics = http_request(m.http[0], "GET", "/metrics").body;
+  CHECK(metrics.find("troupe_http_requests_total{path=\"/v1/responses\",code=\"400\"} 3") != std::string::npos);
+  CHECK(metrics.find("troupe_http_requests_total{path=\"/v1/responses\",code=\"404\"} 1") != std::string::npos);
 }
 
 TEST_CASE("stop strings end the text before them, whole and streamed", "[http]") {

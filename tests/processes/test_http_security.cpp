@@ -139,6 +139,9 @@ TEST_CASE("with --api-key, /v1, /mesh and /metrics need the key, /health and the
   const json chat = {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 3}};
   post(node.http, "/v1/chat/completions", chat, 401);
   post(node.http, "/v1/chat/completions", chat, 200, {{"Authorization", "bearer " + key}});
+  const json response = {{"input", "Hi"}, {"max_output_tokens", 3}};
+  CHECK(post(node.http, "/v1/responses", response, 401)["error"]["code"] == "invalid_api_key");
+  post(node.http, "/v1/responses", response, 200, {{"Authorization", "Bearer " + key}});
   CHECK(http_request(node.http, "GET", "/health").status == 200);
   const HttpResponse page = http_request(node.http, "GET", "/");
   CHECK(page.status == 200);

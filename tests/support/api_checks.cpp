@@ -51,6 +51,33 @@ Streamed stream(int port, const std::string& path, const json& body) {
   return check_stream(path, request_stream(port, path, body));
 }
 
+StreamedResponse stream_response(int port, const json& body) {
+  const HttpResponse r = request_stream(port, "/v1/responses", body);
+  INFO("/v1/responses -> " << r.status << " " << r.body);
+  REQUIRE(r.status == 200);
+  REQUIRE(r.headers.at("content-type").rfind("text/event-stream", 0) == 0);
+  StreamedResponse s;
+  int sequence = 0;
+  for (const auto& [name, data] : named_sse_events(r.body)) {
+    const json event = json::parse(data);
+    CHECK(event["type"] == name);
+    CHECK(event["sequence_number"] == sequence++);
+    s.types.push_back(name);
+    if (name == "response.output_text.delta") {
+      s.text += event["delta"].get<std::string>();
+      s.pieces++;
+    }
+    if (name == "response.output_text.done") CHECK(event["text"] == s.text);
+    if (name == "response.completed" || name == "response.incomplete") s.response = event["response"];
+  }
+  REQUIRE(!s.types.empty());
+  CHECK(s.types.front() == "response.created");
+  REQUIRE(s.response.is_object());
+  CHECK((s.types.back() == "response.completed" || s.types.back() == "response.incomplete"));
+  CHECK(s.response["output"][0]["content"][0]["text"] == s.text);
+  return s;
+}
+
 std::string text_of(const json& answer) {
   const json& choice = answer["choices"][0];
   return choice.contains("message") ? choice["message"]["content"] : choice["text"];

@@ -29,6 +29,17 @@ HttpResponse request_stream(int port, const std::string& path, nlohmann::json bo
 Streamed check_stream(const std::string& path, const HttpResponse& r);
 Streamed stream(int port, const std::string& path, const nlohmann::json& body);
 
+// A streamed /v1/responses answer, its events checked on the way: each named as its "type" says,
+// numbered from 0; the text of its deltas equals the text of the done event and of the response
+// in the last event (response.completed or response.incomplete), which is returned whole.
+struct StreamedResponse {
+  std::string text;
+  nlohmann::json response;
+  std::vector<std::string> types;  // of every event, in order
+  std::size_t pieces = 0;          // deltas
+};
+StreamedResponse stream_response(int port, const nlohmann::json& body);
+
 // The text of an answer, completion or chat.
 std::string text_of(const nlohmann::json& answer);
 

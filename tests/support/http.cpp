@@ -132,6 +132,22 @@ std::vector<std::string> sse_events(const std::string& body) {
   return events;
 }
 
+std::vector<std::pair<std::string, std::string>> named_sse_events(const std::string& body) {
+  std::vector<std::pair<std::string, std::string>> events;
+  std::size_t p = 0;
+  while (p < body.size()) {
+    const auto end = body.find("\n\n", p);
+    const auto eol = body.find('\n', p);
+    if (end == std::string::npos || body.compare(p, 7, "event: ") != 0 || body.compare(eol + 1, 6, "data: ") != 0) {
+      throw std::runtime_error("not a named server-sent event at byte " + std::to_string(p) + ": " +
+                               body.substr(p, 80));
+    }
+    events.emplace_back(body.substr(p + 7, eol - p - 7), body.substr(eol + 7, end - eol - 7));
+    p = end + 2;
+  }
+  return events;
+}
+
 HttpStream::HttpStream(int port, const std::string& path, const std::string& body)
     : fd_(connect_to(port)) {
   send_all(fd_, request_text(port, "POST", path, body, "application/json"));

@@ -36,6 +36,10 @@ bool wait_healthy(int port, std::chrono::milliseconds timeout = std::chrono::sec
 // is not a sequence of "data: X\n\n" events.
 std::vector<std::string> sse_events(const std::string& body);
 
+// The events of a text/event-stream body whose every event is named ("event: NAME\ndata: X\n\n",
+// as the Responses API sends them): pairs of name and data; throws std::runtime_error otherwise.
+std::vector<std::pair<std::string, std::string>> named_sse_events(const std::string& body);
+
 // An open connection to which a request was sent, for tests that drop it part-way.
 class HttpStream {
  public:

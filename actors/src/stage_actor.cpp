@@ -198,7 +198,7 @@ void StageState::on_session_start(const Origin& from, uint64_t id, wire::Session
     return;
   }
   if (!start_from_route(from, id, m)) return;
-  if (const std::size_t held = sessions_of(m.entry); held >= kMaxSessionsPerEntry) {
+  if (const std::size_t held = sessions_of(m.entry); m.entry != node_->address && held >= kMaxSessionsPerEntry) {
     send_to_node(m.entry, id, 0, wire::Error{1, where() + ": busy: entry " + m.entry + " holds " + std::to_string(held) +
                                                    " sessions here, the most one entry may hold at a stage"});
     return;

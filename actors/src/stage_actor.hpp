@@ -11,7 +11,7 @@
 // A session belongs to its route: the stage takes its session_start and its steps or activations
 // only from the peer before it on the route (the first stage: from the entry), and its end only
 // from its entry; frames from anyone else are dropped and counted (drop_frame). It holds at most
-// kMaxSessionsPerEntry sessions of one entry, and reclaims a session nothing was heard of for
+// kMaxSessionsPerEntry sessions of another node's entry, and reclaims a session nothing was heard of for
 // kSessionIdleTimeout, so that sessions started and never ended (a hostile member, an entry
 // that died) cannot keep it busy for good.
 #pragma once

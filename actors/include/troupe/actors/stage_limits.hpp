@@ -19,10 +19,12 @@ inline constexpr auto kSessionIdleTimeout = 2 * discovery::kSessionStallTimeout;
 // How often a stage that holds sessions looks for idle ones: a reclaimed session has been idle
 // between kSessionIdleTimeout and an eighth more.
 inline constexpr auto kIdleCheck = kSessionIdleTimeout / 8;
-// The sessions one entry may hold at a stage: half its wire::kMaxSessions. However many sessions
-// one entry starts (a hostile member, a buggy one, or 64 forged starts), the other half of the
-// stage stays free for the other entries; an entry's further sessions through that stage are
-// refused as busy, naming this cap.
-inline constexpr std::size_t kMaxSessionsPerEntry = wire::kMaxSessions / 2;
+// The sessions another node's entry may hold at a stage: all of its wire::kMaxSessions but a
+// few kept for the other entries. However many sessions one entry starts (a hostile member, a
+// buggy one, or 64 forged starts), other entries still find room; that entry's further
+// sessions through the stage are refused as busy, naming this cap. The stage's own node, as an
+// entry, is bounded by its own admission (wire::kMaxSessions) instead.
+inline constexpr std::size_t kSessionsKeptForOthers = 8;
+inline constexpr std::size_t kMaxSessionsPerEntry = wire::kMaxSessions - kSessionsKeptForOthers;
 
 }  // namespace troupe::actors

@@ -114,6 +114,10 @@ void HttpMetrics::render_node(std::string& out, const wire::Status& status) {
       out, "troupe_hop_network_seconds_total", "counter",
       "Those steps' round trips less the stages' compute time: over troupe_hops_total, the time a hop costs");
   line(out, "troupe_hop_network_seconds_total", c.hop_seconds);
+  metric(out, "troupe_frames_dropped_total", "counter",
+         "Frames this node received and dropped: undecodable, from a sender with no say over their session, "
+         "for a session it does not hold, or of a kind it does not take");
+  line(out, "troupe_frames_dropped_total", static_cast<double>(c.frames_dropped));
   metric(out, "troupe_mesh_stage_layers", "gauge", "Layers each stage of the plan runs");
   for (const auto& st : status.stages) {
     line(out,

@@ -53,7 +53,8 @@ nlohmann::json status_json(const wire::Status& s, bool insecure) {
                    {"frames_received", c.frames_received},
                    {"bytes_received", c.bytes_received},
                    {"hops", c.hops},
-                   {"hop_network_seconds", c.hop_seconds}};
+                   {"hop_network_seconds", c.hop_seconds},
+                   {"frames_dropped", c.frames_dropped}};
   return j;
 }
 

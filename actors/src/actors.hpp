@@ -35,22 +35,22 @@ struct Routes {
   StageActor stage;  // session_start, step, activations, session_end (none: the node's)
 
   static bool for_stage(wire::MessageType type);
-  // Hands `message` from `route` to the local actor that handles it: `post(handle, xs...)`
+  // Hands `message` from `origin` to the local actor that handles it: `post(handle, xs...)`
   // sends xs to that handle.
   template <class Post>
-  void to_local(Post&& post, std::string route, wire::Message message) const {
+  void to_local(Post&& post, Origin origin, wire::Message message) const {
     if (stage && for_stage(message.type())) {
-      post(stage, wire_atom::value, std::move(route), std::move(message));
+      post(stage, wire_atom::value, std::move(origin), std::move(message));
     } else {
-      post(node, wire_atom::value, std::move(route), std::move(message));
+      post(node, wire_atom::value, std::move(origin), std::move(message));
     }
   }
   // Hands `message` for the node at `address` to the actor that takes it: the transport actor,
-  // or the local handler when the address is this node's (`node`).
+  // or the local handler when the address is this node's (`node`), as a frame from itself.
   template <class Post>
   void to_node(Post&& post, const NodeContext& node, const std::string& address, wire::Message message) const {
     if (address == node.address) {
-      to_local(post, std::string(), std::move(message));
+      to_local(post, Origin::peer(node.address), std::move(message));
     } else {
       post(transport, send_atom::value, address, std::move(message));
     }
@@ -63,11 +63,16 @@ auto send_now(Self* self) {
   return [self](const auto& to, auto&&... xs) { self->send(to, std::forward<decltype(xs)>(xs)...); };
 }
 
+// A frame from `from` dropped for `why`: counted in the node's metrics (troupe_frames_dropped_total)
+// and logged at most once a second per sender, with a count (DropLog). Any actor's thread.
+void drop_frame(const NodeContext& node, const Origin& from, const std::string& why);
+
 // How often the node actor runs the mesh protocol's timers.
 inline constexpr auto kMeshTick = std::chrono::milliseconds(25);
-// Session ids: the entry's hash in the high half, a counter in the low 20 bits, and the
-// attempt (one per route the session has taken) in the 12 bits between: frames of an earlier
-// attempt are recognised and ignored.
+// Session ids: 52 random bits (an entry draws them from NodeContext::random: nobody else can
+// guess a session's id and so address frames to it), with the attempt (one per route the
+// session has taken) in the 12 bits from kAttemptShift: frames of an earlier attempt are
+// recognised and ignored.
 inline constexpr uint64_t kAttemptShift = 20;
 inline constexpr uint64_t kAttemptMask = uint64_t(0xFFF) << kAttemptShift;
 

@@ -19,17 +19,6 @@ std::string describe(const std::vector<wire::RouteStage>& route, const discovery
   return s.empty() ? "no stages" : s;
 }
 
-// Session ids name the entry node's process (its address and instance) in their high half, so
-// ids from different entries never meet at a stage, nor those of a restarted entry the ids of
-// its earlier life, which the stages remember as ended (the simulator caught that: a restarted
-// entry's first session was dropped as long over). No randomness is needed.
-uint64_t session_id(const std::string& address, uint64_t instance, uint32_t counter) {
-  uint32_t h = 2166136261u;  // FNV-1a
-  for (unsigned char c : address) h = (h ^ c) * 16777619u;
-  for (int i = 0; i < 8; i++) h = (h ^ uint8_t(instance >> (8 * i))) * 16777619u;
-  return (uint64_t(h) << 32) | (counter & ((1u << kAttemptShift) - 1));
-}
-
 }  // namespace
 
 NodeActor::behavior_type node_actor(NodeActor::stateful_pointer<NodeState> self, const NodeContext* node,
@@ -48,7 +37,7 @@ NodeActor::behavior_type NodeState::behavior(const NodeContext* node, TransportA
   return {
       [this](init_atom) { on_init(); },
       [this](tick_atom) { on_tick(); },
-      [this](wire_atom, const std::string& route, const wire::Message& message) { on_wire(route, message); },
+      [this](wire_atom, const Origin& from, const wire::Message& message) { on_wire(from, message); },
       [this](loaded_atom, int begin, int end) { on_loaded(begin, end); },
       [this](reroute_atom, uint64_t id) { on_reroute(id); },
       [this](ended_atom, uint64_t id) { on_ended(id); },
@@ -189,30 +178,38 @@ void NodeState::reply(const std::string& route, wire::Body body) {
   self_->send(routes_.transport, reply_atom::value, route, wire::Message{0, 0, std::move(body)});
 }
 
-void NodeState::on_wire(const std::string& route, const wire::Message& message) {
+// Frames of the types a node takes from peers or clients (the transport actor dropped those
+// from the wrong kind of sender). The mesh protocol checks what it is told; an exception that
+// still escapes it drops the frame, where escaping it would end this actor and every session
+// linked to it.
+void NodeState::on_wire(const Origin& from, const wire::Message& message) {
   using T = wire::MessageType;
-  switch (message.type()) {
-    case T::gossip:
-      mesh_->receive(std::get<wire::Gossip>(message.body), node_->clock->now());
-      react();
-      return;
-    case T::plan:
-      mesh_->receive(std::get<wire::PlanAnnounce>(message.body), node_->clock->now());
-      react();
-      return;
-    case T::generate:
-      on_generate(route, std::get<wire::GenerateRequest>(message.body));
-      return;
-    case T::status_request:
-      reply(route, status());
-      return;
-    case T::sampled:
-    case T::error:
-      on_session_frame(route, message);
-      return;
-    default:
-      spdlog::warn("dropped an unexpected {} frame", wire::type_name(message.type()));
-      return;
+  try {
+    switch (message.type()) {
+      case T::gossip:
+        mesh_->receive(std::get<wire::Gossip>(message.body), node_->clock->now());
+        react();
+        return;
+      case T::plan:
+        mesh_->receive(std::get<wire::PlanAnnounce>(message.body), node_->clock->now());
+        react();
+        return;
+      case T::generate:
+        on_generate(from.id, std::get<wire::GenerateRequest>(message.body));
+        return;
+      case T::status_request:
+        reply(from.id, status());
+        return;
+      case T::sampled:
+      case T::error:
+        on_session_frame(from, message);
+        return;
+      default:
+        drop_frame(*node_, from, std::string("the node does not take ") + wire::type_name(message.type()));
+        return;
+    }
+  } catch (const std::exception& e) {
+    drop_frame(*node_, from, std::string(wire::type_name(message.type())) + ": " + e.what());
   }
 }
 
@@ -231,7 +228,7 @@ void NodeState::on_generate(const std::string& route, const wire::GenerateReques
     case discovery::Admission::wait:  // the session waits for a route (an empty one)
       break;
   }
-  const uint64_t id = session_id(node_->address, node_->member.instance, next_session_++);
+  const uint64_t id = new_session_id();
   EnteredSession entry;
   for (const auto& st : route_) entry.stages.push_back(st.address);
   entry.client_route = route;
@@ -240,14 +237,27 @@ void NodeState::on_generate(const std::string& route, const wire::GenerateReques
   node_->metrics->sessions_total.fetch_add(1, std::memory_order_relaxed);
 }
 
-// A sampled token or an error for a session that entered here.
-void NodeState::on_session_frame(const std::string& route, const wire::Message& message) {
+// A new session's id: random bits from NodeContext::random (unguessable on a device), the
+// attempt bits clear, never 0 (no session) nor an id in use here. Ids from different entries, or
+// from an entry's earlier life (which stages remember as ended), meet with a chance of one in
+// 2^52 per pair.
+uint64_t NodeState::new_session_id() const {
+  while (true) {
+    const uint64_t id = node_->random->next() & ~kAttemptMask;
+    if (id != 0 && !sessions_.count(id)) return id;
+  }
+}
+
+// A sampled token or an error for a session that entered here: to its session actor, which
+// checks that it came from a stage of the session's route.
+void NodeState::on_session_frame(const Origin& from, const wire::Message& message) {
   auto it = sessions_.find(message.session & ~kAttemptMask);
   if (it == sessions_.end()) {
-    spdlog::warn("dropped a {} frame for unknown session {:x}", wire::type_name(message.type()), message.session);
+    drop_frame(*node_, from, fmt::format("{} for session {:x}, which did not enter here (or is over)",
+                                         wire::type_name(message.type()), message.session));
     return;
   }
-  self_->send(it->second.actor, wire_atom::value, route, message);
+  self_->send(it->second.actor, wire_atom::value, from, message);
 }
 
 void NodeState::on_reroute(uint64_t id) {
@@ -307,6 +317,7 @@ wire::Status NodeState::status() const {
   c.bytes_received = traffic[3];
   c.hops = x.hops.load();
   c.hop_seconds = double(x.hop_ns.load()) / 1e9;
+  c.frames_dropped = x.dropped_frames.total();
   return s;
 }
 

@@ -34,9 +34,10 @@ class NodeState {
   // The handlers.
   void on_init();
   void on_tick();
-  void on_wire(const std::string& route, const wire::Message& message);
+  void on_wire(const Origin& from, const wire::Message& message);
   void on_generate(const std::string& route, const wire::GenerateRequest& request);
-  void on_session_frame(const std::string& route, const wire::Message& message);
+  void on_session_frame(const Origin& from, const wire::Message& message);
+  uint64_t new_session_id() const;
   void on_loaded(int begin, int end);
   void on_reroute(uint64_t id);
   void on_ended(uint64_t id);
@@ -61,7 +62,6 @@ class NodeState {
   Routes routes_;
   std::unique_ptr<discovery::Mesh> mesh_;
   std::map<uint64_t, EnteredSession> sessions_;  // by base id (attempt bits clear)
-  uint32_t next_session_ = 1;
   uint64_t seq_ = 0;
   std::optional<LayerRange> asked_;  // the range last asked of the stage
   std::vector<wire::RouteStage> route_;

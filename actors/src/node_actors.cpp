@@ -1,5 +1,7 @@
 #include "troupe/actors/node_actors.hpp"
 
+#include <stdexcept>
+
 #include "node_actor.hpp"
 #include "stage_actor.hpp"
 #include "transport_actor.hpp"
@@ -15,6 +17,7 @@ struct NodeActors::Impl {
 NodeActors::NodeActors(caf::actor_system& system, const NodeContext* context, Transport* transport,
                        Options options)
     : impl_(std::make_unique<Impl>()) {
+  if (!context->random) throw std::invalid_argument("NodeContext::random is required (session ids)");
   Impl& x = *impl_;
   x.transport = std::make_unique<TransportCompanion>(system, context, transport);
   const TransportActor to = x.transport->handle();

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "troupe/model/error.hpp"
 #include "troupe/text/completion.hpp"
 
@@ -49,7 +51,7 @@ SessionActor::behavior_type SessionState::behavior(const NodeContext* node, Rout
   self_->send(caf::actor_cast<SessionActor>(self_), init_atom::value);
   return {
       [this](init_atom) { on_init(); },
-      [this](wire_atom, const std::string&, const wire::Message& message) { on_wire(message); },
+      [this](wire_atom, const Origin& from, const wire::Message& message) { on_wire(from, message); },
       [this](peer_lost_atom, const std::string& address, const std::string& name) { on_peer_lost(address, name); },
       [this](reroute_atom, int attempt) { on_reroute_timeout(attempt); },
       [this](route_atom, std::vector<wire::RouteStage>& route, const std::string& problem) {
@@ -85,30 +87,42 @@ void SessionState::on_init() {
   act(protocol_->begin(first_route_));
 }
 
-void SessionState::on_wire(const wire::Message& message) {
+void SessionState::on_wire(const Origin& from, const wire::Message& message) {
   if (!protocol_) return;
   const int attempt = int((message.session & kAttemptMask) >> kAttemptShift);
   if (!protocol_->expects(attempt)) return;  // an earlier route's
-  if (auto* m = std::get_if<wire::Sampled>(&message.body)) {
-    on_sampled(*m);
-  } else if (auto* m = std::get_if<wire::Error>(&message.body)) {
+  const auto& route = protocol_->route();
+  const bool from_last = !route.empty() && from.is_peer(route.back().address);
+  const bool from_stage = std::any_of(route.begin(), route.end(), [&](const auto& st) { return from.is_peer(st.address); });
+  if (auto* m = std::get_if<wire::Sampled>(&message.body); m && from_last) {
+    on_sampled(from, *m);
+  } else if (auto* m = std::get_if<wire::Error>(&message.body); m && from_stage) {
     act(protocol_->error(m->code, m->message));
   } else {
-    spdlog::warn("session {:x} dropped an unexpected {} frame", id_, wire::type_name(message.type()));
+    drop_frame(*node_, from, fmt::format("{} for session {:x}, which {} does not send", wire::type_name(message.type()),
+                                         id_, from.describe()));
   }
 }
 
-void SessionState::on_sampled(const wire::Sampled& m) {
+void SessionState::on_sampled(const Origin& from, const wire::Sampled& m) {
   Protocol& protocol = *protocol_;
   if (auto failed = protocol.sampled(m.pos, m.rng_state); !failed.empty()) {
     act(std::move(failed));
     return;
   }
   Generation& g = *generation_;
-  if (g.generated_tokens() == 0) first_token_ = node_->clock->now();
+  std::string text;
+  try {
+    text = g.accept(m.token);
+  } catch (const InputError& e) {
+    // A stage that samples outside the vocabulary is broken or hostile: this session cannot go on
+    // with it (and the node must not go down with it).
+    act(protocol.error(1, "the last stage " + from.describe() + " sent a token the entry cannot take: " + e.what()));
+    return;
+  }
+  if (g.generated_tokens() == 1) first_token_ = node_->clock->now();
   node_->metrics->tokens_generated.fetch_add(1, std::memory_order_relaxed);
   count_hops(m);
-  const std::string text = g.accept(m.token);
   if (!text.empty()) to_client(wire::Text{text});
   if (g.done()) {
     finish_reply();

@@ -3,6 +3,11 @@
 // runs run.c's generation loop (Generation) with the mesh as its forward pass: the prompt goes to
 // the first stage, each token sampled by the last stage comes back here, is streamed to the
 // client, and goes on to the first stage for the next position.
+//
+// It takes `sampled` only from the last stage of its route and `error` only from a stage of it
+// (the node actor hands it every frame with the session's id); frames from anyone else are
+// dropped and counted. A token outside the vocabulary fails the session with a line naming the
+// stage that sent it.
 #pragma once
 
 #include <optional>
@@ -28,8 +33,8 @@ class SessionState {
 
   // The handlers.
   void on_init();
-  void on_wire(const wire::Message& message);
-  void on_sampled(const wire::Sampled& m);
+  void on_wire(const Origin& from, const wire::Message& message);
+  void on_sampled(const Origin& from, const wire::Sampled& m);
   void on_peer_lost(const std::string& address, const std::string& name);
   void on_reroute_timeout(int attempt);
   void on_route(std::vector<wire::RouteStage> route, const std::string& problem);

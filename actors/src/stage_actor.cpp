@@ -20,10 +20,11 @@ StageActor::behavior_type StageState::behavior(const NodeContext* node) {
       [this](init_atom, TransportActor transport, NodeActor node_actor) {
         on_init(std::move(transport), std::move(node_actor));
       },
-      [this](wire_atom, const std::string&, wire::Message& message) { on_wire(message); },
+      [this](wire_atom, const Origin& from, wire::Message& message) { on_wire(from, message); },
       [this](load_atom, int begin, int end) { on_load(begin, end); },
       [this](peer_lost_atom, const std::string& address) { on_peer_lost(address); },
       [this](prefill_atom, uint64_t id) { on_prefill(id); },
+      [this](tick_atom) { on_tick(); },
   };
 }
 
@@ -125,28 +126,81 @@ void StageState::on_peer_lost(const std::string& address) {
 
 // --- sessions ------------------------------------------------------------------------------------------
 
-void StageState::on_wire(wire::Message& message) {
-  const uint64_t id = message.session;
-  if (auto* m = std::get_if<wire::SessionStart>(&message.body)) {
-    on_session_start(id, *m);
-  } else if (auto* m = std::get_if<wire::Step>(&message.body)) {
-    on_step(id, *m);
-  } else if (auto* m = std::get_if<wire::Activations>(&message.body)) {
-    on_activations(id, *m);
-  } else if (std::get_if<wire::SessionEnd>(&message.body)) {
-    on_session_end(id);
-  } else {
-    spdlog::warn("stage dropped an unexpected {} frame", wire::type_name(message.type()));
+// Every handler below checks what it takes from a peer; an exception that still escapes one (peer
+// data reaching code that throws where no handler expected it) drops the frame, and the stage
+// goes on: escaping, it would end the stage actor and every session it holds.
+void StageState::on_wire(const Origin& from, wire::Message& message) {
+  try {
+    on_message(from, message);
+  } catch (const std::exception& e) {
+    drop_frame(*node_, from, std::string(wire::type_name(message.type())) + ": " + e.what());
   }
 }
 
-void StageState::on_session_start(uint64_t id, wire::SessionStart& m) {
+void StageState::on_message(const Origin& from, wire::Message& message) {
+  const uint64_t id = message.session;
+  if (auto* m = std::get_if<wire::SessionStart>(&message.body)) {
+    on_session_start(from, id, *m);
+  } else if (auto* m = std::get_if<wire::Step>(&message.body)) {
+    on_step(from, id, *m);
+  } else if (auto* m = std::get_if<wire::Activations>(&message.body)) {
+    on_activations(from, id, *m);
+  } else if (std::get_if<wire::SessionEnd>(&message.body)) {
+    on_session_end(from, id);
+  } else {
+    drop_frame(*node_, from, std::string("the stage does not take ") + wire::type_name(message.type()));
+  }
+}
+
+StageState::Session* StageState::session_from(const Origin& from, uint64_t id, const char* what, bool from_entry) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    unknown_session(from, id, what);
+    return nullptr;
+  }
+  Session& s = it->second;
+  const std::string& sender = from_entry ? s.entry : s.previous;
+  if (!from.is_peer(sender)) {
+    drop_frame(*node_, from, fmt::format("{} for session {:x}, which only {} sends", what, id, sender));
+    return nullptr;
+  }
+  s.heard = node_->clock->now();
+  return &s;
+}
+
+// Whether a session_start comes from the peer before this stage on the route it names (the
+// entry, for the first stage). Else it is dropped, and nothing is said: it may be forged, and an
+// error would go to whatever entry it names.
+bool StageState::start_from_route(const Origin& from, uint64_t id, const wire::SessionStart& m) {
+  const auto self = std::find_if(m.route.begin(), m.route.end(),
+                                 [&](const wire::RouteStage& st) { return st.address == node_->address; });
+  std::string why;
+  if (self == m.route.end()) {
+    why = fmt::format("a session_start for session {:x} names a route without this node", id);
+  } else if (const std::string& sender = self == m.route.begin() ? m.entry : (self - 1)->address; !from.is_peer(sender)) {
+    why = fmt::format("a session_start for session {:x}, which only {} sends", id, sender);
+  }
+  if (!why.empty()) drop_frame(*node_, from, why);
+  return why.empty();
+}
+
+std::size_t StageState::sessions_of(const std::string& entry) const {
+  return std::size_t(std::count_if(sessions_.begin(), sessions_.end(), [&](const auto& s) { return s.second.entry == entry; }));
+}
+
+void StageState::on_session_start(const Origin& from, uint64_t id, wire::SessionStart& m) {
   if (sessions_.count(id)) {
-    spdlog::warn("session {:x} started twice; the second start is dropped", id);
+    drop_frame(*node_, from, fmt::format("session {:x} started twice; the second start is dropped", id));
     return;
   }
   if (ended_.contains(id)) {
     spdlog::info("session {:x} ended before it started here; its start is dropped", id);
+    return;
+  }
+  if (!start_from_route(from, id, m)) return;
+  if (const std::size_t held = sessions_of(m.entry); m.entry != node_->address && held >= kMaxSessionsPerEntry) {
+    send_to_node(m.entry, id, 0, wire::Error{1, where() + ": busy: entry " + m.entry + " holds " + std::to_string(held) +
+                                                   " sessions here, the most one entry may hold at a stage"});
     return;
   }
   const discovery::StageAdmission admission = discovery::admit_stage(
@@ -164,31 +218,63 @@ void StageState::on_session_start(uint64_t id, wire::SessionStart& m) {
   }
   if (last()) s.sampler.emplace(node_->config->vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
   s.entry = m.entry;
+  s.previous = admission.index == 0 ? m.entry : m.route[admission.index - 1].address;
   s.next = admission.next;
   s.peers = admission.peers;
   s.prompt = std::move(m.tokens);
+  s.heard = node_->clock->now();
   m.tokens.clear();
   Session& session = sessions_.emplace(id, std::move(s)).first->second;
+  added_session();
   // The next stage learns of the session before its first activations, over the same link.
   if (!last()) send_to_node(session.next, id, ++session.seq, m);
   if (!session.prompt.empty()) send_when_done(caf::actor_cast<StageActor>(self_), prefill_atom::value, id);
 }
 
-void StageState::on_session_end(uint64_t id) {
-  sessions_.erase(id);
+void StageState::on_session_end(const Origin& from, uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it != sessions_.end() && !from.is_peer(it->second.entry)) {
+    drop_frame(*node_, from, fmt::format("session_end for session {:x}, which only {} sends", id, it->second.entry));
+    return;
+  }
+  if (it != sessions_.end()) sessions_.erase(it);
   ended_.add(id);
   orphaned_.take(id);  // its entry ended it: nothing to tell
 }
 
 // A frame for a session this stage does not hold: dropped, but when the stage forgot the session
-// because its entry was declared gone, the entry is told after all (discovery::OrphanedSessions).
-void StageState::unknown_session(uint64_t id, const char* what) {
+// because its entry was declared gone (or the session idled past kSessionIdleTimeout), the entry
+// is told after all (discovery::OrphanedSessions).
+void StageState::unknown_session(const Origin& from, uint64_t id, const char* what) {
   if (const auto entry = orphaned_.take(id)) {
     spdlog::info("session {:x}: {} came after it was dropped; telling its entry {}", id, what, *entry);
     send_to_node(*entry, id, 0, wire::Error{wire::kMoved, where() + ": " + discovery::orphan_notice(*entry)});
     return;
   }
-  spdlog::warn("dropped {} for unknown session {:x}", what, id);
+  drop_frame(*node_, from, fmt::format("{} for session {:x}, which this stage does not hold", what, id));
+}
+
+// Looks for idle sessions while it holds any (kIdleCheck).
+void StageState::added_session() {
+  if (ticking_) return;
+  ticking_ = true;
+  self_->delayed_send(caf::actor_cast<StageActor>(self_), kIdleCheck, tick_atom::value);
+}
+
+void StageState::on_tick() {
+  ticking_ = false;
+  const auto now = node_->clock->now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (now - it->second.heard < kSessionIdleTimeout) {
+      ++it;
+      continue;
+    }
+    spdlog::info("session {:x} of entry {} reclaimed: nothing heard of it for {} s", it->first, it->second.entry,
+                 std::chrono::duration_cast<std::chrono::seconds>(now - it->second.heard).count());
+    orphaned_.add(it->first, it->second.entry);
+    it = sessions_.erase(it);
+  }
+  if (!sessions_.empty()) added_session();
 }
 
 // The first stage runs a prompt (or a replay) one batch per message: steps of other sessions,
@@ -199,6 +285,7 @@ void StageState::on_prefill(uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;  // ended or moved meanwhile
   Session& s = it->second;
+  s.heard = node_->clock->now();
   const int n = static_cast<int>(s.prompt.size()), at = s.next_pos;
   const int count = std::min(Transformer::kMaxBatch, n - at);
   try {
@@ -217,13 +304,10 @@ void StageState::on_prefill(uint64_t id) {
   }
 }
 
-void StageState::on_step(uint64_t id, const wire::Step& m) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) {
-    unknown_session(id, "a step");
-    return;
-  }
-  Session& s = it->second;
+void StageState::on_step(const Origin& from, uint64_t id, const wire::Step& m) {
+  Session* found = session_from(from, id, "a step", false);
+  if (!found) return;
+  Session& s = *found;
   try {
     check_input(s, true, m.pos, 1);
     const auto t0 = node_->clock->now();
@@ -235,13 +319,10 @@ void StageState::on_step(uint64_t id, const wire::Step& m) {
   }
 }
 
-void StageState::on_activations(uint64_t id, const wire::Activations& m) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) {
-    unknown_session(id, "activations");
-    return;
-  }
-  Session& s = it->second;
+void StageState::on_activations(const Origin& from, uint64_t id, const wire::Activations& m) {
+  Session* found = session_from(from, id, "activations", false);
+  if (!found) return;
+  Session& s = *found;
   try {
     check_input(s, false, m.pos, m.count);
     const auto t0 = node_->clock->now();

@@ -7,6 +7,13 @@
 // session arrive in order (each comes over one connection from one sender); the positions they
 // carry are checked against the cache all the same, so a confused or hostile sender gets an
 // error, never a write outside the cache.
+//
+// A session belongs to its route: the stage takes its session_start and its steps or activations
+// only from the peer before it on the route (the first stage: from the entry), and its end only
+// from its entry; frames from anyone else are dropped and counted (drop_frame). It holds at most
+// kMaxSessionsPerEntry sessions of another node's entry, and reclaims a session nothing was heard of for
+// kSessionIdleTimeout, so that sessions started and never ended (a hostile member, an entry
+// that died) cannot keep it busy for good.
 #pragma once
 
 #include <memory>
@@ -16,6 +23,7 @@
 #include <vector>
 
 #include "actors.hpp"
+#include "troupe/actors/stage_limits.hpp"
 #include "troupe/discovery/session.hpp"
 #include "troupe/text/sampler.hpp"
 
@@ -32,24 +40,28 @@ class StageState {
   struct Session {
     std::unique_ptr<StageModel::Session> cache;
     std::optional<Sampler> sampler;  // the last stage's
-    std::string entry;               // where sampled tokens and errors go
+    std::string entry;               // where sampled tokens and errors go; the one that ends it
+    std::string previous;            // whose steps (the entry's) or activations it takes
     std::string next;                // the next stage; empty for the last
     std::vector<std::string> peers;  // every node the session depends on
     std::vector<int> prompt;         // the first stage's: the tokens to run before the first step
     int next_pos = 0;                // the position the next input must start at
     uint64_t seq = 0;
+    Clock::time_point heard;         // its last frame or prompt batch
   };
 
   // The handlers.
   void on_init(TransportActor transport, NodeActor node_actor);
-  void on_wire(wire::Message& message);
-  void on_session_start(uint64_t id, wire::SessionStart& m);
-  void on_step(uint64_t id, const wire::Step& m);
-  void on_activations(uint64_t id, const wire::Activations& m);
-  void on_session_end(uint64_t id);
+  void on_wire(const Origin& from, wire::Message& message);
+  void on_message(const Origin& from, wire::Message& message);
+  void on_session_start(const Origin& from, uint64_t id, wire::SessionStart& m);
+  void on_step(const Origin& from, uint64_t id, const wire::Step& m);
+  void on_activations(const Origin& from, uint64_t id, const wire::Activations& m);
+  void on_session_end(const Origin& from, uint64_t id);
   void on_prefill(uint64_t id);
   void on_load(int begin, int end);
   void on_peer_lost(const std::string& address);
+  void on_tick();
 
   // What the stage sends leaves once its device is done with the work so far
   // (discovery::SimHook::device_busy: at once on a real device).
@@ -60,7 +72,13 @@ class StageState {
   void emit(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0, uint64_t upstream_us);
   uint64_t charge(int count, Clock::time_point t0);
   void check_input(const Session& s, bool tokens, int pos, int count) const;
-  void unknown_session(uint64_t id, const char* what);
+  // The session `id` when `from` may send it `what` (its entry, or the peer before this stage);
+  // else the frame is dropped and counted, and nothing is returned.
+  Session* session_from(const Origin& from, uint64_t id, const char* what, bool from_entry);
+  bool start_from_route(const Origin& from, uint64_t id, const wire::SessionStart& m);
+  std::size_t sessions_of(const std::string& entry) const;
+  void unknown_session(const Origin& from, uint64_t id, const char* what);
+  void added_session();
   void hold(std::optional<LayerRange> want);
   void report();
   bool first() const { return layers_ && layers_->begin == 0; }
@@ -76,6 +94,7 @@ class StageState {
   discovery::EndedSessions ended_;  // a start that comes after its session's end is dropped
   discovery::OrphanedSessions orphaned_;  // forgotten when their entry was declared gone
   std::vector<float> x_;            // the rows being computed (one message at a time)
+  bool ticking_ = false;            // a look for idle sessions is scheduled
 };
 
 // Spawned by NodeActors (on a thread of its own on a device: system.spawn<caf::detached>).

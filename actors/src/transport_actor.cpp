@@ -4,6 +4,8 @@
 #include <caf/scoped_execution_unit.hpp>
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "troupe/model/error.hpp"
 
 namespace troupe::actors {
@@ -12,6 +14,29 @@ bool Routes::for_stage(wire::MessageType t) {
   using T = wire::MessageType;
   return t == T::session_start || t == T::step || t == T::activations || t == T::session_end;
 }
+
+void drop_frame(const NodeContext& node, const Origin& from, const std::string& why) {
+  if (const auto line = node.metrics->dropped_frames.dropped(from.describe(), why, node.clock->now())) {
+    spdlog::warn("{}", *line);
+  }
+}
+
+namespace {
+
+// Why a frame of `type` cannot come from `origin`, or nothing: types below 16 pass between nodes
+// and come from peers only, generate and status_request from clients only, and the rest (text,
+// done, status) go to clients and are never received.
+std::optional<std::string> wrong_direction(wire::MessageType type, const Origin& origin) {
+  using T = wire::MessageType;
+  const bool between_nodes = static_cast<int>(type) < 16;
+  const bool client_request = type == T::generate || type == T::status_request;
+  if (between_nodes && !origin.is_peer()) return std::string("a client sent ") + wire::type_name(type) + ", which only members send";
+  if (client_request && !origin.is_client()) return std::string("a member sent ") + wire::type_name(type) + ", which only clients send";
+  if (!between_nodes && !client_request) return std::string("a ") + wire::type_name(type) + " frame, which nodes send and never take";
+  return std::nullopt;
+}
+
+}  // namespace
 
 struct TransportCompanion::Impl {
   const NodeContext* node = nullptr;
@@ -24,7 +49,7 @@ struct TransportCompanion::Impl {
   // The handlers of TransportActor's messages.
   void on_send(const std::string& address, wire::Message message) {
     if (address == node->address) {
-      routes.to_local(send_now(self), std::string(), std::move(message));
+      routes.to_local(send_now(self), Origin::peer(node->address), std::move(message));
       return;
     }
     try {
@@ -43,16 +68,21 @@ struct TransportCompanion::Impl {
     }
   }
 
-  // The transport's events, on its thread.
-  void on_frame(std::string route, const Frame& frame) {
+  // The transport's events, on its thread. A frame that does not decode, or of a type its sender
+  // does not send, goes no further.
+  void on_frame(Origin origin, const Frame& frame) {
     wire::Message message;
     try {
       message = wire::decode(frame);
-    } catch (const InputError& e) {
-      spdlog::warn("dropped a frame of {} bytes: {}", frame.size(), e.what());
+    } catch (const std::exception& e) {  // InputError; bad_alloc from a hostile header
+      drop_frame(*node, origin, "a frame of " + std::to_string(frame.size()) + " bytes: " + e.what());
       return;
     }
-    routes.to_local(send_now(self), std::move(route), std::move(message));
+    if (const auto why = wrong_direction(message.type(), origin)) {
+      drop_frame(*node, origin, *why);
+      return;
+    }
+    routes.to_local(send_now(self), std::move(origin), std::move(message));
   }
   void on_peer_lost(const std::string& address) { self->send(routes.node, peer_lost_atom::value, address); }
   void on_route_gone(const std::string& route) { self->send(routes.node, route_gone_atom::value, route); }
@@ -91,7 +121,7 @@ void TransportCompanion::start(NodeActor node_actor, StageActor stage_actor) {
   impl->routes.node = std::move(node_actor);
   impl->routes.stage = std::move(stage_actor);
   Transport::Events events;
-  events.frame = [impl](std::string route, Frame frame) { impl->on_frame(std::move(route), frame); };
+  events.frame = [impl](Origin origin, Frame frame) { impl->on_frame(std::move(origin), frame); };
   events.peer_lost = [impl](const std::string& address) { impl->on_peer_lost(address); };
   events.route_gone = [impl](const std::string& route) { impl->on_route_gone(route); };
   // Connections that come up need no word: the membership protocol hears from the peer itself.

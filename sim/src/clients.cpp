@@ -97,7 +97,7 @@ void World::session_arrival(SimSession& s) {
   trace("session_start", s.index, entry, std::to_string(s.tries));
   // The client sits beside its entry: its request arrives at once.
   const auto& events = n.process->transport.events();
-  if (events.frame) events.frame(client_route(s), wire::encode(wire::Message{0, 0, s.request}));
+  if (events.frame) events.frame(Origin::client(client_route(s)), wire::encode(wire::Message{0, 0, s.request}));
 }
 
 void World::client_reply(const std::string& route, Frame frame) {

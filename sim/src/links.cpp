@@ -166,7 +166,7 @@ void World::deliver(int slot) {
   trace(control ? "frame" : "data", f.from, f.to, std::to_string(f.bytes.size()));
   SimTransport& t = nodes_[f.to]->process->transport;
   t.count_received(f.bytes.size());
-  if (t.events().frame) t.events().frame(nodes_[f.from]->address, std::move(f.bytes));
+  if (t.events().frame) t.events().frame(Origin::peer(nodes_[f.from]->address), std::move(f.bytes));
 }
 
 // The process is gone, and its operating system closes its connections: every node that had

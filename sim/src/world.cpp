@@ -196,6 +196,8 @@ void World::start_node(SimNode& n, int via) {
   c.tokenizer = &tokenizer_;
   c.clock = &p->clock;
   c.seed = mix(seed_, uint64_t(index) << 20 | n.instance);
+  p->random = SeededRandom(mix(c.seed, 0x5E551D));
+  c.random = &p->random;
   c.metrics = &p->metrics;
   c.traffic = [t = &p->transport] { return t->traffic(); };
   c.sim_hook = &p->hook;

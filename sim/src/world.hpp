@@ -149,6 +149,7 @@ struct NodeProcess {
       : clock(world, node), transport(world, node, generation), hook(world, node, generation) {}
   actors::NodeMetrics metrics;
   SimClock clock;
+  SeededRandom random{0};  // its session ids: from the run's seed, so that a run replays
   SimTransport transport;
   NodeHook hook;
   actors::NodeContext context;

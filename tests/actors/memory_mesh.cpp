@@ -130,14 +130,21 @@ Clock::time_point VirtualClock::now() const {
   return time_point(std::chrono::duration_cast<time_point::duration>(scheduler_.clock().current_time - epoch_));
 }
 
-TestNode::TestNode(MemoryMesh& mesh, const std::string& address)
-    : clock(mesh.scheduler(), mesh.epoch()), transport(mesh, address) {}
+TestNode::TestNode(MemoryMesh& mesh, const std::string& address, uint64_t seed)
+    : clock(mesh.scheduler(), mesh.epoch()), random(seed), transport(mesh, address) {}
 
 void MemoryMesh::deliver(const std::string& from, const std::string& to, Frame frame) {
   pending_.push_back([this, from, to, frame = std::move(frame)]() mutable {
     for (auto& n : nodes_) {
       if (n->context.address != to) continue;
-      if (!n->transport.stopped() && n->transport.events().frame) n->transport.events().frame(from, std::move(frame));
+      if (tap_) {
+        wire::Message message = wire::decode(frame);
+        tap_(from, to, message);
+        frame = wire::encode(message);
+      }
+      if (!n->transport.stopped() && n->transport.events().frame) {
+        n->transport.events().frame(Origin::peer(from), std::move(frame));
+      }
       return;
     }
     elsewhere_[to].push_back(wire::decode(frame));
@@ -154,7 +161,11 @@ void MemoryMesh::post(const MemoryTransport* transport, std::function<void()> ta
 
 void MemoryMesh::client_send(int i, const std::string& route, wire::Message message) {
   const auto& events = node(i).transport.events();
-  events.frame(route, wire::encode(message));
+  events.frame(Origin::client(route), wire::encode(message));
+}
+
+void MemoryMesh::peer_send(int i, const std::string& from, wire::Message message) {
+  deliver(from, node(i).context.address, wire::encode(message));
 }
 
 // --- the mesh --------------------------------------------------------------------------------------
@@ -177,6 +188,7 @@ MemoryMesh::MemoryMesh()
 }
 
 MemoryMesh::~MemoryMesh() {
+  tap_ = nullptr;  // what it captured may be gone
   for (auto& n : nodes_) n->actors->stop();
   drain();
   nodes_.clear();
@@ -187,7 +199,7 @@ TestNode& MemoryMesh::add_node(int layers, std::vector<std::string> joins, std::
   const int index = int(nodes_.size());
   char address[32];  // (formatted so: GCC 12 warns falsely of "n" + std::string with -O3)
   std::snprintf(address, sizeof address, "n%d:7000", index);
-  auto n = std::make_unique<TestNode>(*this, address);
+  auto n = std::make_unique<TestNode>(*this, address, uint64_t(index) + 1);
   actors::NodeContext& c = n->context;
   c.name = "node-" + std::to_string(index);
   c.address = address;
@@ -207,6 +219,7 @@ TestNode& MemoryMesh::add_node(int layers, std::vector<std::string> joins, std::
   c.load_layers = [this](LayerRange r) { return std::make_shared<TinyStage>(config_, r); };
   c.tokenizer = &tokenizer_;
   c.clock = &n->clock;
+  c.random = &n->random;
   c.seed = uint64_t(index) + 1;
   c.metrics = &n->metrics;
   c.traffic = [] { return std::array<uint64_t, 4>{}; };

@@ -88,9 +88,10 @@ class VirtualClock final : public Clock {
 };
 
 struct TestNode {
-  TestNode(MemoryMesh& mesh, const std::string& address);
+  TestNode(MemoryMesh& mesh, const std::string& address, uint64_t seed);
   actors::NodeMetrics metrics;
   VirtualClock clock;
+  SeededRandom random;
   MemoryTransport transport;
   MeshWatch watch;
   actors::NodeContext context;
@@ -117,7 +118,13 @@ class MemoryMesh {
 
   // A client's frame to node `i` on `route`; the node's replies to that route collect in replies().
   void client_send(int i, const std::string& route, wire::Message message);
+  // A frame to node `i` that claims to come from the peer at `from` (a member may claim any
+  // address: docs/security.md), delivered after the frames already on their way.
+  void peer_send(int i, const std::string& from, wire::Message message);
   const std::vector<wire::Message>& replies(const std::string& route) { return replies_[route]; }
+  // Sees, and may change, every frame between nodes as it is delivered: (from, to, message).
+  using Tap = std::function<void(const std::string&, const std::string&, wire::Message&)>;
+  void tap(Tap tap) { tap_ = std::move(tap); }
   // Frames sent to addresses no node listens at (decoded), by address.
   const std::vector<wire::Message>& sent_to(const std::string& address) { return elsewhere_[address]; }
 
@@ -143,6 +150,7 @@ class MemoryMesh {
   std::vector<std::unique_ptr<TestNode>> nodes_;
   std::deque<std::function<void()>> pending_;  // tasks and frames, in the order posted
   std::map<std::string, std::vector<wire::Message>> replies_, elsewhere_;
+  Tap tap_;
 };
 
 }  // namespace troupe::testing

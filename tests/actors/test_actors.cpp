@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "memory_mesh.hpp"
+#include "mesh_checks.hpp"
 #include "troupe/text/gguf_vocabulary.hpp"
 
 using namespace troupe;
@@ -18,41 +18,6 @@ using namespace troupe::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Whether every node follows one coordinator, of the same term, and one plan whose stages cover
-// the model; and each node serves (it has a live route).
-bool agreed(MemoryMesh& mesh) {
-  for (std::size_t i = 0; i < mesh.size(); i++) {
-    const TestNode& n = mesh.node(int(i));
-    if (!n.watch.last) return false;
-    const discovery::Mesh& m = n.mesh();
-    const discovery::Mesh& first = mesh.node(0).mesh();
-    if (m.leadership().coordinator.empty() || !(m.leadership() == first.leadership())) return false;
-    if (m.plan().version == 0 || m.plan().version != first.plan().version || m.route().empty()) return false;
-  }
-  return true;
-}
-
-// The text a client received on `route`, when the answer is complete (a Done came last).
-std::optional<std::string> answer(MemoryMesh& mesh, const std::string& route) {
-  std::string text;
-  for (const auto& m : mesh.replies(route)) {
-    if (const auto* t = std::get_if<wire::Text>(&m.body)) text += t->text;
-    if (std::holds_alternative<wire::Done>(m.body)) return text;
-    if (const auto* e = std::get_if<wire::Error>(&m.body)) FAIL("the node answered with an error: " << e->message);
-  }
-  return std::nullopt;
-}
-
-wire::GenerateRequest request(const std::string& prompt, int tokens, uint64_t seed) {
-  wire::GenerateRequest r;
-  r.prompt = prompt;
-  r.max_tokens = tokens;
-  r.sampling.temperature = 1.0f;
-  r.sampling.topp = 0.9f;
-  r.sampling.seed = seed;
-  return r;
-}
 
 // A transport for an actor system on threads, with no peers: posted tasks run at once, one at a
 // time; replies to clients are kept.
@@ -74,7 +39,7 @@ class InlineTransport final : public Transport {
   }
   void client_sends(const std::string& route, wire::Message message) {
     const std::lock_guard<std::recursive_mutex> lock(tasks_);
-    events_.frame(route, wire::encode(message));
+    events_.frame(Origin::client(route), wire::encode(message));
   }
   std::vector<wire::Message> replies() {
     const std::lock_guard<std::mutex> lock(mutex_);
@@ -89,10 +54,6 @@ class InlineTransport final : public Transport {
   std::vector<wire::Message> replies_;
 };
 
-struct QuietLog {
-  QuietLog() { spdlog::set_level(spdlog::level::err); }
-  ~QuietLog() { spdlog::set_level(spdlog::level::info); }
-};
 
 }  // namespace
 
@@ -171,7 +132,8 @@ TEST_CASE("a stage refuses a position out of order and drops the session", "[act
   start.steps = 16;
   start.sampling.seed = 5;
   auto to_stage = [&](uint64_t seq, wire::Body body) {
-    caf::anon_send(node.actors->stage_actor(), actors::wire_atom::value, entry, wire::Message{id, seq, std::move(body)});
+    caf::anon_send(node.actors->stage_actor(), actors::wire_atom::value, Origin::peer(entry),
+                   wire::Message{id, seq, std::move(body)});
     mesh.run_for(1ms);
   };
   to_stage(1, start);
@@ -202,6 +164,7 @@ TEST_CASE("a node's actors, the stage on a thread of its own, end when stopped a
   const Tokenizer tokenizer(TokenizerKind::spm, synthetic_vocabulary(config.vocab_size));
   InlineTransport transport;
   SystemClock clock;
+  SeededRandom random(1);
   actors::NodeMetrics metrics;
   actors::NodeContext c;
   c.name = c.member.name = "solo";
@@ -214,6 +177,7 @@ TEST_CASE("a node's actors, the stage on a thread of its own, end when stopped a
   c.initial = std::make_shared<TinyStage>(config, LayerRange{0, config.n_layers});
   c.tokenizer = &tokenizer;
   c.clock = &clock;
+  c.random = &random;
   c.metrics = &metrics;
   c.traffic = [] { return std::array<uint64_t, 4>{}; };
   std::optional<wire::Status> status;

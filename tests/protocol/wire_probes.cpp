@@ -191,6 +191,8 @@ std::vector<NamedFrame> client_probes() {
       {"generate_stop_int", edit("generate").set({5, 6, 0}, 5)},
       {"generate_messages_256", edit("generate").resize({5, 7}, 256)},
       {"generate_messages_257", edit("generate").resize({5, 7}, 257)},
+      {"generate_messages_1024", edit("generate").resize({5, 7}, 1024)},
+      {"generate_messages_1025", edit("generate").resize({5, 7}, 1025)},
       {"generate_role_long", edit("generate").set({5, 7, 0, 0}, long_name)},
       {"generate_content_long", edit("generate").set({5, 7, 0, 1}, long_text)},
       {"generate_message_short", edit("generate").resize({5, 7, 0}, 1)},

@@ -107,7 +107,7 @@ Status sample_status() {
   status.stages = {{"a", "127.0.0.1:7000", {0, 2}}};
   status.model_layers = 5;
   status.problem = "layers 2:5 are held by no live node";
-  status.counters = {1, 7, 900, 1200, 3.25, 10, 2000, 11, 2100, 44, 0.0042};
+  status.counters = {1, 7, 900, 1200, 3.25, 10, 2000, 11, 2100, 44, 0.0042, 6};
   return status;
 }
 
@@ -213,7 +213,7 @@ std::vector<NamedMessage> status_variants() {
   many.members.push_back({"n", "y:2", "left", LayerRange{0, 1}, 1, -3.5, 0, "arm"});
   many.stages.push_back({"b", "10.0.0.3:9", {2, 5}});
   many.counters = {kEdges[9], kEdges[8], kEdges[7], kEdges[6], 0.0, kEdges[5], kEdges[4], kEdges[3],
-                   kEdges[2], kEdges[1], 1e300};
+                   kEdges[2], kEdges[1], 1e300, kEdges[9]};
   return {{"status_none", {0, 0, none}}, {"status_many", {0, 1, many}}};
 }
 

@@ -12,6 +12,7 @@
 #include "troupe/model/device.hpp"
 #include "troupe/model/model_identity.hpp"
 #include "troupe/net/lan_beacon.hpp"
+#include "troupe/net/system_random.hpp"
 #include "troupe/net/zmq_transport.hpp"
 
 namespace troupe {
@@ -35,9 +36,13 @@ uint64_t instance_number() {
   return (uint64_t(ns) & ~uint64_t(0xFFF)) | (std::random_device{}() & 0xFFF);
 }
 
-const net::MeshSecurity& security_of(const NodeOptions& options) {
+net::ZmqTransport::Options transport_options(const NodeOptions& options) {
   if (!options.security) throw std::invalid_argument("NodeOptions::security is required");
-  return *options.security;
+  net::ZmqTransport::Options t;
+  t.listen = options.listen;
+  t.advertise = options.advertise;
+  t.security = *options.security;
+  return t;
 }
 
 }  // namespace
@@ -48,6 +53,7 @@ struct Node::Impl {
   std::shared_ptr<const Model> model;
   LoadOptions load;
   SystemClock clock;
+  net::SystemRandom random;
   ThreadPool pool;
   net::ZmqTransport transport;
   caf::actor_system_config config;
@@ -60,7 +66,7 @@ struct Node::Impl {
       : model(std::move(m)),
         load(options.load),
         pool(options.threads),
-        transport(options.listen, security_of(options)),
+        transport(transport_options(options)),
         system(configure(config)) {
     const ModelConfig& mc = model->config;
     context.address = options.advertise.empty() ? options.listen : options.advertise;
@@ -69,13 +75,14 @@ struct Node::Impl {
     context.config = &mc;
     context.tokenizer = &tokenizer;
     context.clock = &clock;
+    context.random = &random;
     context.encoding = options.activations;
     context.metrics = &metrics;
     context.traffic = [this] {
       const auto t = transport.traffic();
       return std::array<uint64_t, 4>{t.frames_sent, t.bytes_sent, t.frames_received, t.bytes_received};
     };
-    context.seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
+    context.seed = random.next();
     if (options.layers) context.initial = transformer_stage(model, pool);
     context.load_layers = [this](LayerRange r) {
       LoadOptions o = load;

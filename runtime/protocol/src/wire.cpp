@@ -175,9 +175,9 @@ msgpack::object parse(std::span<const uint8_t> frame, msgpack::zone& zone) {
                      std::to_string(kMaxFrameBytes));
   }
   // Small containers only (the big payloads are bins), shallow nesting: a hostile header cannot
-  // make the parser reserve more than a few kilobytes per element it claims. (The array limit
-  // also bounds a generate's chat messages, below kMaxChatMessages.)
-  const msgpack::unpack_limit limit(/*array=*/std::max(kMaxPeers, kMaxRouteStages), /*map=*/0,
+  // make the parser reserve room for more items than the longest array a frame may hold
+  // (kMaxArrayItems: a generate's chat messages); each field's own limit is checked as it is read.
+  const msgpack::unpack_limit limit(/*array=*/kMaxArrayItems, /*map=*/0,
                                     /*str=*/kMaxTextBytes, /*bin=*/kMaxFrameBytes, /*ext=*/0,
                                     /*depth=*/6);
   std::size_t offset = 0;

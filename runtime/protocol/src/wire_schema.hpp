@@ -131,7 +131,11 @@ constexpr auto spec(Tag<NodeCounters>) {
       field("bytes_received", &NodeCounters::bytes_received, uint64(), "their bytes"),
       field("hops", &NodeCounters::hops, uint64(), "network hops of the tokens whose round trip was measured"),
       field("hop_seconds", &NodeCounters::hop_seconds, real<double>(),
-            "those round trips less the stages' compute time, summed"));
+            "those round trips less the stages' compute time, summed"),
+      appended(),
+      field("frames_dropped", &NodeCounters::frames_dropped, uint64(),
+            "frames received and dropped: undecodable, from a sender with no say over their session, "
+            "for a session not held, or of a kind the node does not take"));
 }
 
 // --- messages between nodes ---------------------------------------------------------------------

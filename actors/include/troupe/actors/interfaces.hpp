@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "troupe/protocol/transport.hpp"
 #include "troupe/protocol/wire.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::wire::Message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::Origin)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<troupe::wire::RouteStage>)
 
 namespace troupe::actors {
@@ -21,13 +23,14 @@ namespace troupe::actors {
 // the client behind that route.
 using send_atom = caf::atom_constant<caf::atom("send")>;
 using reply_atom = caf::atom_constant<caf::atom("reply")>;
-// (wire_atom, route, message): a decoded frame; "" as route for a message from this node itself.
+// (wire_atom, origin, message): a decoded frame from a peer or a client; a message from this node
+// itself comes from Origin::peer(its own address).
 using wire_atom = caf::atom_constant<caf::atom("wire")>;
 // (peer_lost_atom, address[, name]): the connection to a peer broke, or the mesh declared it gone.
 // (route_gone_atom[, route]): a client went away.
 using peer_lost_atom = caf::atom_constant<caf::atom("peerlost")>;
 using route_gone_atom = caf::atom_constant<caf::atom("routegone")>;
-// Start-up wiring and timers.
+// Start-up wiring and timers (the node actor's mesh protocol; the stage's look for idle sessions).
 using init_atom = caf::atom_constant<caf::atom("init")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 // (load_atom, begin, end): hold layers [begin, end) (0, 0: none). (loaded_atom, begin, end):
@@ -57,7 +60,7 @@ using TransportActor = caf::typed_actor<
 using NodeActor = caf::typed_actor<
     caf::reacts_to<init_atom>,                              // itself, once: join the mesh
     caf::reacts_to<tick_atom>,                              // itself, every kMeshTick
-    caf::reacts_to<wire_atom, std::string, wire::Message>,  // gossip, plans, requests, results
+    caf::reacts_to<wire_atom, Origin, wire::Message>,       // gossip, plans, requests, results
     caf::reacts_to<loaded_atom, int, int>,                  // the stage
     caf::reacts_to<reroute_atom, uint64_t>,                 // a session
     caf::reacts_to<ended_atom, uint64_t>,                   // a session
@@ -69,15 +72,16 @@ using NodeActor = caf::typed_actor<
 // The layer range this node holds, run for every session that passes through it.
 using StageActor = caf::typed_actor<
     caf::reacts_to<init_atom, TransportActor, NodeActor>,   // NodeActors, once: where to send
-    caf::reacts_to<wire_atom, std::string, wire::Message>,  // session_start, step, activations, end
+    caf::reacts_to<wire_atom, Origin, wire::Message>,       // session_start, step, activations, end
     caf::reacts_to<load_atom, int, int>,                    // the node actor
     caf::reacts_to<peer_lost_atom, std::string>,            // the node actor
-    caf::reacts_to<prefill_atom, uint64_t>>;                // itself
+    caf::reacts_to<prefill_atom, uint64_t>,                 // itself
+    caf::reacts_to<tick_atom>>;                             // itself, while it holds sessions
 
 // One completion that entered through this node.
 using SessionActor = caf::typed_actor<
     caf::reacts_to<init_atom>,                                                // itself, once
-    caf::reacts_to<wire_atom, std::string, wire::Message>,                    // sampled, error
+    caf::reacts_to<wire_atom, Origin, wire::Message>,                         // sampled, error
     caf::reacts_to<peer_lost_atom, std::string, std::string>,                 // the node actor
     caf::reacts_to<route_atom, std::vector<wire::RouteStage>, std::string>,  // the node actor
     caf::reacts_to<route_gone_atom>,                                          // the node actor

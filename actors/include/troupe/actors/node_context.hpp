@@ -1,5 +1,5 @@
 // What every actor of a node reads and never changes: who the node is, its model, its tokenizer,
-// its clock, and where the simulator reaches in. Owned by its host (Node; the simulator's node),
+// its clock and randomness, and where the simulator reaches in. Owned by its host (Node; the simulator's node),
 // which outlives the actors.
 #pragma once
 
@@ -14,16 +14,19 @@
 #include "troupe/discovery/sim_hook.hpp"
 #include "troupe/model/model.hpp"
 #include "troupe/model/stage_model.hpp"
+#include "troupe/protocol/drop_log.hpp"
 #include "troupe/protocol/transport.hpp"
 #include "troupe/protocol/wire.hpp"
 #include "troupe/text/tokenizer.hpp"
 
 namespace troupe::actors {
 
-// Counters the actors add to as they work (relaxed atomics: read by status at any time).
+// Counters the actors add to as they work (relaxed atomics: read by status at any time), and the
+// frames they dropped (counted there, logged sparingly: drop_frame in actors/src/actors.hpp).
 struct NodeMetrics {
   std::atomic<uint64_t> sessions_total{0}, tokens_generated{0}, stage_positions{0};
   std::atomic<uint64_t> stage_compute_ns{0}, hops{0}, hop_ns{0};
+  DropLog dropped_frames;
 };
 
 struct NodeContext {
@@ -40,6 +43,8 @@ struct NodeContext {
   const Tokenizer* tokenizer = nullptr;
   const Clock* clock = nullptr;
   uint64_t seed = 0;  // the membership's random choices
+  // Session ids (unguessable on a device: whoever knows one can address its session's frames).
+  RandomSource* random = nullptr;
   wire::ActivationEncoding encoding = wire::ActivationEncoding::f32;
   NodeMetrics* metrics = nullptr;  // the one mutable thing the actors share
   // The transport's frames and bytes so far: {sent frames, sent bytes, received frames, bytes}.

@@ -3,10 +3,24 @@
 // (two connections: the ROUTER queues them fairly, so control frames pass a data backlog). It lives in
 // actors/, not runtime/, so that the engine, the wire codec and the simulator never link ZeroMQ.
 //
+// Who sent a frame (Origin): each DEALER carries a routing id made of this node's advertised
+// address and the lane (peer_routing_id), which the ROUTER reads back as the peer's address; a
+// connection without one (a client: ZeroMQ makes up an id starting with a zero byte) is a client,
+// answered through that id. The ROUTER hands an id over to the newest connection that presents it
+// (ZMQ_ROUTER_HANDOVER): a peer restarted at the same address takes its place at once instead of
+// being refused while its old connection has not yet timed out.
+//
 // Every connection runs under CURVE with the mesh's keys (mesh_key.hpp), or under none with
 // --insecure: the ROUTER is the CURVE server, the DEALERs its clients, and a peer that fails the
 // handshake is logged and never delivers a frame (handshake_guard.hpp). A peer counts as
 // connected once its handshake has succeeded.
+//
+// Bounded: at most Options::max_peers peers have DEALERs at once (the least recently used are
+// closed first to make room), a peer's DEALERs are closed once nothing was sent to it for
+// Options::link_idle, and ZeroMQ's socket limit and the process's open-file limit are raised to
+// what that many peers need. Invented members by the thousand therefore cost a bounded number
+// of sockets, and a real node can always still connect (ZeroMQ's default allows 1,023 sockets:
+// three per peer and lane, with the monitors, ran out at 170 peers).
 //
 // A single I/O thread owns every socket (ZeroMQ sockets are not thread-safe): send(), reply()
 // and post() from other threads queue their work and wake it through an eventfd; on the I/O
@@ -16,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -28,11 +43,31 @@
 
 namespace troupe::net {
 
+// The routing id of a node's DEALER in `lane`: "troupe/peer/c/" (control) or "troupe/peer/d/"
+// (data) and the address it advertises. Unique per node and lane, as the ROUTER needs.
+std::string peer_routing_id(const std::string& address, Transport::Lane lane);
+// Who presented `routing_id`: the peer named in a peer_routing_id, else a client.
+Origin origin_of(const std::string& routing_id);
+
 class ZmqTransport final : public Transport {
  public:
+  // The peers one node keeps DEALERs to at once (the mesh protocol's own limit on members in a
+  // status or a gossip), and how long a peer's DEALERs stay open with nothing sent: longer than
+  // the membership's probe round over a mesh of that size (a member probed every 250 ms in turn),
+  // so that a live member's connections stay up.
+  static constexpr std::size_t kMaxLinkedPeers = 256;
+  static constexpr std::chrono::seconds kLinkIdle{90};
+  struct Options {
+    std::string listen;     // host:port it binds
+    std::string advertise;  // how peers name it (its DEALERs' routing ids); empty: `listen`
+    MeshSecurity security = MeshSecurity::insecure();
+    std::size_t max_peers = kMaxLinkedPeers;
+    std::chrono::milliseconds link_idle = kLinkIdle;
+  };
+
   // Binds at once, so that a bad or busy address fails here: InputError for an address ZeroMQ
-  // cannot read, RuntimeFailure for one it cannot bind.
-  ZmqTransport(const std::string& listen_address, const MeshSecurity& security);
+  // cannot read (or one too long to name a connection), RuntimeFailure for one it cannot bind.
+  explicit ZmqTransport(Options options);
   ~ZmqTransport() override;
 
   // Before start(): warns every few seconds, naming `flag` ("--join"), until a handshake with
@@ -55,6 +90,8 @@ class ZmqTransport final : public Transport {
   void stop() override;
   // Incoming connections refused at the handshake so far (any thread).
   uint64_t refused_handshakes() const;
+  // Peers it holds DEALERs to now (any thread).
+  std::size_t linked_peers() const { return linked_peers_.load(std::memory_order_relaxed); }
 
  private:
   struct Sockets;
@@ -77,9 +114,12 @@ class ZmqTransport final : public Transport {
   void push(Work work);
   void send_now(const std::string& address, const Frame& frame, Lane lane);
   void reply_now(const std::string& route, const Frame& frame);
+  void poll_once();
+  Link& link(const std::string& address, Lane lane);
+  void close_idle_links();
+  void close_links(const std::string& address);
 
-  std::string listen_address_;
-  MeshSecurity security_;
+  Options options_;
   std::unique_ptr<Sockets> sockets_;
   struct Expected {
     std::string flag;
@@ -94,6 +134,7 @@ class ZmqTransport final : public Transport {
   // Traffic, logged when the transport stops (the benchmark reads bytes per token from it) and
   // read by status (any thread: relaxed atomics, written on the transport's thread only).
   std::atomic<uint64_t> frames_sent_{0}, bytes_sent_{0}, frames_received_{0}, bytes_received_{0};
+  std::atomic<std::size_t> linked_peers_{0};
   std::thread thread_;
   std::atomic<std::thread::id> io_thread_{};
 };

@@ -16,6 +16,7 @@
 // encrypts the connections under them (ZeroMQ CURVE with a shared mesh key) without changing them.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -186,6 +187,9 @@ struct Error {
 
 inline constexpr std::size_t kMaxStopStrings = 16;   // in a generate request
 inline constexpr std::size_t kMaxChatMessages = 1024;
+// The most items any array of a frame may hold: the largest of the limits above (the parser
+// refuses a longer array before it reserves room for it).
+inline constexpr std::size_t kMaxArrayItems = std::max({kMaxPeers, kMaxRouteStages, kMaxStopStrings, kMaxChatMessages});
 
 // The completion's fields (CompletionRequest), then its sampler's.
 struct GenerateRequest : CompletionRequest {
@@ -225,6 +229,9 @@ struct NodeCounters {
   uint64_t frames_sent = 0, bytes_sent = 0, frames_received = 0, bytes_received = 0;
   uint64_t hops = 0;              // network hops of the tokens whose round trip was measured
   double hop_seconds = 0;         // those round trips less the stages' compute time, summed
+  // Frames received and dropped: undecodable, from a sender with no say over their session, for
+  // a session not held, of a kind the receiver does not take (appended).
+  uint64_t frames_dropped = 0;
 };
 
 struct Status {

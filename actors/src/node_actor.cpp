@@ -59,6 +59,7 @@ void NodeState::on_init() {
 void NodeState::on_tick() {
   mesh_->tick(node_->clock->now());
   react();
+  give_up_uncovered();
   self_->delayed_send(routes_.node, kMeshTick, tick_atom::value);
 }
 
@@ -263,13 +264,27 @@ void NodeState::on_session_frame(const Origin& from, const wire::Message& messag
 void NodeState::on_reroute(uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  if (discovery::admit(*mesh_, 0) == discovery::Admission::cannot_cover) {
-    // Nothing to wait for (say, a static mesh whose pinned stage is gone).
-    self_->send(it->second.actor, route_atom::value, std::vector<wire::RouteStage>{}, mesh_->route_problem());
-    return;
-  }
   it->second.waiting = true;
+  // Nothing may come to wait for (a static mesh whose pinned stage is gone): then the session
+  // fails after kCoverGrace, unless the stage comes back at its address before.
+  it->second.cover_deadline.reset();
+  if (discovery::admit(*mesh_, 0) == discovery::Admission::cannot_cover) {
+    it->second.cover_deadline = node_->clock->now() + discovery::kCoverGrace;
+  }
   react();  // hands over the live route at once when there is one
+}
+
+// Sessions waiting past their kCoverGrace for layers no live member can cover: told there is no
+// route, and why.
+void NodeState::give_up_uncovered() {
+  const auto now = node_->clock->now();
+  for (auto& [id, s] : sessions_) {
+    if (!s.waiting || !s.cover_deadline || now < *s.cover_deadline) continue;
+    s.cover_deadline.reset();
+    if (discovery::admit(*mesh_, 0) != discovery::Admission::cannot_cover) continue;
+    s.waiting = false;
+    self_->send(s.actor, route_atom::value, std::vector<wire::RouteStage>{}, mesh_->route_problem());
+  }
 }
 
 void NodeState::on_ended(uint64_t id) { sessions_.erase(id & ~kAttemptMask); }

@@ -29,11 +29,14 @@ class NodeState {
     std::string client_route;
     std::vector<std::string> stages;  // the addresses of its current route
     bool waiting = false;             // for a route
+    // While no live member can cover the session's layers: when it stops waiting for one.
+    std::optional<discovery::TimePoint> cover_deadline;
   };
 
   // The handlers.
   void on_init();
   void on_tick();
+  void give_up_uncovered();
   void on_wire(const Origin& from, const wire::Message& message);
   void on_generate(const std::string& route, const wire::GenerateRequest& request);
   void on_session_frame(const Origin& from, const wire::Message& message);

@@ -170,12 +170,14 @@ TEST_CASE("forged sampled tokens out of the vocabulary for guessed session ids: 
   const uint64_t own = learnt.first;
   const int positions = learnt.second;
   // Its next request, and at once a `sampled` token 0x7fffffff for the id after its own.
+  // Forged frames come from a member's connection (an address of the attacker's choosing).
+  RawPeer forger(mesh.address(0), "127.0.0.1:" + std::to_string(free_port()));
   attacker.send(generate_message("Once upon a time", 20));
-  attacker.send(wire::Message{own + 1, 1, wire::Sampled{positions, 0x7fffffff}});
+  forger.send(wire::Message{own + 1, 1, wire::Sampled{positions, 0x7fffffff}});
   {
     // Then the same for the ids that may come next, over and over, while others' answers run.
     Repeatedly spray([&] {
-      for (uint64_t k = 1; k <= 64; k++) attacker.send(wire::Message{own + k, 1, wire::Sampled{positions, 0x7fffffff}});
+      for (uint64_t k = 1; k <= 64; k++) forger.send(wire::Message{own + k, 1, wire::Sampled{positions, 0x7fffffff}});
     }, 20ms);
     check_answers(mesh, 0);
   }
@@ -188,7 +190,7 @@ TEST_CASE("a forged plan of term and version 2^64-1 does not take the mesh over 
   // One frame per node, "from" the real coordinator: every layer on an address where nothing runs.
   const uint64_t max = UINT64_MAX;
   const wire::PlanAnnounce forged{max, mesh.address(0), max, {{"x", "127.0.0.1:9", {0, 5}}}, ""};
-  for (std::size_t i = 0; i < mesh.size(); i++) RawPeer(mesh.address(i)).send(wire::Message{0, 1, forged});
+  for (std::size_t i = 0; i < mesh.size(); i++) RawPeer(mesh.address(i), mesh.address(0)).send(wire::Message{0, 1, forged});
   // Within seconds every node serves again, on a plan of the mesh's own.
   for (std::size_t i = 0; i < mesh.size(); i++) {
     std::optional<wire::Status> s;
@@ -219,9 +221,10 @@ TEST_CASE("forged error frames for other users' sessions, in flight and to come,
   REQUIRE(mesh.wait_serving());
   RawPeer attacker(mesh.address(0));
   const uint64_t own = own_session(attacker).first;
+  RawPeer forger(mesh.address(0), "127.0.0.1:" + std::to_string(free_port()));
   auto spray = [&] {
     for (uint64_t k = 1; k <= 64; k++) {
-      attacker.send(wire::Message{own + k, 1, wire::Error{1, "session killed by a stranger"}});
+      forger.send(wire::Message{own + k, 1, wire::Error{1, "session killed by a stranger"}});
     }
   };
   spray();  // the sessions to come...
@@ -239,7 +242,8 @@ TEST_CASE("forged session_end frames for other users' sessions, in flight and to
   RawPeer asker(mesh.address(0));
   const uint64_t own = own_session(asker).first;
   std::vector<std::unique_ptr<RawPeer>> stages;  // every node may hold a stage of the route
-  for (std::size_t i = 0; i < mesh.size(); i++) stages.push_back(std::make_unique<RawPeer>(mesh.address(i)));
+  const std::string claimed = "127.0.0.1:" + std::to_string(free_port());
+  for (std::size_t i = 0; i < mesh.size(); i++) stages.push_back(std::make_unique<RawPeer>(mesh.address(i), claimed));
   auto spray = [&] {
     for (auto& stage : stages) {
       for (uint64_t k = 1; k <= 64; k++) stage->send(wire::Message{own + k, 1, wire::SessionEnd{"stranger"}});
@@ -279,7 +283,7 @@ TEST_CASE("64 forged session_starts with full-context caches leave every stage s
   REQUIRE(s.stages.size() == 3);
   std::vector<std::unique_ptr<RawPeer>> peers;
   for (std::size_t n = 0; n < s.stages.size(); n++) {
-    peers.push_back(std::make_unique<RawPeer>(s.stages[n].address));
+    peers.push_back(std::make_unique<RawPeer>(s.stages[n].address, "127.0.0.1:9"));  // the forged entry
     for (uint64_t k = 0; k < 64; k++) {
       peers.back()->send(wire::Message{0xdead000000000000 + (n << 8) + k, 1, forged_start(s.stages[n], s.model_layers)});
     }
@@ -301,7 +305,7 @@ TEST_CASE("a member declared dead in a later instance by a stranger is counted a
   lie.state = wire::MemberState::dead;
   lie.incarnation = 0;
   const std::string stranger = "127.0.0.1:" + std::to_string(free_port());
-  for (std::size_t i = 0; i < mesh.size(); i++) RawPeer(mesh.address(i)).send(gossip_frame(stranger, {lie}));
+  for (std::size_t i = 0; i < mesh.size(); i++) RawPeer(mesh.address(i), stranger).send(gossip_frame(stranger, {lie}));
   std::this_thread::sleep_for(300ms);  // the lie has arrived
   for (std::size_t i = 0; i < mesh.size(); i++) {
     std::optional<wire::Status> s;
@@ -346,8 +350,8 @@ std::vector<wire::MemberUpdate> ghosts(std::size_t count, double throughput, con
 // updates), each time at a higher incarnation, as a member refuting a suspicion does.
 std::function<void()> assert_alive(Mesh& mesh, std::vector<wire::MemberUpdate> members) {
   auto peers = std::make_shared<std::vector<std::unique_ptr<RawPeer>>>();
-  for (std::size_t i = 0; i < mesh.size(); i++) peers->push_back(std::make_unique<RawPeer>(mesh.address(i)));
   const std::string from = "127.0.0.1:" + std::to_string(free_port());
+  for (std::size_t i = 0; i < mesh.size(); i++) peers->push_back(std::make_unique<RawPeer>(mesh.address(i), from));
   return [peers, from, members = std::move(members)]() mutable {
     for (auto& m : members) m.incarnation++;
     for (std::size_t at = 0; at < members.size(); at += wire::kMaxPeers) {

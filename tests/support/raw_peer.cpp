@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/nodes.hpp"
+#include "troupe/net/zmq_transport.hpp"
 
 namespace troupe::test {
 
@@ -16,7 +17,9 @@ zmq::context_t& context() {
 
 }  // namespace
 
-RawPeer::RawPeer(const std::string& address) : socket_(context(), zmq::socket_type::dealer) {
+RawPeer::RawPeer(const std::string& address, const std::string& as_member)
+    : socket_(context(), zmq::socket_type::dealer) {
+  if (!as_member.empty()) socket_.set(zmq::sockopt::routing_id, net::peer_routing_id(as_member, Transport::Lane::control));
   // Frames still queued when the peer is destroyed go out all the same (an attack sent and
   // forgotten), for a second at most: a node that is gone does not hold up the test's exit.
   socket_.set(zmq::sockopt::linger, 1000);
@@ -48,7 +51,7 @@ std::vector<wire::MemberUpdate> member_table(const std::string& seed, std::chron
   inbox.set(zmq::sockopt::linger, 0);
   const std::string me = "127.0.0.1:" + std::to_string(free_port());
   inbox.bind("tcp://" + me);
-  RawPeer asker(seed);
+  RawPeer asker(seed, me);
   asker.send(gossip_frame(me, {}, wire::Gossip::Kind::sync));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -126,7 +129,7 @@ wire::MemberUpdate ImpostorMember::self_update() const {
 
 void ImpostorMember::send(const std::string& to, const wire::Message& m) {
   auto& peer = peers_[to];
-  if (!peer) peer = std::make_unique<RawPeer>(to);
+  if (!peer) peer = std::make_unique<RawPeer>(to, address_);
   peer->send(m);
 }
 
@@ -145,7 +148,7 @@ void ImpostorMember::run() {
 void ImpostorMember::on_frame(const wire::Message& m) {
   if (const auto* g = std::get_if<wire::Gossip>(&m.body)) {
     for (const auto& u : g->updates) {
-      if (u.info.address != address_ && !peers_.count(u.info.address)) peers_[u.info.address] = std::make_unique<RawPeer>(u.info.address);
+      if (u.info.address != address_ && !peers_.count(u.info.address)) peers_[u.info.address] = std::make_unique<RawPeer>(u.info.address, address_);
     }
     if (g->kind == wire::Gossip::Kind::ping) {
       wire::Message ack = gossip_frame(address_, {self_update()}, wire::Gossip::Kind::ack);

@@ -18,10 +18,12 @@
 
 namespace troupe::test {
 
-// One DEALER connected to a node's ROUTER, as a client or a member connects.
+// One DEALER connected to a node's ROUTER, as a client connects, or, given `as_member`, as the
+// member at that address connects (its routing id names it: what a node reads as the sender of a
+// member's frames; any holder of the mesh secret may present any address).
 class RawPeer {
  public:
-  explicit RawPeer(const std::string& address);
+  explicit RawPeer(const std::string& address, const std::string& as_member = {});
   RawPeer(const RawPeer&) = delete;
   RawPeer& operator=(const RawPeer&) = delete;
 

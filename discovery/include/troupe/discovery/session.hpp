@@ -27,6 +27,11 @@ inline constexpr Millis kRerouteTimeout{60'000};
 // After a stage said it moved, the entry's view of the mesh may still show the old stage for a
 // moment: the session asks for a new route this much later, so as not to bounce off it again.
 inline constexpr Millis kMovedWait{100};
+// A session whose layers no live member can cover waits this long for one that can before it
+// fails: a stage restarted at its address (kill -9, and a service manager starts it again) is a
+// new member that listens, answers a probe and loads its layers within a few seconds, and the
+// answer in flight should go on through it rather than fail.
+inline constexpr Millis kCoverGrace{4'000};
 
 // --- the entry node ------------------------------------------------------------------------------
 

@@ -254,6 +254,10 @@ uint64_t NodeState::new_session_id() const {
 void NodeState::on_session_frame(const Origin& from, const wire::Message& message) {
   auto it = sessions_.find(message.session & ~kAttemptMask);
   if (it == sessions_.end()) {
+    const uint64_t base = message.session & ~kAttemptMask;
+    if (std::any_of(ended_.begin(), ended_.end(), [&](const Ended& e) { return e.id == base && from.is_peer(e.last_stage); })) {
+      return;  // the late copy of its last stage's frame
+    }
     drop_frame(*node_, from, fmt::format("{} for session {:x}, which did not enter here (or is over)",
                                          wire::type_name(message.type()), message.session));
     return;
@@ -287,7 +291,13 @@ void NodeState::give_up_uncovered() {
   }
 }
 
-void NodeState::on_ended(uint64_t id) { sessions_.erase(id & ~kAttemptMask); }
+void NodeState::on_ended(uint64_t id) {
+  const auto it = sessions_.find(id & ~kAttemptMask);
+  if (it == sessions_.end()) return;
+  ended_.push_back({it->first, it->second.stages.empty() ? std::string() : it->second.stages.back()});
+  if (ended_.size() > kEndedKept) ended_.pop_front();
+  sessions_.erase(it);
+}
 
 void NodeState::on_route_gone(const std::string& route) {
   for (const auto& [id, s] : sessions_) {

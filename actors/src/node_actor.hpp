@@ -4,6 +4,7 @@
 // or moves gets a new route. It answers the clients' requests (generate, status).
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -65,6 +66,14 @@ class NodeState {
   Routes routes_;
   std::unique_ptr<discovery::Mesh> mesh_;
   std::map<uint64_t, EnteredSession> sessions_;  // by base id (attempt bits clear)
+  // The latest sessions over, with their last stage: a decode step's frames travel on both
+  // lanes, and the copy of a session's last `sampled` may come after the session is over.
+  struct Ended {
+    uint64_t id;
+    std::string last_stage;
+  };
+  std::deque<Ended> ended_;
+  static constexpr std::size_t kEndedKept = 256;
   uint64_t seq_ = 0;
   std::optional<LayerRange> asked_;  // the range last asked of the stage
   std::vector<wire::RouteStage> route_;

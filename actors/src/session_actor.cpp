@@ -106,6 +106,7 @@ void SessionState::on_wire(const Origin& from, const wire::Message& message) {
 
 void SessionState::on_sampled(const Origin& from, const wire::Sampled& m) {
   Protocol& protocol = *protocol_;
+  if (protocol.seen(m.pos)) return;  // its copy on the other lane came first
   if (auto failed = protocol.sampled(m.pos, m.rng_state); !failed.empty()) {
     act(std::move(failed));
     return;

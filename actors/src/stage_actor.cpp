@@ -246,6 +246,7 @@ void StageState::on_session_end(const Origin& from, uint64_t id) {
 // because its entry was declared gone (or the session idled past kSessionIdleTimeout), the entry
 // is told after all (discovery::OrphanedSessions).
 void StageState::unknown_session(const Origin& from, uint64_t id, const char* what) {
+  if (ended_.contains(id)) return;  // a late copy (a decode step's frames travel on both lanes)
   if (const auto entry = orphaned_.take(id)) {
     spdlog::info("session {:x}: {} came after it was dropped; telling its entry {}", id, what, *entry);
     send_to_node(*entry, id, 0, wire::Error{wire::kMoved, where() + ": " + discovery::orphan_notice(*entry)});
@@ -308,6 +309,7 @@ void StageState::on_step(const Origin& from, uint64_t id, const wire::Step& m) {
   Session* found = session_from(from, id, "a step", false);
   if (!found) return;
   Session& s = *found;
+  if (m.pos < s.next_pos) return;  // its copy on the other lane came first
   try {
     check_input(s, true, m.pos, 1);
     const auto t0 = node_->clock->now();

@@ -38,6 +38,12 @@ std::optional<std::string> wrong_direction(wire::MessageType type, const Origin&
 
 }  // namespace
 
+namespace {
+bool decode_step(const wire::Message& m) {
+  return std::holds_alternative<wire::Step>(m.body) || std::holds_alternative<wire::Sampled>(m.body);
+}
+}  // namespace
+
 struct TransportCompanion::Impl {
   const NodeContext* node = nullptr;
   Transport* transport = nullptr;
@@ -55,7 +61,14 @@ struct TransportCompanion::Impl {
     try {
       const auto type = message.type();
       const bool control = type == wire::MessageType::gossip || type == wire::MessageType::plan;
-      transport->send(address, wire::encode(message), control ? Transport::Lane::control : Transport::Lane::data);
+      Frame frame = wire::encode(message);
+      // A decode step's one-packet frames (the token to the first stage, the sampled token back)
+      // go on both lanes, two TCP connections, and the receiver takes whichever comes first: a
+      // one-packet message whose packet is lost waits for TCP's retransmission timeout (200 ms
+      // at least), which at 20% loss was most tokens. Not activations: a position's activations
+      // may follow a prompt's batch on the data lane, and must not overtake it.
+      if (decode_step(message)) transport->send(address, frame, Transport::Lane::control);
+      transport->send(address, std::move(frame), control ? Transport::Lane::control : Transport::Lane::data);
     } catch (const InputError& e) {
       spdlog::error("cannot send {} to {}: {}", wire::type_name(message.type()), address, e.what());
     }

@@ -150,6 +150,7 @@ class MemoryMesh {
   std::vector<std::unique_ptr<TestNode>> nodes_;
   std::deque<std::function<void()>> pending_;  // tasks and frames, in the order posted
   std::map<std::string, std::vector<wire::Message>> replies_, elsewhere_;
+  std::map<std::string, std::vector<Frame>> elsewhere_encoded_;
   Tap tap_;
 };
 

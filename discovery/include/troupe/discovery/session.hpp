@@ -109,6 +109,9 @@ class EntrySession {
   // Out of order: a Fail. Otherwise nothing: the host hands the token to its generator, then
   // calls next() with the token to feed, or finish().
   Actions sampled(int pos, uint64_t rng_state);
+  // Whether a token sampled after `pos` positions was taken already (a copy: the stages send a
+  // decode step's frames on two connections).
+  bool seen(int pos) const { return pos < int(fed_.size()); }
   Actions next(int token);
   Actions finish();  // the answer is complete
   // An error frame from a stage of the current route: kMoved re-routes, anything else fails.

@@ -58,7 +58,9 @@ SessionActor::behavior_type SessionState::behavior(const NodeContext* node, Rout
         on_route(std::move(route), problem);
       },
       [this](route_gone_atom) { on_route_gone(); },
-      caf::after(discovery::kSessionStallTimeout) >> [this] { on_stalled(); },
+      // Silence is counted in kProbeAfter periods (discovery::EntrySession::quiet): the stages
+      // are asked whether they still hold the session, and it fails after kSessionStallTimeout.
+      caf::after(discovery::kProbeAfter) >> [this] { on_quiet(); },
   };
 }
 
@@ -165,8 +167,8 @@ void SessionState::on_route_gone() {
   close();
 }
 
-void SessionState::on_stalled() {
-  if (protocol_) act(protocol_->stalled());
+void SessionState::on_quiet() {
+  if (protocol_) act(protocol_->quiet());
 }
 
 // --- what the protocol decided -----------------------------------------------------------------------
@@ -178,6 +180,8 @@ void SessionState::act(Protocol::Actions actions) {
     } else if (auto* a = std::get_if<Protocol::Step>(&action)) {
       step_sent_ = node_->clock->now();
       send_to_stage(a->to, a->attempt, wire::Step{a->pos, a->token});
+    } else if (auto* a = std::get_if<Protocol::Probe>(&action)) {
+      send_to_stage(a->to, a->attempt, wire::SessionProbe{a->pos});
     } else if (auto* a = std::get_if<Protocol::End>(&action)) {
       send_to_stage(a->to, a->attempt, wire::SessionEnd{a->reason});
     } else if (auto* a = std::get_if<Protocol::AskRoute>(&action)) {

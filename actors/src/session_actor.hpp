@@ -39,7 +39,7 @@ class SessionState {
   void on_reroute_timeout(int attempt);
   void on_route(std::vector<wire::RouteStage> route, const std::string& problem);
   void on_route_gone();
-  void on_stalled();
+  void on_quiet();
 
   // Carries out what the protocol decided.
   void act(Protocol::Actions actions);

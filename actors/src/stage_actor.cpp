@@ -147,6 +147,8 @@ void StageState::on_message(const Origin& from, wire::Message& message) {
     on_activations(from, id, *m);
   } else if (std::get_if<wire::SessionEnd>(&message.body)) {
     on_session_end(from, id);
+  } else if (auto* m = std::get_if<wire::SessionProbe>(&message.body)) {
+    on_session_probe(from, id, *m);
   } else {
     drop_frame(*node_, from, std::string("the stage does not take ") + wire::type_name(message.type()));
   }
@@ -240,6 +242,24 @@ void StageState::on_session_end(const Origin& from, uint64_t id) {
   if (it != sessions_.end()) sessions_.erase(it);
   ended_.add(id);
   orphaned_.take(id);  // its entry ended it: nothing to tell
+}
+
+// The session's entry heard nothing for a while. A stage that holds the session says nothing (its
+// entry's other checks go on); one that does not tells the sender it moved (it lost the session:
+// a restart the mesh did not notice, a reclaim), and the entry re-routes at once. The entry only
+// probes a route that has answered, so every stage of it took the start. An unknown session's
+// entry is unknown: the answer goes to the sender only, and tells it nothing of other sessions.
+void StageState::on_session_probe(const Origin& from, uint64_t id, const wire::SessionProbe&) {
+  auto it = sessions_.find(id);
+  if (it != sessions_.end()) {
+    if (!from.is_peer(it->second.entry)) {
+      drop_frame(*node_, from, fmt::format("session_probe for session {:x}, which only {} sends", id, it->second.entry));
+    }
+    return;
+  }
+  // No log line: any member may send probes, as many as it likes.
+  orphaned_.take(id);  // this answer is the notice
+  send_to_node(from.id, id, 0, wire::Error{wire::kMoved, where() + ": does not hold the session"});
 }
 
 // A frame for a session this stage does not hold: dropped, but when the stage forgot the session

@@ -9,8 +9,8 @@
 // error, never a write outside the cache.
 //
 // A session belongs to its route: the stage takes its session_start and its steps or activations
-// only from the peer before it on the route (the first stage: from the entry), and its end only
-// from its entry; frames from anyone else are dropped and counted (drop_frame). It holds at most
+// only from the peer before it on the route (the first stage: from the entry), and its end and
+// probes only from its entry; frames from anyone else are dropped and counted (drop_frame). It holds at most
 // kMaxSessionsPerEntry sessions of another node's entry, and reclaims a session nothing was heard of for
 // kSessionIdleTimeout, so that sessions started and never ended (a hostile member, an entry
 // that died) cannot keep it busy for good.
@@ -58,6 +58,7 @@ class StageState {
   void on_step(const Origin& from, uint64_t id, const wire::Step& m);
   void on_activations(const Origin& from, uint64_t id, const wire::Activations& m);
   void on_session_end(const Origin& from, uint64_t id);
+  void on_session_probe(const Origin& from, uint64_t id, const wire::SessionProbe& m);
   void on_prefill(uint64_t id);
   void on_load(int begin, int end);
   void on_peer_lost(const std::string& address);

@@ -12,7 +12,8 @@ namespace troupe::actors {
 
 bool Routes::for_stage(wire::MessageType t) {
   using T = wire::MessageType;
-  return t == T::session_start || t == T::step || t == T::activations || t == T::session_end;
+  return t == T::session_start || t == T::step || t == T::activations || t == T::session_end ||
+         t == T::session_probe;
 }
 
 void drop_frame(const NodeContext& node, const Origin& from, const std::string& why) {

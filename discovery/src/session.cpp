@@ -41,6 +41,8 @@ EntrySession::Actions EntrySession::begin(std::vector<wire::RouteStage> route) {
 
 EntrySession::Actions EntrySession::start_on_route() {
   started_ = true;
+  answered_ = false;
+  quiet_ = Millis(0);
   return one(Start{route_.front().address, attempt_, route_, fed_, rng_state_});
 }
 
@@ -86,6 +88,8 @@ EntrySession::Actions EntrySession::sampled(int pos, uint64_t rng_state) {
                        std::to_string(due));
   }
   rng_state_ = rng_state;
+  answered_ = true;
+  quiet_ = Millis(0);
   return {};
 }
 
@@ -130,6 +134,16 @@ EntrySession::Actions EntrySession::reroute_timeout(int attempt) {
   return fail(1, "no route through the mesh for " +
                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kRerouteTimeout).count()) +
                      " s");
+}
+
+EntrySession::Actions EntrySession::quiet() {
+  if (over_) return {};
+  quiet_ += kProbeAfter;
+  if (quiet_ >= kSessionStallTimeout) return stalled();
+  Actions out;
+  if (!started_ || !answered_ || rerouting_) return out;
+  for (const auto& stage : route_) out.push_back(Probe{stage.address, attempt_, int(fed_.size())});
+  return out;
 }
 
 EntrySession::Actions EntrySession::stalled() {

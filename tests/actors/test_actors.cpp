@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "mesh_checks.hpp"
+#include "troupe/discovery/session.hpp"
 #include "troupe/text/gguf_vocabulary.hpp"
 
 using namespace troupe;
@@ -102,6 +103,39 @@ TEST_CASE("a completion entering at any node is answered as one machine answers 
   uint64_t positions = 0;  // every stage ran its share of every session's positions
   for (int i = 0; i < 3; i++) positions += mesh.node(i).metrics.stage_positions.load();
   CHECK(positions > 0);
+}
+
+TEST_CASE("a stage that lost a session answers the entry's probe, and the entry re-routes within seconds", "[actors]") {
+  const QuietLog quiet;
+  MemoryMesh mesh;
+  for (int i = 0; i < 3; i++) mesh.add_node(3, i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"n0:7000"});
+  REQUIRE(mesh.run_until([&] { return agreed(mesh); }, 20s));
+  const auto route = mesh.node(0).mesh().route();
+  REQUIRE(route.size() >= 2);
+  int entry = 0;  // not the first stage's node, so that the frames between them pass the tap
+  while (mesh.node(entry).context.address == route.front().address) entry++;
+  const std::string entry_address = mesh.node(entry).context.address;
+
+  // The first stage forgets the session after three decode steps, alive and in the plan (as a
+  // stage restarted unnoticed would): that step reaches it as its entry's end of the session.
+  std::optional<int> first_step;
+  int probes = 0, moved = 0;
+  mesh.tap([&](const std::string& from, const std::string& to, wire::Message& m) {
+    if (const auto* step = std::get_if<wire::Step>(&m.body); step && from == entry_address) {
+      if (!first_step) first_step = step->pos;
+      if (step->pos == *first_step + 3) m.body = wire::SessionEnd{"forgotten"};
+    }
+    probes += std::holds_alternative<wire::SessionProbe>(m.body);
+    if (const auto* e = std::get_if<wire::Error>(&m.body); e && e->code == wire::kMoved && to == entry_address) moved++;
+  });
+  const wire::GenerateRequest r = request("hello probe", 16, 77);
+  mesh.client_send(entry, "client", wire::Message{0, 1, r});
+  // Without the probe the session would wait kSessionStallTimeout (120 s) and fail.
+  REQUIRE(mesh.run_until([&] { return answer(mesh, "client").has_value(); }, 2 * discovery::kProbeAfter + 1s));
+  CHECK(*answer(mesh, "client") == answer_alone(r, mesh.config(), mesh.tokenizer()));
+  CHECK(probes >= 1);
+  CHECK(moved == 1);
+  CHECK(mesh.node(entry).metrics.sessions_total.load() == 1);
 }
 
 TEST_CASE("a node that cannot cover the model refuses a completion with the reason", "[actors]") {

@@ -152,6 +152,51 @@ TEST_CASE("a session whose client left, or that heard nothing for too long, ends
   CHECK(only<EntrySession::Fail>(t.stalled()).at(0).message.find("no answer from the stages") != std::string::npos);
 }
 
+TEST_CASE("a quiet session probes every stage once its route answered, and a stage without it re-routes it", "[session]") {
+  EntrySession s({1, 5, 9}, 42);
+  s.begin(kTwoStages);
+  // No token yet: a stage may not have its start (it travels through the stages before), so a
+  // stage without the session would not show that it lost it.
+  CHECK(s.quiet().empty());
+  CHECK(s.sampled(3, 7).empty());
+  s.next(17);
+  const auto probes = only<EntrySession::Probe>(s.quiet());
+  REQUIRE(probes.size() == 2);
+  CHECK(probes[0].to == "a:1");
+  CHECK(probes[1].to == "b:1");
+  for (const auto& p : probes) {
+    CHECK(p.attempt == 0);
+    CHECK(p.pos == 4);  // the token sampled after position 4 is due
+  }
+  // A stage that holds the session says nothing; one that lost it answers kMoved.
+  const auto out = s.error(wire::kMoved, "stage 4:8 on b: does not hold the session");
+  CHECK(only<EntrySession::End>(out).size() == 2);
+  REQUIRE(only<EntrySession::AskRoute>(out).size() == 1);
+  CHECK(only<EntrySession::AskRoute>(out)[0].after_move);
+  CHECK(s.rerouting());
+  CHECK(only<EntrySession::Probe>(s.quiet()).empty());  // nothing to probe while re-routing
+  // The new route is probed only once it answered in turn.
+  s.route_found(kOtherTwo, "");
+  CHECK(s.quiet().empty());
+  CHECK(s.sampled(4, 8).empty());
+  CHECK(only<EntrySession::Probe>(s.quiet()).at(0).attempt == 1);
+}
+
+TEST_CASE("a session quiet for the stall timeout fails, and each token starts the count again", "[session]") {
+  const int periods = int(discovery::kSessionStallTimeout / discovery::kProbeAfter);
+  EntrySession s({1, 5, 9}, 42);
+  s.begin(kTwoStages);
+  for (int i = 1; i < periods; i++) REQUIRE(only<EntrySession::Fail>(s.quiet()).empty());
+  CHECK(s.sampled(3, 7).empty());  // a token: the count starts again
+  s.next(17);
+  for (int i = 1; i < periods; i++) REQUIRE(only<EntrySession::Probe>(s.quiet()).size() == 2);
+  const auto fails = only<EntrySession::Fail>(s.quiet());
+  REQUIRE(fails.size() == 1);
+  CHECK(fails[0].message.find("no answer from the stages for 120 s") != std::string::npos);
+  CHECK(s.over());
+  CHECK(s.quiet().empty());
+}
+
 TEST_CASE("a stage takes a session only where the route names it with the layers it holds", "[session]") {
   const auto route = route_of({{"a:1", {0, 4}}, {"b:1", {4, 6}}, {"c:1", {6, 8}}});
   auto a = discovery::admit_stage("b:1", LayerRange{4, 6}, 8, 0, "e:1", route, 0, 64);

@@ -7,7 +7,7 @@
 # for), links the text, model and kernels libraries of BUILD_DIR, and writes
 # tests/protocol/golden_frames.txt. With CORPUS_DIR it also writes each sample's frame of at most
 # 8 KiB there as sample_NAME (seeds for fuzz/fuzz_wire.cpp).
-# The record in the tree was made with: tests/protocol/make-golden-frames.sh 3b7cca9 build fuzz/corpus/wire
+# The record's first lines name the commit it was made with.
 set -eu
 commit=$1
 build=$(cd "$2" && pwd)

@@ -112,6 +112,8 @@ std::vector<NamedFrame> appended_probes() {
       {"status_counters_12", edit("status").resize({5, 9}, 12)},
       {"step_3_fields", edit("step").resize({5}, 3)},
       {"step_1_field", edit("step").resize({5}, 1)},
+      {"session_probe_0_fields", edit("session_probe").resize({5}, 0)},
+      {"session_probe_2_fields", edit("session_probe").resize({5}, 2)},
   };
 }
 
@@ -126,6 +128,10 @@ std::vector<NamedFrame> integer_probes() {
       {"step_token_over", edit("step").set({5, 1}, kInt32Over)},
       {"step_token_u64_max", edit("step").set({5, 1}, UINT64_MAX)},
       {"step_token_i64_min", edit("step").set({5, 1}, INT64_MIN)},
+      {"session_probe_pos_negative", edit("session_probe").set({5, 0}, int64_t(-1))},
+      {"session_probe_pos_over", edit("session_probe").set({5, 0}, kMaxPositions + 1)},
+      {"session_probe_pos_string", edit("session_probe").set({5, 0}, "3")},
+      {"session_probe_pos_nil", edit("session_probe").set({5, 0}, nil)},
       {"sampled_rng_negative", edit("sampled").set({5, 2}, int64_t(-5))},
       {"sampled_rng_bool", edit("sampled").set({5, 2}, true)},
       {"sampled_compute_float", edit("sampled").set({5, 3}, 2.5)},

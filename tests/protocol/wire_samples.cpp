@@ -128,6 +128,7 @@ std::vector<Message> samples() {
       {0, 12, sample_status()},
       {0, 13, sample_gossip()},
       {0, 14, sample_plan()},
+      {11, 15, SessionProbe{302}},
   };
 }
 
@@ -164,6 +165,8 @@ std::vector<NamedMessage> session_variants() {
       {"sampled_edges", {65535, 256, Sampled{kMaxPositions, 2147483647, 0, 0x100000000ull}}},
       {"session_end_empty", {3, 0, SessionEnd{""}}},
       {"session_end_long", {3, 1, SessionEnd{std::string(70000, 'z')}}},
+      {"session_probe_zero", {0, 0, SessionProbe{0}}},
+      {"session_probe_max", {0xffffffffffffffffull, 65536, SessionProbe{kMaxPositions}}},
       {"error_moved", {4, 2, Error{kMoved, "layers 2:5 moved"}}},
       {"error_edges", {4, 3, Error{255, std::string(31, 'e')}}},
       {"error_zero", {4, 4, Error{0, std::string(32, 'e')}}},

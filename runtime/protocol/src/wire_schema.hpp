@@ -202,6 +202,14 @@ constexpr auto spec(Tag<SessionEnd>) {
       field("reason", &SessionEnd::reason, text(kMaxTextBytes), "why the session ended"));
 }
 
+constexpr auto spec(Tag<SessionProbe>) {
+  return message<SessionProbe>(
+      MessageType::session_probe, "session_probe", "entry → every stage",
+      "No token came for a while: a stage that does not hold the session answers with `error` "
+      "code 3 (`kMoved`), and the entry re-routes it; a stage that holds it answers nothing.",
+      field("pos", &SessionProbe::pos, integer(0, kMaxPositions), "the position the entry waits for"));
+}
+
 constexpr auto spec(Tag<Error>) {
   return message<Error>(
       MessageType::error, "error", "stage → entry, entry → client", "The session failed.",

@@ -22,6 +22,10 @@ namespace troupe::discovery {
 
 // How long a session waits for the next token before it gives up on the mesh.
 inline constexpr Millis kSessionStallTimeout{120'000};
+// After this long without a token the entry asks every stage whether it still holds the session
+// (session_probe): a stage alive at its address that lost it (restarted unnoticed, reclaimed it)
+// answers kMoved and the entry re-routes at once, rather than after kSessionStallTimeout.
+inline constexpr Millis kProbeAfter{3'000};
 // How long a session waits for a new route (a re-plan, stages loading) before it fails.
 inline constexpr Millis kRerouteTimeout{60'000};
 // After a stage said it moved, the entry's view of the mesh may still show the old stage for a
@@ -80,6 +84,12 @@ class EntrySession {
     int pos = 0;
     int token = 0;
   };
+  // Does `to` still hold the session? The entry waits for the token sampled after `pos` positions.
+  struct Probe {
+    std::string to;
+    int attempt = 0;
+    int pos = 0;
+  };
   struct End {  // a stage may forget the session
     std::string to;
     int attempt = 0;
@@ -95,7 +105,7 @@ class EntrySession {
     int code = 1;
     std::string message;
   };
-  using Action = std::variant<Start, Step, End, AskRoute, Fail>;
+  using Action = std::variant<Start, Step, Probe, End, AskRoute, Fail>;
   using Actions = std::vector<Action>;
 
   // `input`: the prompt's tokens, as the first stage embeds them; `seed`: the sampler's.
@@ -121,6 +131,10 @@ class EntrySession {
   // The node's answer to AskRoute: a live route, or none and why (nothing to wait for).
   Actions route_found(std::vector<wire::RouteStage> route, const std::string& problem);
   Actions reroute_timeout(int attempt);
+  // Nothing heard for kProbeAfter: once a token came back on this route (every stage took its
+  // start, so a stage without the session lost it), a Probe to every stage; after
+  // kSessionStallTimeout of these without a token, stalled().
+  Actions quiet();
   Actions stalled();                            // nothing heard for kSessionStallTimeout
   Actions abandon(const std::string& reason);   // the client went away
 
@@ -143,6 +157,8 @@ class EntrySession {
   uint64_t rng_state_ = 0;
   int attempt_ = 0;
   bool started_ = false;  // the stages of route_ hold state for the session
+  bool answered_ = false;  // a token came back on route_ since its start
+  Millis quiet_{0};        // without a token, in quiet() calls of kProbeAfter each
   bool rerouting_ = false;
   bool over_ = false;
   std::string reroute_reason_;

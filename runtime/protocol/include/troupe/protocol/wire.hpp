@@ -57,6 +57,7 @@ enum class MessageType : uint8_t {
   error = 7,          // a session failed (stage -> entry, entry -> client)
   gossip = 8,         // membership (SWIM probes, acks, state exchange) with the sender's term
   plan = 9,           // coordinator -> members: the versioned stage plan
+  session_probe = 10, // entry -> stages: do you still hold the session? (kMoved error if not)
   // Between a client and the node it entered through.
   generate = 16,      // client -> entry: a completion
   text = 17,          // entry -> client: printable text, as it comes
@@ -176,6 +177,12 @@ struct SessionEnd {
   std::string reason;
 };
 
+// The entry heard nothing for a while: a stage that no longer holds the session answers with an
+// Error of code kMoved, one that holds it stays silent.
+struct SessionProbe {
+  int pos = 0;  // the position the entry waits for
+};
+
 // Error code kMoved: the stage no longer serves the session (its layers moved); the entry
 // re-routes the session instead of failing it.
 inline constexpr int kMoved = 3;
@@ -248,7 +255,7 @@ struct Status {
 };
 
 using Body = std::variant<SessionStart, Step, Activations, Sampled, SessionEnd, Error, Gossip,
-                          PlanAnnounce, GenerateRequest, Text, Done, StatusRequest, Status>;
+                          PlanAnnounce, GenerateRequest, Text, Done, StatusRequest, Status, SessionProbe>;
 
 struct Message {
   uint64_t session = 0;

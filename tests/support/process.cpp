@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <cstdlib>
 #include <cstring>
@@ -137,25 +138,32 @@ namespace {
 // Every test process gets a configuration folder of its own, so that the mesh key `troupe`
 // creates and reads by default ($XDG_CONFIG_HOME/troupe/mesh.key) is one per test, shared by the
 // nodes and clients the test starts (they inherit the environment), and never the user's
-// ~/.config/troupe. Set before any test runs, removed when the process exits.
-std::string& config_home_path() {
-  static std::string path;
-  return path;
-}
-
-void remove_config_home() {
-  std::error_code ignored;
-  std::filesystem::remove_all(config_home_path(), ignored);
-}
-
+// ~/.config/troupe. Set before any test runs, removed when the process exits (a temp_dir).
 std::string isolated_config_home() {
-  std::string& path = config_home_path();
+  static std::string path;
   if (path.empty()) {
     path = temp_dir();
     setenv("XDG_CONFIG_HOME", path.c_str(), 1);
-    std::atexit(remove_config_home);
   }
   return path;
+}
+
+// Every folder temp_dir() made, removed when the test process exits: a test that fails, or keeps
+// its nodes' logs for its messages, leaves nothing behind in /tmp. (Never destroyed, so that it
+// outlives every static that may still make a folder.)
+struct MadeFolders {
+  std::mutex mutex;
+  std::vector<std::string> paths;
+};
+MadeFolders& made_folders() {
+  static MadeFolders* folders = [] {
+    std::atexit([] {
+      std::error_code ignored;
+      for (const auto& p : made_folders().paths) std::filesystem::remove_all(p, ignored);
+    });
+    return new MadeFolders;
+  }();
+  return *folders;
 }
 const std::string config_home_at_start = isolated_config_home();
 
@@ -166,6 +174,9 @@ std::string config_home() { return isolated_config_home(); }
 std::string temp_dir() {
   std::string tmpl = "/tmp/troupe-test-XXXXXX";
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  MadeFolders& made = made_folders();
+  const std::lock_guard lock(made.mutex);
+  made.paths.push_back(tmpl);
   return tmpl;
 }
 

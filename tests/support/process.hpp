@@ -30,7 +30,7 @@ std::string shared_dir();
 // This test process's own $XDG_CONFIG_HOME (set when it starts): the default mesh key of every
 // `troupe` it runs is config_home() + "/troupe/mesh.key", never the user's.
 std::string config_home();
-// A fresh empty directory for a test's files.
+// A fresh empty directory for a test's files, removed when the test process exits.
 std::string temp_dir();
 
 // A temp directory removed at the end of the test.

@@ -65,14 +65,14 @@ MeshAccess mesh_access(const MeshFlags& flags, const std::vector<std::string>& v
   return access;
 }
 
-Connection connect_to_mesh(const MeshAccess& access, std::chrono::milliseconds timeout) {
+Connection connect_to_mesh(const MeshAccess& access) {
   if (access.addresses.empty()) {
     throw InputError("--peer: the join token names no member: give --peer HOST:PORT with --mesh-key");
   }
   std::optional<RuntimeFailure> last;
   for (const auto& address : access.addresses) {
     try {
-      return {std::make_unique<net::MeshClient>(address, access.security, timeout), address};
+      return {std::make_unique<net::MeshClient>(address, access.security), address};
     } catch (const RuntimeFailure& e) {
       last = e;  // nothing answers there: the next member may
     } catch (const InputError& e) {

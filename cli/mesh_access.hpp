@@ -41,7 +41,6 @@ struct Connection {
   std::unique_ptr<net::MeshClient> client;
   std::string peer;  // the address it is connected to
 };
-Connection connect_to_mesh(const MeshAccess& access,
-                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
+Connection connect_to_mesh(const MeshAccess& access);
 
 }  // namespace troupe::cli

@@ -18,6 +18,10 @@ void configure(zmq::socket_t& socket, const std::string& address) {
   socket.set(zmq::sockopt::sndhwm, 100000);
   socket.set(zmq::sockopt::reconnect_ivl, 100);
   socket.set(zmq::sockopt::reconnect_ivl_max, 1000);
+  // A connect that has not completed in a second is begun again: a lost SYN then costs a second,
+  // not the kernel's doubling retransmissions (1, 3, 7, 15 s), which on a lossy link outlast
+  // any wait a user would sit through.
+  socket.set(zmq::sockopt::connect_timeout, 1000);
   // Only for IPv6 addresses: with it on, a host name that also has an IPv6 address ("localhost")
   // would be dialled there, where a node listening on 127.0.0.1 does not answer.
   if (is_ipv6(address)) socket.set(zmq::sockopt::ipv6, 1);

@@ -16,11 +16,14 @@ namespace troupe::net {
 
 class MeshClient {
  public:
+  // Room for several lost SYNs and handshake messages on a lossy link.
+  static constexpr std::chrono::milliseconds kConnectTimeout{10000};
+
   // Connects to `peer` (host:port) and completes the handshake: RuntimeFailure naming it when
   // nothing answers within `connect_timeout`, InputError when it refuses the handshake (a node
   // of another mesh, or --insecure on one side only).
   MeshClient(const std::string& peer, const MeshSecurity& security,
-             std::chrono::milliseconds connect_timeout = std::chrono::seconds(5));
+             std::chrono::milliseconds connect_timeout = kConnectTimeout);
   ~MeshClient();
   MeshClient(const MeshClient&) = delete;
   MeshClient& operator=(const MeshClient&) = delete;

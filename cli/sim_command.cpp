@@ -1,11 +1,15 @@
 // troupe sim SCENARIO [--seed N | --seeds A..B] [--trace FILE] [--json]: runs a scenario in the
 // deterministic network simulator (docs/sim.md) and reports; exit 1 when an invariant broke.
+// troupe sim --random [--nodes N] (--seed N | --seeds A..B) [--shrink-to FILE] [--json]: the same
+// with scenarios generated from each seed; a failing one is shrunk to a smaller scenario file.
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "troupe/model/error.hpp"
+#include "troupe/sim/random_scenario.hpp"
 #include "troupe/sim/simulator.hpp"
 
 namespace troupe::cli {
@@ -18,7 +22,13 @@ struct SimFlags {
   std::string seeds;
   std::string trace;
   bool json = false;
+  bool random = false;
+  int nodes = 8;
+  std::string shrink_to;
 };
+
+// How many variants a shrink may run: each is one small simulation.
+constexpr int kShrinkRuns = 300;
 
 nlohmann::ordered_json to_json(const sim::Summary& s) {
   nlohmann::ordered_json j;
@@ -76,61 +86,118 @@ std::pair<uint64_t, uint64_t> parse_seed_range(const std::string& text) {
   throw InputError("--seeds: expected A..B with 0 <= A <= B, got '" + text + "'");
 }
 
+
+// Where each seed's scenario comes from: the file, or generated from the seed.
+struct Scenarios {
+  std::optional<sim::Scenario> file;
+  int nodes = 0;
+  sim::Scenario of(uint64_t seed) const { return file ? *file : sim::random_scenario(seed, nodes).scenario(); }
+};
+
+Scenarios scenarios_of(const SimFlags& f) {
+  if (f.random == !f.scenario.empty()) {
+    throw InputError(f.random ? "--random: takes no scenario file (the seed makes the scenario)"
+                              : "troupe sim: give a scenario file, or --random with --seed N or --seeds A..B");
+  }
+  if (f.seed < -1) throw InputError("--seed: expected a number >= 0");
+  if (!f.random) {
+    if (!f.shrink_to.empty()) throw InputError("--shrink-to: only with --random (it shrinks generated scenarios)");
+    return {sim::load_scenario(f.scenario), 0};
+  }
+  if (f.seed < 0 && f.seeds.empty()) throw InputError("--random: needs --seed N or --seeds A..B");
+  if (f.nodes < 1 || f.nodes > 100000) throw InputError("--nodes: expected 1..100000, got " + std::to_string(f.nodes));
+  return {std::nullopt, f.nodes};
+}
+
+// Shrinks the generated scenario of `seed` and writes it to `path`; returns what to say of it.
+std::string shrink_to_file(uint64_t seed, int nodes, const std::string& path) {
+  const sim::Shrunk s = sim::shrink(sim::random_scenario(seed, nodes), kShrinkRuns);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << s.scenario.yaml();
+  if (!out.flush()) throw RuntimeFailure("--shrink-to " + path + ": cannot write the scenario file");
+  std::string faults;
+  return "seed " + std::to_string(seed) + " shrunk to " + path + " (" + std::to_string(s.scenario.initial_nodes()) +
+         " nodes, " + std::to_string(s.scenario.faults.size()) + " faults, " + std::to_string(s.scenario.duration_s) +
+         " s; " + std::to_string(s.runs) + " runs): " + (s.summary.violations.empty() ? "" : s.summary.violations[0]) +
+         "\nreplay it with: troupe sim " + path;
+}
+
+int run_one(const SimFlags& f, const Scenarios& scenarios) {
+  sim::Options options;
+  options.trace_path = f.trace;
+  const sim::Scenario scenario = scenarios.of(f.seed >= 0 ? uint64_t(f.seed) : 0);
+  const uint64_t seed = f.seed >= 0 ? uint64_t(f.seed) : scenario.seed;
+  const sim::Summary summary = sim::simulate(scenario, seed, options);
+  std::string shrunk;
+  if (!summary.ok() && !f.shrink_to.empty()) shrunk = shrink_to_file(seed, f.nodes, f.shrink_to);
+  if (f.json) {
+    nlohmann::ordered_json j = to_json(summary);
+    if (!shrunk.empty()) j["shrunk_to"] = f.shrink_to;
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    print_text(summary);
+    if (!shrunk.empty()) std::printf("%s\n", shrunk.c_str());
+  }
+  if (!summary.ok() && f.random && f.shrink_to.empty() && !f.json) {
+    std::printf("(write a smaller scenario that still fails with --shrink-to FILE)\n");
+  }
+  return summary.ok() ? 0 : 1;
+}
+
+std::string one_line(uint64_t seed, const sim::Summary& s) {
+  return "seed " + std::to_string(seed) + ": " +
+         (s.ok() ? std::string("ok") : std::to_string(s.violations.size()) + " violation(s): " + s.violations[0]) +
+         ", " + std::to_string(s.events) + " events, trace " + s.trace_hash;
+}
+
+int run_range(const SimFlags& f, const Scenarios& scenarios) {
+  if (!f.trace.empty()) throw InputError("--trace: takes one run (--seed), not --seeds");
+  const auto [first, last] = parse_seed_range(f.seeds);
+  std::vector<uint64_t> failing;
+  nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+  for (uint64_t s = first; s <= last; s++) {
+    const sim::Summary summary = sim::simulate(scenarios.of(s), s);
+    if (!summary.ok()) failing.push_back(s);
+    if (f.json) runs.push_back(to_json(summary));
+    if (!f.json) std::printf("%s\n", one_line(s, summary).c_str());
+    std::fflush(stdout);
+  }
+  const std::string shrunk = failing.empty() || f.shrink_to.empty() ? "" : shrink_to_file(failing[0], f.nodes, f.shrink_to);
+  if (f.json) {
+    nlohmann::ordered_json j;
+    j["runs"] = runs;
+    j["failing_seeds"] = failing;
+    if (!shrunk.empty()) j["shrunk_to"] = f.shrink_to;
+    std::printf("%s\n", j.dump().c_str());
+  } else if (failing.empty()) {
+    std::printf("all %llu seeds passed\n", (unsigned long long)(last - first + 1));
+  } else {
+    std::string list;
+    for (auto s : failing) list += (list.empty() ? "" : " ") + std::to_string(s);
+    std::printf("failing seeds: %s (replay one with --seed N --trace FILE%s)\n", list.c_str(),
+                f.random && f.shrink_to.empty() ? "; shrink the first with --shrink-to FILE" : "");
+    if (!shrunk.empty()) std::printf("%s\n", shrunk.c_str());
+  }
+  return failing.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 Action add_sim_command(CLI::App& app) {
   auto flags = std::make_shared<SimFlags>();
   auto* cmd = app.add_subcommand("sim", "Run a scenario in the deterministic network simulator (docs/sim.md)");
-  cmd->add_option("scenario", flags->scenario, "Scenario file (YAML)")->required();
+  cmd->add_option("scenario", flags->scenario, "Scenario file (YAML)");
+  cmd->add_flag("--random", flags->random, "Generate each seed's scenario from the seed (devices, network, workload, faults)");
+  cmd->add_option("--nodes", flags->nodes, "With --random: devices at the start (default 8)");
   auto* seed = cmd->add_option("--seed", flags->seed, "Seed to run with (default: the scenario's)");
   auto* seeds = cmd->add_option("--seeds", flags->seeds, "Run every seed in A..B and name the failing ones");
   seed->excludes(seeds);
+  cmd->add_option("--shrink-to", flags->shrink_to, "With --random: shrink a failing seed's scenario and write it to FILE");
   cmd->add_option("--trace", flags->trace, "Write every event to FILE");
   cmd->add_flag("--json", flags->json, "Print the summary as one JSON object");
   return [flags] {
-    const sim::Scenario scenario = sim::load_scenario(flags->scenario);
-    if (flags->seed < -1) throw InputError("--seed: expected a number >= 0");
-    if (flags->seeds.empty()) {
-      sim::Options options;
-      options.trace_path = flags->trace;
-      const uint64_t s = flags->seed >= 0 ? uint64_t(flags->seed) : scenario.seed;
-      const sim::Summary summary = sim::simulate(scenario, s, options);
-      if (flags->json) {
-        std::printf("%s\n", to_json(summary).dump().c_str());
-      } else {
-        print_text(summary);
-      }
-      return summary.ok() ? 0 : 1;
-    }
-    if (!flags->trace.empty()) throw InputError("--trace: takes one run (--seed), not --seeds");
-    const auto [first, last] = parse_seed_range(flags->seeds);
-    std::vector<uint64_t> failing;
-    nlohmann::ordered_json runs = nlohmann::ordered_json::array();
-    for (uint64_t s = first; s <= last; s++) {
-      const sim::Summary summary = sim::simulate(scenario, s);
-      if (!summary.ok()) failing.push_back(s);
-      if (flags->json) {
-        runs.push_back(to_json(summary));
-      } else {
-        std::printf("seed %llu: %s, %llu events, trace %s\n", (unsigned long long)s,
-                    summary.ok() ? "ok" : (std::to_string(summary.violations.size()) + " violation(s): " + summary.violations[0]).c_str(),
-                    (unsigned long long)summary.events, summary.trace_hash.c_str());
-      }
-      std::fflush(stdout);
-    }
-    if (flags->json) {
-      nlohmann::ordered_json j;
-      j["runs"] = runs;
-      j["failing_seeds"] = failing;
-      std::printf("%s\n", j.dump().c_str());
-    } else if (failing.empty()) {
-      std::printf("all %llu seeds passed\n", (unsigned long long)(last - first + 1));
-    } else {
-      std::string list;
-      for (auto s : failing) list += (list.empty() ? "" : " ") + std::to_string(s);
-      std::printf("failing seeds: %s (replay one with --seed N --trace FILE)\n", list.c_str());
-    }
-    return failing.empty() ? 0 : 1;
+    const Scenarios scenarios = scenarios_of(*flags);
+    return flags->seeds.empty() ? run_one(*flags, scenarios) : run_range(*flags, scenarios);
   };
 }
 

@@ -84,6 +84,19 @@ Millis Membership::suspicion_timeout(int confirmations) const {
   return Millis(static_cast<int64_t>(std::max(ms, double(config_.suspicion_min.count()))));
 }
 
+// A suspecter not heard of before confirms the suspicion, which shortens it. Past the number that
+// brings the timeout to its minimum, more say nothing: the list stays small whatever a member sends.
+void Membership::confirm_suspicion(Member& m, const std::string& by) {
+  constexpr std::size_t kEnough = 4;  // suspicion_timeout's `expected` is at most 3 others
+  if (by.empty() || m.suspecters.size() >= kEnough ||
+      std::find(m.suspecters.begin(), m.suspecters.end(), by) != m.suspecters.end()) {
+    return;
+  }
+  m.suspecters.push_back(by);
+  const int confirmations = int(m.suspecters.size()) - 1;
+  if (confirmations > 0) m.suspect_deadline = std::min(m.suspect_deadline, m.since + suspicion_timeout(confirmations));
+}
+
 // --- sending -----------------------------------------------------------------------------------
 
 // A newer word on a member replaces the older one still waiting to be spread.
@@ -185,7 +198,8 @@ void Membership::suspect(const std::string& address, TimePoint now) {
   Member* m = index_.find(address);
   if (!m || !m->verified || m->state != MemberState::alive) return;
   set_state(*m, MemberState::suspect, now);
-  enqueue({m->info, MemberState::suspect, m->incarnation});
+  m->suspecters.push_back(self_.address);
+  enqueue({m->info, MemberState::suspect, m->incarnation, self_.address});
 }
 
 void Membership::connection_lost(const std::string& address, TimePoint now) {

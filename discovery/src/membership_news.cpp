@@ -213,11 +213,11 @@ void Membership::apply_state(Member& m, const MemberUpdate& u, TimePoint now) {
           (m.state == MemberState::suspect && u.incarnation > m.incarnation)) {
         m.incarnation = u.incarnation;
         set_state(m, MemberState::suspect, now);
+        confirm_suspicion(m, u.by);
         enqueue(u);
       } else if (m.state == MemberState::suspect && u.incarnation == m.incarnation) {
-        // Another member suspects it too: the suspicion is more likely right; shorten it.
-        m.confirmations++;
-        m.suspect_deadline = std::min(m.suspect_deadline, m.since + suspicion_timeout(m.confirmations));
+        // Another member suspecting it too makes the suspicion more likely right: shorter.
+        confirm_suspicion(m, u.by);
       }
       break;
     case MemberState::dead:

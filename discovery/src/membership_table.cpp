@@ -115,10 +115,8 @@ void Membership::enter_state(Member& m, MemberState s, TimePoint now) {
   if (gone(s)) earliest_gone_ = earliest_gone_ ? std::min(*earliest_gone_, now) : now;
   m.state = s;
   m.since = now;
-  if (s == MemberState::suspect) {
-    m.confirmations = 0;
-    m.suspect_deadline = now + suspicion_timeout(0);
-  }
+  m.suspecters.clear();
+  if (s == MemberState::suspect) m.suspect_deadline = now + suspicion_timeout(0);
   track(m, true);
 }
 

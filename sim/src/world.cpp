@@ -285,6 +285,19 @@ int World::live_random(int except) {
   return pool.empty() ? -1 : pool[rng_.below(pool.size())];
 }
 
+// A live node that `node` reaches and is reached by (any live node when none is): a device joins
+// through an address that answers it, as a user would give one. Joining through one across a
+// partition, a node would know of nobody and make a mesh of its own beside the one it can reach.
+int World::join_through(int node) {
+  std::vector<int> pool;
+  for (const auto& n : nodes_) {
+    if (n->life == SimNode::Life::up && n->index != node && !blocked(node, n->index) && !blocked(n->index, node)) {
+      pool.push_back(n->index);
+    }
+  }
+  return pool.empty() ? live_random(node) : pool[rng_.below(pool.size())];
+}
+
 void World::start_soon(int node, Joining joining) {
   schedule(now_ + Nanos(rng_.below(uint64_t(kStartSpread.count()))), EventKind::start, node, joining);
 }
@@ -372,7 +385,7 @@ void World::handle(const Event& e) {
     case EventKind::start: {
       SimNode& n = *nodes_[e.a];
       if (n.life == SimNode::Life::up) break;  // started twice by overlapping restarts
-      start_node(n, e.b == kFirst ? -1 : e.b == kThroughFirst ? 0 : live_random(n.index));
+      start_node(n, e.b == kFirst ? -1 : e.b == kThroughFirst ? 0 : join_through(n.index));
       break;
     }
     case EventKind::deliver:

@@ -238,6 +238,7 @@ class World {
   void unpark_stage(SimNode& n);
   bool up(int n) const { return nodes_[n]->life == SimNode::Life::up; }
   int live_random(int except = -1);
+  int join_through(int node);
   void start_soon(int node, Joining joining);  // a start event within a mesh tick from now
   Nanos now() const { return now_; }
 

@@ -96,6 +96,9 @@ TEST_CASE("frames from older nodes lack the appended fields and read as the defa
   CHECK(status.problem == "layers 2:5 are held by no live node");
   CHECK(status.counters.frames_sent == 0);
   CHECK(status.counters.hop_seconds == 0);
+  const Gossip gossip = std::get<Gossip>(decode(probe("gossip_update_3_fields").frame).body);
+  CHECK(gossip.updates[1].state == MemberState::suspect);
+  CHECK(gossip.updates[1].by.empty());
   const Done done = std::get<Done>(decode(probe("done_6_fields").frame).body);
   CHECK(done.stats.total_ms == 22);
   CHECK(done.finish_reason.empty());

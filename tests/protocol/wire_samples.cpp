@@ -39,7 +39,7 @@ Gossip sample_gossip() {
   gossip.target = "10.0.0.3:9";
   gossip.term = 4;
   gossip.coordinator = "127.0.0.1:7000";
-  gossip.updates = {{member_a(), MemberState::alive, 3}, {b, MemberState::suspect, 9}};
+  gossip.updates = {{member_a(), MemberState::alive, 3}, {b, MemberState::suspect, 9, "127.0.0.1:7000"}};
   return gossip;
 }
 

@@ -76,7 +76,11 @@ constexpr auto spec(Tag<MemberUpdate>) {
       field("info", &MemberUpdate::info, nested<MemberInfo>(), "the member"),
       field("state", &MemberUpdate::state, enumeration<MemberState>(kMemberStates), "its state"),
       field("incarnation", &MemberUpdate::incarnation, uint64(),
-            "the incarnation the state holds at (a member refutes suspicion with a larger one)"));
+            "the incarnation the state holds at (a member refutes suspicion with a larger one)"),
+      appended(),
+      field("by", &MemberUpdate::by, text(kMaxNameBytes),
+            "suspect: the address of the member whose probes failed; a suspicion shortens only for "
+            "members suspecting independently, not for its echoes through gossip. Empty otherwise"));
 }
 
 constexpr auto spec(Tag<ChatMessage>) {

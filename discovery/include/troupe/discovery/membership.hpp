@@ -58,7 +58,10 @@ struct Member {
   uint64_t incarnation = 0;
   TimePoint since{};                 // when it entered `state`
   TimePoint suspect_deadline{};      // suspect: when it is declared dead
-  int confirmations = 0;             // suspect: independent suspicions heard
+  // suspect: the distinct members heard suspecting it (MemberUpdate::by), the first included.
+  // Each beyond the first shortens the suspicion (Lifeguard); a suspicion's echoes through
+  // gossip name its one suspecter and do not.
+  std::vector<std::string> suspecters;
   // It answered a ping of this node's own, or spoke for itself over a connection the transport
   // vouches for. Until then it is a candidate: always alive, never probed by SWIM, planned,
   // routed through, reported to the host or spread in gossip.
@@ -171,6 +174,7 @@ class Membership {
   uint64_t random();
   uint64_t next_probe();  // unguessable (siphash.hpp)
   Millis suspicion_timeout(int confirmations) const;
+  void confirm_suspicion(Member& m, const std::string& by);
 
   // The news (membership_news.cpp).
   void apply(const wire::MemberUpdate& u, TimePoint now, const Source& source);

@@ -91,6 +91,7 @@ struct MemberUpdate {
   MemberInfo info;
   MemberState state = MemberState::alive;
   uint64_t incarnation = 0;
+  std::string by;  // suspect: the member that suspects it, so that echoes are not confirmations
   bool operator==(const MemberUpdate&) const = default;
 };
 

@@ -151,6 +151,39 @@ TEST_CASE("a falsely suspected member refutes the suspicion", "[discovery][mesh]
   CHECK(bus.nodes["h:3"]->membership().incarnation() > m3.incarnation);
 }
 
+TEST_CASE("a suspicion shortens for members suspecting independently, not for its echoes", "[discovery][mesh]") {
+  Bus bus;
+  for (const char* a : {"h:1", "h:2", "h:3", "h:4", "h:5"}) bus.add(a, {"h:1"});
+  bus.run(3s);
+  const Member m5 = bus.nodes["h:1"]->membership().members().at("h:5");  // a copy
+  REQUIRE(m5.state == wire::MemberState::alive);
+  // "h:5 is suspect", as h:2 suspected it, forwarded by `via`.
+  auto rumour = [&](const std::string& via, const std::string& by) {
+    wire::Gossip g;
+    g.kind = wire::Gossip::Kind::sync_reply;
+    g.from = via;
+    g.updates = {{m5.info, wire::MemberState::suspect, m5.incarnation, by}};
+    bus.nodes["h:1"]->receive(g, bus.now);
+  };
+  auto deadline = [&] { return bus.nodes["h:1"]->membership().members().at("h:5").suspect_deadline - bus.now; };
+  rumour("h:2", "h:2");
+  const auto alone = deadline();
+  CHECK(alone == MembershipConfig{}.suspicion_max);
+  // Its echoes through h:3 and h:4, many times over: still one suspecter.
+  for (int i = 0; i < 5; i++) {
+    rumour("h:3", "h:2");
+    rumour("h:4", "h:2");
+  }
+  CHECK(deadline() == alone);
+  // h:3 suspects it too: shorter. And with three others, the shortest.
+  rumour("h:2", "h:3");
+  CHECK(deadline() < alone);
+  rumour("h:2", "h:4");
+  rumour("h:3", "h:1");
+  rumour("h:4", "h:6");
+  CHECK(deadline() == MembershipConfig{}.suspicion_min);
+}
+
 TEST_CASE("a new coordinator is elected, and the old one rejoins as a member", "[discovery][mesh]") {
   Bus bus;
   bus.add("h:1", {});

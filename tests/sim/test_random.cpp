@@ -136,3 +136,25 @@ TEST_CASE("a plan one side of a partition made alone is not held against the mes
   CHECK(r.ok());
   CHECK(r.coordinator_changes == 2);  // the isolated node did make a plan of its own
 }
+
+TEST_CASE("a node joins through a node it can reach, not one across a partition", "[sim]") {
+  // Found by `troupe sim --random --nodes 8 --seed 71`: a node joined through a node cut off by a
+  // partition, knew nobody, and was the term-1 coordinator of a mesh of its own for 30 s. Here
+  // four of the five nodes are cut off from the joining one (the rest, with node 4): it must join
+  // through node 4.
+  test::TempDir dir;
+  Options options;
+  options.trace_path = dir / "trace";
+  const Summary r = simulate(parse_scenario(
+                                 "duration: 120s\nmodel: {shape: stories15m, type: f32}\n"
+                                 "nodes:\n  - {count: 5, profile: rpi5}\n"
+                                 "workload: {sessions: 4, prompt_tokens: 4, gen_tokens: 8, arrival: every 10s from 10s}\n"
+                                 "faults:\n  - {at: 20s, partition: [[0, 1, 2, 3], rest], heal_at: 50s}\n"
+                                 "  - {at: 30s, join: 1, profile: rpi5}\n"
+                                 "expect: {converge_within: 30s}\n",
+                                 "join-across.yaml"),
+                             71, options);
+  INFO((r.ok() ? "" : r.violations[0]));
+  CHECK(r.ok());
+  CHECK(read_file(dir / "trace").find(" start 5 1 via n00004:7000\n") != std::string::npos);
+}

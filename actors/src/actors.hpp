@@ -69,11 +69,5 @@ void drop_frame(const NodeContext& node, const Origin& from, const std::string& 
 
 // How often the node actor runs the mesh protocol's timers.
 inline constexpr auto kMeshTick = std::chrono::milliseconds(25);
-// Session ids: 52 random bits (an entry draws them from NodeContext::random: nobody else can
-// guess a session's id and so address frames to it), with the attempt (one per route the
-// session has taken) in the 12 bits from kAttemptShift: frames of an earlier attempt are
-// recognised and ignored.
-inline constexpr uint64_t kAttemptShift = 20;
-inline constexpr uint64_t kAttemptMask = uint64_t(0xFFF) << kAttemptShift;
 
 }  // namespace troupe::actors

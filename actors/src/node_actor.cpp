@@ -169,7 +169,7 @@ void NodeState::hand_out_route() {
     s.waiting = false;
     s.stages.clear();
     for (const auto& st : route_) s.stages.push_back(st.address);
-    self_->send(s.actor, route_atom::value, route_, std::string());
+    self_->send(s.actor, route_atom::value, route_, std::string(), new_wire_id(id));
   }
 }
 
@@ -230,39 +230,46 @@ void NodeState::on_generate(const std::string& route, const wire::GenerateReques
       break;
   }
   const uint64_t id = new_session_id();
-  EnteredSession entry;
+  EnteredSession& entry = sessions_[id];
   for (const auto& st : route_) entry.stages.push_back(st.address);
   entry.client_route = route;
-  entry.actor = self_->spawn<caf::linked>(session_actor, node_, routes_, id, route, request, route_);
-  sessions_[id] = std::move(entry);
+  entry.actor = self_->spawn<caf::linked>(session_actor, node_, routes_, id, new_wire_id(id), route, request, route_);
   node_->metrics->sessions_total.fetch_add(1, std::memory_order_relaxed);
 }
 
-// A new session's id: random bits from NodeContext::random (unguessable on a device), the
-// attempt bits clear, never 0 (no session) nor an id in use here. Ids from different entries, or
-// from an entry's earlier life (which stages remember as ended), meet with a chance of one in
-// 2^52 per pair.
+// A new session's id, or wire id: 64 random bits from NodeContext::random (unguessable on a
+// device), never 0 (no session) nor an id in use here. Ids from different entries, or from an
+// entry's earlier life (which stages remember as ended), meet with a chance of one in 2^64 per
+// pair.
 uint64_t NodeState::new_session_id() const {
   while (true) {
-    const uint64_t id = node_->random->next() & ~kAttemptMask;
-    if (id != 0 && !sessions_.count(id)) return id;
+    const uint64_t id = node_->random->next();
+    if (id != 0 && !sessions_.count(id) && !by_wire_id_.count(id)) return id;
   }
+}
+
+// The id the stages of the next route of `session` are to know it by.
+uint64_t NodeState::new_wire_id(uint64_t session) {
+  const uint64_t id = new_session_id();
+  by_wire_id_[id] = session;
+  sessions_.at(session).wire_ids.push_back(id);
+  return id;
 }
 
 // A sampled token or an error for a session that entered here: to its session actor, which
 // checks that it came from a stage of the session's route.
 void NodeState::on_session_frame(const Origin& from, const wire::Message& message) {
-  auto it = sessions_.find(message.session & ~kAttemptMask);
-  if (it == sessions_.end()) {
-    const uint64_t base = message.session & ~kAttemptMask;
-    if (std::any_of(ended_.begin(), ended_.end(), [&](const Ended& e) { return e.id == base && from.is_peer(e.last_stage); })) {
-      return;  // the late copy of its last stage's frame
-    }
+  const auto owner = by_wire_id_.find(message.session);
+  if (owner == by_wire_id_.end()) {
+    const auto late = [&](const Ended& e) {
+      return from.is_peer(e.last_stage) && std::count(e.wire_ids.begin(), e.wire_ids.end(), message.session);
+    };
+    if (std::any_of(ended_.begin(), ended_.end(), late)) return;  // the late copy of its last stage's frame
     drop_frame(*node_, from, fmt::format("{} for session {:x}, which did not enter here (or is over)",
                                          wire::type_name(message.type()), message.session));
     return;
   }
-  self_->send(it->second.actor, wire_atom::value, from, message);
+  self_->send(sessions_.at(owner->second).actor, wire_atom::value, from, message);
 }
 
 void NodeState::on_reroute(uint64_t id) {
@@ -287,14 +294,16 @@ void NodeState::give_up_uncovered() {
     s.cover_deadline.reset();
     if (discovery::admit(*mesh_, 0) != discovery::Admission::cannot_cover) continue;
     s.waiting = false;
-    self_->send(s.actor, route_atom::value, std::vector<wire::RouteStage>{}, mesh_->route_problem());
+    self_->send(s.actor, route_atom::value, std::vector<wire::RouteStage>{}, mesh_->route_problem(), uint64_t(0));
   }
 }
 
 void NodeState::on_ended(uint64_t id) {
-  const auto it = sessions_.find(id & ~kAttemptMask);
+  const auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  ended_.push_back({it->first, it->second.stages.empty() ? std::string() : it->second.stages.back()});
+  EnteredSession& s = it->second;
+  for (const uint64_t w : s.wire_ids) by_wire_id_.erase(w);
+  ended_.push_back({std::move(s.wire_ids), s.stages.empty() ? std::string() : s.stages.back()});
   if (ended_.size() > kEndedKept) ended_.pop_front();
   sessions_.erase(it);
 }

@@ -29,6 +29,7 @@ class NodeState {
     SessionActor actor;
     std::string client_route;
     std::vector<std::string> stages;  // the addresses of its current route
+    std::vector<uint64_t> wire_ids;   // the ids its routes' stages know it by, one per route
     bool waiting = false;             // for a route
     // While no live member can cover the session's layers: when it stops waiting for one.
     std::optional<discovery::TimePoint> cover_deadline;
@@ -42,6 +43,7 @@ class NodeState {
   void on_generate(const std::string& route, const wire::GenerateRequest& request);
   void on_session_frame(const Origin& from, const wire::Message& message);
   uint64_t new_session_id() const;
+  uint64_t new_wire_id(uint64_t session);
   void on_loaded(int begin, int end);
   void on_reroute(uint64_t id);
   void on_ended(uint64_t id);
@@ -65,11 +67,15 @@ class NodeState {
   const NodeContext* node_ = nullptr;
   Routes routes_;
   std::unique_ptr<discovery::Mesh> mesh_;
-  std::map<uint64_t, EnteredSession> sessions_;  // by base id (attempt bits clear)
+  // Session ids are 64 random bits from NodeContext::random (unguessable on a device: nobody else
+  // can address frames to a session), and so are the wire ids its stages know it by: a new one
+  // for each route it takes, so that frames of an earlier route are told apart.
+  std::map<uint64_t, EnteredSession> sessions_;  // by session id (the client's)
+  std::map<uint64_t, uint64_t> by_wire_id_;      // wire id -> session id
   // The latest sessions over, with their last stage: a decode step's frames travel on both
   // lanes, and the copy of a session's last `sampled` may come after the session is over.
   struct Ended {
-    uint64_t id;
+    std::vector<uint64_t> wire_ids;
     std::string last_stage;
   };
   std::deque<Ended> ended_;

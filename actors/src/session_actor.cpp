@@ -15,9 +15,6 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The id the stages know the session by on `attempt`: frames of an earlier attempt are told apart.
-uint64_t attempt_id(uint64_t id, int attempt) { return id | (uint64_t(attempt & 0xFFF) << kAttemptShift); }
-
 // The route's hops that leave the entry node and come back to it.
 uint64_t hops_of(const std::vector<wire::RouteStage>& route, const std::string& entry) {
   uint64_t hops = 0;
@@ -32,18 +29,20 @@ uint64_t hops_of(const std::vector<wire::RouteStage>& route, const std::string& 
 }  // namespace
 
 SessionActor::behavior_type session_actor(SessionActor::stateful_pointer<SessionState> self, const NodeContext* node,
-                                          Routes routes, uint64_t id, std::string client_route,
+                                          Routes routes, uint64_t id, uint64_t wire_id, std::string client_route,
                                           wire::GenerateRequest request, std::vector<wire::RouteStage> first_route) {
-  return self->state.behavior(node, std::move(routes), id, std::move(client_route), std::move(request),
+  return self->state.behavior(node, std::move(routes), id, wire_id, std::move(client_route), std::move(request),
                               std::move(first_route));
 }
 
 SessionActor::behavior_type SessionState::behavior(const NodeContext* node, Routes routes, uint64_t id,
-                                                   std::string client_route, wire::GenerateRequest request,
+                                                   uint64_t wire_id, std::string client_route,
+                                                   wire::GenerateRequest request,
                                                    std::vector<wire::RouteStage> first_route) {
   node_ = node;
   routes_ = std::move(routes);
   id_ = id;
+  wire_ids_[0] = wire_id;
   client_route_ = std::move(client_route);
   request_ = std::move(request);
   first_route_ = std::move(first_route);
@@ -54,8 +53,8 @@ SessionActor::behavior_type SessionState::behavior(const NodeContext* node, Rout
       [this](wire_atom, const Origin& from, const wire::Message& message) { on_wire(from, message); },
       [this](peer_lost_atom, const std::string& address, const std::string& name) { on_peer_lost(address, name); },
       [this](reroute_atom, int attempt) { on_reroute_timeout(attempt); },
-      [this](route_atom, std::vector<wire::RouteStage>& route, const std::string& problem) {
-        on_route(std::move(route), problem);
+      [this](route_atom, std::vector<wire::RouteStage>& route, const std::string& problem, uint64_t wire_id) {
+        on_route(std::move(route), problem, wire_id);
       },
       [this](route_gone_atom) { on_route_gone(); },
       // Silence is counted in kProbeAfter periods (discovery::EntrySession::quiet): the stages
@@ -91,8 +90,9 @@ void SessionState::on_init() {
 
 void SessionState::on_wire(const Origin& from, const wire::Message& message) {
   if (!protocol_) return;
-  const int attempt = int((message.session & kAttemptMask) >> kAttemptShift);
-  if (!protocol_->expects(attempt)) return;  // an earlier route's
+  const auto attempt = std::find_if(wire_ids_.begin(), wire_ids_.end(),
+                                    [&](const auto& a) { return a.second == message.session; });
+  if (attempt == wire_ids_.end() || !protocol_->expects(attempt->first)) return;  // an earlier route's
   const auto& route = protocol_->route();
   const bool from_last = !route.empty() && from.is_peer(route.back().address);
   const bool from_stage = std::any_of(route.begin(), route.end(), [&](const auto& st) { return from.is_peer(st.address); });
@@ -157,8 +157,10 @@ void SessionState::on_reroute_timeout(int attempt) {
   if (protocol_) act(protocol_->reroute_timeout(attempt));
 }
 
-void SessionState::on_route(std::vector<wire::RouteStage> route, const std::string& problem) {
-  if (protocol_) act(protocol_->route_found(std::move(route), problem));
+void SessionState::on_route(std::vector<wire::RouteStage> route, const std::string& problem, uint64_t wire_id) {
+  if (!protocol_) return;
+  if (!route.empty()) wire_ids_[protocol_->attempt()] = wire_id;
+  act(protocol_->route_found(std::move(route), problem));
 }
 
 void SessionState::on_route_gone() {
@@ -213,7 +215,9 @@ void SessionState::ask_route(const Protocol::AskRoute& a) {
 }
 
 void SessionState::send_to_stage(const std::string& address, int attempt, wire::Body body) {
-  routes_.to_node(send_now(self_), *node_, address, wire::Message{attempt_id(id_, attempt), ++seq_, std::move(body)});
+  const auto wire_id = wire_ids_.find(attempt);
+  if (wire_id == wire_ids_.end()) return;  // no route was taken on that attempt: nothing to tell
+  routes_.to_node(send_now(self_), *node_, address, wire::Message{wire_id->second, ++seq_, std::move(body)});
 }
 
 void SessionState::to_client(wire::Body body) {

@@ -10,6 +10,7 @@
 // stage that sent it.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,8 +26,9 @@ namespace troupe::actors {
 class SessionState {
  public:
   explicit SessionState(SessionActor::stateful_pointer<SessionState> self) : self_(self) {}
-  SessionActor::behavior_type behavior(const NodeContext* node, Routes routes, uint64_t id, std::string client_route,
-                                       wire::GenerateRequest request, std::vector<wire::RouteStage> first_route);
+  SessionActor::behavior_type behavior(const NodeContext* node, Routes routes, uint64_t id, uint64_t wire_id,
+                                       std::string client_route, wire::GenerateRequest request,
+                                       std::vector<wire::RouteStage> first_route);
 
  private:
   using Protocol = discovery::EntrySession;
@@ -37,7 +39,7 @@ class SessionState {
   void on_sampled(const Origin& from, const wire::Sampled& m);
   void on_peer_lost(const std::string& address, const std::string& name);
   void on_reroute_timeout(int attempt);
-  void on_route(std::vector<wire::RouteStage> route, const std::string& problem);
+  void on_route(std::vector<wire::RouteStage> route, const std::string& problem, uint64_t wire_id);
   void on_route_gone();
   void on_quiet();
 
@@ -54,7 +56,8 @@ class SessionState {
   SessionActor::stateful_pointer<SessionState> self_;
   const NodeContext* node_ = nullptr;
   Routes routes_;
-  uint64_t id_ = 0;
+  uint64_t id_ = 0;                       // the session's (the client knows it by this)
+  std::map<int, uint64_t> wire_ids_;      // by attempt: the id its route's stages know it by
   std::string client_route_;
   wire::GenerateRequest request_;
   std::vector<wire::RouteStage> first_route_;
@@ -68,7 +71,7 @@ class SessionState {
 
 // Spawned by the node actor, linked to it, for a client's completion request.
 SessionActor::behavior_type session_actor(SessionActor::stateful_pointer<SessionState> self, const NodeContext* node,
-                                          Routes routes, uint64_t id, std::string client_route,
+                                          Routes routes, uint64_t id, uint64_t wire_id, std::string client_route,
                                           wire::GenerateRequest request, std::vector<wire::RouteStage> first_route);
 
 }  // namespace troupe::actors

@@ -17,7 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr uint64_t kAttemptBits = uint64_t(0xFFF) << 20;  // actors.hpp: the attempt in a session id
 const std::string kEntry = "entry:1", kMallory = "mallory:1";  // no node listens at either
 
 // One node holding the whole model, its stage fed directly by the test as if from `from`.
@@ -157,21 +156,30 @@ TEST_CASE("a token outside the vocabulary fails its session, and the entry goes 
   CHECK(*answer(mesh, "next") == answer_alone(r, mesh.config(), mesh.tokenizer()));
 }
 
-TEST_CASE("session ids are drawn from the node's random source", "[actors][hostile]") {
+TEST_CASE("session ids are drawn from the node's random source, 64 bits, and stages see another", "[actors][hostile]") {
   const QuietLog quiet;
   ThreeNodes x;
   MemoryMesh& mesh = x.mesh;
-  std::set<uint64_t> ids;  // as the stages see them, attempt bits clear
+  std::set<uint64_t> wire_ids;  // as the stages see them
   mesh.tap([&](const std::string& from, const std::string&, wire::Message& m) {
-    if (from == x.address && std::holds_alternative<wire::SessionStart>(m.body)) ids.insert(m.session & ~kAttemptBits);
+    if (from == x.address && std::holds_alternative<wire::SessionStart>(m.body)) wire_ids.insert(m.session);
   });
+  // Each session draws its own id (the client's), then the id its route's stages know it by.
   SeededRandom same(uint64_t(x.entry) + 1);  // MemoryMesh seeds node i's source with i + 1
-  std::set<uint64_t> expected;
+  std::set<uint64_t> client_ids, expected_wire_ids;
   for (int i = 0; i < 3; i++) {
-    expected.insert(same.next() & ~kAttemptBits);
+    const uint64_t id = same.next();
+    expected_wire_ids.insert(same.next());
     const std::string route = "client " + std::to_string(i);
     mesh.client_send(x.entry, route, wire::Message{0, 1, request("hello", 4, 7 + i)});
     REQUIRE(mesh.run_until([&] { return answer(mesh, route).has_value(); }, 5s));
+    CHECK(mesh.replies(route).back().session == id);
+    client_ids.insert(id);
   }
-  CHECK(ids == expected);
+  CHECK(wire_ids == expected_wire_ids);
+  for (const uint64_t id : client_ids) CHECK_FALSE(wire_ids.count(id));
+  // All 64 bits are used: some id has its top bit set or the draws are not what they seem.
+  bool high = false;
+  for (const uint64_t id : wire_ids) high = high || (id >> 52) != 0;
+  CHECK(high);
 }

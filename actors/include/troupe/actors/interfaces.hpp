@@ -39,8 +39,9 @@ using load_atom = caf::atom_constant<caf::atom("load")>;
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
 // (prefill_atom, session id): run the next batch of that session's prompt.
 using prefill_atom = caf::atom_constant<caf::atom("prefill")>;
-// (reroute_atom, base id): a session needs a route; (route_atom, stages, problem): one to take
-// (none, and why). (reroute_atom, attempt): that attempt's wait for a route is over.
+// (reroute_atom, session id): a session needs a route; (route_atom, stages, problem, wire id): one
+// to take (none, and why), and the id the stages are to know the session by on it.
+// (reroute_atom, attempt): that attempt's wait for a route is over.
 using reroute_atom = caf::atom_constant<caf::atom("reroute")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 // (ended_atom, session id): a session is over. (leave_atom): tell the mesh this node leaves.
@@ -83,7 +84,7 @@ using SessionActor = caf::typed_actor<
     caf::reacts_to<init_atom>,                                                // itself, once
     caf::reacts_to<wire_atom, Origin, wire::Message>,                         // sampled, error
     caf::reacts_to<peer_lost_atom, std::string, std::string>,                 // the node actor
-    caf::reacts_to<route_atom, std::vector<wire::RouteStage>, std::string>,  // the node actor
+    caf::reacts_to<route_atom, std::vector<wire::RouteStage>, std::string, uint64_t>,  // the node actor
     caf::reacts_to<route_gone_atom>,                                          // the node actor
     caf::reacts_to<reroute_atom, int>>;                                       // itself (a timeout)
 

@@ -86,6 +86,14 @@ class Connection final : public httplib::Stream {
   void get_local_ip_and_port(std::string& ip, int& port) const override { address(getsockname, ip, port); }
   socket_t socket() const override { return sock_; }
 
+  // The client closed the connection (or reset it) while its answer is being made: a peek that
+  // reads the end of the stream. Bytes it sent since (a pipelined request) do not count.
+  bool peer_closed() const {
+    char c;
+    const ssize_t n = ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+
  private:
   enum class Wait { ready, timeout, gone };
 
@@ -278,6 +286,8 @@ void GuardedHttpServer::stop_accepting() {
 void GuardedHttpServer::close_after_response() {
   if (current_connection) current_connection->close_after_response();
 }
+
+bool GuardedHttpServer::client_gone() { return current_connection && current_connection->peer_closed(); }
 
 std::size_t GuardedHttpServer::open_connections() const {
   std::lock_guard lock(mutex_);

@@ -52,6 +52,9 @@ class GuardedHttpServer : public httplib::Server {
   // For a handler: the connection closes once this request's response is written (a request
   // refused before its body was read leaves that body unread on the connection).
   static void close_after_response();
+  // For a handler: whether this request's client has closed its connection (a client that
+  // half-closes after its request, which HTTP clients do not, reads as gone too).
+  static bool client_gone();
 
   std::size_t open_connections() const;
   uint64_t refused_connections() const { return refused_.load(); }

@@ -70,9 +70,11 @@ std::optional<openai::ApiError> check_names(const Policy& policy, const Request&
   if (!r.origin) return std::nullopt;
   const std::optional<std::string> origin = origin_host(*r.origin);
   if (origin && names_node(policy, *origin, r.local_address)) return std::nullopt;
+  if (cors_allowed(policy, *r.origin)) return std::nullopt;
   return refusal(403, "origin_not_allowed",
                  "a page from " + std::string(r.origin->substr(0, 200)) +
-                     " may not use this node: its Origin is not a name of this node (see --allowed-hosts)");
+                     " may not use this node: its Origin is not a name of this node (see --allowed-hosts, "
+                     "or --cors for pages of other origins)");
 }
 
 }  // namespace
@@ -81,7 +83,7 @@ bool is_open_path(std::string_view path) { return path == "/" || path == "/healt
 
 std::optional<openai::ApiError> check(const Policy& policy, const Request& request) {
   if (auto e = check_names(policy, request)) return e;
-  if (policy.api_key.empty() || is_open_path(request.path)) return std::nullopt;
+  if (policy.api_key.empty() || is_open_path(request.path) || request.preflight) return std::nullopt;
   if (!request.authorization) {
     return refusal(401, "invalid_api_key",
                    "this node needs an API key: send the header 'Authorization: Bearer KEY' with the key "
@@ -171,6 +173,30 @@ std::optional<std::vector<std::string>> parse_host_list(std::string_view list) {
     at = comma + 1;
   }
   return hosts;
+}
+
+bool cors_allowed(const Policy& policy, std::string_view origin) {
+  const std::string o = lower(origin);
+  return std::any_of(policy.cors_origins.begin(), policy.cors_origins.end(),
+                     [&](const std::string& allowed) { return allowed == "*" || allowed == o; });
+}
+
+std::optional<std::vector<std::string>> parse_origin_list(std::string_view list) {
+  std::vector<std::string> origins;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const auto comma = std::min(list.find(',', at), list.size());
+    std::string_view entry = list.substr(at, comma - at);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    const auto scheme_end = entry.find("://");
+    const bool origin = scheme_end != std::string_view::npos && scheme_end > 0 &&
+                        all_of(entry.substr(0, scheme_end), is_name_char) && host_name(entry.substr(scheme_end + 3));
+    if (entry != "*" && !origin) return std::nullopt;
+    origins.push_back(lower(entry));
+    at = comma + 1;
+  }
+  return origins;
 }
 
 }  // namespace troupe::cli::http_access

@@ -22,6 +22,7 @@ namespace troupe::cli::http_access {
 struct Policy {
   std::string api_key;                     // empty: no key asked
   std::vector<std::string> allowed_hosts;  // beyond the connection's own address; "*": any
+  std::vector<std::string> cors_origins;   // --cors: pages of these origins may call the API; "*": any
 };
 
 // What of one request the rules read.
@@ -31,6 +32,7 @@ struct Request {
   std::optional<std::string_view> origin;         // the Origin header
   std::optional<std::string_view> authorization;  // the Authorization header
   std::string_view local_address;                 // the address the client connected to
+  bool preflight = false;  // a CORS preflight (OPTIONS): browsers send it without the key
 };
 
 // Paths that need no key: the chat page (it asks for the key itself) and the health check.
@@ -54,5 +56,13 @@ bool is_loopback(std::string_view host);
 // --allowed-hosts: names (or addresses) separated by commas, "*" for any; nullopt when an entry
 // is empty or not a host name.
 std::optional<std::vector<std::string>> parse_host_list(std::string_view list);
+
+// CORS (--cors): whether a page of `origin` ("scheme://host[:port]", as browsers send it) may call
+// the API from JavaScript. Its requests still need the key; the Host check still holds.
+bool cors_allowed(const Policy& policy, std::string_view origin);
+
+// --cors: origins ("https://app.example.com", "http://localhost:5173") separated by commas, "*"
+// for any; nullopt when an entry is not one.
+std::optional<std::vector<std::string>> parse_origin_list(std::string_view list);
 
 }  // namespace troupe::cli::http_access

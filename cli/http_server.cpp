@@ -199,13 +199,15 @@ struct HttpServer::Impl {
     if (const auto* error = std::get_if<wire::Error>(&call->first->body)) {
       return send_error(res, mesh_error(error->message, error->code));
     }
-    if (p.stream) return stream(res, call);
+    if (p.stream) return stream(res, call, p.include_usage);
 
     std::string text;
     try {
       while (true) {
-        wire::Message m = call->first ? std::move(*std::exchange(call->first, std::nullopt))
-                                      : call->client->receive(kReplyTimeout);
+        std::optional<wire::Message> next = std::exchange(call->first, std::nullopt);
+        if (!next) next = next_whole_reply(*call);
+        if (!next) return;  // the client went away: the Call's mesh client goes, and the session ends
+        wire::Message& m = *next;
         if (const auto* t = std::get_if<wire::Text>(&m.body)) {
           text += t->text;
         } else if (const auto* done = std::get_if<wire::Done>(&m.body)) {
@@ -222,12 +224,26 @@ struct HttpServer::Impl {
     }
   }
 
+  // The next reply of a whole (non-streamed) answer; none once the HTTP client has closed its
+  // connection, which is looked at every kPollInterval while the mesh works.
+  static std::optional<wire::Message> next_whole_reply(Call& call) {
+    const auto deadline = Clock::now() + kReplyTimeout;
+    while (!GuardedHttpServer::client_gone()) {
+      if (auto m = call.client->poll(kPollInterval)) return m;
+      if (Clock::now() > deadline) {
+        throw RuntimeFailure("no answer from the mesh within " +
+                             std::to_string(std::chrono::seconds(kReplyTimeout).count()) + " s");
+      }
+    }
+    return std::nullopt;
+  }
+
   // Server-sent events (openai::EventStream): one per piece of text as the mesh sends it, then the
   // end of the answer. When the HTTP client goes away, writing fails, the provider returns
   // false, and the Call (with its net::MeshClient) is destroyed.
-  void stream(httplib::Response& res, std::shared_ptr<Call> call) {
+  void stream(httplib::Response& res, std::shared_ptr<Call> call, bool include_usage) {
     res.set_header("Cache-Control", "no-cache");
-    call->events.emplace(call->endpoint, call->answer);
+    call->events.emplace(call->endpoint, call->answer, include_usage);
     res.set_chunked_content_provider("text/event-stream", [call](std::size_t, httplib::DataSink& sink) {
       Call& c = *call;
       std::string out;
@@ -268,12 +284,31 @@ struct HttpServer::Impl {
     });
   }
 
+  // CORS: a request from a page of a --cors origin gets the headers that let the page read the
+  // answer (refusals included, so that it can show them). Whether it is such a request.
+  bool allow_cross_origin(const httplib::Request& req, httplib::Response& res) const {
+    const auto origin = header(req, "Origin");
+    if (!origin || !http_access::cors_allowed(options.access, *origin)) return false;
+    res.set_header("Access-Control-Allow-Origin", std::string(*origin));
+    res.set_header("Vary", "Origin");
+    return true;
+  }
+
   // Before any route (after the headers, before the body): the Host, Origin and key checks.
   void guard() {
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const bool preflight = allow_cross_origin(req, res) && req.method == "OPTIONS";
       const http_access::Request seen{req.path, header(req, "Host"), header(req, "Origin"),
-                                      header(req, "Authorization"), req.local_addr};
+                                      header(req, "Authorization"), req.local_addr, preflight};
       const std::optional<ApiError> refusal = http_access::check(options.access, seen);
+      if (!refusal && preflight) {
+        res.status = 204;
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        const auto asked = header(req, "Access-Control-Request-Headers");
+        res.set_header("Access-Control-Allow-Headers", asked ? std::string(*asked) : "Authorization, Content-Type");
+        res.set_header("Access-Control-Max-Age", "600");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (!refusal) return httplib::Server::HandlerResponse::Unhandled;
       send_error(res, *refusal);
       if (refusal->http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
@@ -309,7 +344,7 @@ struct HttpServer::Impl {
       res.set_content(metrics.render(status(), connections), "text/plain; version=0.0.4");
     });
     server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      json model = {{"id", options.model.id}, {"object", "model"}, {"created", 0}, {"owned_by", "troupe"},
+      json model = {{"id", options.model.id}, {"object", "model"}, {"created", options.model.created}, {"owned_by", "troupe"},
                     {"context_length", options.model.seq_len}, {"chat_template", options.chat_template}};
       send_json(res, 200, {{"object", "list"}, {"data", json::array({model})}});
     });
@@ -372,12 +407,15 @@ void add_http_flags(CLI::App& command, HttpFlags& flags) {
                    "Serve the HTTP API without a key on an address other than a loopback one");
   command.add_option("--allowed-hosts", flags.allowed_hosts,
                      "Host names the HTTP API answers to beyond the address it is reached at (H1,H2; * for any)");
+  command.add_option("--cors", flags.cors,
+                     "Let web pages of these origins call the HTTP API (https://app.example.com,...; * for any)");
 }
 
 std::optional<HttpOptions> http_options(const HttpFlags& flags) {
   if (flags.address.empty()) {
     if (flags.insecure) throw InputError("--http-insecure: there is no --http to apply it to");
     if (!flags.allowed_hosts.empty()) throw InputError("--allowed-hosts: there is no --http to apply it to");
+    if (!flags.cors.empty()) throw InputError("--cors: there is no --http to apply it to");
     return std::nullopt;
   }
   HttpOptions o;
@@ -397,6 +435,14 @@ std::optional<HttpOptions> http_options(const HttpFlags& flags) {
                        ": expected host names or addresses separated by commas (without ports), or *");
     }
     o.access.allowed_hosts = *hosts;
+  }
+  if (!flags.cors.empty()) {
+    const auto origins = http_access::parse_origin_list(flags.cors);
+    if (!origins) {
+      throw InputError("--cors " + flags.cors +
+                       ": expected origins such as https://app.example.com separated by commas, or *");
+    }
+    o.access.cors_origins = *origins;
   }
   std::string host = o.address.substr(0, o.address.rfind(':'));
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);

@@ -26,6 +26,7 @@ struct HttpFlags {
   std::string api_key;        // --api-key KEY, or $TROUPE_API_KEY
   bool insecure = false;      // --http-insecure
   std::string allowed_hosts;  // --allowed-hosts H1,H2
+  std::string cors;           // --cors ORIGIN1,ORIGIN2
 };
 
 void add_http_flags(CLI::App& command, HttpFlags& flags);

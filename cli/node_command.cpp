@@ -3,6 +3,7 @@
 // by hand, loaded before it listens), until SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -175,6 +176,8 @@ std::unique_ptr<HttpServer> start_http(HttpOptions o, const NodeFlags& flags, co
   o.security = *options.security;
   o.model.id = std::filesystem::path(model_path).stem().string();
   o.model.seq_len = model.config.seq_len;
+  struct stat file {};
+  if (stat(model_path.c_str(), &file) == 0) o.model.created = static_cast<int64_t>(file.st_mtime);
   o.model.chat_template = flags.chat_template;
   const ChatTemplate chat = choose_chat_template(tokenizer, flags.chat_template);
   o.chat_template = chat_template_name(chat);

@@ -77,11 +77,13 @@ json completion_json(Endpoint endpoint, const Answer& a, const std::string& text
 }
 
 json EventStream::chunk(json choice) const {
-  return {{"id", answer_.id},
-          {"object", endpoint_ == Endpoint::chat ? "chat.completion.chunk" : "text_completion"},
-          {"created", answer_.created},
-          {"model", answer_.model},
-          {"choices", json::array({std::move(choice)})}};
+  json c = {{"id", answer_.id},
+            {"object", endpoint_ == Endpoint::chat ? "chat.completion.chunk" : "text_completion"},
+            {"created", answer_.created},
+            {"model", answer_.model},
+            {"choices", json::array({std::move(choice)})}};
+  if (include_usage_) c["usage"] = nullptr;
+  return c;
 }
 
 std::string EventStream::event(const char* type, json data) {
@@ -124,8 +126,8 @@ std::string EventStream::text(const std::string& piece) {
   return "";
 }
 
-// Chat and completions: the finish reason (and, beyond OpenAI, the usage), then [DONE]. The
-// Responses API: the text, its part and its message closed, then the whole response.
+// Chat and completions: the finish reason, the usage when asked for, then [DONE]. The Responses
+// API: the text, its part and its message closed, then the whole response.
 std::string EventStream::finish(const std::string& finish_reason, const Usage& usage) {
   if (endpoint_ != Endpoint::responses) {
     json choice = {{"index", 0}, {"finish_reason", nullable(finish_reason)}};
@@ -135,9 +137,14 @@ std::string EventStream::finish(const std::string& finish_reason, const Usage& u
       choice["text"] = "";
       choice["logprobs"] = nullptr;
     }
-    json last = chunk(std::move(choice));
-    last["usage"] = usage.to_json(endpoint_);
-    return sse_event(last) + std::string(kSseDone);
+    std::string out = sse_event(chunk(std::move(choice)));
+    if (include_usage_) {
+      json counted = chunk(nullptr);
+      counted["choices"] = json::array();
+      counted["usage"] = usage.to_json(endpoint_);
+      out += sse_event(counted);
+    }
+    return out + std::string(kSseDone);
   }
   const json whole = response_json(answer_, text_, finish_reason, usage);
   const json& item = whole["output"][0];

@@ -191,17 +191,34 @@ const char* max_tokens_field(Endpoint endpoint) {
 
 namespace {
 
-// "model" must name the model this mesh serves, when it names one.
-std::optional<ApiError> read_model(const json& body, const ModelInfo& model) {
+// "model", when given, must be a string; any name stands for the one model this mesh serves, as
+// llama.cpp's server and Ollama's OpenAI endpoint take it: clients written for a hosted model
+// ("gpt-4o-mini") work unchanged. The answers name the mesh's model.
+std::optional<ApiError> read_model(const json& body) {
   const json* m = field(body, "model");
-  if (!m) return std::nullopt;
-  if (!m->is_string()) return bad("model", "'model' must be a string");
-  if (m->get<std::string>() == model.id) return std::nullopt;
-  ApiError e = bad("model", "the model '" + m->get<std::string>() + "' does not exist here; this mesh serves '" +
-                                model.id + "'",
-                   "model_not_found");
-  e.http_status = 404;
-  return e;
+  if (m && !m->is_string()) return bad("model", "'model' must be a string");
+  return std::nullopt;
+}
+
+// "stream", and "stream_options": {"include_usage": true} asking for the usage as a chunk of its
+// own at the end of the stream (chat and completions; OpenAI refuses it without "stream").
+std::optional<ApiError> read_stream(const json& body, Endpoint endpoint, ParsedRequest& p) {
+  if (const json* stream = field(body, "stream")) {
+    if (!stream->is_boolean()) return bad("stream", "'stream' must be true or false");
+    p.stream = stream->get<bool>();
+  }
+  const json* options = field(body, "stream_options");
+  if (!options) return std::nullopt;
+  if (!p.stream) return bad("stream_options", "'stream_options' is only allowed when 'stream' is true");
+  if (!options->is_object() || endpoint == Endpoint::responses) {
+    return bad("stream_options", endpoint == Endpoint::responses ? "the Responses API takes no 'stream_options'"
+                                                                 : "'stream_options' must be an object");
+  }
+  if (const json* usage = field(*options, "include_usage")) {
+    if (!usage->is_boolean()) return bad("stream_options", "'stream_options.include_usage' must be true or false");
+    p.include_usage = usage->get<bool>();
+  }
+  return std::nullopt;
 }
 
 // What to continue: the prompt of a completion, or the conversation of a chat completion or a
@@ -281,15 +298,12 @@ std::variant<ParsedRequest, ApiError> parse_request(Endpoint endpoint, std::stri
   ParsedRequest p;
   p.endpoint = endpoint;
   wire::GenerateRequest& r = p.request;
-  if (auto e = read_model(body, model)) return *e;
+  if (auto e = read_model(body)) return *e;
   if (endpoint == Endpoint::responses) {
     if (auto e = refuse_unsupported(body)) return *e;
   }
   if (auto e = read_input(body, endpoint, model, r)) return *e;
-  if (const json* stream = field(body, "stream")) {
-    if (!stream->is_boolean()) return bad("stream", "'stream' must be true or false");
-    p.stream = stream->get<bool>();
-  }
+  if (auto e = read_stream(body, endpoint, p)) return *e;
   if (const json* n = field(body, "n")) {
     if (!n->is_number_integer() || n->get<int64_t>() != 1) return bad("n", "only n = 1 is supported");
   }

@@ -17,9 +17,10 @@ namespace troupe::cli::openai {
 
 // What the server tells the parser about the model behind it.
 struct ModelInfo {
-  std::string id;             // what /v1/models lists and requests must name (when they name one)
+  std::string id;             // what /v1/models lists and answers name (requests may name any model)
   int seq_len = 0;            // the context, for max_tokens
   std::string chat_template;  // the node's --chat-template; empty = the model's own
+  int64_t created = 0;        // Unix seconds: when the model file was written, for /v1/models
 };
 
 // An error in the API's shape: {"error": {"message", "type", "param", "code"}}.
@@ -43,6 +44,7 @@ struct ParsedRequest {
   Endpoint endpoint = Endpoint::completions;
   wire::GenerateRequest request;
   bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage: the usage as a last chunk of its own
 };
 
 // Checks a request body and builds the mesh request. `fresh_seed` seeds the sampler when the
@@ -74,11 +76,13 @@ std::string sse_event(const nlohmann::json& j);
 
 // The server-sent events of one streamed answer, in its endpoint's shape. Chat and completions:
 // one chunk per piece of text (a chat answer's first names the role), the last with the finish
-// reason (and, beyond OpenAI, the usage), then "data: [DONE]". Responses: named events
+// reason, then — with `include_usage` — a chunk with no choices and the usage (every chunk before
+// it has "usage": null), then "data: [DONE]". Responses: named events
 // ("event: response.output_text.delta") numbered by sequence_number, the last the whole response.
 class EventStream {
  public:
-  EventStream(Endpoint endpoint, Answer answer) : endpoint_(endpoint), answer_(std::move(answer)) {}
+  EventStream(Endpoint endpoint, Answer answer, bool include_usage = false)
+      : endpoint_(endpoint), answer_(std::move(answer)), include_usage_(include_usage) {}
   std::string start();
   std::string text(const std::string& piece);
   std::string finish(const std::string& finish_reason, const Usage& usage);
@@ -90,6 +94,7 @@ class EventStream {
 
   Endpoint endpoint_;
   Answer answer_;
+  bool include_usage_ = false;
   std::string text_;  // all of it so far, which the Responses API repeats at the end
   int sequence_ = 0;
 };

@@ -15,6 +15,17 @@ namespace {
 
 const ModelInfo kModel{"stories260K", 512, ""};
 
+// The payloads of "data: ..." events.
+std::vector<std::string> data_lines(const std::string& events) {
+  std::vector<std::string> out;
+  for (std::size_t at = 0; (at = events.find("data: ", at)) != std::string::npos;) {
+    const auto end = events.find("\n\n", at);
+    out.push_back(events.substr(at + 6, end - at - 6));
+    at = end;
+  }
+  return out;
+}
+
 ParsedRequest ok(Endpoint e, const json& body) {
   auto r = parse_request(e, body.dump(), kModel, 1000);
   if (auto* err = std::get_if<ApiError>(&r)) FAIL(err->message);
@@ -89,10 +100,27 @@ TEST_CASE("bad requests name the field at fault", "[openai]") {
   CHECK(bad(Endpoint::chat, R"({"messages": [{"role": "user"}]})").param == "messages[0].content");
   CHECK(bad(Endpoint::chat, R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})")
             .param == "messages");
-  const ApiError model = bad(Endpoint::completions, R"({"model": "x", "prompt": "y"})");
-  CHECK(model.http_status == 404);
+  const ApiError model = bad(Endpoint::completions, R"({"model": 4, "prompt": "y"})");
+  CHECK(model.http_status == 400);
   CHECK(model.to_json() == json::parse(R"({"error": {"message": ")" + model.message +
-                                       R"(", "type": "invalid_request_error", "param": "model", "code": "model_not_found"}})"));
+                                       R"(", "type": "invalid_request_error", "param": "model", "code": null}})"));
+  // stream_options: only with stream, an object, include_usage a boolean; not in the Responses API.
+  CHECK(bad(Endpoint::chat, R"({"messages": [{"role": "user", "content": "a"}], "stream_options": {"include_usage": true}})")
+            .param == "stream_options");
+  CHECK(bad(Endpoint::completions, R"({"prompt": "a", "stream": true, "stream_options": {"include_usage": 1}})").param ==
+        "stream_options");
+  CHECK(bad(Endpoint::responses, R"({"input": "a", "stream": true, "stream_options": {}})").param == "stream_options");
+}
+
+TEST_CASE("any model name stands for the mesh's model, and stream_options.include_usage is read", "[openai]") {
+  for (const char* name : {"gpt-4o-mini", "stories260K", "llama3.2:1b", ""}) {
+    CHECK(ok(Endpoint::chat, {{"model", name}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}}).request.chat);
+  }
+  const ParsedRequest asked = ok(Endpoint::completions, {{"prompt", "Hi"}, {"stream", true},
+                                                         {"stream_options", {{"include_usage", true}}}});
+  CHECK(asked.stream);
+  CHECK(asked.include_usage);
+  CHECK_FALSE(ok(Endpoint::completions, {{"prompt", "Hi"}, {"stream", true}}).include_usage);
 }
 
 TEST_CASE("UTF-8 characters split across tokens are joined before they go out", "[openai]") {
@@ -198,7 +226,6 @@ TEST_CASE("bad responses requests name the field at fault", "[openai][responses]
   CHECK(param(R"({"input": "x", "temperature": 3})") == "temperature");
   CHECK(param(R"({"input": "x", "top_p": -1})") == "top_p");
   CHECK(param(R"({"input": "x", "stream": "yes"})") == "stream");
-  CHECK(bad(Endpoint::responses, R"({"input": "x", "model": "gpt-4o"})").http_status == 404);
   // What this server does not do is refused by name, not ignored.
   const std::vector<std::pair<std::string, json>> refused = {
       {"tools", json::parse(R"([{"type": "web_search"}])")},
@@ -288,8 +315,18 @@ TEST_CASE("chat and completion streams: chunks, then [DONE]", "[openai]") {
       "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]})")));
   CHECK(chat.text("x").find(R"("delta":{"content":"x"})") != std::string::npos);
   const std::string end = chat.finish("stop", {1, 1});
-  CHECK(end.find(R"("usage":{"completion_tokens":1,"prompt_tokens":1,"total_tokens":2})") != std::string::npos);
+  CHECK(end.find("usage") == std::string::npos);  // not asked for
   CHECK(end.substr(end.size() - 14) == "data: [DONE]\n\n");
+  // With stream_options.include_usage: "usage": null on every chunk, then one with no choices.
+  EventStream counted(Endpoint::chat, a, true);
+  CHECK(counted.start().find(R"("usage":null)") != std::string::npos);
+  const std::vector<std::string> last = data_lines(counted.finish("stop", {1, 1}));
+  REQUIRE(last.size() == 3);
+  CHECK(json::parse(last[0])["choices"][0]["finish_reason"] == "stop");
+  CHECK(json::parse(last[0])["usage"].is_null());
+  CHECK(json::parse(last[1]) == json::parse(R"({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 5,
+      "model": "m", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})"));
+  CHECK(last[2] == "[DONE]");
   EventStream completion(Endpoint::completions, {"cmpl-1", 5, "m"});
   CHECK(completion.start().empty());
   CHECK(completion.text("y").find(R"("text":"y")") != std::string::npos);

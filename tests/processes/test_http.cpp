@@ -4,6 +4,8 @@
 // cancelled streams, concurrent clients through different nodes, and each chat template read
 // from a GGUF file. What the door withstands (keys, names, limits): test_http_security.cpp.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
 #include <set>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -70,7 +72,18 @@ TEST_CASE("completions over HTTP print what troupe generate prints", "[http]") {
   const Streamed s = stream(m.http[1], "/v1/completions", {{"prompt", prompt}, {"temperature", 1}, {"top_p", 0.9}, {"seed", 42}});
   CHECK(s.text == text_of(sampled));
   CHECK(s.finish_reason == sampled["choices"][0]["finish_reason"]);
-  CHECK(s.usage == sampled["usage"]);
+  CHECK(s.usage.is_null());  // not asked for
+  // Asked for (stream_options.include_usage): a chunk of its own, with no choices, at the end.
+  const HttpResponse counted = http_request(m.http[1], "POST", "/v1/completions",
+                                            json({{"prompt", prompt}, {"temperature", 1}, {"top_p", 0.9}, {"seed", 42},
+                                                  {"stream", true}, {"stream_options", {{"include_usage", true}}}})
+                                                .dump());
+  const std::vector<std::string> events = sse_events(counted.body);
+  REQUIRE(events.size() >= 3);
+  const json usage_chunk = json::parse(events[events.size() - 2]);
+  CHECK(usage_chunk["choices"] == json::array());
+  CHECK(usage_chunk["usage"] == sampled["usage"]);
+  CHECK(json::parse(events[0])["usage"].is_null());
   CHECK(s.pieces > 10);
   CHECK(s.transfers > 10);
 
@@ -189,7 +202,11 @@ TEST_CASE("responses over HTTP: max_output_tokens, and refusals that name the fi
   CHECK(tools["error"]["param"] == "tools");
   CHECK(tools["error"]["code"] == "unsupported_parameter");
   CHECK(post(m.http[0], "/v1/responses", {{"input", json::array()}}, 400)["error"]["param"] == "input");
-  CHECK(post(m.http[0], "/v1/responses", {{"input", "x"}, {"model", "gpt-4o"}}, 404)["error"]["code"] == "model_not_found");
+  // A client written for a hosted model gets this mesh's answer, named by this mesh's model.
+  const json hosted = post(m.http[0], "/v1/responses", {{"input", "Hi there"}, {"model", "gpt-4o"}, {"temperature", 0}});
+  CHECK(hosted["model"] == "stories260K");
+  const json unnamed = post(m.http[0], "/v1/responses", {{"input", "Hi there"}, {"temperature", 0}});
+  CHECK(hosted["output"][0]["content"][0]["text"] == unnamed["output"][0]["content"][0]["text"]);
   const json too_long = post(m.http[0], "/v1/responses", {{"input", "Hi there"}, {"max_output_tokens", 512}}, 400);
   CHECK(too_long["error"]["param"] == "max_output_tokens");
   CHECK(too_long["error"]["code"] == "context_length_exceeded");
@@ -237,6 +254,11 @@ TEST_CASE("the other endpoints: models, health, mesh, metrics, the page", "[http
   const HttpResponse models = http_request(m.http[0], "GET", "/v1/models");
   REQUIRE(models.status == 200);
   CHECK(json::parse(models.body)["data"][0]["id"] == "stories260K");
+  // When the model file was written, as OpenAI's `created` says when a model was.
+  const int64_t created = json::parse(models.body)["data"][0]["created"];
+  const auto written = std::filesystem::last_write_time(stories_model());
+  CHECK(created == std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::file_clock::to_sys(written).time_since_epoch()).count());
   CHECK(http_request(m.http[1], "GET", "/health").status == 200);
 
   const HttpResponse mesh = http_request(m.http[1], "GET", "/mesh");
@@ -305,7 +327,9 @@ TEST_CASE("bad requests get 4xx and an OpenAI error object, and the server keeps
   CHECK(error("/v1/chat/completions", R"({"messages": "hi"})", 400)["param"] == "messages");
   CHECK(error("/v1/chat/completions", R"({"messages": [{"role": "robot", "content": "x"}]})", 400)["param"] ==
         "messages[0].role");
-  CHECK(error("/v1/completions", R"({"model": "gpt-4", "prompt": "x"})", 404)["code"] == "model_not_found");
+  CHECK(error("/v1/completions", R"({"model": ["gpt-4"], "prompt": "x"})", 400)["param"] == "model");
+  CHECK(error("/v1/completions", R"({"prompt": "x", "stream_options": {"include_usage": true}})", 400)["param"] ==
+        "stream_options");
   CHECK(error("/v1/completions", R"({"prompt": "x", "max_tokens": 100000})", 400)["code"] ==
         "context_length_exceeded");
   // Within the context alone, but not together with the prompt.
@@ -325,7 +349,7 @@ TEST_CASE("bad requests get 4xx and an OpenAI error object, and the server keeps
   CHECK(m.mesh->process(0).running());
 }
 
-TEST_CASE("a dropped stream ends its session at the node", "[http]") {
+TEST_CASE("a dropped stream, or a dropped request for a whole answer, ends its session at the node", "[http]") {
   // A random-weight model with a long context, so that a completion would run for seconds: only
   // the client's going away can end it this soon.
   TempDir dir;
@@ -348,28 +372,34 @@ TEST_CASE("a dropped stream ends its session at the node", "[http]") {
   for (int i = 0; i < 500 && !healthy(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   REQUIRE(healthy());
 
-  for (int round = 0; round < 3; round++) {
-    {
+  auto metric = [&] { return http_request(http, "GET", "/metrics").body; };
+  for (int round = 0; round < 4; round++) {
+    if (round < 3) {
       HttpStream s(http, "/v1/completions", R"({"prompt": "Once", "temperature": 0, "stream": true})");
       const std::string got = s.read_until("\"text\"");
       REQUIRE(got.find("\"text\"") != std::string::npos);
+    } else {  // a whole answer asked for, the client gone before it comes
+      HttpStream s(http, "/v1/completions", R"({"prompt": "Once", "temperature": 0, "max_tokens": 16000})");
+      for (int i = 0; i < 500 && metric().find("troupe_active_sessions 1") == std::string::npos; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      REQUIRE(metric().find("troupe_active_sessions 1") != std::string::npos);
     }  // dropped here, mid-answer
-    auto metric = [&] { return http_request(http, "GET", "/metrics").body; };
     for (int i = 0; i < 500 && metric().find("troupe_active_sessions 0") == std::string::npos; i++) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     CHECK(metric().find("troupe_active_sessions 0") != std::string::npos);
   }
-  // Each of the three sessions was ended because its client went away, none ran to its end.
+  // Each of the four sessions was ended because its client went away, none ran to its end.
   auto went_away = [&] {
     const std::string log = node.log();
     std::size_t n = 0;
     for (auto at = log.find("its client went away"); at != std::string::npos; at = log.find("its client went away", at + 1)) n++;
     return n;
   };
-  for (int i = 0; i < 500 && went_away() < 3; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 500 && went_away() < 4; i++) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   INFO(node.log());
-  CHECK(went_away() == 3);
+  CHECK(went_away() == 4);
   CHECK(http_request(http, "GET", "/metrics").body.find("troupe_completions_total") != std::string::npos);
   CHECK(http_request(http, "GET", "/metrics").body.find("finish_reason") == std::string::npos);
 }

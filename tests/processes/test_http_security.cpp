@@ -172,7 +172,9 @@ TEST_CASE("an --http address other than loopback needs --api-key or --http-insec
       {{"--http-insecure"}, "--http-insecure"},
       {{"--allowed-hosts", "a.example"}, "--allowed-hosts"},
       {{"--http", "8080", "--allowed-hosts", "a.example:80"}, "--allowed-hosts"},
-      {{"--http", "8080", "--api-key", "two words"}, "--api-key"}};
+      {{"--http", "8080", "--api-key", "two words"}, "--api-key"},
+      {{"--cors", "https://a.example"}, "--cors"},
+      {{"--http", "8080", "--cors", "a.example"}, "--cors"}};
   for (const auto& [args, flag] : bad) {
     const ProcessResult r = run_node(args);
     INFO(args.back() << ": " << r.err);
@@ -190,6 +192,41 @@ TEST_CASE("an --http address other than loopback needs --api-key or --http-insec
   CHECK(http_request(keyed.http, "GET", "/v1/models", "", "application/json",
                      {{"Authorization", "Bearer k-0123456789"}})
             .status == 200);
+}
+
+TEST_CASE("pages of the origins --cors names may call the API (preflight included) and others stay out",
+          "[http][security]") {
+  HttpNode node({"--cors", "https://app.example,http://localhost:5173", "--api-key", "k-0123456789"});
+  const std::string app = "https://app.example";
+  // The browser's preflight: no key, and the answer says what the page may send.
+  const HttpResponse preflight =
+      http_request(node.http, "OPTIONS", "/v1/chat/completions", "", "",
+                   {{"Origin", app}, {"Access-Control-Request-Method", "POST"},
+                    {"Access-Control-Request-Headers", "authorization,content-type"}});
+  CHECK(preflight.status == 204);
+  CHECK(preflight.headers.at("access-control-allow-origin") == app);
+  CHECK(preflight.headers.at("access-control-allow-headers") == "authorization,content-type");
+  CHECK(preflight.headers.at("access-control-allow-methods").find("POST") != std::string::npos);
+  // The request itself needs the key still; its answer (and its refusal) carry the CORS header.
+  const HttpHeaders from_app = {{"Origin", app}, {"Authorization", "Bearer k-0123456789"}};
+  const HttpResponse answered =
+      http_request(node.http, "POST", "/v1/completions", kSmallCompletion.dump(), "application/json", from_app);
+  CHECK(answered.status == 200);
+  CHECK(answered.headers.at("access-control-allow-origin") == app);
+  const HttpResponse keyless =
+      http_request(node.http, "POST", "/v1/completions", kSmallCompletion.dump(), "application/json", {{"Origin", app}});
+  CHECK(keyless.status == 401);
+  CHECK(keyless.headers.at("access-control-allow-origin") == app);
+  // Another origin: refused, preflight and all, and told of --cors.
+  const HttpResponse evil = http_request(node.http, "OPTIONS", "/v1/chat/completions", "", "",
+                                         {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "POST"}});
+  CHECK(evil.status == 403);
+  CHECK(evil.headers.count("access-control-allow-origin") == 0);
+  CHECK(error_of(evil)["message"].get<std::string>().find("--cors") != std::string::npos);
+  // The Host check still holds (DNS rebinding): an allowed origin through a foreign name is refused.
+  CHECK(http_request(node.http, "GET", "/v1/models", "", "application/json",
+                     {{"Origin", app}, {"Host", "evil.example"}, {"Authorization", "Bearer k-0123456789"}})
+            .status == 403);
 }
 
 TEST_CASE("a busy --http port stops the second node with one line naming it", "[http][security]") {

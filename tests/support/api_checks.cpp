@@ -41,7 +41,7 @@ Streamed check_stream(const std::string& path, const HttpResponse& r) {
     CHECK(choice["finish_reason"].is_null() == !last);
     if (last) {
       s.finish_reason = choice["finish_reason"];
-      s.usage = chunk["usage"];
+      s.usage = chunk.value("usage", json());
     }
   }
   return s;

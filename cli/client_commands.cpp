@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -265,6 +266,12 @@ struct StatusFlags {
   bool json = false;
 };
 
+// ", dead for 42 s": how long a member has been gone (it is forgotten after 600 s).
+std::string since(const wire::Member& x) {
+  if (x.state != "dead" && x.state != "left") return {};
+  return ", " + x.state + " for " + std::to_string(std::llround(x.since_seconds)) + " s";
+}
+
 int run_status(const StatusFlags& f) {
   const MeshAccess access = peer_access(f.mesh, f.peer);
   const Connection c = connect_to_mesh(access);
@@ -284,10 +291,10 @@ int run_status(const StatusFlags& f) {
                                          : ("CURVE, mesh " + access.security.mesh_id()).c_str());
   std::printf("members:\n");
   for (const auto& x : s->members) {
-    std::printf("  %-20s %-22s %-7s layers %-7s %5.1f GB/s %3d cores %s, budget %.0f MiB\n",
+    std::printf("  %-20s %-22s %-7s layers %-7s %5.1f GB/s %3d cores %s, budget %.0f MiB%s\n",
                 x.name.c_str(), x.address.c_str(), x.state.c_str(),
                 x.layers ? discovery::format_range(*x.layers).c_str() : "none", x.throughput, x.cores,
-                x.arch.c_str(), double(x.mem_budget) / (1 << 20));
+                x.arch.c_str(), double(x.mem_budget) / (1 << 20), since(x).c_str());
   }
   std::printf("plan v%llu (%d layers):", static_cast<unsigned long long>(s->plan_version), s->model_layers);
   for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), discovery::format_range(st.layers).c_str());

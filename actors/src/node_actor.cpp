@@ -331,6 +331,7 @@ wire::Status NodeState::status() const {
     x.throughput = v.info.throughput;
     x.cores = v.info.cores;
     x.arch = v.info.arch;
+    x.since_seconds = std::chrono::duration<double>(node_->clock->now() - v.since).count();
   }
   s.plan_version = m.plan().version;
   s.stages = m.plan().stages;

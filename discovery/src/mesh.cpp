@@ -13,6 +13,7 @@ Mesh::Mesh(wire::MemberInfo self, MeshConfig config, uint64_t seed, TimePoint no
     : config_(config),
       membership_(self, config.membership, seed),
       election_(self.address, config.election, now, hook),
+      started_(now),
       last_change_(now),
       next_repeat_(now) {}
 
@@ -255,9 +256,9 @@ bool Mesh::could_cover() const { return plan_stages(plan_members(false), config_
 
 std::vector<MemberView> Mesh::members() const {
   std::vector<MemberView> out;
-  out.push_back({membership_.self(), MemberState::alive, true});
+  out.push_back({membership_.self(), MemberState::alive, true, started_});
   for (const auto& [address, m] : membership_.members()) {
-    if (m.verified) out.push_back({m.info, m.state, false});
+    if (m.verified) out.push_back({m.info, m.state, false, m.since});
   }
   return out;
 }

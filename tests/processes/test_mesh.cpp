@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "support/cases.hpp"
@@ -244,7 +245,7 @@ TEST_CASE("Ctrl-C in troupe chat cancels the answer at the node, and the chat go
   CHECK(WEXITSTATUS(status) == 0);
 }
 
-TEST_CASE("a node that leaves is shown as left, not dead, and a mesh without a plan says it is starting", "[mesh]") {
+TEST_CASE("a node that leaves is shown as left (and for how long), not dead, and a mesh without a plan says it is starting", "[mesh]") {
   Mesh mesh({planned("a"), planned("b"), planned("c")}, kEqual);
   wait_status(mesh, 0, [](const wire::Status& s) { return serving_with(s, 3); });
   mesh.process(2).signal(SIGTERM);  // a clean stop: it says goodbye
@@ -256,6 +257,21 @@ TEST_CASE("a node that leaves is shown as left, not dead, and a mesh without a p
   });
   for (const auto& m : after.members) {
     if (m.name == "c") CHECK(m.state == "left");
+  }
+  // A second on, `troupe status` says how long it has been gone.
+  std::this_thread::sleep_for(1500ms);
+  std::vector<std::string> status = {"status", "--peer", mesh.address(0)};
+  for (const auto& a : mesh.client_args()) status.push_back(a);
+  const auto text = run_troupe(status);
+  INFO(text.out << text.err);
+  REQUIRE(text.exit_code == 0);
+  const auto line = text.out.substr(text.out.find("\n  c "));
+  CHECK(line.substr(0, line.find('\n', 1)).find(", left for ") != std::string::npos);
+  status.push_back("--json");
+  const auto json = nlohmann::json::parse(run_troupe(status).out);
+  for (const auto& m : json["members"]) {
+    if (m["name"] == "c") CHECK(m["since_seconds"].get<double>() >= 1.0);
+    if (m["name"] == "a") CHECK(m["since_seconds"].get<double>() > 0);
   }
   // A node of its own, asked before anything is planned.
   Mesh alone({planned("z")}, kEqual);

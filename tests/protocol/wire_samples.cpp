@@ -102,7 +102,7 @@ Status sample_status() {
   status.self = "a";
   status.coordinator = "b";
   status.members = {{"a", "127.0.0.1:7000", "alive", LayerRange{0, 2}, 1 << 30, 9.5, 2, "x86_64"},
-                    {"e", "127.0.0.1:7002", "dead", std::nullopt, 0, 0.0, 0, ""}};
+                    {"e", "127.0.0.1:7002", "dead", std::nullopt, 0, 0.0, 0, "", 42.5}};
   status.plan_version = 3;
   status.stages = {{"a", "127.0.0.1:7000", {0, 2}}};
   status.model_layers = 5;

@@ -114,7 +114,11 @@ constexpr auto spec(Tag<Member>) {
       field("mem_budget", &Member::mem_budget, uint64(), "bytes it may spend on weights and caches"),
       field("throughput", &Member::throughput, real<double>(), "GB/s its kernels read weights at"),
       field("cores", &Member::cores, integer(0, 1 << 20), "its cores"),
-      field("arch", &Member::arch, text(kMaxNameBytes), "its architecture"));
+      field("arch", &Member::arch, text(kMaxNameBytes), "its architecture"),
+      appended(),
+      field("since_seconds", &Member::since_seconds, real<double>(0),
+            "seconds it has been in its state, as the answering node saw it change (dead and left "
+            "members are forgotten after 600)"));
 }
 
 constexpr auto spec(Tag<NodeCounters>) {

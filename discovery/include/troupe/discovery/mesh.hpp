@@ -30,6 +30,7 @@ struct MemberView {
   wire::MemberInfo info;
   wire::MemberState state = wire::MemberState::alive;
   bool self = false;
+  TimePoint since{};  // when it entered `state` (this node: when the mesh began)
 };
 
 class Mesh {
@@ -96,6 +97,7 @@ class Mesh {
   // The range plan_ gives this node, found when plan_ changes: hosts ask after every event.
   std::optional<LayerRange> planned_;
   Leadership plan_leader_;           // the term it came from
+  TimePoint started_{};
   TimePoint last_change_{};
   TimePoint next_repeat_{};
   std::vector<Outgoing> outgoing_;

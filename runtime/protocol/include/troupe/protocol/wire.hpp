@@ -225,6 +225,7 @@ struct Member {
   double throughput = 0;
   int cores = 0;
   std::string arch;
+  double since_seconds = 0;  // how long it has been in `state`, as this node saw it change
 };
 
 // A node's counters since it started (for /metrics and status).

@@ -222,7 +222,10 @@ void Membership::apply_state(Member& m, const MemberUpdate& u, TimePoint now) {
       break;
     case MemberState::dead:
     case MemberState::left:
-      if (live(m.state) && u.incarnation >= m.incarnation) {
+      // A goodbye outranks a death: a member declared dead (its goodbye lost, or it left while
+      // cut off from this node) that is heard to have left is `left` everywhere in the end.
+      if ((live(m.state) || (m.state == MemberState::dead && u.state == MemberState::left)) &&
+          u.incarnation >= m.incarnation) {
         m.incarnation = u.incarnation;
         set_state(m, u.state, now);
         enqueue(u);

@@ -358,3 +358,32 @@ TEST_CASE("the static plan serves only when every layer is held exactly once", "
   CHECK(twice.problem == "layers 2:3 (a and b) are held twice");
   CHECK(make_static_plan({}, 5).problem == "layers 0:5 are held by no live node");
 }
+
+TEST_CASE("a member that left while cut off from one node, which declared it dead, is left there too once the cut heals",
+          "[discovery][mesh]") {
+  // `troupe sim --random --nodes 8 --seed 38`, shrunk: h:3 is cut off from h:1 and h:2, declares
+  // them dead; h:2 leaves; after the heal h:1 tells h:3 of the goodbye, which outranks the death.
+  Bus bus;
+  bus.start(3);
+  bus.run(5s);
+  auto apart = [](const std::string& a, const std::string& b) { return (a == "h:3") != (b == "h:3"); };
+  bus.cut = apart;
+  bus.run(10s);
+  REQUIRE(bus.state_seen("h:3", "h:2") == wire::MemberState::dead);
+  bus.nodes["h:2"]->leave(bus.now);
+  bus.run(1s);
+  REQUIRE(bus.state_seen("h:1", "h:2") == wire::MemberState::left);
+  bus.down.insert("h:2");  // the leaver's process is gone
+  bus.cut = [](auto&, auto&) { return false; };
+  bus.run(20s);
+  CHECK(bus.state_seen("h:3", "h:2") == wire::MemberState::left);
+  CHECK(bus.state_seen("h:1", "h:2") == wire::MemberState::left);
+  // And no death outranks the goodbye again.
+  wire::Gossip g;
+  g.kind = wire::Gossip::Kind::sync_reply;
+  g.from = "h:1";
+  g.updates.push_back({bus.nodes["h:2"]->membership().self(), wire::MemberState::dead, bus.nodes["h:2"]->membership().incarnation() + 1});
+  bus.inject("h:3", g);
+  bus.run(1s);
+  CHECK(bus.state_seen("h:3", "h:2") == wire::MemberState::left);
+}

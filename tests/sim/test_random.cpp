@@ -168,3 +168,20 @@ TEST_CASE("a node joins through a node it can reach, not one across a partition"
   CHECK(r.ok());
   CHECK(read_file(dir / "trace").find(" start 5 1 via n00004:7000\n") != std::string::npos);
 }
+
+TEST_CASE("a node that leaves while cut off from a node that declared it dead is seen as left there after the heal", "[sim]") {
+  // `troupe sim --random --nodes 8 --seed 38`, shrunk: node 0, cut off from nodes 1 and 2,
+  // declared them dead; node 2 left on its side; after the heal node 0 kept it dead, for its
+  // goodbye did not outrank the death (the member-views invariant).
+  const Summary r = simulate(parse_scenario(
+                                 "seed: 38\nduration: 144s\nmodel: {shape: stories15m, type: f32}\n"
+                                 "nodes:\n  - {count: 3, profile: milkv-duo}\n"
+                                 "network: {latency: 8000us}\n"
+                                 "workload: {sessions: 1, prompt_tokens: 1, gen_tokens: 1, arrival: every 17s from 16s}\n"
+                                 "faults:\n  - {at: 35s, partition: [[1, 2], rest], heal_at: 84s}\n  - {at: 42s, leave: 1}\n"
+                                 "expect: {converge_within: 30s}\n",
+                                 "seed-38.yaml"),
+                             38);
+  INFO((r.ok() ? "" : r.violations[0]));
+  CHECK(r.ok());
+}

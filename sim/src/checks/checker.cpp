@@ -24,6 +24,7 @@ std::vector<std::unique_ptr<Checker>> make_checkers(World& world) {
   out.push_back(hung_sessions_checker(world));
   out.push_back(convergence_checker(world));
   out.push_back(plan_coverage_checker(world));
+  out.push_back(member_views_checker(world));
   return out;
 }
 

@@ -34,6 +34,7 @@ std::unique_ptr<Checker> session_failures_checker(World& world);
 std::unique_ptr<Checker> hung_sessions_checker(World& world);
 std::unique_ptr<Checker> convergence_checker(World& world);
 std::unique_ptr<Checker> plan_coverage_checker(World& world);
+std::unique_ptr<Checker> member_views_checker(World& world);
 std::vector<std::unique_ptr<Checker>> make_checkers(World& world);
 
 }  // namespace troupe::sim

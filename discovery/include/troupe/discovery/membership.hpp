@@ -126,6 +126,9 @@ class Membership {
   // Every member in the table, candidates included (not self).
   const std::map<std::string, Member>& members() const { return members_; }
   std::size_t candidates() const { return verification_.size(); }
+  // The verified members now suspect, and those dead (addresses, sorted): a few in a large table.
+  const std::map<std::string, Member*>& suspects() const { return suspects_; }
+  const std::vector<std::string>& dead() const { return dead_; }
   bool alive(const std::string& address) const;  // verified and alive or suspect; self included
   // Addresses of the verified members counted as live (alive or suspect), self included, sorted.
   // Kept between changes: the hosts ask on every tick, and a mesh may have a thousand members.

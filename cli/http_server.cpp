@@ -39,6 +39,8 @@ constexpr std::ptrdiff_t kMaxCompletions = 48;
 // Status queries (/health, /mesh, /metrics) at once: each opens a mesh client (a ZeroMQ context
 // and its descriptors), which a flood of health checks must not multiply without bound.
 constexpr std::ptrdiff_t kMaxStatusQueries = 16;
+// A stage that does not answer within this shows in /mesh's pipeline as not answering.
+constexpr std::chrono::milliseconds kStageStatusTimeout{1500};
 // As `troupe generate`: a working mesh sends something at least this often.
 constexpr auto kReplyTimeout = std::chrono::seconds(300);
 // How often a stream waiting for the mesh looks whether its HTTP client is still there.
@@ -161,7 +163,11 @@ struct HttpServer::Impl {
     return std::make_unique<net::MeshClient>(options.node_address, options.security, std::chrono::seconds(5));
   }
 
-  std::optional<wire::Status> status() {
+  std::optional<wire::Status> status() { return status_of(options.node_address, std::chrono::seconds(5)); }
+
+  // The status of the node at `address` (this node's, or another member's: the mesh's secret
+  // opens every member's door).
+  std::optional<wire::Status> status_of(const std::string& address, std::chrono::milliseconds timeout) {
     if (!status_slots.try_acquire_for(std::chrono::seconds(5))) {
       spdlog::warn("http: no status from the node: {} status queries in flight for 5 s", kMaxStatusQueries);
       return std::nullopt;
@@ -171,10 +177,10 @@ struct HttpServer::Impl {
       ~Release() { slots.release(); }
     } release{status_slots};
     try {
-      auto client = connect();
-      return query_status(*client, options.node_address, std::chrono::seconds(5));
+      net::MeshClient client(address, options.security, timeout);
+      return query_status(client, address, timeout);
     } catch (const RuntimeFailure& e) {
-      spdlog::warn("http: no status from the node: {}", e.what());
+      spdlog::warn("http: no status from {}: {}", address, e.what());
       return std::nullopt;
     }
   }
@@ -337,7 +343,12 @@ struct HttpServer::Impl {
     server.Get("/mesh", [this](const httplib::Request&, httplib::Response& res) {
       const auto s = status();
       if (!s) return send_error(res, mesh_error("the node does not answer a status request", 1));
-      send_json(res, 200, status_json(*s, options.security.is_insecure()));
+      json j = status_json(*s, options.security.is_insecure());
+      // Each stage's own figures, for the page's pipeline view: its node answers for itself.
+      j["pipeline"] = pipeline_json(*s, [&](const std::string& address) {
+        return address == options.node_address ? s : status_of(address, kStageStatusTimeout);
+      });
+      send_json(res, 200, j);
     });
     server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       const ConnectionCounts connections{server.open_connections(), server.refused_connections()};

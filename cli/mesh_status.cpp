@@ -1,5 +1,8 @@
 #include "mesh_status.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "troupe/model/error.hpp"
 
 namespace troupe::cli {
@@ -55,7 +58,39 @@ nlohmann::json status_json(const wire::Status& s, bool insecure) {
                    {"bytes_received", c.bytes_received},
                    {"hops", c.hops},
                    {"hop_network_seconds", c.hop_seconds},
-                   {"frames_dropped", c.frames_dropped}};
+                   {"frames_dropped", c.frames_dropped},
+                   {"rss_bytes", c.rss_bytes},
+                   {"peak_rss_bytes", c.peak_rss_bytes}};
+  return j;
+}
+
+nlohmann::json pipeline_json(const wire::Status& entry,
+                             const std::function<std::optional<wire::Status>(const std::string& address)>& ask) {
+  const wire::NodeCounters& e = entry.counters;
+  nlohmann::json j = {{"hop_network_ms", e.hops ? 1e3 * e.hop_seconds / double(e.hops) : 0.0},
+                      {"stages", nlohmann::json::array()}};
+  std::vector<const wire::Member*> holders;
+  for (const auto& m : entry.members) {
+    if (m.layers && m.state == "alive") holders.push_back(&m);
+  }
+  std::sort(holders.begin(), holders.end(), [](const wire::Member* a, const wire::Member* b) {
+    return std::pair(a->layers->begin, a->layers->end) < std::pair(b->layers->begin, b->layers->end);
+  });
+  for (const wire::Member* st : holders) {
+    nlohmann::json stage = {{"node", st->name}, {"address", st->address}, {"layers", layers_json(st->layers)}};
+    const std::optional<wire::Status> s = ask(st->address);
+    stage["answered"] = s.has_value();
+    if (s) {
+      const wire::NodeCounters& c = s->counters;
+      stage["positions"] = c.stage_positions;
+      stage["ms_per_position"] = c.stage_positions ? 1e3 * c.stage_compute_seconds / double(c.stage_positions) : 0.0;
+      stage["bytes_sent"] = c.bytes_sent;
+      stage["bytes_received"] = c.bytes_received;
+      stage["rss_bytes"] = c.rss_bytes;
+      stage["peak_rss_bytes"] = c.peak_rss_bytes;
+    }
+    j["stages"].push_back(std::move(stage));
+  }
   return j;
 }
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -17,5 +19,13 @@ wire::Status query_status(net::MeshClient& client, const std::string& peer,
 
 // `insecure`: whether the connection the status came over (and so the mesh) runs --insecure.
 nlohmann::json status_json(const wire::Status& s, bool insecure);
+
+// The stages as the pipeline view shows them (the live members holding layers, in layer order):
+// each one's node and layers, and what its own status says of its work (milliseconds a
+// position, positions, bytes sent and received, resident memory now and at peak), asked with
+// `ask` (nullopt: it did not answer); and the network's share of a token at the entry that
+// answered `entry` (its measured round trips less the stages' compute, milliseconds a hop).
+nlohmann::json pipeline_json(const wire::Status& entry,
+                             const std::function<std::optional<wire::Status>(const std::string& address)>& ask);
 
 }  // namespace troupe::cli

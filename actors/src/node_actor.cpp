@@ -350,6 +350,11 @@ wire::Status NodeState::status() const {
   c.bytes_sent = traffic[1];
   c.frames_received = traffic[2];
   c.bytes_received = traffic[3];
+  if (node_->memory) {
+    const auto memory = node_->memory();
+    c.rss_bytes = memory[0];
+    c.peak_rss_bytes = memory[1];
+  }
   c.hops = x.hops.load();
   c.hop_seconds = double(x.hop_ns.load()) / 1e9;
   c.frames_dropped = x.dropped_frames.total();

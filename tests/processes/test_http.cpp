@@ -265,11 +265,16 @@ TEST_CASE("the other endpoints: models, health, mesh, metrics, the page", "[http
   REQUIRE(mesh.status == 200);
   const auto status = run_troupe({"status", "--peer", m.mesh->address(1), "--json"});
   REQUIRE(status.exit_code == 0);
-  // The same JSON, apart from the node's live counters (gossip keeps sending frames meanwhile).
+  // The same JSON, apart from the node's live counters (gossip keeps sending frames meanwhile),
+  // the time each member has been in its state, and the page's pipeline view.
   json from_http = json::parse(mesh.body), from_cli = json::parse(status.out);
   REQUIRE(from_http.contains("counters"));
-  from_http.erase("counters");
-  from_cli.erase("counters");
+  REQUIRE(from_http.contains("pipeline"));
+  for (json* j : {&from_http, &from_cli}) {
+    j->erase("counters");
+    j->erase("pipeline");
+    for (auto& member : (*j)["members"]) member.erase("since_seconds");
+  }
   CHECK(from_http == from_cli);
 
   post(m.http[0], "/v1/completions", {{"prompt", "Hello"}, {"temperature", 0}, {"max_tokens", 9}});
@@ -288,6 +293,19 @@ TEST_CASE("the other endpoints: models, health, mesh, metrics, the page", "[http
     return std::stod(metrics.body.substr(at + name.size() + 2));
   };
   CHECK(value("troupe_node_tokens_generated_total") == 9);
+  // The pipeline view at the other node: each stage as its own node tells it.
+  const json pipeline = json::parse(http_request(m.http[1], "GET", "/mesh").body)["pipeline"];
+  INFO(pipeline.dump());
+  REQUIRE(pipeline["stages"].size() == 2);
+  for (int i = 0; i < 2; i++) {
+    const json& stage = pipeline["stages"][i];
+    CHECK(stage["node"] == "s" + std::to_string(i));
+    CHECK(stage["answered"] == true);
+    CHECK(stage["positions"].get<uint64_t>() >= 9);  // the prompt and the 9 tokens sampled, at each stage
+    CHECK(stage["ms_per_position"].get<double>() > 0);
+    CHECK(stage["rss_bytes"].get<uint64_t>() > (1u << 20));
+    CHECK(stage["peak_rss_bytes"].get<uint64_t>() >= stage["rss_bytes"].get<uint64_t>());
+  }
   CHECK(value("troupe_node_sessions_active") == 0);
   CHECK(value("troupe_node_sessions_total") == 1);
   CHECK(value("troupe_stage_positions_total") >= 9);

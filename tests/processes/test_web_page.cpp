@@ -70,6 +70,17 @@ TEST_CASE("the chat page streams an answer in a headless browser", "[http][brows
   CHECK(dom.find("<td>s0</td>") != std::string::npos);
   CHECK(dom.find("<td>s1</td>") != std::string::npos);
   CHECK(dom.find("<td class=\"alive\">alive</td>") != std::string::npos);
+  // The pipeline: each stage with its node's compute time a position and resident memory, as bars.
+  const std::regex stage_row(R"re(<tr class="stage" data-node="(s\d)" data-ms="([0-9.e-]+)" data-rss="(\d+)">)re");
+  int stages = 0;
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), stage_row); it != std::sregex_iterator(); ++it, ++stages) {
+    INFO((*it)[0]);
+    CHECK((*it)[1] == "s" + std::to_string(stages));
+    CHECK(std::stod((*it)[2]) > 0);
+    CHECK(std::stoull((*it)[3]) > (1u << 20));
+  }
+  CHECK(stages == 2);
+  CHECK(dom.find("class=\"bar\"><i style=\"width: ") != std::string::npos);
 }
 
 TEST_CASE("the chat page asks for the API key, and streams with it", "[http][browser]") {

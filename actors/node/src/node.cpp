@@ -82,6 +82,7 @@ struct Node::Impl {
       const auto t = transport.traffic();
       return std::array<uint64_t, 4>{t.frames_sent, t.bytes_sent, t.frames_received, t.bytes_received};
     };
+    context.memory = process_memory;
     context.seed = random.next();
     if (options.layers) context.initial = transformer_stage(model, pool);
     context.load_layers = [this](LayerRange r) {

@@ -41,6 +41,19 @@ uint64_t available_memory() {
   return 0;
 }
 
+std::array<uint64_t, 2> process_memory() {
+  std::ifstream status("/proc/self/status");
+  std::array<uint64_t, 2> out{0, 0};
+  std::string line;
+  while (std::getline(status, line)) {
+    const std::size_t at = line.find_first_of("0123456789");
+    if (at == std::string::npos) continue;
+    if (line.rfind("VmRSS:", 0) == 0) out[0] = std::stoull(line.substr(at)) * 1024;
+    if (line.rfind("VmHWM:", 0) == 0) out[1] = std::stoull(line.substr(at)) * 1024;
+  }
+  return out;
+}
+
 const char* architecture() {
 #if defined(__x86_64__)
   return "x86_64";

@@ -49,6 +49,8 @@ struct NodeContext {
   NodeMetrics* metrics = nullptr;  // the one mutable thing the actors share
   // The transport's frames and bytes so far: {sent frames, sent bytes, received frames, bytes}.
   std::function<std::array<uint64_t, 4>()> traffic;
+  // The process's resident bytes now and at its peak (a device: /proc; unset in the simulator).
+  std::function<std::array<uint64_t, 2>()> memory;
   // Where the simulator reaches in (the device's busy time, the mesh after every event, broken
   // variants); does nothing on a device. Must outlive the actors.
   discovery::SimHook* sim_hook = &discovery::SimHook::none();

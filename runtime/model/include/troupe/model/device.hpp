@@ -2,6 +2,7 @@
 // architecture. A node advertises these; the coordinator's planner sizes stages by them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "troupe/model/thread_pool.hpp"
@@ -14,6 +15,10 @@ double measure_throughput(ThreadPool& pool);
 
 // MemAvailable (/proc/meminfo) in bytes; 0 when it cannot be read.
 uint64_t available_memory();
+
+// This process's resident memory now and at its peak (VmRSS, VmHWM of /proc/self/status), in
+// bytes; zeros when they cannot be read.
+std::array<uint64_t, 2> process_memory();
 
 // "x86_64", "aarch64", "riscv64" (or "unknown"): what this binary was built for.
 const char* architecture();

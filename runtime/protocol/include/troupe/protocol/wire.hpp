@@ -241,6 +241,7 @@ struct NodeCounters {
   // Frames received and dropped: undecodable, from a sender with no say over their session, for
   // a session not held, of a kind the receiver does not take (appended).
   uint64_t frames_dropped = 0;
+  uint64_t rss_bytes = 0, peak_rss_bytes = 0;  // the process's resident memory, now and at peak (appended)
 };
 
 struct Status {

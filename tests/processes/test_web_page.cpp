@@ -4,6 +4,9 @@
 // node with --api-key the page asks for the key, and with it (given in the link's fragment)
 // streams as before.
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -158,4 +161,35 @@ TEST_CASE("the chat page keeps a conversation going past a small context, and st
   CHECK(dom.find(">error:") == std::string::npos);
   CHECK(dom.find("<button id=\"send\" type=\"submit\">Send</button>") != std::string::npos);
   CHECK(dom.find("rel=\"icon\"") != std::string::npos);
+}
+
+TEST_CASE("the chat page's picture for the docs: a streamed answer and the pipeline of three nodes", "[http][browser]") {
+  // docs/web-page.png is this test's picture (written to web-page.png in the test's working
+  // folder, build/tests; copied to docs/ by hand when the page changes).
+  const int http = free_port();
+  Mesh mesh({{"laptop", std::pair{0, 2}}, {"raspberry-pi", std::pair{2, 5}}, {"phone", std::nullopt}}, {},
+            {{}, {}, {"--http", std::to_string(http)}});
+  REQUIRE(mesh.wait_serving());
+  const std::string url = "http://127.0.0.1:" + std::to_string(http) + "/?ask=Once%20upon%20a%20time&max_tokens=200";
+  const std::string picture = (std::filesystem::current_path() / "web-page.png").string();
+  std::filesystem::remove(picture);
+  TempDir profile;
+  const ProcessResult r =
+      run_process({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                   "--hide-scrollbars", "--user-data-dir=" + profile.path, "--virtual-time-budget=5000",
+                   "--window-size=1280,760", "--screenshot=" + picture, url},
+                  {}, "", 120);
+  INFO("chromium stderr: " << r.err.substr(0, 2000));
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(picture, std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(png.size() > 20000);  // a page with text in it, not an empty one
+  CHECK(png.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0);
+  CHECK(png.compare(12, 4, "IHDR") == 0);
+  auto be32 = [&](std::size_t at) {
+    return uint32_t(uint8_t(png[at])) << 24 | uint32_t(uint8_t(png[at + 1])) << 16 | uint32_t(uint8_t(png[at + 2])) << 8 |
+           uint8_t(png[at + 3]);
+  };
+  CHECK(be32(16) == 1280);
+  CHECK(be32(20) == 760);
 }

@@ -208,27 +208,45 @@ void Membership::connection_lost(const std::string& address, TimePoint now) {
   start_probe(address, now);  // an unfinished probe of another member is abandoned, not failed
 }
 
+// Past the configured times only when the measured round trip asks for it: the direct ping's
+// timeout 1.5 round trips, the period that plus the indirect probe's two; at most the longest
+// suspicion, so that a member stays checked.
+TimePoint::duration Membership::probe_timeout() const {
+  return std::min<TimePoint::duration>(std::max<TimePoint::duration>(config_.probe_timeout, round_trip_ * 3 / 2),
+                                   config_.suspicion_max / 2);
+}
+
+TimePoint::duration Membership::probe_period() const {
+  return std::min<TimePoint::duration>(std::max<TimePoint::duration>(config_.probe_interval, probe_timeout() + 2 * round_trip_),
+                                   config_.suspicion_max);
+}
+
+void Membership::measured_round_trip(TimePoint::duration sample) {
+  round_trip_ = sample > round_trip_ ? sample : round_trip_ - (round_trip_ - sample) / 8;
+}
+
 void Membership::probe_tick(TimePoint now) {
   if (probe_) {
-    if (!probe_->indirect_sent && now >= probe_->sent + config_.probe_timeout) {
+    if (!probe_->indirect_sent && now >= probe_->sent + probe_timeout()) {
       probe_->indirect_sent = true;
       for (const auto& helper : random_live(std::size_t(config_.indirect_probes), {probe_->target})) {
         send(helper, gossip(Gossip::Kind::ping_req, probe_->target, probe_->indirect_id));
       }
     }
-    if (now >= probe_->sent + config_.probe_interval) {
+    if (now >= probe_->sent + probe_period()) {
       const std::string target = probe_->target;
+      late_probe_ = std::move(probe_);
       probe_.reset();
       suspect(target, now);
     }
   }
   if (!probe_ && now >= next_probe_at_) {
-    next_probe_at_ = now + config_.probe_interval;
+    next_probe_at_ = now + probe_period();
     const std::string target = next_probe_target();
     if (!target.empty()) start_probe(target, now);
   }
   for (auto it = relays_.begin(); it != relays_.end();) {
-    it = now - it->second.sent > 2 * config_.probe_interval ? relays_.erase(it) : std::next(it);
+    it = now - it->second.sent > 2 * probe_period() ? relays_.erase(it) : std::next(it);
   }
 }
 
@@ -295,7 +313,7 @@ void Membership::receive(const Gossip& g, TimePoint now, const std::string& send
     warn("from " + g.from, "dropped gossip from '" + g.from.substr(0, 64) + "': not a HOST:PORT address");
     return;
   }
-  const bool proven = g.kind == Gossip::Kind::ack && take_ack(g);
+  const bool proven = g.kind == Gossip::Kind::ack && take_ack(g, now);
   const bool vouched = !sender.empty() && sender == g.from;
   const std::string& introducer = sender.empty() ? g.from : sender;
   prefetch(g.updates);
@@ -341,12 +359,19 @@ void Membership::answer(const Gossip& g, TimePoint now) {
 // node's own: only the process at the pinged address saw that ping's number (probe numbers are
 // unguessable, and a ping_req's helpers are given another), so what it says of itself in the ack
 // is its own word.
-bool Membership::take_ack(const Gossip& g) {
+bool Membership::take_ack(const Gossip& g, TimePoint now) {
   const bool direct = g.from == g.target;
   if (probe_ && g.target == probe_->target && (g.probe == probe_->id || g.probe == probe_->indirect_id)) {
     const bool proof = direct && g.probe == probe_->id;
+    if (proof) measured_round_trip(now - probe_->sent);
     probe_.reset();
     return proof;
+  }
+  if (late_probe_ && direct && g.from == late_probe_->target && g.probe == late_probe_->id) {
+    // Too late to spare it the suspicion (its ack refutes that), not too late to be measured.
+    measured_round_trip(now - late_probe_->sent);
+    late_probe_.reset();
+    return true;
   }
   if (auto it = relays_.find(g.probe); it != relays_.end() && it->second.target == g.target) {
     send(it->second.requester, gossip(Gossip::Kind::ack, g.target, it->second.their_probe));

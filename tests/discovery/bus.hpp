@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +34,8 @@ struct Bus {
   std::set<std::string> down;
   std::function<bool(const std::string&, const std::string&)> cut = [](auto&, auto&) { return false; };
   std::vector<std::pair<std::string, wire::Message>> in_flight;
+  int extra_steps = 0;  // frames sent wait this many steps more than one (a slow network)
+  std::deque<std::vector<std::pair<std::string, wire::Message>>> waiting;  // by steps left
   std::map<std::string, std::vector<MemberChange>> changes;  // what each node reported, in order
   uint64_t seed = 1;
 
@@ -61,6 +64,10 @@ struct Bus {
 
   void step() {
     auto deliveries = std::exchange(in_flight, {});
+    if (!waiting.empty()) {
+      in_flight = std::move(waiting.front());
+      waiting.pop_front();
+    }
     for (auto& [to, message] : deliveries) {
       if (down.count(to) || !nodes.count(to)) continue;
       const wire::Message back = wire::decode(wire::encode(message));
@@ -76,7 +83,13 @@ struct Bus {
       node->tick(now);
       for (auto& out : node->take_outgoing()) {
         const std::string from = address;
-        if (!cut(from, out.to)) in_flight.push_back({out.to, wire::Message{0, 0, out.body}});
+        if (cut(from, out.to)) continue;
+        if (extra_steps == 0) {
+          in_flight.push_back({out.to, wire::Message{0, 0, out.body}});
+        } else {
+          if (int(waiting.size()) < extra_steps) waiting.resize(std::size_t(extra_steps));
+          waiting[std::size_t(extra_steps - 1)].push_back({out.to, wire::Message{0, 0, out.body}});
+        }
       }
       for (auto& c : node->take_changes()) changes[address].push_back(std::move(c));
       // The host's part: hold what the plan assigns at once.

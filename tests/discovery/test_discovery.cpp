@@ -387,3 +387,32 @@ TEST_CASE("a member that left while cut off from one node, which declared it dea
   bus.run(1s);
   CHECK(bus.state_seen("h:3", "h:2") == wire::MemberState::left);
 }
+
+TEST_CASE("probes stretch to a slow network's round trip: no live member dies", "[discovery][mesh]") {
+  // `troupe sim --random --nodes 100 --seed 3`, shrunk: a 244 ms latency spell on every link (a
+  // ~490 ms round trip, past the 120 ms timeout and the 250 ms period): every member suspected
+  // every other, many were declared dead, and sessions found no route for a minute.
+  Bus bus;
+  bus.start(4);
+  bus.run(5s);
+  bus.changes.clear();
+  bus.extra_steps = 10;  // 275 ms each way
+  bus.run(30s);
+  int deaths = 0;
+  for (const auto& [address, changes] : bus.changes) {
+    for (const auto& c : changes) deaths += c.after == wire::MemberState::dead;
+  }
+  CHECK(deaths == 0);
+  for (const auto& [by, node] : bus.nodes) {
+    for (const auto& [of, m] : node->membership().members()) {
+      INFO(by << " sees " << of);
+      CHECK(m.state == wire::MemberState::alive);
+    }
+  }
+  // Back to a fast network: the probes follow, and a crash is found as quickly as before.
+  bus.extra_steps = 0;
+  bus.run(10s);
+  bus.down.insert("h:4");
+  bus.run(5s);
+  CHECK(bus.state_seen("h:1", "h:4") == wire::MemberState::dead);
+}

@@ -172,7 +172,12 @@ class Membership {
   void send(const std::string& to, wire::Gossip g);
   void send_sync(const std::string& to, wire::Gossip::Kind kind);
   void answer(const wire::Gossip& g, TimePoint now);
-  bool take_ack(const wire::Gossip& g);
+  bool take_ack(const wire::Gossip& g, TimePoint now);
+  // A probe's timeout and period: the configured ones, stretched to the round trips measured
+  // (a network that slows down past them would otherwise have every member suspect every other).
+  TimePoint::duration probe_timeout() const;
+  TimePoint::duration probe_period() const;
+  void measured_round_trip(TimePoint::duration sample);
   void enqueue(const wire::MemberUpdate& u);
   uint64_t random();
   uint64_t next_probe();  // unguessable (siphash.hpp)
@@ -229,6 +234,11 @@ class Membership {
   std::optional<TimePoint> earliest_gone_;     // at or before the oldest dead or left member's `since`
   std::vector<std::string> probe_order_;
   std::optional<Probe> probe_;
+  // The last probe that ended without an ack: its ack, arriving late, is still a round trip.
+  std::optional<Probe> late_probe_;
+  // The round trip of direct acks to this node's pings: up at once to a longer one, down by an
+  // eighth of the difference per shorter one.
+  TimePoint::duration round_trip_{0};
   std::map<uint64_t, Relay> relays_;
   // The member declared dead that the last sync interval pinged (and synced): its direct answer
   // overrides a claim of its death that it could not refute (bounds.hpp).

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_mesh.hpp"
 #include "bench_report.hpp"
 #include "commands.hpp"
 #include "memory_bandwidth.hpp"
@@ -235,7 +236,10 @@ void write_report(const BenchOptions& opt, const std::vector<Row>& rows, const s
   std::fprintf(stderr, "troupe: report written to %s\n", opt.report.c_str());
 }
 
-int bench(BenchOptions opt) {
+int bench(BenchOptions opt, const MeshBench& mesh) {
+  const BenchSettings settings{opt.gen_tokens, opt.reps, opt.json, opt.report, !opt.models.empty()};
+  if (const auto done = mesh(settings)) return *done;
+  if (opt.models.empty()) throw InputError("troupe bench: give model files, or --mesh PEER");
   if (opt.prompt_tokens < 1 || opt.gen_tokens < 1) throw InputError("--prompt-tokens and --gen-tokens: must be 1 or more");
   if (opt.reps < 1) throw InputError("--reps: must be 1 or more");
   if (opt.threads.empty()) opt.threads.push_back(0);
@@ -278,7 +282,7 @@ int bench(BenchOptions opt) {
 Action add_bench_command(CLI::App& app) {
   auto opt = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prompt and generation speed against the memory-bandwidth bound");
-  cmd->add_option("model", opt->models, "Model files (GGUF or llama2.c checkpoints) or names")->required();
+  cmd->add_option("model", opt->models, "Model files (GGUF or llama2.c checkpoints) or names");
   cmd->add_option("--threads", opt->threads, "Threads, one or more (e.g. 1,2); 0 = all cores (default)")
       ->delimiter(',');
   cmd->add_option("--prompt-tokens", opt->prompt_tokens, "Prompt length, run as one batch (default 64)");
@@ -293,7 +297,8 @@ Action add_bench_command(CLI::App& app) {
   cmd->add_option("--compare", opt->compare,
                   "Another engine's figures for the report: JSON lines {engine, model, threads, prompt_tok_s, "
                   "gen_tok_s}, as bench/llamacpp.mjs prints");
-  return [opt] { return bench(*opt); };
+  const MeshBench mesh = add_bench_mesh(cmd);
+  return [opt, mesh] { return bench(*opt, mesh); };
 }
 
 }  // namespace troupe::cli

@@ -144,6 +144,7 @@ constexpr auto spec(Tag<NodeCounters>) {
       field("frames_dropped", &NodeCounters::frames_dropped, uint64(),
             "frames received and dropped: undecodable, from a sender with no say over their session, "
             "for a session not held, or of a kind the node does not take"),
+      appended(),
       field("rss_bytes", &NodeCounters::rss_bytes, uint64(), "the node's resident memory now (0: not measured)"),
       field("peak_rss_bytes", &NodeCounters::peak_rss_bytes, uint64(), "and at its peak"));
 }

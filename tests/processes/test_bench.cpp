@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -74,6 +75,20 @@ TEST_CASE("troupe bench names what is wrong with its input", "[bench]") {
 }
 
 namespace {
+
+// A picture of `url` by headless chromium, for docs/: written to `name` in the test's working
+// folder (build/tests); true when a picture with something in it was written.
+bool picture(const std::string& url, const std::string& name, const std::string& profile) {
+  const std::string file = (std::filesystem::current_path() / name).string();
+  std::filesystem::remove(file);
+  const auto r = test::run_process({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                                    "--disable-dev-shm-usage", "--hide-scrollbars", "--user-data-dir=" + profile,
+                                    "--window-size=1000,620", "--screenshot=" + file, url},
+                                   {}, "", 120);
+  const std::string png = test::read_all(file);
+  return r.exit_code == 0 && png.size() > 10000 && png.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
+}
+
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
@@ -135,4 +150,55 @@ TEST_CASE("troupe bench --report and --compare name what is wrong", "[bench]") {
   r = test::run_troupe({"bench", model, "--compare", dir / "short.jsonl"});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--report") != std::string::npos);
+}
+
+TEST_CASE("troupe bench --mesh measures each stage of a mesh's pipeline, as a table, JSON and a page", "[bench][browser]") {
+  const test::TempDir dir;
+  test::Mesh mesh({{"s0", std::pair{0, 2}}, {"s1", std::pair{2, 5}}, {"door", std::nullopt}});
+  REQUIRE(mesh.wait_serving());
+  std::vector<std::string> args = {"bench", "--mesh", mesh.address(2), "--gen-tokens", "16", "--reps", "2"};
+  for (const auto& a : mesh.client_args()) args.push_back(a);
+  // The table: a line a stage, in layer order, through the stage-less door.
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> all = args;
+    all.insert(all.end(), more.begin(), more.end());
+    return test::run_troupe(all);
+  };
+  const auto table = with({"--report", dir / "pipeline.html"});
+  INFO(table.out << table.err);
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.find("2 stages, 16 tokens x 2") != std::string::npos);
+  CHECK(table.out.find("\n0     s0                   0:2 ") != std::string::npos);
+  CHECK(table.out.find("\n1     s1                   2:5 ") != std::string::npos);
+  // JSON: figures that hang together.
+  const auto j = nlohmann::json::parse(with({"--json"}).out);
+  REQUIRE(j["stages"].size() == 2);
+  CHECK(j["decode_tok_s"].get<double>() > 0);
+  CHECK(j["hops_per_token"].get<double>() == Approx(3.0).margin(0.5));  // door -> s0 -> s1 -> door
+  for (const auto& st : j["stages"]) {
+    CHECK(st["ms_per_position"].get<double>() > 0);
+    CHECK(st["rss_bytes"].get<uint64_t>() > (1u << 20));
+  }
+  // The first stage sends activations (dim 64, f32), the last a sampled token.
+  CHECK(j["stages"][0]["sent_bytes_per_position"].get<double>() > 64 * 4);
+  CHECK(j["stages"][1]["sent_bytes_per_position"].get<double>() < 64 * 4);
+  // The page: three charts of a bar a stage, nothing fetched.
+  const std::string page = test::read_all(dir / "pipeline.html");
+  CHECK(page.rfind("<!doctype html>", 0) == 0);
+  CHECK(page.find("<script") == std::string::npos);
+  CHECK(count(page, "<svg") == 3);
+  CHECK(count(page, "<rect") == 6);
+  CHECK(picture("file://" + (dir / "pipeline.html"), "pipeline-report.png", dir / "profile"));
+}
+
+TEST_CASE("troupe bench --mesh names what is wrong", "[bench]") {
+  auto r = test::run_troupe({"bench"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "troupe: troupe bench: give model files, or --mesh PEER\n");
+  r = test::run_troupe({"bench", test::stories_model(), "--mesh", "127.0.0.1:1"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "troupe: --mesh: measures the mesh's own model; give no model files with it\n");
+  r = test::run_troupe({"bench", "--mesh", "127.0.0.1:1", "--gen-tokens", "1", "--insecure"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "troupe: --gen-tokens: must be 2 or more with --mesh\n");
 }

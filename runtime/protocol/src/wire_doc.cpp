@@ -99,7 +99,7 @@ class Table {
   }
   template <class V>
   void add(const V&, const Appended&) {
-    first_appended_ = count_;
+    if (first_appended_ < 0) first_appended_ = count_;  // appended at different times: one note
   }
   template <class V, class O, class Inner>
   void add(const V& defaults, const Flattened<O, Inner>& f) {

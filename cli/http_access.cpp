@@ -77,6 +77,21 @@ std::optional<openai::ApiError> check_names(const Policy& policy, const Request&
                      "or --cors for pages of other origins)");
 }
 
+// The entries of a comma-separated list, without the spaces around each.
+std::vector<std::string_view> list_entries(std::string_view list) {
+  std::vector<std::string_view> out;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const auto comma = std::min(list.find(',', at), list.size());
+    std::string_view entry = list.substr(at, comma - at);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    out.push_back(entry);
+    at = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 bool is_open_path(std::string_view path) { return path == "/" || path == "/health"; }
@@ -154,23 +169,16 @@ bool is_loopback(std::string_view host) {
 
 std::optional<std::vector<std::string>> parse_host_list(std::string_view list) {
   std::vector<std::string> hosts;
-  std::size_t at = 0;
-  while (at <= list.size()) {
-    const auto comma = std::min(list.find(',', at), list.size());
-    std::string_view entry = list.substr(at, comma - at);
-    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
-    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+  for (const std::string_view entry : list_entries(list)) {
     if (entry == "*") {
       hosts.emplace_back("*");
-    } else {
-      const std::optional<std::string> host = host_name(entry);
-      // A name alone: the rules compare names, never ports.
-      const bool bracketed = !entry.empty() && entry.front() == '[';
-      if (!host || (bracketed ? entry.back() != ']' : entry.find(':') != std::string_view::npos))
-        return std::nullopt;
-      hosts.push_back(*host);
+      continue;
     }
-    at = comma + 1;
+    const std::optional<std::string> host = host_name(entry);
+    // A name alone: the rules compare names, never ports.
+    const bool bracketed = !entry.empty() && entry.front() == '[';
+    if (!host || (bracketed ? entry.back() != ']' : entry.find(':') != std::string_view::npos)) return std::nullopt;
+    hosts.push_back(*host);
   }
   return hosts;
 }
@@ -183,18 +191,12 @@ bool cors_allowed(const Policy& policy, std::string_view origin) {
 
 std::optional<std::vector<std::string>> parse_origin_list(std::string_view list) {
   std::vector<std::string> origins;
-  std::size_t at = 0;
-  while (at <= list.size()) {
-    const auto comma = std::min(list.find(',', at), list.size());
-    std::string_view entry = list.substr(at, comma - at);
-    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
-    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+  for (const std::string_view entry : list_entries(list)) {
     const auto scheme_end = entry.find("://");
     const bool origin = scheme_end != std::string_view::npos && scheme_end > 0 &&
                         all_of(entry.substr(0, scheme_end), is_name_char) && host_name(entry.substr(scheme_end + 3));
     if (entry != "*" && !origin) return std::nullopt;
     origins.push_back(lower(entry));
-    at = comma + 1;
   }
   return origins;
 }

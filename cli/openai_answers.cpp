@@ -144,7 +144,8 @@ std::string EventStream::finish(const std::string& finish_reason, const Usage& u
       counted["usage"] = usage.to_json(endpoint_);
       out += sse_event(counted);
     }
-    return out + std::string(kSseDone);
+    out += kSseDone;
+    return out;
   }
   const json whole = response_json(answer_, text_, finish_reason, usage);
   const json& item = whole["output"][0];

@@ -62,7 +62,7 @@ void Membership::set_leadership(uint64_t term, std::string coordinator) {
 }
 
 MemberUpdate Membership::self_update() const {
-  return {self_, left_ ? MemberState::left : MemberState::alive, incarnation_};
+  return {self_, left_ ? MemberState::left : MemberState::alive, incarnation_, {}};
 }
 
 bool Membership::alive(const std::string& address) const {
@@ -141,7 +141,7 @@ void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
       }
     }
     const Member& m = *in_address_order_[i];
-    if (m.verified) g.updates.push_back({m.info, m.state, m.incarnation});
+    if (m.verified) g.updates.push_back({m.info, m.state, m.incarnation, {}});
   }
   send(to, std::move(g));
 }
@@ -301,7 +301,7 @@ void Membership::tick(TimePoint now) {
   for (const auto& address : expired) {
     Member& m = *index_.find(address);
     set_state(m, MemberState::dead, now);
-    enqueue({m.info, MemberState::dead, m.incarnation});
+    enqueue({m.info, MemberState::dead, m.incarnation, {}});
   }
   forget_gone(now);
   sync_tick(now);

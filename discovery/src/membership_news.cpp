@@ -252,7 +252,7 @@ void Membership::verify(Member& m, TimePoint now) {
   m.since = now;
   track(m, true);
   record({m.key(), std::nullopt, m.state, true}, m.info);
-  enqueue({m.info, m.state, m.incarnation});
+  enqueue({m.info, m.state, m.incarnation, {}});
 }
 
 }  // namespace troupe::discovery

@@ -18,7 +18,7 @@ Request request(std::string_view path, std::optional<std::string_view> host,
 }  // namespace
 
 TEST_CASE("the key is asked on every path but the page and /health", "[http-access]") {
-  const Policy keyed{"k3y-0123", {}};
+  const Policy keyed{"k3y-0123", {}, {}};
   for (const char* path :
        {"/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/responses", "/mesh", "/metrics", "/v1/other", "/x"}) {
     INFO(path);
@@ -68,7 +68,7 @@ TEST_CASE("the Host must name the address the client reached, or an allowed name
   CHECK(rebound->message.find("--allowed-hosts evil.example") != std::string::npos);
   // Checked on the open paths too: a rebound name must not read even those.
   CHECK(check(open, request("/health", "evil.example")));
-  CHECK(check(Policy{"key", {}}, request("/v1/models", "evil.example", "Bearer key"))->http_status == 403);
+  CHECK(check(Policy{"key", {}, {}}, request("/v1/models", "evil.example", "Bearer key"))->http_status == 403);
   for (const char* bad : {"", "a b", "host:port", "[::1", "x/y"}) {
     INFO(bad);
     CHECK(check(open, request("/health", std::string_view(bad))));
@@ -80,11 +80,11 @@ TEST_CASE("the Host must name the address the client reached, or an allowed name
   CHECK(!check(open, request("/health", "192.168.1.5", std::nullopt, "::ffff:192.168.1.5")));
   CHECK(check(open, request("/health", "localhost", std::nullopt, "192.168.1.5")));
   CHECK(check(open, request("/health", "node.lan", std::nullopt, "192.168.1.5")));
-  const Policy named{"", {"node.lan", "fe80::1"}};  // as parse_host_list gives them
+  const Policy named{"", {"node.lan", "fe80::1"}, {}};  // as parse_host_list gives them
   CHECK(!check(named, request("/health", "node.lan:8080", std::nullopt, "192.168.1.5")));
   CHECK(!check(named, request("/health", "[FE80::1]:8080", std::nullopt, "192.168.1.5")));
   CHECK(check(named, request("/health", "other.lan", std::nullopt, "192.168.1.5")));
-  CHECK(!check(Policy{"", {"*"}}, request("/health", "anything.example", std::nullopt, "192.168.1.5")));
+  CHECK(!check(Policy{"", {"*"}, {}}, request("/health", "anything.example", std::nullopt, "192.168.1.5")));
 }
 
 TEST_CASE("an Origin, when sent, must name the node too", "[http-access]") {
@@ -101,7 +101,7 @@ TEST_CASE("an Origin, when sent, must name the node too", "[http-access]") {
     CHECK(e->http_status == 403);
     CHECK(e->code == "origin_not_allowed");
   }
-  CHECK(!check(Policy{"", {"app.example"}}, request("/v1/completions", "127.0.0.1:8080", std::nullopt,
+  CHECK(!check(Policy{"", {"app.example"}, {}}, request("/v1/completions", "127.0.0.1:8080", std::nullopt,
                                                     "127.0.0.1", "https://app.example")));
 }
 

@@ -143,7 +143,7 @@ TEST_CASE("a falsely suspected member refutes the suspicion", "[discovery][mesh]
   rumour.kind = wire::Gossip::Kind::sync_reply;
   rumour.from = "h:2";
   const Member m3 = bus.nodes["h:2"]->membership().members().at("h:3");  // a copy
-  rumour.updates = {{m3.info, wire::MemberState::suspect, m3.incarnation}};
+  rumour.updates = {{m3.info, wire::MemberState::suspect, m3.incarnation, {}}};
   bus.nodes["h:2"]->receive(rumour, bus.now);
   bus.run(6s);
   CHECK(bus.state_seen("h:1", "h:3") == wire::MemberState::alive);
@@ -242,11 +242,11 @@ TEST_CASE("gossip cannot grow the member table past its limit, nor add impossibl
     wire::MemberInfo fake = self;
     fake.name = "fake" + std::to_string(i);
     fake.address = "10.0.0." + std::to_string(i) + ":7000";
-    flood.updates.push_back({fake, wire::MemberState::alive, 1});
+    flood.updates.push_back({fake, wire::MemberState::alive, 1, {}});
   }
   wire::MemberInfo bad = self;
   bad.address = "no port";
-  flood.updates.insert(flood.updates.begin(), {bad, wire::MemberState::alive, 1});
+  flood.updates.insert(flood.updates.begin(), {bad, wire::MemberState::alive, 1, {}});
   membership.receive(flood, TimePoint{});
   CHECK(membership.members().size() == 3);
   CHECK_FALSE(membership.members().count("no port"));
@@ -382,7 +382,7 @@ TEST_CASE("a member that left while cut off from one node, which declared it dea
   wire::Gossip g;
   g.kind = wire::Gossip::Kind::sync_reply;
   g.from = "h:1";
-  g.updates.push_back({bus.nodes["h:2"]->membership().self(), wire::MemberState::dead, bus.nodes["h:2"]->membership().incarnation() + 1});
+  g.updates.push_back({bus.nodes["h:2"]->membership().self(), wire::MemberState::dead, bus.nodes["h:2"]->membership().incarnation() + 1, {}});
   bus.inject("h:3", g);
   bus.run(1s);
   CHECK(bus.state_seen("h:3", "h:2") == wire::MemberState::left);

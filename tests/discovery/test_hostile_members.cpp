@@ -39,7 +39,7 @@ wire::MemberUpdate invented(const Bus& bus, int i) {
   info.instance = 7;
   info.throughput = 1000;
   info.layers.reset();
-  return {info, wire::MemberState::alive, 1};
+  return {info, wire::MemberState::alive, 1, {}};
 }
 
 bool holds_stage(const Mesh& mesh, const std::string& address) {
@@ -261,7 +261,7 @@ TEST_CASE("one sender introduces only so many new members, and candidates are bo
     for (int i = first; i < first + n; i++) {
       wire::MemberInfo fake = self;
       fake.address = "10.0.0." + std::to_string(i) + ":7000";
-      g.updates.push_back({fake, wire::MemberState::alive, 1});
+      g.updates.push_back({fake, wire::MemberState::alive, 1, {}});
     }
     return g;
   };
@@ -292,7 +292,7 @@ TEST_CASE("a member declared dead in a later instance refutes it, and the others
   // evict.py: "h:2 is dead, in a later instance", to every member, the victim included.
   wire::MemberInfo later = victim.info;
   later.instance++;
-  for (const auto& [address, node] : bus.nodes) bus.inject(address, rumour({{later, wire::MemberState::dead, 0}}));
+  for (const auto& [address, node] : bus.nodes) bus.inject(address, rumour({{later, wire::MemberState::dead, 0, {}}}));
   bus.run(3s);
   CHECK(bus.nodes["h:2"]->membership().self().instance == later.instance);
   for (const char* a : {"h:1", "h:3"}) {
@@ -304,7 +304,7 @@ TEST_CASE("a member declared dead in a later instance refutes it, and the others
   // And a claim at its own instance, ahead of its incarnation.
   const uint64_t incarnation = bus.nodes["h:2"]->membership().incarnation();
   wire::MemberInfo same = bus.nodes["h:2"]->membership().self();
-  for (const auto& [address, node] : bus.nodes) bus.inject(address, rumour({{same, wire::MemberState::dead, incarnation + 3}}));
+  for (const auto& [address, node] : bus.nodes) bus.inject(address, rumour({{same, wire::MemberState::dead, incarnation + 3, {}}}));
   bus.run(3s);
   CHECK(bus.nodes["h:2"]->membership().incarnation() > incarnation + 3);
   for (const char* a : {"h:1", "h:3"}) {

@@ -341,7 +341,7 @@ std::vector<wire::MemberUpdate> ghosts(std::size_t count, double throughput, con
     g.throughput = throughput;
     g.cores = 64;
     g.arch = "x86_64";
-    out.push_back({g, wire::MemberState::alive, 0});
+    out.push_back({g, wire::MemberState::alive, 0, {}});
   }
   return out;
 }

@@ -195,7 +195,7 @@ std::vector<std::vector<uint8_t>> bad_gossip() {
   wire::Gossip other_model;
   other_model.kind = wire::Gossip::Kind::sync_reply;
   other_model.from = "127.0.0.1:1";
-  other_model.updates = {{mallory, wire::MemberState::alive, 1}};
+  other_model.updates = {{mallory, wire::MemberState::alive, 1, {}}};
   wire::Gossip bad_address = other_model;
   bad_address.kind = wire::Gossip::Kind::ping;
   bad_address.from = "not an address";
@@ -204,7 +204,7 @@ std::vector<std::vector<uint8_t>> bad_gossip() {
   x.model = y.model = troupe::model_identity(model);
   x.address = "127.0.0.1:99999";
   y.address = "%%%:1";
-  bogus.updates = {{x, wire::MemberState::alive, 1}, {y, wire::MemberState::alive, 1}};
+  bogus.updates = {{x, wire::MemberState::alive, 1, {}}, {y, wire::MemberState::alive, 1, {}}};
   return {wire::encode(wire::Message{0, 5, other_model}), wire::encode(wire::Message{0, 6, bad_address}),
           wire::encode(wire::Message{0, 7, bogus})};
 }

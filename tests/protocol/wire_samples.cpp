@@ -39,7 +39,7 @@ Gossip sample_gossip() {
   gossip.target = "10.0.0.3:9";
   gossip.term = 4;
   gossip.coordinator = "127.0.0.1:7000";
-  gossip.updates = {{member_a(), MemberState::alive, 3}, {b, MemberState::suspect, 9, "127.0.0.1:7000"}};
+  gossip.updates = {{member_a(), MemberState::alive, 3, {}}, {b, MemberState::suspect, 9, "127.0.0.1:7000"}};
   return gossip;
 }
 
@@ -242,7 +242,7 @@ std::vector<NamedMessage> mesh_variants() {
     m.model_layers = s == 3 ? kMaxPositions : 0;
     m.pinned = s == 1 ? std::optional<LayerRange>(LayerRange{1, 2}) : std::nullopt;
     m.layers = s == 2 ? std::optional<LayerRange>(LayerRange{0, 1 << 20}) : std::nullopt;
-    states.updates.push_back({m, static_cast<MemberState>(s), kEdges[s]});
+    states.updates.push_back({m, static_cast<MemberState>(s), kEdges[s], {}});
   }
   PlanAnnounce empty;
   empty.problem = std::string(40, 'q');

@@ -124,7 +124,7 @@ std::optional<LayerRange> ImpostorMember::layers() const {
 
 wire::MemberUpdate ImpostorMember::self_update() const {
   const std::lock_guard lock(mutex_);
-  return {info_, wire::MemberState::alive, incarnation_};
+  return {info_, wire::MemberState::alive, incarnation_, {}};
 }
 
 void ImpostorMember::send(const std::string& to, const wire::Message& m) {

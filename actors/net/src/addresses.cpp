@@ -26,7 +26,10 @@ std::string numeric_host(const sockaddr* a) {
     return text;
   }
   inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr, text, sizeof text);
-  return "[" + std::string(text) + "]";
+  std::string bracketed = "[";  // appended, not "[" + ...: GCC 12 warns a false -Wrestrict on that
+  bracketed += text;
+  bracketed += ']';
+  return bracketed;
 }
 
 // The host of this machine's interface that routes toward `address`, if the system knows one.

@@ -5,16 +5,14 @@
 // share of a token. With --report, the same as a self-contained page of SVG bar charts.
 #include "bench_mesh.hpp"
 
-#include <algorithm>
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <memory>
 
 #include "bench_report.hpp"
 #include "mesh_access.hpp"
@@ -63,15 +61,9 @@ wire::Status status_at(const net::MeshSecurity& security, const std::string& add
   return query_status(client, address, kStatusTimeout);
 }
 
-// The live members holding layers, in layer order: the stages a completion crosses.
 std::vector<Stage> stages_of(const wire::Status& s) {
   std::vector<Stage> out;
-  for (const auto& m : s.members) {
-    if (m.layers && m.state == "alive") out.push_back({m.name, m.address, *m.layers, {}, {}});
-  }
-  std::sort(out.begin(), out.end(), [](const Stage& a, const Stage& b) {
-    return std::pair(a.layers.begin, a.layers.end) < std::pair(b.layers.begin, b.layers.end);
-  });
+  for (const wire::Member* m : pipeline_stages(s)) out.push_back({m->name, m->address, *m->layers, {}, {}});
   return out;
 }
 
@@ -144,24 +136,12 @@ nlohmann::json run_json(const MeshRun& run) {
   return j;
 }
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '<') out += "&lt;";
-    else if (ch == '>') out += "&gt;";
-    else if (ch == '&') out += "&amp;";
-    else if (ch == '"') out += "&quot;";
-    else out += ch;
-  }
-  return out;
-}
-
 // One horizontal bar a stage, each as long as its value is of the largest.
 std::string bar_chart(const std::string& title, const MeshRun& run, double (*value)(const Stage&), const char* unit) {
   const int row = 26, label = 220, width = 420;
   double max = 0;
   for (const Stage& st : run.stages) max = std::max(max, value(st));
-  std::string svg = "<h2>" + escape(title) + "</h2>\n<svg width=\"" + std::to_string(label + width + 120) +
+  std::string svg = "<h2>" + html_escape(title) + "</h2>\n<svg width=\"" + std::to_string(label + width + 120) +
                     "\" height=\"" + std::to_string(row * int(run.stages.size()) + 8) + "\" role=\"img\">\n";
   for (std::size_t i = 0; i < run.stages.size(); i++) {
     const Stage& st = run.stages[i];
@@ -170,7 +150,7 @@ std::string bar_chart(const std::string& title, const MeshRun& run, double (*val
     const int w = max > 0 ? int(width * v / max) : 0;
     char figure[64];
     std::snprintf(figure, sizeof figure, "%.3g %s", v, unit);
-    svg += "<text x=\"0\" y=\"" + std::to_string(y + 16) + "\">" + escape(st.node) + " (" +
+    svg += "<text x=\"0\" y=\"" + std::to_string(y + 16) + "\">" + html_escape(st.node) + " (" +
            discovery::format_range(st.layers) + ")</text>";
     svg += "<rect x=\"" + std::to_string(label) + "\" y=\"" + std::to_string(y) + "\" width=\"" + std::to_string(w) +
            "\" height=\"20\" fill=\"#4a7bd0\"/>";
@@ -193,8 +173,8 @@ void write_report(const MeshRun& run, const MeshBenchOptions& opt) {
       "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>troupe pipeline</title>\n"
       "<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}h2{font-size:15px;margin:22px 0 6px}"
       "svg text{font:13px system-ui,sans-serif;fill:#222}.dim{color:#666}</style></head><body>\n"
-      "<h1>troupe pipeline</h1>\n<p>" + escape(headline) + "</p>\n<p class=\"dim\">client on " +
-      escape(this_machine()) + ", " + date + ", troupe " + kVersion + " (commit " + kCommit + ")</p>\n";
+      "<h1>troupe pipeline</h1>\n<p>" + html_escape(headline) + "</p>\n<p class=\"dim\">client on " +
+      html_escape(this_machine()) + ", " + date + ", troupe " + kVersion + " (commit " + kCommit + ")</p>\n";
   html += bar_chart("Compute, ms a position", run, [](const Stage& s) { return s.ms_per_position(); }, "ms");
   html += bar_chart("Sent, bytes a position", run, [](const Stage& s) { return s.bytes_per_position(); }, "B");
   html += bar_chart("Memory (resident)", run, [](const Stage& s) { return double(s.after.rss_bytes) / (1 << 20); }, "MiB");

@@ -16,20 +16,6 @@ namespace troupe::cli {
 
 namespace {
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string number(double v) {
   char b[32];
   std::snprintf(b, sizeof b, v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
@@ -64,19 +50,19 @@ std::string bar_chart(const std::string& title, const std::string& unit, const s
   const int height = kTop + bars * kBar + int(groups.size()) * kGap + 10;
   std::ostringstream svg;
   svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << kWidth << "' height='" << height
-      << "' role='img' aria-label='" << escape(title) << "'>\n"
-      << "<text x='0' y='18' class='title'>" << escape(title) << " (" << escape(unit) << ")</text>\n";
+      << "' role='img' aria-label='" << html_escape(title) << "'>\n"
+      << "<text x='0' y='18' class='title'>" << html_escape(title) << " (" << html_escape(unit) << ")</text>\n";
   int y = kTop;
   for (const Group& g : groups) {
-    svg << "<text x='" << kLabel - 8 << "' y='" << y + kBar - 3 << "' text-anchor='end'>" << escape(g.label)
+    svg << "<text x='" << kLabel - 8 << "' y='" << y + kBar - 3 << "' text-anchor='end'>" << html_escape(g.label)
         << "</text>\n";
     for (const Bar& b : g.bars) {
       const double w = std::max(1.0, kBarArea * b.value / top);
       svg << "<rect x='" << kLabel << "' y='" << y + 1 << "' width='" << w << "' height='" << kBar - 2
-          << "' fill='" << colour(b.series) << "'><title>" << escape(b.series) << ": " << number(b.value) << " "
-          << escape(unit) << "</title></rect>\n"
+          << "' fill='" << colour(b.series) << "'><title>" << html_escape(b.series) << ": " << number(b.value) << " "
+          << html_escape(unit) << "</title></rect>\n"
           << "<text x='" << kLabel + w + 4 << "' y='" << y + kBar - 3 << "' class='value'>" << number(b.value)
-          << " <tspan class='series'>" << escape(b.series) << "</tspan></text>\n";
+          << " <tspan class='series'>" << html_escape(b.series) << "</tspan></text>\n";
       y += kBar;
     }
     y += kGap;
@@ -126,7 +112,7 @@ std::string table(const std::vector<BenchRow>& rows) {
        "<th>ms/token</th><th>peak RSS (MiB)</th><th>weights/token (MB)</th><th>read GB/s</th>"
        "<th>bound (tok/s)</th><th>of bound</th></tr>\n";
   for (const BenchRow& r : rows) {
-    t << "<tr><td>" << escape(r.model) << "</td><td>" << escape(r.type) << "</td><td>" << r.threads << "</td><td>"
+    t << "<tr><td>" << html_escape(r.model) << "</td><td>" << html_escape(r.type) << "</td><td>" << r.threads << "</td><td>"
       << number(r.prompt_tps) << "</td><td>" << number(r.gen_tps) << "</td><td>" << number(r.ms_per_token)
       << "</td><td>" << number(r.peak_rss_mib) << "</td><td>" << number(r.weights_mb) << "</td><td>"
       << number(r.read_gbps) << "</td><td>" << number(r.bound_tps) << "</td><td>"
@@ -183,9 +169,9 @@ std::string bench_report_html(const std::vector<BenchRow>& rows, const std::vect
                               const ReportContext& context) {
   std::ostringstream page;
   page << "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>troupe bench, "
-       << escape(context.date) << "</title><style>" << kStyle << "</style></head><body>\n"
-       << "<h1>troupe bench</h1>\n<p class='meta'>" << escape(context.machine) << "<br>" << escape(context.date)
-       << ", " << escape(context.version) << "<br>" << escape(context.settings) << "</p>\n"
+       << html_escape(context.date) << "</title><style>" << kStyle << "</style></head><body>\n"
+       << "<h1>troupe bench</h1>\n<p class='meta'>" << html_escape(context.machine) << "<br>" << html_escape(context.date)
+       << ", " << html_escape(context.version) << "<br>" << html_escape(context.settings) << "</p>\n"
        << "<p class='meta'>Generation reads every weight once a token, so it cannot pass the bandwidth bound: "
           "the memory read bandwidth measured beside the tokens over the weight bytes read per token "
           "(none for a model small enough to stay in the caches).</p>\n";
@@ -198,7 +184,7 @@ std::string bench_report_html(const std::vector<BenchRow>& rows, const std::vect
     for (const BenchRow& r : rows) {
       if (r.model == model) of_model.push_back(r);
     }
-    page << "<h2>" << escape(model) << " (" << escape(of_model.front().type) << ")</h2>\n"
+    page << "<h2>" << html_escape(model) << " (" << html_escape(of_model.front().type) << ")</h2>\n"
          << generation_chart(of_model, others) << prompt_chart(of_model, others);
   }
   page << "<h2>All figures</h2>\n" << table(rows) << "</body></html>\n";
@@ -215,6 +201,20 @@ std::string this_machine() {
     }
   }
   return model + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores online";
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace troupe::cli

@@ -53,6 +53,9 @@ struct ReportContext {
 std::string bench_report_html(const std::vector<BenchRow>& rows, const std::vector<ComparisonRow>& others,
                               const ReportContext& context);
 
+// Text as HTML shows it, in element text or a quoted attribute.
+std::string html_escape(const std::string& s);
+
 // What /proc/cpuinfo names this machine's CPU, and its cores online.
 std::string this_machine();
 

@@ -64,19 +64,23 @@ nlohmann::json status_json(const wire::Status& s, bool insecure) {
   return j;
 }
 
+std::vector<const wire::Member*> pipeline_stages(const wire::Status& s) {
+  std::vector<const wire::Member*> out;
+  for (const auto& m : s.members) {
+    if (m.layers && m.state == "alive") out.push_back(&m);
+  }
+  std::sort(out.begin(), out.end(), [](const wire::Member* a, const wire::Member* b) {
+    return std::pair(a->layers->begin, a->layers->end) < std::pair(b->layers->begin, b->layers->end);
+  });
+  return out;
+}
+
 nlohmann::json pipeline_json(const wire::Status& entry,
                              const std::function<std::optional<wire::Status>(const std::string& address)>& ask) {
   const wire::NodeCounters& e = entry.counters;
   nlohmann::json j = {{"hop_network_ms", e.hops ? 1e3 * e.hop_seconds / double(e.hops) : 0.0},
                       {"stages", nlohmann::json::array()}};
-  std::vector<const wire::Member*> holders;
-  for (const auto& m : entry.members) {
-    if (m.layers && m.state == "alive") holders.push_back(&m);
-  }
-  std::sort(holders.begin(), holders.end(), [](const wire::Member* a, const wire::Member* b) {
-    return std::pair(a->layers->begin, a->layers->end) < std::pair(b->layers->begin, b->layers->end);
-  });
-  for (const wire::Member* st : holders) {
+  for (const wire::Member* st : pipeline_stages(entry)) {
     nlohmann::json stage = {{"node", st->name}, {"address", st->address}, {"layers", layers_json(st->layers)}};
     const std::optional<wire::Status> s = ask(st->address);
     stage["answered"] = s.has_value();

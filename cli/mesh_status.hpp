@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -20,8 +21,11 @@ wire::Status query_status(net::MeshClient& client, const std::string& peer,
 // `insecure`: whether the connection the status came over (and so the mesh) runs --insecure.
 nlohmann::json status_json(const wire::Status& s, bool insecure);
 
-// The stages as the pipeline view shows them (the live members holding layers, in layer order):
-// each one's node and layers, and what its own status says of its work (milliseconds a
+// The live members holding layers, in layer order: the stages a completion crosses.
+std::vector<const wire::Member*> pipeline_stages(const wire::Status& s);
+
+// Those stages as the pipeline view shows them: each one's node and layers, and what its own
+// status says of its work (milliseconds a
 // position, positions, bytes sent and received, resident memory now and at peak), asked with
 // `ask` (nullopt: it did not answer); and the network's share of a token at the entry that
 // answered `entry` (its measured round trips less the stages' compute, milliseconds a hop).

@@ -368,7 +368,7 @@ bool Membership::take_ack(const Gossip& g, TimePoint now) {
     return proof;
   }
   if (late_probe_ && direct && g.from == late_probe_->target && g.probe == late_probe_->id) {
-    // Too late to spare it the suspicion (its ack refutes that), not too late to be measured.
+    // Too late to spare it the suspicion (only its own refutation ends that), not too late to be measured.
     measured_round_trip(now - late_probe_->sent);
     late_probe_.reset();
     return true;

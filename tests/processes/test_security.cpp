@@ -47,7 +47,7 @@ std::string other_key(const TempDir& dir) {
 
 // Bad input: exit 2, nothing on stdout, one line on stderr holding `names`.
 void expect_refusal(const ProcessResult& r, const std::string& names) {
-  INFO("stderr: " << r.err);
+  INFO("stderr: " << r.err << "\nstdout: " << r.out);
   CHECK(r.signal == 0);
   CHECK(r.exit_code == 2);
   CHECK(r.out.empty());
@@ -174,11 +174,14 @@ TEST_CASE("a node or client with --insecure on one side only is refused both way
   REQUIRE(secure.wait_serving());
   REQUIRE(open.wait_serving());
   const std::size_t stray = secure.add({"stray", std::nullopt}, 0, {"--insecure"});
+  // The logs are read after each wait, so a failure shows what the nodes had written by then.
+  const bool stray_refused = secure.process(stray).wait_log("the handshake fails", 15s);
+  const bool refusal_logged = secure.process(0).wait_log("refused a connection from 127.0.0.1", 10s);
   INFO(secure.logs() << open.logs());
-  REQUIRE(secure.process(stray).wait_log("the handshake fails", 15s));
+  REQUIRE(stray_refused);
   CHECK(secure.process(stray).log().find("--insecure: connections are neither authenticated nor encrypted") !=
         std::string::npos);
-  CHECK(secure.process(0).wait_log("refused a connection from 127.0.0.1", 10s));
+  CHECK(refusal_logged);
   CHECK(member_names(status_of(secure.address(0))) == std::vector<std::string>{"s0"});
 
   expect_refusal(run_troupe({"status", "--peer", secure.address(0), "--insecure"}), "refused the handshake");

@@ -267,6 +267,14 @@ struct StatusFlags {
 };
 
 // ", dead for 42 s": how long a member has been gone (it is forgotten after 600 s).
+// What a member measured itself holding with no stage, where it says.
+std::string resting(const wire::Member& x) {
+  if (x.base_rss == 0) return {};
+  char text[48];
+  std::snprintf(text, sizeof text, " (%.1f MiB without a stage)", double(x.base_rss) / (1 << 20));
+  return text;
+}
+
 std::string since(const wire::Member& x) {
   if (x.state != "dead" && x.state != "left") return {};
   return ", " + x.state + " for " + std::to_string(std::llround(x.since_seconds)) + " s";
@@ -291,10 +299,10 @@ int run_status(const StatusFlags& f) {
                                          : ("CURVE, mesh " + access.security.mesh_id()).c_str());
   std::printf("members:\n");
   for (const auto& x : s->members) {
-    std::printf("  %-20s %-22s %-7s layers %-7s %5.1f GB/s %3d cores %s, budget %.0f MiB%s\n",
+    std::printf("  %-20s %-22s %-7s layers %-7s %5.1f GB/s %3d cores %s, budget %.0f MiB%s%s\n",
                 x.name.c_str(), x.address.c_str(), x.state.c_str(),
                 x.layers ? discovery::format_range(*x.layers).c_str() : "none", x.throughput, x.cores,
-                x.arch.c_str(), double(x.mem_budget) / (1 << 20), since(x).c_str());
+                x.arch.c_str(), double(x.mem_budget) / (1 << 20), resting(x).c_str(), since(x).c_str());
   }
   std::printf("plan v%llu (%d layers):", static_cast<unsigned long long>(s->plan_version), s->model_layers);
   for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), discovery::format_range(st.layers).c_str());

@@ -35,6 +35,7 @@ nlohmann::json status_json(const wire::Status& s, bool insecure) {
   for (const auto& x : s.members) {
     j["members"].push_back({{"name", x.name}, {"address", x.address}, {"state", x.state},
                             {"layers", layers_json(x.layers)}, {"mem_budget", x.mem_budget},
+                            {"base_rss", x.base_rss},
                             {"throughput_gbs", x.throughput}, {"cores", x.cores}, {"arch", x.arch},
                             {"since_seconds", x.since_seconds}});
   }

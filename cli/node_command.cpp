@@ -248,7 +248,8 @@ Action add_node_command(CLI::App& app) {
                   "Pin the half-open layer range A:B to this node (default: the coordinator plans)");
   cmd->add_option("--name", flags->name, "Name in the mesh (default: the --listen address)");
   cmd->add_option("--mem-budget", flags->mem_budget,
-                  "Memory for weights and caches (e.g. 2G; default: the memory available)");
+                  "Memory the whole process may hold: weights, caches, buffers, code (e.g. 2G; default: the "
+                  "memory available)");
   cmd->add_flag("--discover", flags->discover,
                "Find nodes of the same model on the local network (UDP multicast beacons)");
   cmd->add_option("--discover-port", flags->discover_port, "UDP port of the beacons (default 7947)");

@@ -328,6 +328,7 @@ wire::Status NodeState::status() const {
     x.state = wire::state_name(v.state);
     x.layers = v.info.layers;
     x.mem_budget = v.info.mem_budget;
+    x.base_rss = v.info.base_rss;
     x.throughput = v.info.throughput;
     x.cores = v.info.cores;
     x.arch = v.info.arch;

@@ -131,7 +131,7 @@ void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
 std::vector<PlanMember> Mesh::plan_members(bool with_suspects) const {
   std::vector<PlanMember> members;
   auto add = [&](const wire::MemberInfo& info) {
-    members.push_back({info.name, info.address, info.throughput, info.mem_budget, info.pinned});
+    members.push_back({info.name, info.address, info.throughput, info.mem_budget, info.base_rss, info.pinned});
   };
   add(membership_.self());
   for (const auto& [address, m] : membership_.members()) {

@@ -33,13 +33,19 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 // How many layers a member's budget holds, with the extras it would carry (0 budget: unknown,
-// no limit).
+// no limit). The budget is the whole process's: what the member measured itself holding with no
+// stage (or, from a member that does not say, the fixed overhead) comes off first.
 int capacity(const PlanMember& m, const ModelCost& cost, bool first, bool last) {
   if (m.mem_budget == 0) return cost.n_layers;
-  const uint64_t extra = cost.overhead + (first ? cost.embedding_bytes : 0) + (last ? cost.head_bytes : 0);
-  if (m.mem_budget <= extra) return 0;
+  // Each step is checked before it subtracts: a member's figures are its own word.
+  const uint64_t own = m.base_rss ? m.base_rss : cost.overhead;
+  if (m.mem_budget <= own) return 0;
+  const uint64_t left = m.mem_budget - own;
+  const uint64_t extra = (m.base_rss ? cost.scratch_bytes : 0) + (first ? cost.embedding_bytes : 0) +
+                         (last ? cost.head_bytes : 0);
+  if (left <= extra) return 0;
   const uint64_t per_layer = std::max<uint64_t>(cost.layer_bytes + cost.kv_bytes, 1);
-  return static_cast<int>(std::min<uint64_t>((m.mem_budget - extra) / per_layer, cost.n_layers));
+  return static_cast<int>(std::min<uint64_t>((left - extra) / per_layer, cost.n_layers));
 }
 
 // Integer shares of `total` proportional to `weight`, none over its cap (water-filling, then
@@ -163,12 +169,13 @@ Plan plan_stages(std::vector<PlanMember> members, const ModelCost& cost) {
   for (const auto& g : gaps) gap_layers += g.size();
 
   // Shares, then ranges walked in address order; the first and last holders' budgets carry the
-  // embedding and the head, which can shrink their shares, so the walk is repeated until the
-  // holders of the ends no longer change.
+  // embedding and the head, which can shrink their shares, so the walk is repeated until every
+  // holder of an end had its share sized for it. A member once found at an end stays charged for
+  // it (the charges only grow, so this ends, and the last walk fits every budget it was sized by).
   std::vector<bool> first(members.size(), false), last(members.size(), false);
   std::vector<StageHolder> assigned;
   int placed = 0;
-  for (int round = 0; round < 4 && !gaps.empty(); round++) {
+  for (std::size_t round = 0; round <= 2 * members.size() && !gaps.empty(); round++) {
     std::vector<double> weight;
     std::vector<int> cap;
     for (std::size_t i : free) {
@@ -194,9 +201,13 @@ Plan plan_stages(std::vector<PlanMember> members, const ModelCost& cost) {
         placed += take;
       }
     }
-    if (now_first == first && now_last == last) break;
-    first = now_first;
-    last = now_last;
+    bool charged = true;
+    for (std::size_t i = 0; i < members.size(); i++) {
+      charged = charged && (first[i] || !now_first[i]) && (last[i] || !now_last[i]);
+      first[i] = first[i] || now_first[i];
+      last[i] = last[i] || now_last[i];
+    }
+    if (charged) break;
   }
   for (auto& a : assigned) stages.push_back(std::move(a));
   Plan plan = cover_check(std::move(stages), cost.n_layers);

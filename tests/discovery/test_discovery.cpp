@@ -27,18 +27,18 @@ std::vector<LayerRange> ranges(const Plan& plan) {
 }  // namespace
 
 TEST_CASE("the planner splits layers in proportion to throughput, in address order", "[discovery][plan]") {
-  const Plan even = plan_stages({{"c", "h:3", 1, 0, {}}, {"a", "h:1", 1, 0, {}}, {"b", "h:2", 1, 0, {}}},
+  const Plan even = plan_stages({{"c", "h:3", 1, 0, 0, {}}, {"a", "h:1", 1, 0, 0, {}}, {"b", "h:2", 1, 0, 0, {}}},
                                 cost(6));
   REQUIRE(even.complete);
   CHECK(ranges(even) == std::vector<LayerRange>{{0, 2}, {2, 4}, {4, 6}});
   CHECK(even.stages[0].name == "a");
-  const Plan skewed = plan_stages({{"a", "h:1", 3, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(8));
+  const Plan skewed = plan_stages({{"a", "h:1", 3, 0, 0, {}}, {"b", "h:2", 1, 0, 0, {}}}, cost(8));
   CHECK(ranges(skewed) == std::vector<LayerRange>{{0, 6}, {6, 8}});
   // Deterministic: the same members in another order give the same plan.
-  const Plan again = plan_stages({{"b", "h:2", 1, 0, {}}, {"a", "h:1", 3, 0, {}}}, cost(8));
+  const Plan again = plan_stages({{"b", "h:2", 1, 0, 0, {}}, {"a", "h:1", 3, 0, 0, {}}}, cost(8));
   CHECK(again.stages == skewed.stages);
   // A member whose share rounds to nothing gets no stage.
-  const Plan tiny = plan_stages({{"a", "h:1", 100, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(4));
+  const Plan tiny = plan_stages({{"a", "h:1", 100, 0, 0, {}}, {"b", "h:2", 1, 0, 0, {}}}, cost(4));
   CHECK(ranges(tiny) == std::vector<LayerRange>{{0, 4}});
 }
 
@@ -47,29 +47,80 @@ TEST_CASE("the planner keeps every stage within its member's memory budget", "[d
   c.embedding_bytes = 250;
   c.head_bytes = 250;
   // b holds at most 3 layers; a gets the rest even though b is faster.
-  const Plan plan = plan_stages({{"a", "h:1", 1, 2000, {}}, {"b", "h:2", 4, 300 + 250, {}}}, c);
+  const Plan plan = plan_stages({{"a", "h:1", 1, 2000, 0, {}}, {"b", "h:2", 4, 300 + 250, 0, {}}}, c);
   REQUIRE(plan.complete);
   for (const auto& s : plan.stages) {
     if (s.name == "b") CHECK(s.layers.size() * 100 + 250 <= 550);
   }
   // A budget that holds no layer: no stage; the others still cover everything.
-  const Plan small = plan_stages({{"a", "h:1", 1, 0, {}}, {"tiny", "h:0", 50, 90, {}}}, c);
+  const Plan small = plan_stages({{"a", "h:1", 1, 0, 0, {}}, {"tiny", "h:0", 50, 90, 0, {}}}, c);
   REQUIRE(small.complete);
   REQUIRE(small.stages.size() == 1);
   CHECK(small.stages[0].name == "a");
   // Budgets that cannot hold the model: incomplete, and it says so.
-  const Plan short_plan = plan_stages({{"a", "h:1", 1, 700, {}}, {"b", "h:2", 1, 700, {}}}, c);
+  const Plan short_plan = plan_stages({{"a", "h:1", 1, 700, 0, {}}, {"b", "h:2", 1, 700, 0, {}}}, c);
   CHECK_FALSE(short_plan.complete);
   CHECK(short_plan.problem == "the members' memory budgets hold 8 of the 10 layers");
 }
 
+TEST_CASE("a member's measured resting memory and a stage's scratch come off its budget", "[discovery][plan]") {
+  ModelCost c = cost(10, 100);
+  c.overhead = 50;       // for members that measured nothing
+  c.scratch_bytes = 40;  // a stage's working buffers
+  // Budget 1000: 9 layers after the fixed overhead (950 / 100), 4 after a measured 500 and the
+  // scratch (460 / 100), none when the measure takes it all, and a measure past the budget
+  // subtracts nothing below zero.
+  auto layers_of = [&](uint64_t base_rss) {
+    const Plan p = plan_stages({{"a", "h:1", 1, 1000, base_rss, {}}, {"big", "h:2", 1, 0, 0, {}}}, c);
+    for (const auto& s : p.stages) {
+      if (s.name == "a") return int(s.layers.size());
+    }
+    return 0;
+  };
+  CHECK(layers_of(0) == 5);  // its proportional share, within its 9
+  c.n_layers = 20;
+  CHECK(layers_of(0) == 9);
+  CHECK(layers_of(500) == 4);
+  CHECK(layers_of(960) == 0);
+  CHECK(layers_of(UINT64_MAX) == 0);
+}
+
+TEST_CASE("no member holds an end whose embedding or classifier its budget cannot carry", "[discovery][plan]") {
+  // Four members of 1000 bytes; the embedding and the classifier are 2000 each: no member can be
+  // the first or the last stage, whatever the middle holds (a stories15M-shaped model on 48 MiB
+  // nodes). The plan must say so, not hand the ends to members whose shares were sized without them.
+  ModelCost c = cost(6, 100);
+  c.embedding_bytes = 2000;
+  c.head_bytes = 2000;
+  std::vector<PlanMember> members;
+  for (const char* name : {"a", "b", "c", "d"}) members.push_back({name, std::string("h:") + name, 1, 1000, 0, {}});
+  const Plan plan = plan_stages(members, c);
+  CHECK_FALSE(plan.complete);
+  for (const auto& s : plan.stages) {
+    const uint64_t held = uint64_t(s.layers.size()) * 100 + (s.layers.begin == 0 ? 2000 : 0) +
+                          (s.layers.end == 6 ? 2000 : 0);
+    INFO(s.name << " " << format_range(s.layers));
+    CHECK(held <= 1000);
+  }
+  CHECK(plan.problem.find("memory budgets hold") != std::string::npos);
+  // Room for the ends at two of them: those take the ends, sized for them, and the plan holds.
+  members[0].mem_budget = members[3].mem_budget = 2300;
+  const Plan fits = plan_stages(members, c);
+  REQUIRE(fits.complete);
+  for (const auto& s : fits.stages) {
+    const uint64_t budget = s.name == "a" || s.name == "d" ? 2300 : 1000;
+    CHECK(uint64_t(s.layers.size()) * 100 + (s.layers.begin == 0 ? 2000 : 0) + (s.layers.end == 6 ? 2000 : 0) <=
+          budget);
+  }
+}
+
 TEST_CASE("pinned ranges stay, and the planner fills the rest", "[discovery][plan]") {
   const Plan plan = plan_stages(
-      {{"p", "h:9", 1, 0, LayerRange{0, 2}}, {"a", "h:1", 1, 0, {}}, {"b", "h:2", 1, 0, {}}}, cost(6));
+      {{"p", "h:9", 1, 0, 0, LayerRange{0, 2}}, {"a", "h:1", 1, 0, 0, {}}, {"b", "h:2", 1, 0, 0, {}}}, cost(6));
   REQUIRE(plan.complete);
   CHECK(ranges(plan) == std::vector<LayerRange>{{0, 2}, {2, 4}, {4, 6}});
   CHECK(plan.stages[0].name == "p");
-  const Plan clash = plan_stages({{"p", "h:9", 1, 0, LayerRange{0, 3}}, {"q", "h:8", 1, 0, LayerRange{2, 6}}},
+  const Plan clash = plan_stages({{"p", "h:9", 1, 0, 0, LayerRange{0, 3}}, {"q", "h:8", 1, 0, 0, LayerRange{2, 6}}},
                                  cost(6));
   CHECK_FALSE(clash.complete);
   CHECK(clash.problem == "layers 2:3 (p and q) are held twice");

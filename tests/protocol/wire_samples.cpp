@@ -23,6 +23,7 @@ MemberInfo member_a() {
   a.arch = "aarch64";
   a.pinned = LayerRange{0, 2};
   a.layers = LayerRange{0, 2};
+  a.base_rss = uint64_t(19) << 20;
   return a;
 }
 

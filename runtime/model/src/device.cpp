@@ -1,5 +1,6 @@
 #include "troupe/model/device.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -9,8 +10,9 @@
 
 namespace troupe {
 
-double measure_throughput(ThreadPool& pool) {
-  const int rows = 2048, cols = 2048;  // 16 MiB
+double measure_throughput(ThreadPool& pool, std::size_t bytes) {
+  const int cols = 2048;
+  const int rows = std::max(16, static_cast<int>(bytes / (sizeof(float) * cols)));
   std::vector<float> w(std::size_t(rows) * cols, 0.001f), x(cols, 1.0f), y(rows);
   const kernels::Matvec f32 = kernels::isa_kernels()[kernels::WeightType::f32].matvec;
   auto once = [&] {

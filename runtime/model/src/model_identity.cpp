@@ -1,11 +1,13 @@
 #include "troupe/model/model_identity.hpp"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -14,13 +16,13 @@
 #include <vector>
 
 #include "troupe/model/error.hpp"
-#include "troupe/model/mapped_file.hpp"
 
 namespace troupe {
 
 namespace {
 
 constexpr std::size_t kPiece = std::size_t(64) << 20;
+constexpr std::size_t kChunk = std::size_t(1) << 20;  // read at a time
 constexpr const char* kCacheTag = "troupe-identity-v1";
 
 using Digest = std::array<unsigned char, crypto_generichash_BYTES>;
@@ -36,28 +38,51 @@ std::string hex(const unsigned char* bytes, std::size_t n) {
   return out;
 }
 
+// One piece's digest, read with pread in chunks: the file's pages stay in the page cache instead
+// of this process's resident memory, which a memory budget counts (a mapping of the whole file
+// would count all of it while it is hashed).
+bool hash_piece(int fd, std::size_t begin, std::size_t end, std::vector<unsigned char>& buffer, Digest& out) {
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, out.size());
+  for (std::size_t at = begin; at < end;) {
+    const ssize_t n = ::pread(fd, buffer.data(), std::min(buffer.size(), end - at), off_t(at));
+    if (n <= 0) return false;
+    crypto_generichash_update(&state, buffer.data(), std::size_t(n));
+    at += std::size_t(n);
+  }
+  crypto_generichash_final(&state, out.data(), out.size());
+  return true;
+}
+
 // The pieces hashed on every core, then their digests hashed in order with the file's size.
 std::string compute_digest(const std::string& path) {
-  const MappedFile file(path);
-  const auto bytes = file.bytes();
-  const std::size_t pieces = std::max<std::size_t>(1, (bytes.size() + kPiece - 1) / kPiece);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw InputError(path + ": cannot read the file");
+  }
+  const uint64_t size = uint64_t(st.st_size);
+  const std::size_t pieces = std::max<std::size_t>(1, (size + kPiece - 1) / kPiece);
   std::vector<Digest> digests(pieces);
   const unsigned threads = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), pieces));
+  std::atomic<bool> failed{false};
   auto hash_pieces = [&](unsigned first) {
+    std::vector<unsigned char> buffer(kChunk);
     for (std::size_t p = first; p < pieces; p += threads) {
-      const std::size_t begin = std::min(bytes.size(), p * kPiece);
-      const std::size_t end = std::min(bytes.size(), begin + kPiece);
-      crypto_generichash(digests[p].data(), digests[p].size(),
-                         reinterpret_cast<const unsigned char*>(bytes.data()) + begin, end - begin, nullptr, 0);
+      const std::size_t begin = std::min<std::size_t>(size, p * kPiece);
+      const std::size_t end = std::min<std::size_t>(size, begin + kPiece);
+      if (!hash_piece(fd, begin, end, buffer, digests[p])) failed = true;
     }
   };
   std::vector<std::thread> workers;
   for (unsigned t = 1; t < threads; t++) workers.emplace_back(hash_pieces, t);
   hash_pieces(0);
   for (auto& w : workers) w.join();
+  ::close(fd);
+  if (failed) throw InputError(path + ": cannot read the file");
   crypto_generichash_state state;
   crypto_generichash_init(&state, nullptr, 0, crypto_generichash_BYTES);
-  const uint64_t size = bytes.size();
   crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(&size), sizeof size);
   for (const Digest& d : digests) crypto_generichash_update(&state, d.data(), d.size());
   Digest whole;

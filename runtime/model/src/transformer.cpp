@@ -104,6 +104,18 @@ Transformer::Transformer(const Model& model, LayerRange layers, int context, Thr
   wide_tiles_.resize(pool.size());
 }
 
+std::size_t Transformer::scratch_bytes(const ModelConfig& c, int context, int threads) {
+  const std::size_t batch = kMaxBatch, widest = std::max(c.dim, c.hidden_dim);
+  // The constructor's rows (x, xb, xb2, q, k, hb, hb2), attention scores, logits.
+  std::size_t floats = batch * (4 * std::size_t(c.dim) + 2 * std::size_t(c.hidden_dim) + c.kv_dim());
+  floats += std::size_t(threads) * (c.n_heads / c.n_kv_heads) * context + c.vocab_size;
+  // A batch's inputs in a quantized form, their scales and block sums: under a float an element each.
+  floats += 3 * batch * widest;
+  // Each thread's tile: an interleaved copy, or a tile of f16 widened to floats (twice its bytes).
+  const std::size_t tile = std::max(kTileBytesInterleaved, 2 * kTileBytesF32);
+  return floats * sizeof(float) + std::size_t(threads) * tile;
+}
+
 int Transformer::chunks_for(std::size_t work, int items) const {
   // Several chunks a thread, so that a thread held up elsewhere leaves its share to the others.
   return work < kMinParallelWork ? 1 : std::max(1, std::min(items, 4 * pool_.size()));

@@ -59,7 +59,8 @@ constexpr auto spec(Tag<MemberInfo>) {
       field("model", &MemberInfo::model, text(kMaxNameBytes),
             "identity of its model file; members of other models are ignored"),
       field("model_layers", &MemberInfo::model_layers, integer(0, kMaxPositions), "its model's layers"),
-      field("mem_budget", &MemberInfo::mem_budget, uint64(), "bytes it may spend on weights and caches"),
+      field("mem_budget", &MemberInfo::mem_budget, uint64(),
+            "bytes the whole process may hold: weights, caches, buffers, code"),
       field("throughput", &MemberInfo::throughput, real<double>(0),
             "GB/s its kernels read weights at (a self-benchmark at start)"),
       field("cores", &MemberInfo::cores, integer(0, 1 << 20), "its cores"),
@@ -67,7 +68,11 @@ constexpr auto spec(Tag<MemberInfo>) {
       field("pinned", &MemberInfo::pinned, maybe(nested<LayerRange>()),
             "a range fixed by hand (`--layers`); nil: none"),
       field("layers", &MemberInfo::layers, maybe(nested<LayerRange>()),
-            "the range whose weights are loaded and serving; nil: none"));
+            "the range whose weights are loaded and serving; nil: none"),
+      appended(),
+      field("base_rss", &MemberInfo::base_rss, uint64(),
+            "resident bytes the process held with no stage, measured at start (code, threads, "
+            "buffers): the planner takes it off the budget. 0: not measured"));
 }
 
 constexpr auto spec(Tag<MemberUpdate>) {
@@ -111,14 +116,16 @@ constexpr auto spec(Tag<Member>) {
       field("address", &Member::address, text(kMaxNameBytes), "its address"),
       field("state", &Member::state, text(kMaxNameBytes), "alive, suspect, dead or left"),
       field("layers", &Member::layers, maybe(nested<LayerRange>()), "the layers it has loaded; nil: none"),
-      field("mem_budget", &Member::mem_budget, uint64(), "bytes it may spend on weights and caches"),
+      field("mem_budget", &Member::mem_budget, uint64(), "bytes the whole process may hold"),
       field("throughput", &Member::throughput, real<double>(), "GB/s its kernels read weights at"),
       field("cores", &Member::cores, integer(0, 1 << 20), "its cores"),
       field("arch", &Member::arch, text(kMaxNameBytes), "its architecture"),
       appended(),
       field("since_seconds", &Member::since_seconds, real<double>(0),
             "seconds it has been in its state, as the answering node saw it change (dead and left "
-            "members are forgotten after 600)"));
+            "members are forgotten after 600)"),
+      field("base_rss", &Member::base_rss, uint64(),
+            "resident bytes it held with no stage, as it measured at start; 0: not known"));
 }
 
 constexpr auto spec(Tag<NodeCounters>) {

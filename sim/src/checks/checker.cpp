@@ -61,7 +61,7 @@ bool World::coverable_from(int from) const {
   for (const auto& n : nodes_) {
     if (n->life != SimNode::Life::up) continue;
     if (from >= 0 && n->index != from && (blocked(from, n->index) || blocked(n->index, from))) continue;
-    members.push_back({n->name, n->address, n->profile->throughput(), n->profile->mem_budget(), std::nullopt});
+    members.push_back({n->name, n->address, n->profile->throughput(), n->profile->mem_budget(), 0, std::nullopt});
   }
   return discovery::plan_stages(std::move(members), model_.cost).complete;
 }

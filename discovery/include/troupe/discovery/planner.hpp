@@ -32,7 +32,8 @@ struct ModelCost {
   uint64_t kv_bytes = 0;         // KV cache of one layer, for the sessions a stage plans for
   uint64_t embedding_bytes = 0;  // the first stage's extra
   uint64_t head_bytes = 0;       // the last stage's extra (final norm and classifier)
-  uint64_t overhead = 0;         // per node, whatever it holds (runtime, scratch)
+  uint64_t overhead = 0;         // per node whose own figure is not known (runtime, scratch)
+  uint64_t scratch_bytes = 0;    // a stage's working buffers, beyond its weights and caches
 };
 ModelCost model_cost(const ModelConfig& config, uint64_t layer_bytes, uint64_t embedding_bytes,
                      uint64_t head_bytes, int planned_sessions);
@@ -41,7 +42,8 @@ struct PlanMember {
   std::string name;
   std::string address;
   double throughput = 0;   // relative speed (GB/s of its kernels); 0 counts as the slowest
-  uint64_t mem_budget = 0;
+  uint64_t mem_budget = 0;  // the whole process's; 0: no limit
+  uint64_t base_rss = 0;    // what the process holds with no stage (measured); 0: not known
   std::optional<LayerRange> pinned;  // --layers: kept as given
 };
 

@@ -3,15 +3,18 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 #include "troupe/model/thread_pool.hpp"
 
 namespace troupe {
 
-// GB/s at which this machine's kernels read f32 weights with `pool`: a matrix bigger than the
-// caches, multiplied a few times (~50 ms).
-double measure_throughput(ThreadPool& pool);
+// GB/s at which this machine's kernels read f32 weights with `pool`: a matrix of `bytes` (by
+// default bigger than most caches), multiplied a few times (~50 ms). The matrix is freed before
+// it returns; while it runs, it is the process's peak.
+constexpr std::size_t kThroughputProbeBytes = std::size_t(16) << 20;
+double measure_throughput(ThreadPool& pool, std::size_t bytes = kThroughputProbeBytes);
 
 // MemAvailable (/proc/meminfo) in bytes; 0 when it cannot be read.
 uint64_t available_memory();

@@ -62,6 +62,10 @@ class Transformer {
   // weights of `layers` (and the embedding / head where forward() or logits() are used).
   Transformer(const Model& model, LayerRange layers, int context, ThreadPool& pool);
 
+  // What an instance allocates beside its weights and KV cache, at most: its working rows, the
+  // inputs' quantized forms and each thread's tiles (what a memory budget must leave room for).
+  static std::size_t scratch_bytes(const ModelConfig& config, int context, int threads);
+
   // The whole model for one token at position pos; returns the logits (vocab_size floats).
   float* forward(int token, int pos);
   // The whole model for tokens at positions pos, pos+1, ...; returns the logits of the last.

@@ -74,12 +74,13 @@ struct MemberInfo {
   uint64_t instance = 0;      // larger for a later start of the same address: a restart
   std::string model;          // identity of its model file; members of other models are ignored
   int model_layers = 0;
-  uint64_t mem_budget = 0;    // bytes it may spend on weights and caches
+  uint64_t mem_budget = 0;    // bytes the whole process may hold
   double throughput = 0;      // GB/s its kernels read weights at (self-benchmark at start)
   int cores = 0;
   std::string arch;
   std::optional<LayerRange> pinned;  // --layers: a range fixed by hand
   std::optional<LayerRange> layers;  // the range whose weights are loaded and serving
+  uint64_t base_rss = 0;      // resident bytes with no stage, measured at start (appended; 0: not known)
   bool operator==(const MemberInfo&) const = default;
 };
 
@@ -226,6 +227,7 @@ struct Member {
   int cores = 0;
   std::string arch;
   double since_seconds = 0;  // how long it has been in `state`, as this node saw it change
+  uint64_t base_rss = 0;     // resident bytes with no stage, as it measured at start (0: not known)
 };
 
 // A node's counters since it started (for /metrics and status).

@@ -1,0 +1,133 @@
+// A swarm of small boards: `troupe node`s that may each hold 48 MiB in all (`--mem-budget 48M`
+// covers the whole process: code, threads, buffers, weights, caches) run together an f32 model
+// none of them could hold, answer as `troupe run` does, and keep their peak resident memory
+// (VmHWM) within the budget. When one is killed the rest re-plan, since they still hold the
+// model; when another is, they say that they cannot.
+//
+// The model is 9 layers of 5 MiB (dim 320) with a 2048-token vocabulary: stories15M's own shape
+// cannot be spread over 48 MiB nodes, since its classifier (tied to the embedding) is 35 MiB, one
+// matrix that the last stage must hold whole beside the process itself (docs/mesh.md).
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/nodes.hpp"
+#include "support/process.hpp"
+#include "troupe/net/client.hpp"
+
+using namespace troupe::test;
+using namespace std::chrono_literals;
+namespace wire = troupe::wire;
+
+namespace {
+
+constexpr uint64_t kBudget = uint64_t(48) << 20;
+
+// The peak resident bytes of a running process (VmHWM); 0 when it cannot be read.
+uint64_t peak_rss(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      uint64_t kib = 0;
+      status >> kib;
+      return kib * 1024;
+    }
+    status.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+
+// The node's status once `ok` holds for it (or the last one, failing, after 30 s).
+wire::Status status_when(Mesh& mesh, std::size_t node, const std::function<bool(const wire::Status&)>& ok) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  wire::Status last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      troupe::net::MeshClient client(mesh.address(node), mesh.security(), 1s);
+      client.send(wire::Message{0, 1, wire::StatusRequest{}});
+      const wire::Message m = client.receive(2s);
+      if (const auto* s = std::get_if<wire::Status>(&m.body)) {
+        last = *s;
+        if (ok(last)) return last;
+      }
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL("node " << mesh.name(node) << " never reached the awaited state\n" << mesh.logs());
+  return last;
+}
+
+bool serving_with(const wire::Status& s, std::size_t stages) { return s.serving && s.stages.size() == stages; }
+
+}  // namespace
+
+TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and re-plan when one dies",
+          "[mesh][budget]") {
+  const TempDir dir;
+  const std::string model = dir / "swarm.gguf";
+  REQUIRE(run_troupe({"synth", "--dim", "320", "--hidden", "896", "--layers", "9", "--heads", "5", "--kv-heads", "5",
+                      "--vocab", "2048", "--seq-len", "256", "--seed", "11", "--out", model})
+              .exit_code == 0);
+  const std::vector<std::string> ask = {"-t", "1", "-s", "7", "-n", "200", "-i", "Once upon a time"};
+  std::vector<std::string> run = {"run", model};
+  run.insert(run.end(), ask.begin(), ask.end());
+  const ProcessResult alone = run_troupe(run);
+  REQUIRE(alone.exit_code == 0);
+
+  Mesh mesh({{"a", std::nullopt, true}, {"b", std::nullopt, true}, {"c", std::nullopt, true}, {"d", std::nullopt, true}},
+            {"--mem-budget", "48M", "--throughput", "10"}, {}, model);
+  const wire::Status planned = status_when(mesh, 0, [](const wire::Status& s) { return serving_with(s, 4); });
+  INFO(mesh.logs());
+  // No member could hold the model alone, and every member measured what it holds with no stage.
+  for (const auto& m : planned.members) {
+    CHECK(m.mem_budget == kBudget);
+    CHECK(m.base_rss > 0);
+    CHECK(m.base_rss < kBudget);
+    REQUIRE(m.layers);
+    CHECK(m.layers->size() < 9);
+  }
+  auto generate = [&](std::size_t entry) {
+    std::vector<std::string> args = {"generate", "--peer", mesh.address(entry)};
+    const auto access = mesh.client_args();
+    args.insert(args.end(), access.begin(), access.end());
+    args.insert(args.end(), ask.begin(), ask.end());
+    return run_troupe(args);
+  };
+  const ProcessResult four = generate(0);
+  INFO("stderr: " << four.err);
+  REQUIRE(four.exit_code == 0);
+  CHECK(four.out == alone.out);
+  for (std::size_t i = 0; i < mesh.size(); i++) {
+    INFO("node " << mesh.name(i));
+    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
+  }
+
+  // One gone: three 48 MiB nodes still hold the 9 layers.
+  mesh.process(1).stop(SIGKILL);
+  status_when(mesh, 0, [](const wire::Status& s) { return serving_with(s, 3); });
+  const ProcessResult three = generate(0);
+  INFO("stderr: " << three.err);
+  REQUIRE(three.exit_code == 0);
+  CHECK(three.out == alone.out);
+  for (std::size_t i : {0, 2, 3}) {
+    INFO("node " << mesh.name(i));
+    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
+  }
+
+  // Two gone: two cannot, and the mesh says so rather than overrun a budget.
+  mesh.process(2).stop(SIGKILL);
+  const wire::Status short_of = status_when(mesh, 0, [](const wire::Status& s) {
+    return !s.serving && s.problem.find("memory budgets hold") != std::string::npos;
+  });
+  CHECK(short_of.problem.find("of the 9 layers") != std::string::npos);
+  const ProcessResult refused = generate(0);
+  CHECK(refused.exit_code != 0);
+  CHECK(refused.err.find("memory budgets hold") != std::string::npos);
+}

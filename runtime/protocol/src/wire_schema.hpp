@@ -124,6 +124,7 @@ constexpr auto spec(Tag<Member>) {
       field("since_seconds", &Member::since_seconds, real<double>(0),
             "seconds it has been in its state, as the answering node saw it change (dead and left "
             "members are forgotten after 600)"),
+      appended(),
       field("base_rss", &Member::base_rss, uint64(),
             "resident bytes it held with no stage, as it measured at start; 0: not known"));
 }

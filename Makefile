@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 SHARED ?= $(abspath $(CURDIR)/../shared)
 MODEL ?= $(SHARED)/models/stories260K
 
-.PHONY: all deps configure build install demo test bench fuzz clean
+.PHONY: all deps configure build install demo test bench fuzz clean cross test-cross
 
 all: build
 
@@ -50,5 +50,25 @@ fuzz: deps
 	./build-fuzz/fuzz/fuzz_wire -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  build-fuzz/corpus/wire fuzz/corpus/wire
 
+# Cross builds (docs/cross.md): `make cross ARCH=arm64|riscv64` builds build-ARCH/troupe and the
+# kernel tests with Debian's cross compiler, incrementally; `make test-cross` builds both and runs
+# their tests under qemu-user. arm64 links against a sysroot of Debian's arm64 packages
+# assembled in build-arm64/sysroot; riscv64 is the engine alone (TROUPE_MESH=OFF), static.
+ARCH ?= arm64
+CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+cross:
+	@case "$(ARCH)" in arm64|riscv64) ;; *) echo "make cross: ARCH must be arm64 or riscv64" >&2; exit 2;; esac
+	@./scripts/install-cross-deps.sh
+	@if [ "$(ARCH)" = arm64 ]; then ./scripts/cross-sysroot.sh arm64 $(CURDIR)/build-arm64/sysroot; fi
+	@cmake -S . -B build-$(ARCH) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CCACHE) \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-$(ARCH).cmake >/dev/null
+	@cmake --build build-$(ARCH) -j $(JOBS) --target troupe troupe_kernels_tests
+
+test-cross:
+	@$(MAKE) --no-print-directory cross ARCH=arm64
+	@$(MAKE) --no-print-directory cross ARCH=riscv64
+	./scripts/test-cross.sh arm64 $(SHARED)
+	./scripts/test-cross.sh riscv64 $(SHARED)
+
 clean:
-	rm -rf $(BUILD) build-fuzz
+	rm -rf $(BUILD) build-fuzz build-arm64 build-riscv64

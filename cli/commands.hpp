@@ -24,6 +24,12 @@ Action add_keygen_command(CLI::App& app);
 Action add_sim_command(CLI::App& app);
 Action add_bench_command(CLI::App& app);
 
+// Registers one command; main.cpp lists them in --help in the order they are added.
+using AddCommand = std::function<void(Action (*)(CLI::App&))>;
+// The mesh's commands: node, generate, chat, status, invite, keygen, sim (mesh_command_list.cpp).
+// A build without the mesh (TROUPE_MESH=OFF) links no_mesh.cpp instead, which adds none.
+void add_mesh_commands(const AddCommand& add);
+
 // A sampling seed for a request that names none: from the kernel's entropy source, so that no two
 // requests share one (a clock in seconds gives every request of one second the same text).
 uint64_t fresh_seed();

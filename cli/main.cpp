@@ -47,13 +47,7 @@ int main(int argc, char** argv) {
   add(cli::add_info_command);
   add(cli::add_convert_command);
   add(cli::add_synth_command);
-  add(cli::add_node_command);
-  add(cli::add_generate_command);
-  add(cli::add_chat_command);
-  add(cli::add_status_command);
-  add(cli::add_invite_command);
-  add(cli::add_keygen_command);
-  add(cli::add_sim_command);
+  cli::add_mesh_commands(add);
   add(cli::add_bench_command);
 
   // CLI11 would only say "a subcommand is required"; name the word it did not know.

@@ -178,7 +178,7 @@ constexpr IsaKernels avx512_kernels{
 #endif
 #if defined(TROUPE_HAVE_NEON)
 // NEON's matvecs, batches token by token (scalar's matmul_by_tokens over them).
-constexpr IsaKernels neon_plain_kernels{
+constexpr IsaKernels neon_kernels{
     .types = detail::over(
         scalar_kernels.types,
         {
@@ -203,7 +203,7 @@ constexpr IsaKernels neon_plain_kernels{
 // With the dot-product extension (sdot) for the int8 products.
 constexpr IsaKernels neon_dotprod_kernels{
     .types = detail::over(
-        neon_plain_kernels.types,
+        neon_kernels.types,
         {
             {WeightType::q8_0,
              {.matvec = detail::matvec_q8_0_neon_dotprod,
@@ -237,6 +237,7 @@ std::string_view isa_name(Isa isa) {
     case Isa::avx512: return "avx512";
     case Isa::neon: return "neon";
     case Isa::avxvnni: return "avxvnni";
+    case Isa::neon_dotprod: return "neon_dotprod";
   }
   return "unknown";
 }
@@ -277,6 +278,12 @@ bool isa_available(Isa isa) {
 #else
       return false;
 #endif
+    case Isa::neon_dotprod:
+#if defined(TROUPE_HAVE_NEON)
+      return cpu_has_dotprod();
+#else
+      return false;
+#endif
   }
   return false;
 }
@@ -305,7 +312,8 @@ const IsaKernels& isa_kernels(Isa isa) {
     case Isa::avx512: return avx512_kernels;
 #endif
 #if defined(TROUPE_HAVE_NEON)
-    case Isa::neon: return cpu_has_dotprod() ? neon_dotprod_kernels : neon_plain_kernels;
+    case Isa::neon: return neon_kernels;
+    case Isa::neon_dotprod: return neon_dotprod_kernels;
 #endif
     default: return scalar_kernels;
   }

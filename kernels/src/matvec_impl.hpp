@@ -133,7 +133,7 @@ void interleave_groups_q4_0_avx512(uint8_t* dst, const void* src, int groups, in
 #endif
 
 #if defined(TROUPE_HAVE_NEON)
-// ---- NEON (matvec_neon.cpp) ----
+// ---- NEON (matvec_neon.cpp; the _dotprod ones in matvec_neon_dotprod.cpp) ----
 // The _dotprod ones need the dot-product extension (sdot), which not every ARMv8 core has; the
 // others are plain ARMv8 NEON (widening multiplies).
 void matvec_f32_neon(float* y, const Operand& w, const Operand& x, int n, int r0, int r1);

@@ -1,7 +1,6 @@
-// NEON matvec for AArch64. The f32 and f16 paths and the plain q8 / Q8_0 / Q4_0 paths use only
-// baseline ARMv8 NEON; the dotprod paths need sdot (ARMv8.2 +dotprod), which dispatch.cpp checks
-// before using it. The file is built with +dotprod, but the compiler emits sdot only where
-// vdotq_s32 is written.
+// NEON matvec for AArch64, baseline ARMv8 only (this file is built without -march flags, so it
+// runs on every arm64 core, e.g. Cortex-A72 of the Raspberry Pi 4): f32, f16, and the int8
+// products through widening multiplies. With sdot, matvec_neon_dotprod.cpp replaces the int8 ones.
 // As in the x86 files: internal linkage only, no standard-library templates.
 #if defined(__aarch64__)
 
@@ -10,6 +9,7 @@
 #include <cstdint>
 
 #include "matvec_impl.hpp"
+#include "matvec_neon_int8.hpp"
 
 namespace troupe::kernels::detail {
 
@@ -35,71 +35,6 @@ void f32_rows(float* y, const float* w, const float* x, int64_t n) {
   }
 }
 
-// One 16-byte step of an exact int8 dot product into int32 lanes.
-struct DotSdot {
-  static int32x4_t step(int32x4_t acc, int8x16_t w, int8x16_t x) { return vdotq_s32(acc, w, x); }
-};
-// Without sdot: widening multiply to int16 (|w*x| <= 16384 fits), then pairwise add into int32.
-struct DotWiden {
-  static int32x4_t step(int32x4_t acc, int8x16_t w, int8x16_t x) {
-    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w), vget_low_s8(x)));
-    return vpadalq_s16(acc, vmull_high_s8(w, x));
-  }
-};
-
-// Exact group sums; the float part repeats runq.c's order per row:
-// val += ((float)ival * ws) * xs, so results are bit-identical to the reference.
-template <int R, typename Dot>
-void q8_rows(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs,
-             int64_t n, int64_t gs) {
-  const int64_t groups = n / gs;
-  float val[R];
-  for (int r = 0; r < R; r++) val[r] = 0.0f;
-  for (int64_t g = 0; g < groups; g++) {
-    int32x4_t acc[R];
-    for (int r = 0; r < R; r++) acc[r] = vdupq_n_s32(0);
-    for (int64_t k = g * gs; k < (g + 1) * gs; k += 16) {
-      const int8x16_t xv = vld1q_s8(xq + k);
-      for (int r = 0; r < R; r++) acc[r] = Dot::step(acc[r], vld1q_s8(wq + r * n + k), xv);
-    }
-    for (int r = 0; r < R; r++) {
-      const int32_t ival = vaddvq_s32(acc[r]);
-      val[r] += static_cast<float>(ival) * ws[r * groups + g] * xs[g];
-    }
-  }
-  for (int r = 0; r < R; r++) y[r] = val[r];
-}
-
-template <typename Dot>
-void q8_matvec(float* y, const int8_t* wq, const float* ws, const int8_t* xq, const float* xs,
-               int n, int gs, int r0, int r1) {
-  if (gs <= 0 || gs % 16 != 0 || n % gs != 0) {  // the vector loop needs whole 16-byte steps
-    matvec_q8_groups_ref(y, Operand(wq, ws, gs), Operand(xq, xs, gs), n, r0, r1);
-    return;
-  }
-  const int64_t groups = n / gs;
-  int i = r0;
-  for (; i + 4 <= r1; i += 4) {
-    q8_rows<4, Dot>(y + i, wq + static_cast<int64_t>(i) * n, ws + i * groups, xq, xs, n, gs);
-  }
-  for (; i < r1; i++) {
-    q8_rows<1, Dot>(y + i, wq + static_cast<int64_t>(i) * n, ws + i * groups, xq, xs, n, gs);
-  }
-}
-
-// Prefetches of the next block of rows run past the end of the matrix on the last block: they
-// never fault, but forming a pointer out of bounds is undefined, so the address is an integer.
-const char* ahead(const void* p, int64_t bytes) {
-  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes));
-}
-
-// Exact conversion (fcvt), as fp16_to_fp32.
-float half_to_float(uint16_t d) {
-  __fp16 h;
-  __builtin_memcpy(&h, &d, sizeof h);
-  return h;
-}
-
 // f16 weights: as f32_rows, each 8 halves widened (fcvtl, exact); scalar tail.
 template <int R>
 void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
@@ -121,67 +56,6 @@ void f16_rows(float* y, const uint16_t* w, const float* x, int64_t n) {
   }
 }
 
-// ggml Q8_0 / Q4_0 against Q8_0 x: four rows at a time sharing the x loads, the next four rows'
-// bytes prefetched; each block's int sum exact (sdot or widening multiplies), and the float part
-// the reference's, row by row and block by block: sum += (float)isum * (d_w * d_x). So results
-// are bit-identical to matvec_q8_0_ref / matvec_q4_0_ref, whatever the row range or split.
-template <int R, typename Dot>
-void q8_0_rows(float* y, const BlockQ8_0* w, int64_t stride, const BlockQ8_0* x, int64_t nb) {
-  float val[R];
-  for (int r = 0; r < R; r++) val[r] = 0.0f;
-  for (int64_t b = 0; b < nb; b++) {
-    const int8x16_t x0 = vld1q_s8(x[b].qs), x1 = vld1q_s8(x[b].qs + 16);
-    const float dx = half_to_float(x[b].d);
-    for (int r = 0; r < R; r++) {
-      const BlockQ8_0* wb = w + r * stride + b;
-      __builtin_prefetch(ahead(wb, R * stride * 34));
-      int32x4_t acc = Dot::step(vdupq_n_s32(0), vld1q_s8(wb->qs), x0);
-      acc = Dot::step(acc, vld1q_s8(wb->qs + 16), x1);
-      val[r] += static_cast<float>(vaddvq_s32(acc)) * (half_to_float(wb->d) * dx);
-    }
-  }
-  for (int r = 0; r < R; r++) y[r] = val[r];
-}
-
-// Q4_0: nibble - 8 is in [-8, 7], a signed byte, so the dot is the same as for Q8_0.
-template <int R, typename Dot>
-void q4_0_rows(float* y, const BlockQ4_0* w, int64_t stride, const BlockQ8_0* x, int64_t nb) {
-  const uint8x16_t m4 = vdupq_n_u8(0x0F);
-  const int8x16_t eight = vdupq_n_s8(8);
-  float val[R];
-  for (int r = 0; r < R; r++) val[r] = 0.0f;
-  for (int64_t b = 0; b < nb; b++) {
-    const int8x16_t x0 = vld1q_s8(x[b].qs), x1 = vld1q_s8(x[b].qs + 16);
-    const float dx = half_to_float(x[b].d);
-    for (int r = 0; r < R; r++) {
-      const BlockQ4_0* wb = w + r * stride + b;
-      __builtin_prefetch(ahead(wb, R * stride * 18));
-      const uint8x16_t v = vld1q_u8(wb->qs);
-      const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
-      const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-      const int32x4_t acc = Dot::step(Dot::step(vdupq_n_s32(0), lo, x0), hi, x1);
-      val[r] += static_cast<float>(vaddvq_s32(acc)) * (half_to_float(wb->d) * dx);
-    }
-  }
-  for (int r = 0; r < R; r++) y[r] = val[r];
-}
-
-template <typename Dot>
-void q8_0_matvec(float* y, const BlockQ8_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  const int64_t nb = n / 32;
-  int i = r0;
-  for (; i + 4 <= r1; i += 4) q8_0_rows<4, Dot>(y + i, w + i * nb, nb, x, nb);
-  for (; i < r1; i++) q8_0_rows<1, Dot>(y + i, w + i * nb, nb, x, nb);
-}
-
-template <typename Dot>
-void q4_0_matvec(float* y, const BlockQ4_0* w, const BlockQ8_0* x, int n, int r0, int r1) {
-  const int64_t nb = n / 32;
-  int i = r0;
-  for (; i + 4 <= r1; i += 4) q4_0_rows<4, Dot>(y + i, w + i * nb, nb, x, nb);
-  for (; i < r1; i++) q4_0_rows<1, Dot>(y + i, w + i * nb, nb, x, nb);
-}
-
 }  // namespace
 
 void matvec_f32_neon(float* y, const Operand& wo, const Operand& xo, int n, int r0, int r1) {
@@ -190,12 +64,6 @@ void matvec_f32_neon(float* y, const Operand& wo, const Operand& xo, int n, int 
   int i = r0;
   for (; i + 4 <= r1; i += 4) f32_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
   for (; i < r1; i++) f32_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
-}
-
-void matvec_q8_groups_neon_dotprod(float* y, const Operand& w, const Operand& x, int n, int r0,
-                                   int r1) {
-  q8_matvec<DotSdot>(y, static_cast<const int8_t*>(w.data), w.scales,
-                     static_cast<const int8_t*>(x.data), x.scales, n, w.group_size, r0, r1);
 }
 
 void matvec_q8_groups_neon(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
@@ -209,16 +77,6 @@ void matvec_f16_neon(float* y, const Operand& wo, const Operand& xo, int n, int 
   int i = r0;
   for (; i + 4 <= r1; i += 4) f16_rows<4>(y + i, w + static_cast<int64_t>(i) * n, x, n);
   for (; i < r1; i++) f16_rows<1>(y + i, w + static_cast<int64_t>(i) * n, x, n);
-}
-
-void matvec_q8_0_neon_dotprod(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
-  q8_0_matvec<DotSdot>(y, static_cast<const BlockQ8_0*>(w.data),
-                       static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
-}
-
-void matvec_q4_0_neon_dotprod(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {
-  q4_0_matvec<DotSdot>(y, static_cast<const BlockQ4_0*>(w.data),
-                       static_cast<const BlockQ8_0*>(x.data), n, r0, r1);
 }
 
 void matvec_q8_0_neon(float* y, const Operand& w, const Operand& x, int n, int r0, int r1) {

@@ -6,6 +6,10 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -127,9 +131,11 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
   CHECK(tk::isa_name(Isa::avx512) == "avx512");
   CHECK(tk::isa_name(Isa::neon) == "neon");
   CHECK(tk::isa_name(Isa::avxvnni) == "avxvnni");
+  CHECK(tk::isa_name(Isa::neon_dotprod) == "neon_dotprod");
   CHECK(tk::isa_available(Isa::scalar));
 #if defined(__x86_64__)
   CHECK_FALSE(tk::isa_available(Isa::neon));
+  CHECK_FALSE(tk::isa_available(Isa::neon_dotprod));
   // The x86 paths are always compiled in on x86-64, so whatever the CPU has must be usable.
   const bool cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c();
   const bool cpu_avx512 = cpu_avx2 && __builtin_cpu_supports("avx512f") &&
@@ -143,6 +149,8 @@ TEST_CASE("isa names and availability", "[kernels][dispatch]") {
   CHECK(tk::isa_available(Isa::avx512) == cpu_avx512);
 #elif defined(__aarch64__)
   CHECK(tk::isa_available(Isa::neon));
+  // sdot: HWCAP_ASIMDDP (qemu-aarch64-static -cpu max has it, -cpu cortex-a72 does not).
+  CHECK(tk::isa_available(Isa::neon_dotprod) == ((getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0));
   CHECK_FALSE(tk::isa_available(Isa::avx2));
   CHECK_FALSE(tk::isa_available(Isa::avxvnni));
   CHECK_FALSE(tk::isa_available(Isa::avx512));

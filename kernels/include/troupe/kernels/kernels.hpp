@@ -16,11 +16,13 @@ namespace troupe::kernels {
 
 // avxvnni: AVX2 with AVX-VNNI's 256-bit int8 dot products (Intel's client cores since Alder Lake,
 // which have no AVX-512); its Q8_0 / Q4_0 kernels (matvec, interleaved batches) use them, the
-// rest is AVX2's.
-enum class Isa { scalar, avx2, avx512, neon, avxvnni };
+// rest is AVX2's. neon_dotprod: NEON with ARMv8.2's sdot for the int8 products (Cortex-A55/A76
+// and later; not the Raspberry Pi 4's A72).
+enum class Isa { scalar, avx2, avx512, neon, avxvnni, neon_dotprod };
 // Every ISA, the preferred first: detected_isa() takes the first available one, and tests that
 // run every path go through this list.
-inline constexpr Isa kIsasBestFirst[] = {Isa::avx512, Isa::avxvnni, Isa::avx2, Isa::neon, Isa::scalar};
+inline constexpr Isa kIsasBestFirst[] = {Isa::avx512,       Isa::avxvnni, Isa::avx2,
+                                         Isa::neon_dotprod, Isa::neon,    Isa::scalar};
 
 std::string_view isa_name(Isa isa);
 

@@ -52,14 +52,15 @@ fuzz: deps
 
 # Cross builds (docs/cross.md): `make cross ARCH=arm64|riscv64` builds build-ARCH/troupe and the
 # kernel tests with Debian's cross compiler, incrementally; `make test-cross` builds both and runs
-# their tests under qemu-user. arm64 links against a sysroot of Debian's arm64 packages
-# assembled in build-arm64/sysroot; riscv64 is the engine alone (TROUPE_MESH=OFF), static.
+# their tests under qemu-user. Each links against a sysroot assembled from Debian's packages in
+# build-ARCH/sysroot (scripts/cross-sysroot.sh): arm64 the whole product; riscv64 the engine
+# alone (TROUPE_MESH=OFF), static.
 ARCH ?= arm64
 CCACHE := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 cross:
 	@case "$(ARCH)" in arm64|riscv64) ;; *) echo "make cross: ARCH must be arm64 or riscv64" >&2; exit 2;; esac
 	@./scripts/install-cross-deps.sh
-	@if [ "$(ARCH)" = arm64 ]; then ./scripts/cross-sysroot.sh arm64 $(CURDIR)/build-arm64/sysroot; fi
+	@./scripts/cross-sysroot.sh $(ARCH) $(CURDIR)/build-$(ARCH)/sysroot
 	@cmake -S . -B build-$(ARCH) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CCACHE) \
 	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-$(ARCH).cmake >/dev/null
 	@cmake --build build-$(ARCH) -j $(JOBS) --target troupe troupe_kernels_tests

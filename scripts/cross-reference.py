@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Runs every reference case of `troupe run` (SHARED/reference/stories260K-cases.json) on a
-cross-built troupe under qemu-user (scripts/cross-run), once per kernel path of that architecture
-(TROUPE_ISA), and checks stdout byte for byte: cross-reference.py ARCH SHARED ISA..."""
+cross-built troupe under qemu-user (scripts/cross-run), once per kernel path of that architecture,
+and checks stdout byte for byte: cross-reference.py ARCH SHARED ISA[@CPU]...
+ISA goes to TROUPE_ISA, CPU (a qemu -cpu name) to QEMU_CPU: neon@cortex-a72 runs the NEON path on
+an emulated CPU without sdot, which troupe detects there by itself; TROUPE_ISA then changes nothing
+and the "isa" line of its statistics proves the path taken."""
 import json
 import os
 import subprocess
@@ -17,7 +20,7 @@ def case_args(model_dir, case):
 
 def main():
     if len(sys.argv) < 4:
-        print("usage: cross-reference.py ARCH SHARED ISA...", file=sys.stderr)
+        print("usage: cross-reference.py ARCH SHARED ISA[@CPU]...", file=sys.stderr)
         return 2
     arch, shared, isas = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     cases_file = shared / "reference" / "stories260K-cases.json"
@@ -27,8 +30,11 @@ def main():
     cases = json.loads(cases_file.read_text())
     cross_run = Path(__file__).resolve().parent / "cross-run"
     failures = 0
-    for isa in isas:
+    for path in isas:
+        isa, _, cpu = path.partition("@")
         env = dict(os.environ, TROUPE_ISA=isa)
+        if cpu:
+            env["QEMU_CPU"] = cpu
         for case in cases:
             r = subprocess.run([str(cross_run), arch] + case_args(shared / "models/stories260K", case),
                                capture_output=True, env=env)
@@ -36,7 +42,7 @@ def main():
             used = f"isa {isa}\n".encode() in r.stderr
             ok = r.returncode == 0 and used and r.stdout == case["expected_stdout"].encode()
             failures += not ok
-            label = f"{arch} {isa} t={case['temperature']:g} s={case['seed']} '{case['prompt'][:30]}'"
+            label = f"{arch} {path} t={case['temperature']:g} s={case['seed']} '{case['prompt'][:30]}'"
             print(("ok   " if ok else "FAIL ") + label)
             if not ok:
                 print(f"  exit {r.returncode}, stderr: {r.stderr.decode(errors='replace')[-500:]}")

@@ -17,8 +17,9 @@ tests=$build/tests/troupe_kernels_tests
 case "$arch" in
   # max: every extension (sdot: neon_dotprod); cortex-a72 (Raspberry Pi 4): NEON without sdot.
   arm64) qemu=(qemu-aarch64-static -L "$build/sysroot"); cpus=(max cortex-a72)
-    isas=(neon_dotprod neon scalar) ;;
-  riscv64) qemu=(qemu-riscv64-static); cpus=(max); isas=(scalar) ;;
+    isas=(neon_dotprod@max neon@cortex-a72 scalar@cortex-a72) ;;
+  # rv64: qemu 7.2's generic RV64GC (it has no "max" for riscv64); the scalar path is the only one.
+  riscv64) qemu=(qemu-riscv64-static); cpus=(rv64); isas=(scalar@rv64) ;;
   *) die "unknown architecture '$arch'" ;;
 esac
 

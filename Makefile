@@ -65,11 +65,15 @@ cross:
 	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-$(ARCH).cmake >/dev/null
 	@cmake --build build-$(ARCH) -j $(JOBS) --target troupe troupe_kernels_tests
 
+# Then a mesh of host nodes with an arm64 one under qemu (tests/cross/), built in $(BUILD).
 test-cross:
 	@$(MAKE) --no-print-directory cross ARCH=arm64
 	@$(MAKE) --no-print-directory cross ARCH=riscv64
 	./scripts/test-cross.sh arm64 $(SHARED)
 	./scripts/test-cross.sh riscv64 $(SHARED)
+	@$(MAKE) --no-print-directory configure
+	@cmake --build $(BUILD) -j $(JOBS) --target troupe troupe_cross_tests
+	$(BUILD)/tests/troupe_cross_tests
 
 clean:
 	rm -rf $(BUILD) build-fuzz build-arm64 build-riscv64

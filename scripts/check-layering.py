@@ -33,7 +33,7 @@ FOLDERS = [
     ("tests/kernels", "kernels"), ("tests/model", "model"), ("tests/text", "text"),
     ("tests/protocol", "protocol"), ("tests/discovery", "discovery"), ("tests/net", "net"),
     ("tests/actors", "actors"), ("tests/sim", "sim"), ("tests/cli", "cli"),
-    ("tests/processes", "cli"), ("tests/support", "cli"),
+    ("tests/processes", "cli"), ("tests/cross", "cli"), ("tests/support", "cli"),
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"troupe/([a-z_]+)/')

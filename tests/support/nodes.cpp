@@ -158,8 +158,9 @@ Mesh::Mesh(const std::vector<NodeSpec>& nodes, const std::vector<std::string>& e
 }
 
 std::vector<std::string> node_argv(const NodeSpec& spec, const std::string& address, const std::string& model) {
-  std::vector<std::string> argv = {TROUPE_BINARY, "node", "--listen", address, "--name", spec.name,
-                                   "--threads", "1"};
+  std::vector<std::string> argv = spec.launcher;
+  if (argv.empty()) argv.push_back(TROUPE_BINARY);
+  argv.insert(argv.end(), {"node", "--listen", address, "--name", spec.name, "--threads", "1"});
   if (model.empty()) {
     argv.insert(argv.end(), {"--model", stories_model(), "--tokenizer", stories_tokenizer()});
   } else {

@@ -59,6 +59,8 @@ struct NodeSpec {
   std::optional<std::pair<int, int>> layers;  // --layers; none: an entry point only (a memory
                                               // budget too small for any layer)...
   bool planned = false;                       // ...or, when planned, what the coordinator assigns
+  // What runs `troupe` for this node (e.g. {"scripts/cross-run", "arm64"}); empty: this build's.
+  std::vector<std::string> launcher = {};
 };
 
 // `troupe node` for `spec` listening at `address` (a Mesh adds --join and its extra arguments):

@@ -1,0 +1,63 @@
+// A mesh of x86-64 nodes and one arm64 node under qemu-user (scripts/cross-run arm64, the build in
+// build-arm64): the arm64 stage's floats must be the x86 stages' bit for bit, so every reference
+// case, entering through either architecture, prints what one x86 `troupe run` prints. Run by
+// `make test-cross` after the arm64 build, never by `make test` (its binary is not in CTest).
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/cases.hpp"
+#include "support/nodes.hpp"
+#include "support/process.hpp"
+
+using namespace troupe::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string kCrossRun = std::string(TROUPE_SOURCE_DIR) + "/scripts/cross-run";
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// `troupe run` on this machine for the case, the answer the mesh must give.
+std::vector<std::string> run_args(const json& c) {
+  return {"run", stories_model(), "-z", stories_tokenizer(), "-t", fmt(c["temperature"]), "-p", fmt(c["topp"]),
+          "-s", std::to_string(c["seed"].get<long>()), "-n", std::to_string(c["steps"].get<int>()),
+          "-i", c["prompt"].get<std::string>()};
+}
+
+}  // namespace
+
+TEST_CASE("a mesh with an arm64 stage under qemu answers as troupe run does on x86", "[cross][mesh]") {
+  // test-cross builds build-arm64 first; without it this test has nothing to run, which is a
+  // failure, not a skip.
+  REQUIRE(access((std::string(TROUPE_SOURCE_DIR) + "/build-arm64/troupe").c_str(), X_OK) == 0);
+  // The middle stage is the arm64 node: activations cross x86 -> arm64 -> x86 every token.
+  Mesh mesh({{"x86-first", std::pair{0, 2}},
+             {"arm64-middle", std::pair{2, 4}, false, {kCrossRun, "arm64"}},
+             {"x86-last", std::pair{4, 5}}});
+  // qemu starts the arm64 node's actor system and CURVE keys several times slower than a host one.
+  REQUIRE(mesh.wait_serving(std::chrono::seconds(90)));
+  const std::string arm64_log = mesh.process(1).log();
+  INFO("arm64 node's log:\n" << arm64_log);
+  for (const json& c : reference_cases()) {
+    const ProcessResult local = run_troupe(run_args(c));
+    REQUIRE(local.exit_code == 0);
+    CHECK(local.out == c["expected_stdout"].get<std::string>());
+    for (std::size_t entry : {std::size_t{0}, std::size_t{1}}) {
+      const ProcessResult r = run_troupe(generate_args(mesh.address(entry), c, mesh.client_args()));
+      INFO("entry " << mesh.name(entry) << ", prompt '" << c["prompt"].get<std::string>() << "', seed "
+                    << c["seed"] << "\nstderr: " << r.err << "\nlogs:\n" << mesh.logs());
+      REQUIRE(r.exit_code == 0);
+      CHECK(r.out == local.out);
+    }
+  }
+}

@@ -16,6 +16,9 @@ arch=$1
 sysroot=$2
 debs="$sysroot.debs"
 stamp="$sysroot/.troupe-sysroot"
+# apt run by root fetches as the user _apt, who cannot write into the build folder: it then
+# fetches as root and warns each time. Fetching as root from the start says nothing.
+apt_get=(apt-get -o APT::Sandbox::User=root)
 
 unpack() {  # unpack every .deb in $debs into a fresh $sysroot
   rm -rf "$sysroot"
@@ -57,7 +60,7 @@ riscv64_libraries() {
       echo "deb-src [signed-by=$keyring] $uri $suite $component"
     done >"$apt_dir/sources.list"
   [ -s "$apt_dir/sources.list" ] || die "apt knows no repository of libsodium-dev (apt-get update?)"
-  local apt=(apt-get -qq -o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+  local apt=("${apt_get[@]}" -qq -o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache")
   "${apt[@]}" update || die "apt-get update of the deb-src entries in $apt_dir/sources.list failed"
   rm -rf "$src"
@@ -90,7 +93,7 @@ riscv64_sysroot() {
   for p in "${packages[@]}"; do compgen -G "$debs/${p}_*.deb" >/dev/null || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "cross-sysroot: downloading ${missing[*]}" >&2
-    (cd "$debs" && apt-get download -qq "${missing[@]}") ||
+    (cd "$debs" && "${apt_get[@]}" download -qq "${missing[@]}") ||
       die "apt-get download ${missing[*]} failed (apt-get update first? network?)"
   fi
   unpack
@@ -156,7 +159,7 @@ for p in $closure; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "cross-sysroot: downloading ${#missing[@]} $arch packages" >&2
-  (cd "$debs" && apt-get download -qq "${missing[@]}")
+  (cd "$debs" && "${apt_get[@]}" download -qq "${missing[@]}")
 fi
 
 unpack

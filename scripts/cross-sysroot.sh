@@ -37,14 +37,14 @@ package_origins() {
 build_from_source() {
   local dir=$1
   shift
+  local log="$sysroot.build-$(basename "$dir").log"
   # Debian runs autoreconf where the upstream tarball has no configure script (libsodium's).
-  if [ ! -x "$dir/configure" ]; then
-    (cd "$dir" && autoreconf -fi >/dev/null 2>&1) || die "autoreconf in $dir failed"
+  if ! (cd "$dir" && { [ -x configure ] || autoreconf -fi; } &&
+    ./configure --host=riscv64-linux-gnu --prefix=/usr --libdir=/usr/lib --disable-shared \
+      --enable-static "$@" && make -j "${JOBS:-2}" && make install DESTDIR="$sysroot") >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "building $(basename "$dir") for riscv64 failed (the whole log: $log)"
   fi
-  (cd "$dir" && ./configure -q --host=riscv64-linux-gnu --prefix=/usr --libdir=/usr/lib \
-      --disable-shared --enable-static "$@" >/dev/null &&
-    make -s -j "${JOBS:-2}" >/dev/null && make -s install DESTDIR="$sysroot" >/dev/null) ||
-    die "building $(basename "$dir") for riscv64 failed"
 }
 
 # libsodium and PCRE2 (the model identity's BLAKE2b, the BPE pre-tokenizer) have no riscv64

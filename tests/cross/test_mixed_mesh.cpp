@@ -1,11 +1,13 @@
 // A mesh of x86-64 nodes and one arm64 node under qemu-user (scripts/cross-run arm64, the build in
 // build-arm64): the arm64 stage's floats must be the x86 stages' bit for bit, so every reference
-// case, entering through either architecture, prints what one x86 `troupe run` prints. Run by
-// `make test-cross` after the arm64 build, never by `make test` (its binary is not in CTest).
+// case, entering through either architecture, prints what one x86 `troupe run` prints; and when
+// the arm64 node is killed mid-answer, the x86 nodes finish the answer alone, byte-identically.
+// Run by `make test-cross` after the arm64 build, never by `make test` (its binary is not in CTest).
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,9 +15,12 @@
 #include "support/cases.hpp"
 #include "support/nodes.hpp"
 #include "support/process.hpp"
+#include "troupe/net/client.hpp"
 
 using namespace troupe::test;
+using namespace std::chrono_literals;
 using nlohmann::json;
+namespace wire = troupe::wire;
 
 namespace {
 
@@ -60,4 +65,66 @@ TEST_CASE("a mesh with an arm64 stage under qemu answers as troupe run does on x
       CHECK(r.out == local.out);
     }
   }
+}
+
+TEST_CASE("the arm64 node killed mid-answer: the x86 nodes finish it, byte-identical", "[cross][mesh]") {
+  REQUIRE(access((std::string(TROUPE_SOURCE_DIR) + "/build-arm64/troupe").c_str(), X_OK) == 0);
+  const std::vector<std::string> settings = {"-t", "1", "-s", "42", "-n", "300", "-i", "Once upon a time"};
+  std::vector<std::string> args = {"run", stories_model(), "-z", stories_tokenizer()};
+  args.insert(args.end(), settings.begin(), settings.end());
+  const ProcessResult undisturbed = run_troupe(args);
+  REQUIRE(undisturbed.exit_code == 0);
+
+  // Planned nodes of equal weight: the coordinator gives each a stage, and the two x86 nodes
+  // re-plan the model between them when the arm64 one is gone.
+  Mesh mesh({{"x86-a", std::nullopt, true}, {"arm64", std::nullopt, true, {kCrossRun, "arm64"}}, {"x86-b", std::nullopt, true}},
+            {"--throughput", "10"});
+  REQUIRE(mesh.wait_serving(std::chrono::seconds(90)));
+  // The entry is an x86 node; wait_serving saw a plan, but the arm64 node must hold a stage in it.
+  const auto holds_stage = [&] {
+    try {
+      troupe::net::MeshClient status(mesh.address(0), mesh.security(), 1s);
+      status.send(wire::Message{0, 1, wire::StatusRequest{}});
+      const wire::Message m = status.receive(2s);
+      const auto* st = std::get_if<wire::Status>(&m.body);
+      if (!st || !st->serving) return false;
+      for (const auto& stage : st->stages) {
+        if (stage.node == "arm64") return true;
+      }
+    } catch (const std::exception&) {
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!holds_stage() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(500ms);
+  INFO(mesh.logs());
+  REQUIRE(holds_stage());
+
+  troupe::net::MeshClient client(mesh.address(0), mesh.security());
+  wire::GenerateRequest request;
+  request.prompt = "Once upon a time";
+  request.sampling = {1.0f, 0.9f, 42};
+  request.steps = 300;
+  client.send(wire::Message{0, 1, request});
+  std::string text;
+  int pieces = 0;
+  bool killed = false;
+  while (true) {
+    const wire::Message m = client.receive(60s);
+    if (const auto* t = std::get_if<wire::Text>(&m.body)) {
+      text += t->text;
+      if (++pieces == 20) {
+        mesh.process(1).stop(SIGKILL);  // mid-answer, 20 pieces in
+        killed = true;
+      }
+      continue;
+    }
+    INFO(mesh.logs());
+    REQUIRE(std::holds_alternative<wire::Done>(m.body));
+    break;
+  }
+  REQUIRE(killed);
+  INFO(mesh.logs());
+  CHECK(text + "\n" == undisturbed.out);
+  CHECK(mesh.logs().find("re-routing") != std::string::npos);
 }

@@ -5,6 +5,7 @@
 // Run by `make test-cross` after the arm64 build, never by `make test` (its binary is not in CTest).
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -15,7 +16,6 @@
 #include "support/cases.hpp"
 #include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "troupe/net/client.hpp"
 
 using namespace troupe::test;
 using namespace std::chrono_literals;
@@ -81,49 +81,18 @@ TEST_CASE("the arm64 node killed mid-answer: the x86 nodes finish it, byte-ident
             {"--throughput", "10"});
   REQUIRE(mesh.wait_serving(std::chrono::seconds(90)));
   // The entry is an x86 node; wait_serving saw a plan, but the arm64 node must hold a stage in it.
-  const auto holds_stage = [&] {
-    try {
-      troupe::net::MeshClient status(mesh.address(0), mesh.security(), 1s);
-      status.send(wire::Message{0, 1, wire::StatusRequest{}});
-      const wire::Message m = status.receive(2s);
-      const auto* st = std::get_if<wire::Status>(&m.body);
-      if (!st || !st->serving) return false;
-      for (const auto& stage : st->stages) {
-        if (stage.node == "arm64") return true;
-      }
-    } catch (const std::exception&) {
-    }
-    return false;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!holds_stage() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(500ms);
-  INFO(mesh.logs());
-  REQUIRE(holds_stage());
+  wait_status(
+      mesh, 0,
+      [](const wire::Status& s) {
+        return s.serving && std::any_of(s.stages.begin(), s.stages.end(), [](const auto& st) { return st.node == "arm64"; });
+      },
+      60s);
 
-  troupe::net::MeshClient client(mesh.address(0), mesh.security());
   wire::GenerateRequest request;
   request.prompt = "Once upon a time";
   request.sampling = {1.0f, 0.9f, 42};
   request.steps = 300;
-  client.send(wire::Message{0, 1, request});
-  std::string text;
-  int pieces = 0;
-  bool killed = false;
-  while (true) {
-    const wire::Message m = client.receive(60s);
-    if (const auto* t = std::get_if<wire::Text>(&m.body)) {
-      text += t->text;
-      if (++pieces == 20) {
-        mesh.process(1).stop(SIGKILL);  // mid-answer, 20 pieces in
-        killed = true;
-      }
-      continue;
-    }
-    INFO(mesh.logs());
-    REQUIRE(std::holds_alternative<wire::Done>(m.body));
-    break;
-  }
-  REQUIRE(killed);
+  const std::string text = answer_killing(mesh, 0, request, 1, 20);  // the arm64 node, 20 pieces in
   INFO(mesh.logs());
   CHECK(text + "\n" == undisturbed.out);
   CHECK(mesh.logs().find("re-routing") != std::string::npos);

@@ -11,14 +11,11 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
-#include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "troupe/net/client.hpp"
 
 using namespace troupe::test;
 using namespace std::chrono_literals;
@@ -43,29 +40,6 @@ uint64_t peak_rss(pid_t pid) {
   return 0;
 }
 
-// The node's status once `ok` holds for it (or the last one, failing, after 30 s).
-wire::Status status_when(Mesh& mesh, std::size_t node, const std::function<bool(const wire::Status&)>& ok) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  wire::Status last;
-  while (std::chrono::steady_clock::now() < deadline) {
-    try {
-      troupe::net::MeshClient client(mesh.address(node), mesh.security(), 1s);
-      client.send(wire::Message{0, 1, wire::StatusRequest{}});
-      const wire::Message m = client.receive(2s);
-      if (const auto* s = std::get_if<wire::Status>(&m.body)) {
-        last = *s;
-        if (ok(last)) return last;
-      }
-    } catch (const std::exception&) {
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  FAIL("node " << mesh.name(node) << " never reached the awaited state\n" << mesh.logs());
-  return last;
-}
-
-bool serving_with(const wire::Status& s, std::size_t stages) { return s.serving && s.stages.size() == stages; }
-
 }  // namespace
 
 TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and re-plan when one dies",
@@ -83,7 +57,7 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
 
   Mesh mesh({{"a", std::nullopt, true}, {"b", std::nullopt, true}, {"c", std::nullopt, true}, {"d", std::nullopt, true}},
             {"--mem-budget", "48M", "--throughput", "10"}, {}, model);
-  const wire::Status planned = status_when(mesh, 0, [](const wire::Status& s) { return serving_with(s, 4); });
+  const wire::Status planned = wait_status(mesh, 0, [](const wire::Status& s) { return serving_with(s, 4); });
   INFO(mesh.logs());
   // No member could hold the model alone, and every member measured what it holds with no stage.
   for (const auto& m : planned.members) {
@@ -111,7 +85,7 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
 
   // One gone: three 48 MiB nodes still hold the 9 layers.
   mesh.process(1).stop(SIGKILL);
-  status_when(mesh, 0, [](const wire::Status& s) { return serving_with(s, 3); });
+  wait_status(mesh, 0, [](const wire::Status& s) { return serving_with(s, 3); });
   const ProcessResult three = generate(0);
   INFO("stderr: " << three.err);
   REQUIRE(three.exit_code == 0);
@@ -123,7 +97,7 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
 
   // Two gone: two cannot, and the mesh says so rather than overrun a budget.
   mesh.process(2).stop(SIGKILL);
-  const wire::Status short_of = status_when(mesh, 0, [](const wire::Status& s) {
+  const wire::Status short_of = wait_status(mesh, 0, [](const wire::Status& s) {
     return !s.serving && s.problem.find("memory budgets hold") != std::string::npos;
   });
   CHECK(short_of.problem.find("of the 9 layers") != std::string::npos);

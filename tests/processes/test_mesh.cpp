@@ -28,32 +28,6 @@ const std::vector<std::string> kEqual = {"--throughput", "10"};
 
 NodeSpec planned(const std::string& name) { return {name, std::nullopt, true}; }
 
-// Waits until the node at `address` reports a status for which `ok` holds; the last status.
-wire::Status wait_status(Mesh& mesh, std::size_t node, const std::function<bool(const wire::Status&)>& ok,
-                         std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  wire::Status last;
-  while (std::chrono::steady_clock::now() < deadline) {
-    try {
-      troupe::net::MeshClient client(mesh.address(node), mesh.security(), 1s);
-      client.send(wire::Message{0, 1, wire::StatusRequest{}});
-      const auto m = client.receive(1s);
-      if (const auto* s = std::get_if<wire::Status>(&m.body)) {
-        last = *s;
-        if (ok(last)) return last;
-      }
-    } catch (const std::exception&) {
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  FAIL("node " << mesh.name(node) << " never reached the awaited state\n" << mesh.logs());
-  return last;
-}
-
-bool serving_with(const wire::Status& s, std::size_t stages) {
-  return s.serving && s.stages.size() == stages;
-}
-
 std::size_t index_of(Mesh& mesh, const std::string& address) {
   for (std::size_t i = 0; i < mesh.size(); i++) {
     if (mesh.address(i) == address) return i;
@@ -95,30 +69,11 @@ TEST_CASE("a stage killed mid-answer: the answer completes, byte-identical", "[m
   const std::size_t entry = index_of(mesh, s.stages[0].address);
   const std::size_t victim = index_of(mesh, s.stages[1].address);
 
-  troupe::net::MeshClient client(mesh.address(entry), mesh.security());
   wire::GenerateRequest request;
   request.prompt = "Once upon";
   request.sampling = {1.0f, 0.9f, 42};
   request.steps = 900;
-  client.send(wire::Message{0, 1, request});
-  std::string text;
-  int pieces = 0;
-  bool killed = false;
-  while (true) {
-    const wire::Message m = client.receive(30s);
-    if (const auto* t = std::get_if<wire::Text>(&m.body)) {
-      text += t->text;
-      if (++pieces == 100) {
-        mesh.process(victim).stop(SIGKILL);  // mid-answer: 100 tokens in
-        killed = true;
-      }
-      continue;
-    }
-    INFO(mesh.logs());
-    REQUIRE(std::holds_alternative<wire::Done>(m.body));
-    break;
-  }
-  REQUIRE(killed);
+  const std::string text = answer_killing(mesh, entry, request, victim, 100);  // 100 tokens in
   INFO(mesh.logs());
   CHECK(text + "\n" == undisturbed.out);
   CHECK(mesh.logs().find("re-routing") != std::string::npos);

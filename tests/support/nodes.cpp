@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -225,6 +227,49 @@ bool Mesh::wait_serving(std::chrono::milliseconds timeout) {
     }
   }
   return true;
+}
+
+wire::Status wait_status(Mesh& mesh, std::size_t node, const std::function<bool(const wire::Status&)>& ok,
+                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  wire::Status last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      net::MeshClient client(mesh.address(node), mesh.security(), std::chrono::seconds(1));
+      client.send(wire::Message{0, 1, wire::StatusRequest{}});
+      const wire::Message m = client.receive(std::chrono::seconds(1));
+      if (const auto* s = std::get_if<wire::Status>(&m.body)) {
+        last = *s;
+        if (ok(last)) return last;
+      }
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("node " << mesh.name(node) << " never reached the awaited state\n" << mesh.logs());
+  return last;
+}
+
+bool serving_with(const wire::Status& s, std::size_t stages) { return s.serving && s.stages.size() == stages; }
+
+std::string answer_killing(Mesh& mesh, std::size_t entry, const wire::GenerateRequest& request, std::size_t victim,
+                           int kill_after) {
+  net::MeshClient client(mesh.address(entry), mesh.security());
+  client.send(wire::Message{0, 1, request});
+  std::string text;
+  int pieces = 0;
+  while (true) {
+    const wire::Message m = client.receive(std::chrono::seconds(60));
+    if (const auto* t = std::get_if<wire::Text>(&m.body)) {
+      text += t->text;
+      if (++pieces == kill_after) mesh.process(victim).stop(SIGKILL);
+      continue;
+    }
+    INFO(mesh.logs());
+    REQUIRE(std::holds_alternative<wire::Done>(m.body));
+    REQUIRE(pieces > kill_after);  // the answer went on after the kill
+    return text;
+  }
 }
 
 std::vector<std::string> Mesh::client_args() const {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "troupe/net/mesh_key.hpp"
+#include "troupe/protocol/wire.hpp"
 
 namespace troupe::test {
 
@@ -106,6 +108,18 @@ class Mesh {
   std::vector<std::string> old_logs_;  // of earlier runs of each node
   std::string dir_;
 };
+
+// Asks node `node` for its status until `ok` holds for it, and returns that status; after
+// `timeout`, fails the test with the mesh's logs.
+wire::Status wait_status(Mesh& mesh, std::size_t node, const std::function<bool(const wire::Status&)>& ok,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
+// The mesh serves through a plan of `stages` stages.
+bool serving_with(const wire::Status& s, std::size_t stages);
+// Sends `request` through node `entry` and returns the answer's text; once `kill_after` pieces of
+// it have come, node `victim` is killed (SIGKILL). Fails the test unless the kill happened
+// mid-answer and the answer ended as done.
+std::string answer_killing(Mesh& mesh, std::size_t entry, const wire::GenerateRequest& request, std::size_t victim,
+                           int kill_after);
 
 // stories260K's model and tokenizer paths.
 std::string stories_model();

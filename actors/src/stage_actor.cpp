@@ -186,6 +186,16 @@ bool StageState::start_from_route(const Origin& from, uint64_t id, const wire::S
   return why.empty();
 }
 
+std::string StageState::memory_refusal(int steps) const {
+  const wire::MemberInfo& me = node_->member;
+  // Only a node that measured itself knows what it holds; its figure then is read now.
+  const uint64_t resident = me.base_rss && node_->memory ? node_->memory()[0] : 0;
+  const discovery::ModelCost& cost = node_->mesh.cost;
+  const int seq_len = std::max(node_->config->seq_len, 1);
+  const uint64_t kv = cost.kv_bytes * uint64_t(layers_ ? layers_->size() : 0) * uint64_t(std::max(steps, 0)) / seq_len;
+  return discovery::memory_refusal(me.mem_budget, resident, kv + cost.scratch_bytes, sessions_.size());
+}
+
 std::size_t StageState::sessions_of(const std::string& entry) const {
   return std::size_t(std::count_if(sessions_.begin(), sessions_.end(), [&](const auto& s) { return s.second.entry == entry; }));
 }
@@ -209,6 +219,10 @@ void StageState::on_session_start(const Origin& from, uint64_t id, wire::Session
       node_->address, layers_, node_->config->n_layers, sessions_.size(), m.entry, m.route, m.tokens.size(), m.steps);
   if (!admission.taken()) {
     send_to_node(m.entry, id, 0, wire::Error{admission.code, where() + ": " + admission.why});
+    return;
+  }
+  if (const std::string why = memory_refusal(m.steps); !why.empty()) {
+    send_to_node(m.entry, id, 0, wire::Error{1, where() + ": " + why});
     return;
   }
   Session s;

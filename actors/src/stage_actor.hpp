@@ -78,6 +78,8 @@ class StageState {
   Session* session_from(const Origin& from, uint64_t id, const char* what, bool from_entry);
   bool start_from_route(const Origin& from, uint64_t id, const wire::SessionStart& m);
   std::size_t sessions_of(const std::string& entry) const;
+  // Why this node's memory budget cannot hold one more session of `steps` positions (empty: it can).
+  std::string memory_refusal(int steps) const;
   void unknown_session(const Origin& from, uint64_t id, const char* what);
   void added_session();
   void hold(std::optional<LayerRange> want);

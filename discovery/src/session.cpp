@@ -199,6 +199,13 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
   return a;
 }
 
+std::string memory_refusal(uint64_t budget, uint64_t resident, uint64_t session_bytes, std::size_t sessions) {
+  if (sessions == 0 || budget == 0 || resident == 0) return {};
+  if (resident < budget && session_bytes <= budget - resident) return {};
+  return "busy: its memory budget (" + std::to_string(budget >> 20) + " MiB) holds no more sessions now (" +
+         std::to_string(sessions) + " running)";
+}
+
 std::optional<std::string> forget_notice(const std::string& entry, const std::string& gone) {
   if (entry == gone) return std::nullopt;
   return "dropped the session: " + gone + ", which it needs, is gone";

@@ -319,3 +319,16 @@ TEST_CASE("a stage that forgets a session for a member gone tells its entry, unl
   s.begin(kTwoStages);
   CHECK(only<EntrySession::AskRoute>(s.error(wire::kMoved, *notice)).size() == 1);
 }
+
+TEST_CASE("a stage's memory budget takes the first session always, and further ones while they fit", "[session]") {
+  constexpr uint64_t MiB = uint64_t(1) << 20;
+  CHECK(discovery::memory_refusal(48 * MiB, 47 * MiB, 4 * MiB, 0).empty());  // the plan made room for one
+  CHECK(discovery::memory_refusal(48 * MiB, 40 * MiB, 4 * MiB, 1).empty());
+  CHECK(discovery::memory_refusal(48 * MiB, 44 * MiB, 4 * MiB, 1).empty());  // exactly full
+  const std::string why = discovery::memory_refusal(48 * MiB, 45 * MiB, 4 * MiB, 3);
+  CHECK(why == "busy: its memory budget (48 MiB) holds no more sessions now (3 running)");
+  CHECK_FALSE(discovery::memory_refusal(48 * MiB, 49 * MiB, 0, 1).empty());  // already over: nothing more
+  // Not measured (the simulator), or no budget: no bound here.
+  CHECK(discovery::memory_refusal(48 * MiB, 0, 100 * MiB, 5).empty());
+  CHECK(discovery::memory_refusal(0, 40 * MiB, 100 * MiB, 5).empty());
+}

@@ -7,11 +7,15 @@
 // The model is 9 layers of 5 MiB (dim 320) with a 2048-token vocabulary: stories15M's own shape
 // cannot be spread over 48 MiB nodes, since its classifier (tied to the embedding) is 35 MiB, one
 // matrix that the last stage must hold whole beside the process itself (docs/mesh.md).
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/nodes.hpp"
@@ -67,19 +71,48 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
     REQUIRE(m.layers);
     CHECK(m.layers->size() < 9);
   }
-  auto generate = [&](std::size_t entry) {
+  auto generate_args = [&](std::size_t entry) {
     std::vector<std::string> args = {"generate", "--peer", mesh.address(entry)};
     const auto access = mesh.client_args();
     args.insert(args.end(), access.begin(), access.end());
     args.insert(args.end(), ask.begin(), ask.end());
-    return run_troupe(args);
+    return args;
   };
+  auto generate = [&](std::size_t entry) { return run_troupe(generate_args(entry)); };
   const ProcessResult four = generate(0);
   INFO("stderr: " << four.err);
   REQUIRE(four.exit_code == 0);
   CHECK(four.out == alone.out);
   for (std::size_t i = 0; i < mesh.size(); i++) {
     INFO("node " << mesh.name(i));
+    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
+  }
+
+  // Eight answers at once: each stage takes the sessions its budget holds (each has its own KV
+  // cache and working buffers) and refuses the others as busy, naming the budget; none overruns.
+  std::vector<std::unique_ptr<BackgroundProcess>> clients;
+  for (int k = 0; k < 8; k++) {
+    std::vector<std::string> argv = generate_args(0);
+    argv.insert(argv.begin(), TROUPE_BINARY);
+    clients.push_back(std::make_unique<BackgroundProcess>(argv, dir / ("out" + std::to_string(k)), false,
+                                                          dir / ("err" + std::to_string(k))));
+  }
+  int answered = 0;
+  for (int k = 0; k < 8; k++) {
+    while (clients[k]->running()) std::this_thread::sleep_for(50ms);
+    const int status = clients[k]->exit_status();
+    const std::string err = read_all(dir / ("err" + std::to_string(k)));
+    INFO("client " << k << ": " << err);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      CHECK(read_all(dir / ("out" + std::to_string(k))) == alone.out);
+      answered++;
+    } else {
+      CHECK(err.find("memory budget (48 MiB) holds no more sessions") != std::string::npos);
+    }
+  }
+  CHECK(answered >= 1);
+  for (std::size_t i = 0; i < mesh.size(); i++) {
+    INFO("node " << mesh.name(i) << ", " << answered << " of 8 answered at once");
     CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
   }
 

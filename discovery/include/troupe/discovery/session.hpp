@@ -183,6 +183,13 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
                            const std::vector<wire::RouteStage>& route, std::size_t prompt_tokens,
                            int steps);
 
+// Whether a stage's memory budget holds one more session: empty when it does, else why not. The
+// plan made room for one full-context session at every stage, so the first is always taken;
+// each further one is held to `budget` by what the process holds now (`resident`) and what the
+// session would add (`session_bytes`: its KV cache and working buffers). A budget or a resident
+// size of 0 (not known, as in the simulator) bounds nothing.
+std::string memory_refusal(uint64_t budget, uint64_t resident, uint64_t session_bytes, std::size_t sessions);
+
 // A stage forgets the sessions that depend on a member gone (member_gone). Their
 // entry may not think it gone yet — views of the mesh differ for a moment, and the entry may
 // even have just chosen a route through it — so, unless the entry is the member gone, the stage

@@ -266,8 +266,7 @@ struct StatusFlags {
   bool json = false;
 };
 
-// ", dead for 42 s": how long a member has been gone (it is forgotten after 600 s).
-// What a member measured itself holding with no stage, where it says.
+// " (18.8 MiB without a stage)": what a member measured itself holding with no stage, where it says.
 std::string resting(const wire::Member& x) {
   if (x.base_rss == 0) return {};
   char text[48];
@@ -275,6 +274,7 @@ std::string resting(const wire::Member& x) {
   return text;
 }
 
+// ", dead for 42 s": how long a member has been gone (it is forgotten after 600 s).
 std::string since(const wire::Member& x) {
   if (x.state != "dead" && x.state != "left") return {};
   return ", " + x.state + " for " + std::to_string(std::llround(x.since_seconds)) + " s";

@@ -9,6 +9,7 @@
 // matrix that the last stage must hold whole beside the process itself (docs/mesh.md).
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -79,6 +80,20 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
     return args;
   };
   auto generate = [&](std::size_t entry) { return run_troupe(generate_args(entry)); };
+  // `troupe status` shows each member's budget and what it holds with no stage.
+  std::vector<std::string> status = {"status", "--peer", mesh.address(0)};
+  for (const auto& a : mesh.client_args()) status.push_back(a);
+  const ProcessResult shown = run_troupe(status);
+  CHECK(shown.exit_code == 0);
+  CHECK(std::count(shown.out.begin(), shown.out.end(), '\n') > 4);
+  for (const char* name : {"a ", "b ", "c ", "d "}) {
+    const auto line = shown.out.find(std::string("\n  ") + name);
+    REQUIRE(line != std::string::npos);
+    const std::string text = shown.out.substr(line, shown.out.find('\n', line + 1) - line);
+    INFO(text);
+    CHECK(text.find("budget 48 MiB (") != std::string::npos);
+    CHECK(text.find(" MiB without a stage)") != std::string::npos);
+  }
   const ProcessResult four = generate(0);
   INFO("stderr: " << four.err);
   REQUIRE(four.exit_code == 0);

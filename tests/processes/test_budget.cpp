@@ -9,7 +9,6 @@
 // matrix that the last stage must hold whole beside the process itself (docs/mesh.md).
 #include <sys/wait.h>
 
-#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -43,6 +42,55 @@ uint64_t peak_rss(pid_t pid) {
     status.ignore(1 << 12, '\n');
   }
   return 0;
+}
+
+// Every running node's peak stayed within the budget.
+void check_peaks(Mesh& mesh, const std::vector<std::size_t>& nodes) {
+  for (std::size_t i : nodes) {
+    INFO("node " << mesh.name(i));
+    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
+  }
+}
+
+// `troupe status` shows each member's budget and what it holds with no stage.
+void check_status_lines(Mesh& mesh) {
+  std::vector<std::string> status = {"status", "--peer", mesh.address(0)};
+  for (const auto& a : mesh.client_args()) status.push_back(a);
+  const ProcessResult shown = run_troupe(status);
+  CHECK(shown.exit_code == 0);
+  for (std::size_t i = 0; i < mesh.size(); i++) {
+    const auto line = shown.out.find("\n  " + mesh.name(i) + " ");
+    REQUIRE(line != std::string::npos);
+    const std::string text = shown.out.substr(line, shown.out.find('\n', line + 1) - line);
+    INFO(text);
+    CHECK(text.find("budget 48 MiB (") != std::string::npos);
+    CHECK(text.find(" MiB without a stage)") != std::string::npos);
+  }
+}
+
+// `count` clients run `generate_argv` at once; each gets `expected` or the budget's refusal.
+// Returns how many were answered.
+int answer_at_once(const std::vector<std::string>& generate_argv, const std::string& expected, const TempDir& dir,
+                   int count) {
+  std::vector<std::unique_ptr<BackgroundProcess>> clients;
+  for (int k = 0; k < count; k++) {
+    clients.push_back(std::make_unique<BackgroundProcess>(generate_argv, dir / ("out" + std::to_string(k)), false,
+                                                          dir / ("err" + std::to_string(k))));
+  }
+  int answered = 0;
+  for (int k = 0; k < count; k++) {
+    while (clients[k]->running()) std::this_thread::sleep_for(50ms);
+    const int status = clients[k]->exit_status();
+    const std::string err = read_all(dir / ("err" + std::to_string(k)));
+    INFO("client " << k << ": " << err);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      CHECK(read_all(dir / ("out" + std::to_string(k))) == expected);
+      answered++;
+    } else {
+      CHECK(err.find("memory budget (48 MiB) holds no more sessions") != std::string::npos);
+    }
+  }
+  return answered;
 }
 
 }  // namespace
@@ -80,56 +128,21 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
     return args;
   };
   auto generate = [&](std::size_t entry) { return run_troupe(generate_args(entry)); };
-  // `troupe status` shows each member's budget and what it holds with no stage.
-  std::vector<std::string> status = {"status", "--peer", mesh.address(0)};
-  for (const auto& a : mesh.client_args()) status.push_back(a);
-  const ProcessResult shown = run_troupe(status);
-  CHECK(shown.exit_code == 0);
-  CHECK(std::count(shown.out.begin(), shown.out.end(), '\n') > 4);
-  for (const char* name : {"a ", "b ", "c ", "d "}) {
-    const auto line = shown.out.find(std::string("\n  ") + name);
-    REQUIRE(line != std::string::npos);
-    const std::string text = shown.out.substr(line, shown.out.find('\n', line + 1) - line);
-    INFO(text);
-    CHECK(text.find("budget 48 MiB (") != std::string::npos);
-    CHECK(text.find(" MiB without a stage)") != std::string::npos);
-  }
+  check_status_lines(mesh);
   const ProcessResult four = generate(0);
   INFO("stderr: " << four.err);
   REQUIRE(four.exit_code == 0);
   CHECK(four.out == alone.out);
-  for (std::size_t i = 0; i < mesh.size(); i++) {
-    INFO("node " << mesh.name(i));
-    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
-  }
+  check_peaks(mesh, {0, 1, 2, 3});
 
   // Eight answers at once: each stage takes the sessions its budget holds (each has its own KV
   // cache and working buffers) and refuses the others as busy, naming the budget; none overruns.
-  std::vector<std::unique_ptr<BackgroundProcess>> clients;
-  for (int k = 0; k < 8; k++) {
-    std::vector<std::string> argv = generate_args(0);
-    argv.insert(argv.begin(), TROUPE_BINARY);
-    clients.push_back(std::make_unique<BackgroundProcess>(argv, dir / ("out" + std::to_string(k)), false,
-                                                          dir / ("err" + std::to_string(k))));
-  }
-  int answered = 0;
-  for (int k = 0; k < 8; k++) {
-    while (clients[k]->running()) std::this_thread::sleep_for(50ms);
-    const int status = clients[k]->exit_status();
-    const std::string err = read_all(dir / ("err" + std::to_string(k)));
-    INFO("client " << k << ": " << err);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      CHECK(read_all(dir / ("out" + std::to_string(k))) == alone.out);
-      answered++;
-    } else {
-      CHECK(err.find("memory budget (48 MiB) holds no more sessions") != std::string::npos);
-    }
-  }
+  std::vector<std::string> argv = generate_args(0);
+  argv.insert(argv.begin(), TROUPE_BINARY);
+  const int answered = answer_at_once(argv, alone.out, dir, 8);
   CHECK(answered >= 1);
-  for (std::size_t i = 0; i < mesh.size(); i++) {
-    INFO("node " << mesh.name(i) << ", " << answered << " of 8 answered at once");
-    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
-  }
+  INFO(answered << " of 8 answered at once");
+  check_peaks(mesh, {0, 1, 2, 3});
 
   // One gone: three 48 MiB nodes still hold the 9 layers.
   mesh.process(1).stop(SIGKILL);
@@ -138,10 +151,7 @@ TEST_CASE("48 MiB nodes run a model none could hold, within their budgets, and r
   INFO("stderr: " << three.err);
   REQUIRE(three.exit_code == 0);
   CHECK(three.out == alone.out);
-  for (std::size_t i : {0, 2, 3}) {
-    INFO("node " << mesh.name(i));
-    CHECK(peak_rss(mesh.process(i).pid()) <= kBudget);
-  }
+  check_peaks(mesh, {0, 2, 3});
 
   // Two gone: two cannot, and the mesh says so rather than overrun a budget.
   mesh.process(2).stop(SIGKILL);

@@ -161,7 +161,11 @@ std::string EventStream::finish(const std::string& finish_reason, const Usage& u
 }
 
 std::string EventStream::error(const ApiError& e) {
-  if (endpoint_ != Endpoint::responses) return sse_event(e.to_json()) + std::string(kSseDone);
+  if (endpoint_ != Endpoint::responses) {
+    std::string out = sse_event(e.to_json());
+    out += kSseDone;  // appended, not `a + b`: GCC 12 for aarch64 warns a false -Wrestrict on that
+    return out;
+  }
   const json j = e.to_json();
   const json& body = j["error"];
   return event("error", {{"code", body["code"]}, {"message", body["message"]}, {"param", body["param"]}});

@@ -5,6 +5,8 @@
 // answers what the node's own HTTP answers are (which test_http.cpp holds to `troupe generate` and
 // `troupe chat`). Without node or npm, or when npm cannot reach its registry, a test says so and
 // CTest counts it skipped.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -50,13 +52,23 @@ const std::vector<std::string> kPackages = {"openai@7", "ai@6", "@ai-sdk/openai@
 
 // The folder in the build tree that holds the clients and their scripts; empty, with the reason
 // printed as a skip, when it cannot be had.
+// CTest runs the two SDK tests at once: an flock on a file in the folder lets one install while the
+// other waits, rather than two npm installs undoing each other's node_modules.
 std::string sdk_folder() {
   const fs::path dir = fs::path(TROUPE_BUILD_DIR) / "npm";
+  fs::create_directories(dir);
+  const int lock = open((dir / "install.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock >= 0) flock(lock, LOCK_EX);
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0) close(fd);
+    }
+  } unlock{lock};
   const fs::path modules = dir / "node_modules";
   const bool installed = fs::exists(modules / "openai" / "package.json") && fs::exists(modules / "ai" / "package.json") &&
                          fs::exists(modules / "@langchain" / "openai" / "package.json");
   if (!installed) {
-    fs::create_directories(dir);
     std::vector<std::string> argv = {on_path("npm"), "install", "--prefix", dir.string()};
     argv.insert(argv.end(), kPackages.begin(), kPackages.end());
     argv.insert(argv.end(), {"--no-audit", "--no-fund", "--loglevel=error"});

@@ -148,6 +148,8 @@ void NodeState::report_leadership_and_plan() {
 // The live route, compared in place (the mesh keeps it between changes; this runs after every
 // event).
 void NodeState::update_route() {
+  if (mesh_->route_changes() == route_changes_seen_) return;
+  route_changes_seen_ = mesh_->route_changes();
   const auto& live = mesh_->route();
   const bool moved = live.size() != route_.size() ||
                      !std::equal(live.begin(), live.end(), route_.begin(), [](const auto& a, const auto& b) {

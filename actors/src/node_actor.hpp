@@ -83,6 +83,7 @@ class NodeState {
   uint64_t seq_ = 0;
   std::optional<LayerRange> asked_;  // the range last asked of the stage
   std::vector<wire::RouteStage> route_;
+  uint64_t route_changes_seen_ = 0;  // mesh_->route_changes() when route_ was last compared
   uint64_t plan_version_ = 0;
   discovery::Leadership leadership_;
 };

@@ -129,21 +129,50 @@ void Membership::send_sync(const std::string& to, Gossip::Kind kind) {
   // updates it would have carried, as every gossip does.
   Gossip g = gossip(kind, {}, 0, false);
   g.updates.push_back(self_update());
-  // The first verified members in address order, as many as a gossip holds (candidates are not
-  // spoken for); fetched a few ahead, for they lie all over memory.
   const std::size_t n = in_address_order_.size();
   g.updates.reserve(std::min(n + 1, wire::kMaxPeers));
-  for (std::size_t i = 0; i < n && g.updates.size() < wire::kMaxPeers; i++) {
-    if (i + 6 < n) {
-      const Member* ahead = in_address_order_[i + 6];
-      for (std::size_t line = 0; line < sizeof(Member); line += 64) {
-        __builtin_prefetch(reinterpret_cast<const char*>(ahead) + line);
-      }
-    }
-    const Member& m = *in_address_order_[i];
-    if (m.verified) g.updates.push_back({m.info, m.state, m.incarnation, {}});
+  if (n + 1 <= wire::kMaxPeers) {
+    for (std::size_t i = 0; i < n; i++) add_to_sync(g, i);
+  } else {
+    add_larger_table(g);
   }
   send(to, std::move(g));
+}
+
+// The verified member at in_address_order_[i % size], if there is room; the members a few ahead
+// are fetched meanwhile, for they lie all over memory.
+void Membership::add_to_sync(Gossip& g, std::size_t i) const {
+  const std::size_t n = in_address_order_.size();
+  const Member* ahead = in_address_order_[(i + 6) % n];
+  for (std::size_t line = 0; line < sizeof(Member); line += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(ahead) + line);
+  }
+  const Member& m = *in_address_order_[i % n];
+  if (m.verified && g.updates.size() < wire::kMaxPeers) g.updates.push_back({m.info, m.state, m.incarnation, {}});
+}
+
+// A table larger than a gossip holds: the members holding stages first (a node that joins a large
+// mesh late must hear of every stage holder to take the plan and find a route), then a window
+// that moves on at every sync, so that the whole table goes round. (The first members in address
+// order every time left a late joiner unaware of the holders past the 256th address until one of
+// them changed: it never took the plan, and its stage was never loaded.)
+void Membership::add_larger_table(Gossip& g) {
+  const bool holders_first = holders_.size() < wire::kMaxPeers / 2;
+  if (holders_first) {
+    for (const auto& address : holders_) {
+      const Member* m = index_.find(address);
+      if (m && m->verified) g.updates.push_back({m->info, m->state, m->incarnation, {}});
+    }
+  }
+  const std::size_t n = in_address_order_.size();
+  const std::size_t start = sync_cursor_ % n;
+  std::size_t i = start;
+  for (; i < start + n && g.updates.size() < wire::kMaxPeers; i++) {
+    const Member& m = *in_address_order_[i % n];
+    if (holders_first && m.info.layers && holders_.count(m.key())) continue;  // named above
+    add_to_sync(g, i);
+  }
+  sync_cursor_ = i % n;
 }
 
 std::vector<Outgoing> Membership::take_outgoing() { return std::exchange(outgoing_, {}); }
@@ -257,14 +286,28 @@ void Membership::verification_tick(TimePoint now) {
   for (const auto& address : due.failed) forget(address);
 }
 
+// The push-pull period: sync_interval up to 32 members, then one more interval each time the mesh
+// doubles (memberlist's scaling). A sync carries up to 256 members both ways, so a fixed period
+// made the table exchange grow with the square of the mesh (a thousand members each decoding and
+// applying 256 records a second was most of the simulator's time), while piggybacked gossip
+// already spreads every change in O(log n) rounds.
+Millis Membership::sync_period() const {
+  const int members = live_members_ + 1;
+  int steps = 1;
+  for (int n = 32; n < members; n *= 2) steps++;
+  return config_.sync_interval * steps;
+}
+
 void Membership::sync_tick(TimePoint now) {
-  if (now < next_sync_at_) return;
-  next_sync_at_ = now + config_.sync_interval;
-  const auto peers = random_live(1, {});
-  if (!peers.empty()) send_sync(peers.front(), Gossip::Kind::sync);
+  if (now < next_join_at_) return;
+  next_join_at_ = now + config_.sync_interval;
   for (const auto& a : joins_) {
     if (!members_.count(a)) send_sync(a, Gossip::Kind::sync);  // not heard of yet: ask again
   }
+  if (now < next_sync_at_) return;
+  next_sync_at_ = now + sync_period();
+  const auto peers = random_live(1, {});
+  if (!peers.empty()) send_sync(peers.front(), Gossip::Kind::sync);
   // And one member declared dead: after a partition heals, this is how the two sides hear of
   // each other again (the dead one refutes its death and answers with its own table). It is
   // pinged too: a claim of its death too far ahead for it to refute (bounds.hpp) gives way to
@@ -285,7 +328,7 @@ void Membership::join(const std::vector<std::string>& addresses, TimePoint now) 
     if (a != self_.address) joins_.push_back(a);
   }
   for (const auto& a : joins_) send_sync(a, Gossip::Kind::sync);
-  next_sync_at_ = now + config_.sync_interval;
+  next_sync_at_ = next_join_at_ = now + config_.sync_interval;
   next_probe_at_ = now + config_.probe_interval;
 }
 

@@ -88,9 +88,8 @@ std::string Mesh::plan_problem(const wire::PlanAnnounce& plan) const {
 bool Mesh::stages_known(const wire::PlanAnnounce& plan) const {
   for (const auto& s : plan.stages) {
     if (s.address == membership_.self().address) continue;
-    const auto& members = membership_.members();
-    auto it = members.find(s.address);
-    if (it == members.end() || !it->second.verified) return false;
+    const Member* m = membership_.find(s.address);
+    if (!m || !m->verified) return false;
   }
   return true;
 }
@@ -146,7 +145,7 @@ std::vector<StageHolder> Mesh::loaded_stages() const {
   const auto& self = membership_.self();
   if (self.layers) loaded.push_back({self.name, self.address, *self.layers});
   for (const auto& address : membership_.holders()) {
-    const Member& m = membership_.members().at(address);
+    const Member& m = *membership_.find(address);
     if (m.verified && m.state == MemberState::alive && m.info.layers) {
       loaded.push_back({m.info.name, address, *m.info.layers});
     }
@@ -233,7 +232,9 @@ const std::vector<StageHolder>& Mesh::route() const {
   if (!route_ || route_version_ != membership_.stages_version()) {
     std::vector<StageHolder> preferred;
     for (const auto& s : plan_.stages) preferred.push_back({s.node, s.address, s.layers});
-    route_ = find_route(loaded_stages(), config_.cost.n_layers, preferred);
+    auto found = find_route(loaded_stages(), config_.cost.n_layers, preferred);
+    if (!route_ || found != *route_) route_changes_++;
+    route_ = std::move(found);
     route_version_ = membership_.stages_version();
   }
   return *route_;
@@ -265,8 +266,8 @@ std::vector<MemberView> Mesh::members() const {
 
 std::string Mesh::name_of(const std::string& address) const {
   if (address == membership_.self().address) return membership_.self().name;
-  auto it = membership_.members().find(address);
-  return it == membership_.members().end() ? address : it->second.info.name;
+  const Member* m = membership_.find(address);
+  return m ? m->info.name : address;
 }
 
 }  // namespace troupe::discovery

@@ -222,15 +222,22 @@ std::vector<StageHolder> find_route(const std::vector<StageHolder>& loaded, int 
                                     const std::vector<StageHolder>& preferred) {
   // Candidates for each starting layer, best first: a stage of the plan, then the longest range,
   // then the address (deterministic).
-  auto in_plan = [&](const StageHolder& s) {
-    return std::find(preferred.begin(), preferred.end(), s) != preferred.end();
+  // (Whether each is in the plan is looked up once: a thousand-member mesh finds routes often.)
+  struct Candidate {
+    bool in_plan;
+    const StageHolder* stage;
   };
-  std::vector<StageHolder> order = loaded;
-  std::sort(order.begin(), order.end(), [&](const StageHolder& a, const StageHolder& b) {
-    if (in_plan(a) != in_plan(b)) return in_plan(a);
-    if (a.layers.size() != b.layers.size()) return a.layers.size() > b.layers.size();
-    return a.address < b.address;
+  std::vector<Candidate> ranked;
+  ranked.reserve(loaded.size());
+  for (const auto& s : loaded) ranked.push_back({std::find(preferred.begin(), preferred.end(), s) != preferred.end(), &s});
+  std::sort(ranked.begin(), ranked.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.in_plan != b.in_plan) return a.in_plan;
+    if (a.stage->layers.size() != b.stage->layers.size()) return a.stage->layers.size() > b.stage->layers.size();
+    return a.stage->address < b.stage->address;
   });
+  std::vector<StageHolder> order;
+  order.reserve(ranked.size());
+  for (const auto& c : ranked) order.push_back(*c.stage);
   std::vector<bool> dead_end(std::size_t(std::max(n_layers, 0)) + 1, false);
   std::vector<StageHolder> route;
   std::function<bool(int)> extend = [&](int at) {

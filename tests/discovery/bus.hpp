@@ -39,8 +39,10 @@ struct Bus {
   std::map<std::string, std::vector<MemberChange>> changes;  // what each node reported, in order
   uint64_t seed = 1;
 
-  Mesh& add(const std::string& address, std::vector<std::string> joins, uint64_t instance = 1) {
+  // mem_budget: 0 for none; 1 byte holds no layer.
+  Mesh& add(const std::string& address, std::vector<std::string> joins, uint64_t instance = 1, uint64_t mem_budget = 0) {
     wire::MemberInfo info;
+    info.mem_budget = mem_budget;
     info.name = "n" + address.substr(address.rfind(':') + 1);
     info.address = address;
     info.instance = instance;

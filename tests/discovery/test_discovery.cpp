@@ -307,6 +307,27 @@ TEST_CASE("gossip cannot grow the member table past its limit, nor add impossibl
   CHECK(warnings[1].find("member table full") != std::string::npos);
 }
 
+// A sync names at most 256 members. Here the only members with room for layers come past the
+// 256th in address order, and a node joins once the mesh has settled: it must still hear of every
+// stage holder (no news about them is spreading by then), take the plan and find a route.
+TEST_CASE("a node joining a mesh larger than a sync hears of every stage holder and serves", "[discovery][mesh]") {
+  Bus bus;
+  const int n = 270;
+  for (int i = 0; i < n; i++) {
+    const bool holder = i >= n - 6;
+    bus.add("h:" + std::to_string(1000 + i), i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"h:1000"}, 1,
+            holder ? 0 : 1);
+  }
+  bus.run(40s);
+  const Mesh& first = *bus.nodes.at("h:1000");
+  REQUIRE(first.route().size() == 6);
+  Mesh& late = bus.add("h:1999", {"h:1000"}, 1, 1);
+  bus.run(30s);
+  CHECK(late.membership().holders().size() == 6);
+  CHECK(late.plan().version == first.plan().version);
+  CHECK(late.route().size() == 6);
+}
+
 TEST_CASE("a member that leaves is dead to the others at once, and claims nothing after", "[discovery][mesh]") {
   Bus bus;
   bus.add("h:1", {});

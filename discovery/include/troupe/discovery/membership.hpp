@@ -39,7 +39,8 @@ struct MembershipConfig {
   Millis suspicion_max{3000};  // shorter the more members confirm the suspicion
   int retransmit_mult = 3;     // each update rides on mult * log2(members + 2) messages
   Millis sync_interval{2000};  // full member table exchanged with one random live member and
-                               // one dead one
+                               // one dead one (longer past 32 members: sync_period()); joins
+                               // not yet answered are asked again
   Millis forget_dead{600000};  // dead members leave the table after this long
   std::size_t max_piggyback = 24;
   std::size_t max_members = 4096;  // gossip naming more new members than this is ignored
@@ -125,6 +126,7 @@ class Membership {
   uint64_t incarnation() const { return incarnation_; }
   // Every member in the table, candidates included (not self).
   const std::map<std::string, Member>& members() const { return members_; }
+  const Member* find(const std::string& address) const { return index_.find(address); }
   std::size_t candidates() const { return verification_.size(); }
   // The verified members now suspect, and those dead (addresses, sorted): a few in a large table.
   const std::map<std::string, Member*>& suspects() const { return suspects_; }
@@ -171,6 +173,8 @@ class Membership {
   void prefetch(const std::vector<wire::MemberUpdate>& updates) const;
   void send(const std::string& to, wire::Gossip g);
   void send_sync(const std::string& to, wire::Gossip::Kind kind);
+  void add_to_sync(wire::Gossip& g, std::size_t i) const;
+  void add_larger_table(wire::Gossip& g);
   void answer(const wire::Gossip& g, TimePoint now);
   bool take_ack(const wire::Gossip& g, TimePoint now);
   // A probe's timeout and period: the configured ones, stretched to the round trips measured
@@ -210,6 +214,7 @@ class Membership {
   void probe_tick(TimePoint now);
   void verification_tick(TimePoint now);
   void sync_tick(TimePoint now);
+  Millis sync_period() const;
   void suspect(const std::string& address, TimePoint now);
   std::string next_probe_target();
   std::vector<std::string> random_live(std::size_t k, const std::set<std::string>& except);
@@ -226,6 +231,7 @@ class Membership {
   std::map<std::string, Member> members_;
   MemberIndex<Member> index_;  // members_ by address, for the hot lookups
   std::vector<Member*> in_address_order_;  // members_ in its order, for syncs to walk quickly
+  std::size_t sync_cursor_ = 0;            // where the next sync of a larger table starts in it
   // Kept with members_ so that a tick need not walk the whole table (see track):
   std::vector<std::string> live_;  // live_addresses(), sorted
   std::vector<std::string> dead_;  // verified members in state dead, sorted
@@ -244,7 +250,7 @@ class Membership {
   // overrides a claim of its death that it could not refute (bounds.hpp).
   std::optional<std::pair<std::string, uint64_t>> dead_ping_;
   Verification verification_;
-  TimePoint next_probe_at_{}, next_sync_at_{};
+  TimePoint next_probe_at_{}, next_sync_at_{}, next_join_at_{};
   // Addresses to join through. Each is asked again at every sync until it is a member: knowing
   // other members is not enough, for those may be nodes that joined through this one, and a
   // group that never heard from its seed would stay a mesh of its own (found by the simulator).

@@ -67,6 +67,11 @@ class Mesh {
   // preferred; empty when none do, and then route_problem() says why ("starting: ..." while the
   // mesh has had neither a plan nor a stage loaded).
   const std::vector<StageHolder>& route() const;
+  // Counts the times route() came out different: a host that saw the same count needs no compare.
+  uint64_t route_changes() const {
+    route();
+    return route_changes_;
+  }
   std::string route_problem() const;
   // Whether the alive members (suspects left out) could cover the model under some plan: when
   // not, a session that lost its route has nothing to wait for.
@@ -106,6 +111,7 @@ class Mesh {
   // and a mesh may have a thousand members.
   mutable std::optional<std::vector<StageHolder>> route_;
   mutable uint64_t route_version_ = 0;  // the membership's stages_version() it was found at
+  mutable uint64_t route_changes_ = 0;
 };
 
 }  // namespace troupe::discovery

@@ -304,6 +304,14 @@ void Membership::sync_tick(TimePoint now) {
   for (const auto& a : joins_) {
     if (!members_.count(a)) send_sync(a, Gossip::Kind::sync);  // not heard of yet: ask again
   }
+  if (!asked_.empty()) {
+    const Member* m = index_.find(asked_);
+    if (m && m->verified) {
+      asked_.clear();
+    } else {
+      send_sync(asked_, Gossip::Kind::sync);
+    }
+  }
   if (now < next_sync_at_) return;
   next_sync_at_ = now + sync_period();
   const auto peers = random_live(1, {});
@@ -330,6 +338,12 @@ void Membership::join(const std::vector<std::string>& addresses, TimePoint now) 
   for (const auto& a : joins_) send_sync(a, Gossip::Kind::sync);
   next_sync_at_ = next_join_at_ = now + config_.sync_interval;
   next_probe_at_ = now + config_.probe_interval;
+}
+
+void Membership::ask_for_table(const std::string& address) {
+  if (address == self_.address || !plausible_address(address)) return;
+  asked_ = address;
+  send_sync(address, Gossip::Kind::sync);
 }
 
 void Membership::tick(TimePoint now) {

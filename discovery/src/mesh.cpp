@@ -40,14 +40,23 @@ void Mesh::receive(const wire::Gossip& gossip, TimePoint now, const std::string&
     last_change_ = now;
     changes_.push_back(std::move(c));
   }
-  if (gossip.term > 0 && plausible_address(gossip.from)) follow({gossip.term, gossip.coordinator}, gossip.from);
+  if (gossip.term > 0 && plausible_address(gossip.from)) follow({gossip.term, gossip.coordinator}, gossip.from, now);
 }
 
-void Mesh::follow(const Leadership& heard, const std::string& from) {
+// A coordinator this node has not verified (it joined or restarted, and heard of the term from
+// others) is asked for its table at once, and is not taken for gone until that has had time to
+// be answered: in a mesh of a thousand members a newcomer meets most of them only over tens of
+// seconds, and one that claimed a term meanwhile would win it (a later term) and coordinate a
+// mesh it mostly does not know, leaving the members it has not met without its plans.
+void Mesh::follow(const Leadership& heard, const std::string& from, TimePoint now) {
   const uint64_t term = election_.current().term;
   const std::string problem = counter_problem("term", heard.term, term > 0 ? std::optional(term) : std::nullopt);
   if (problem.empty()) {
-    election_.observe(heard);
+    if (!election_.observe(heard) || election_.is_coordinator()) return;
+    const Member* m = membership_.find(heard.coordinator);
+    if (m && m->verified) return;
+    confirming_since_ = now;
+    membership_.ask_for_table(heard.coordinator);
   } else {
     membership_.warn("term " + from, "ignored the term " + from.substr(0, 64) + " follows: " + problem);
   }
@@ -118,7 +127,7 @@ void Mesh::receive(const wire::PlanAnnounce& plan, TimePoint now) {
     }
     return;
   }
-  follow(from, plan.coordinator);
+  follow(from, plan.coordinator, now);
   if (!(from == election_.current())) return;  // a plan of an earlier term (or naming this node)
   if (from == plan_leader_ && plan.version <= plan_.version) return;
   plan_ = plan;
@@ -179,7 +188,9 @@ void Mesh::tick(TimePoint now) {
     deferred_plan_.reset();
     receive(plan, now);
   }
-  if (election_.tick(now, membership_.live_addresses())) last_change_ = now - config_.plan_quiet;
+  if (election_.tick(now, membership_.live_addresses(), confirming_coordinator(now))) {
+    last_change_ = now - config_.plan_quiet;
+  }
   membership_.set_leadership(election_.current().term, election_.current().coordinator);
   if (!election_.is_coordinator()) return;
 
@@ -202,6 +213,14 @@ void Mesh::tick(TimePoint now) {
     }
   }
   if (now >= next_repeat_) publish_plan(now);
+}
+
+// Whether the coordinator followed is still unverified here, within three sync intervals of
+// asking it (each asks again): past that, or once verified, the usual rules say whether it is gone.
+bool Mesh::confirming_coordinator(TimePoint now) const {
+  if (!confirming_since_ || now - *confirming_since_ >= 3 * config_.membership.sync_interval) return false;
+  const Member* m = membership_.find(election_.current().coordinator);
+  return !m || !m->verified;
 }
 
 std::vector<Outgoing> Mesh::take_outgoing() {

@@ -308,9 +308,12 @@ TEST_CASE("gossip cannot grow the member table past its limit, nor add impossibl
 }
 
 // A sync names at most 256 members. Here the only members with room for layers come past the
-// 256th in address order, and a node joins once the mesh has settled: it must still hear of every
-// stage holder (no news about them is spreading by then), take the plan and find a route.
-TEST_CASE("a node joining a mesh larger than a sync hears of every stage holder and serves", "[discovery][mesh]") {
+// 256th in address order, and a node joins once the mesh has settled, through a member other than
+// the coordinator, with an address before every other (first in turn to claim a term): it must
+// follow the coordinator, hear of every stage holder (no news about them is spreading by then),
+// take the plan and find a route.
+TEST_CASE("a node joining a mesh larger than a sync follows its coordinator, hears of every stage holder and serves",
+          "[discovery][mesh]") {
   Bus bus;
   const int n = 270;
   for (int i = 0; i < n; i++) {
@@ -321,8 +324,13 @@ TEST_CASE("a node joining a mesh larger than a sync hears of every stage holder 
   bus.run(40s);
   const Mesh& first = *bus.nodes.at("h:1000");
   REQUIRE(first.route().size() == 6);
-  Mesh& late = bus.add("h:1999", {"h:1000"}, 1, 1);
+  const Leadership before = first.leadership();
+  Mesh& late = bus.add("h:0999", {"h:1200"}, 1, 1);
   bus.run(30s);
+  // It follows the coordinator it was told of, which it meets only after its first tables: had it
+  // claimed a term meanwhile, it would coordinate a mesh it mostly does not know.
+  CHECK(late.leadership() == before);
+  CHECK(first.leadership() == before);
   CHECK(late.membership().holders().size() == 6);
   CHECK(late.plan().version == first.plan().version);
   CHECK(late.route().size() == 6);

@@ -99,6 +99,9 @@ class Membership {
 
   // Asks the members at `addresses` for their tables (until one answers, on every sync).
   void join(const std::vector<std::string>& addresses, TimePoint now);
+  // Asks the member at `address` for its table now, and again every sync interval until it is a
+  // verified member or another is asked (one at a time: addresses come from gossip).
+  void ask_for_table(const std::string& address);
   void tick(TimePoint now);
   // `sender`: the address the frame came from as a transport that authenticates its peers knows
   // it (empty: unknown; the members introduced are then counted against the gossip's `from`).
@@ -255,6 +258,7 @@ class Membership {
   // other members is not enough, for those may be nodes that joined through this one, and a
   // group that never heard from its seed would stay a mesh of its own (found by the simulator).
   std::vector<std::string> joins_;
+  std::string asked_;  // ask_for_table()'s, until it is a verified member
   BroadcastQueue broadcasts_;
   std::vector<Outgoing> outgoing_;
   std::vector<MemberChange> changes_;

@@ -83,7 +83,8 @@ class Mesh {
  private:
   void publish_plan(TimePoint now);
   // Follows `heard` (from gossip or a plan sent by `from`) unless it is past the bounds.
-  void follow(const Leadership& heard, const std::string& from);
+  void follow(const Leadership& heard, const std::string& from, TimePoint now);
+  bool confirming_coordinator(TimePoint now) const;
   std::string plan_problem(const wire::PlanAnnounce& plan) const;
   bool stages_known(const wire::PlanAnnounce& plan) const;
   Plan compute_plan() const;
@@ -98,6 +99,8 @@ class Mesh {
   Membership membership_;
   Election election_;
   wire::PlanAnnounce plan_;          // the latest accepted
+  // Since when this node follows a coordinator it has not verified (told of its term by others).
+  std::optional<TimePoint> confirming_since_;
   std::optional<wire::PlanAnnounce> deferred_plan_;  // valid, naming members not yet verified
   // The range plan_ gives this node, found when plan_ changes: hosts ask after every event.
   std::optional<LayerRange> planned_;

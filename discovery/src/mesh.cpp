@@ -76,11 +76,11 @@ std::string Mesh::plan_problem(const wire::PlanAnnounce& plan) const {
   const bool complete = plan.problem.empty();
   int next = 0;  // the first layer the next stage may begin at
   for (const auto& s : plan.stages) {
-    const std::string stage = "stage " + format_range(s.layers) + " on " + s.address.substr(0, 64);
+    auto stage = [&] { return "stage " + format_range(s.layers) + " on " + s.address.substr(0, 64); };
     if (s.layers.end > n_layers || s.layers.begin < 0) {
-      return stage + " is outside the model's " + std::to_string(n_layers) + " layers";
+      return stage() + " is outside the model's " + std::to_string(n_layers) + " layers";
     }
-    if (s.layers.begin < next || s.layers.begin >= s.layers.end) return stage + " overlaps another or is out of layer order";
+    if (s.layers.begin < next || s.layers.begin >= s.layers.end) return stage() + " overlaps another or is out of layer order";
     if (complete && s.layers.begin > next) {
       return "layers " + format_range({next, s.layers.begin}) + " are on no stage of a plan said to be complete";
     }
@@ -195,7 +195,16 @@ void Mesh::tick(TimePoint now) {
   if (!election_.is_coordinator()) return;
 
   const bool new_term = !(plan_leader_ == election_.current());
-  if (new_term || now - last_change_ >= config_.plan_quiet) {
+  // Planned again once the members have been quiet for plan_quiet, or have kept changing for
+  // plan_wait (a thousand members forming a mesh are never quiet for long, and a coordinator that
+  // waited for quiet kept its first plan, made when it knew a handful, for seconds); and not
+  // again until they change.
+  const bool planned_already = planned_at_change_ == last_change_;
+  if (!planned_already && !unplanned_since_) unplanned_since_ = now;
+  const bool due = !planned_already && (now - last_change_ >= config_.plan_quiet || now - *unplanned_since_ >= config_.plan_wait);
+  if (new_term || due) {
+    planned_at_change_ = last_change_;
+    unplanned_since_.reset();
     const Plan plan = compute_plan();
     std::vector<wire::PlanStage> stages;
     for (const auto& s : plan.stages) stages.push_back({s.name, s.address, s.layers});

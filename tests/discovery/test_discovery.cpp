@@ -336,6 +336,21 @@ TEST_CASE("a node joining a mesh larger than a sync follows its coordinator, hea
   CHECK(late.route().size() == 6);
 }
 
+// The coordinator re-plans when its members have been quiet for plan_quiet, and also when they
+// have kept changing for plan_wait: a mesh forming never rests.
+TEST_CASE("a coordinator whose members never rest still re-plans", "[discovery][mesh]") {
+  Bus bus;
+  bus.start(3);
+  bus.run(5s);
+  REQUIRE(bus.coordinators() == std::vector<std::string>{"h:1"});
+  REQUIRE(bus.nodes.at("h:1")->plan().stages.size() == 3);
+  for (int i = 4; i <= 24; i++) {  // a member joins every 150 ms, for three seconds
+    bus.add("h:" + std::to_string(i), {"h:1"});
+    bus.run(150ms);
+  }
+  CHECK(bus.nodes.at("h:1")->plan().stages.size() == 6);
+}
+
 TEST_CASE("a member that leaves is dead to the others at once, and claims nothing after", "[discovery][mesh]") {
   Bus bus;
   bus.add("h:1", {});

@@ -21,7 +21,8 @@ namespace troupe::discovery {
 struct MeshConfig {
   MembershipConfig membership;
   ElectionConfig election;
-  Millis plan_quiet{300};    // membership unchanged this long before the coordinator re-plans
+  Millis plan_quiet{300};    // membership unchanged this long before the coordinator re-plans,
+  Millis plan_wait{1500};    // or changing all along since this long (a mesh forming, a storm)
   Millis plan_repeat{1000};  // the coordinator repeats its plan to every member this often
   ModelCost cost;
 };
@@ -107,6 +108,8 @@ class Mesh {
   Leadership plan_leader_;           // the term it came from
   TimePoint started_{};
   TimePoint last_change_{};
+  std::optional<TimePoint> planned_at_change_;  // last_change_ when the coordinator last planned
+  std::optional<TimePoint> unplanned_since_;    // the first tick since then to see a change
   TimePoint next_repeat_{};
   std::vector<Outgoing> outgoing_;
   std::vector<MemberChange> changes_;

@@ -31,9 +31,9 @@ bool Election::observe(const Leadership& heard) {
   return true;
 }
 
-bool Election::tick(TimePoint now, const std::vector<std::string>& live, bool confirming) {
-  const bool present = !current_.coordinator.empty() &&
-                       (confirming || std::binary_search(live.begin(), live.end(), current_.coordinator));
+bool Election::tick(TimePoint now, const std::vector<std::string>& live, bool wait) {
+  const bool present = wait || (!current_.coordinator.empty() &&
+                                std::binary_search(live.begin(), live.end(), current_.coordinator));
   if (present) {
     vacant_since_.reset();
     return false;

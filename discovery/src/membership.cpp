@@ -340,6 +340,10 @@ void Membership::join(const std::vector<std::string>& addresses, TimePoint now) 
   next_probe_at_ = now + config_.probe_interval;
 }
 
+bool Membership::joining() const {
+  return !joins_.empty() && std::none_of(joins_.begin(), joins_.end(), [&](const std::string& a) { return members_.count(a) > 0; });
+}
+
 void Membership::ask_for_table(const std::string& address) {
   if (address == self_.address || !plausible_address(address)) return;
   asked_ = address;

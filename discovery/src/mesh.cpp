@@ -188,7 +188,7 @@ void Mesh::tick(TimePoint now) {
     deferred_plan_.reset();
     receive(plan, now);
   }
-  if (election_.tick(now, membership_.live_addresses(), confirming_coordinator(now))) {
+  if (election_.tick(now, membership_.live_addresses(), too_early_to_claim(now))) {
     last_change_ = now - config_.plan_quiet;
   }
   membership_.set_leadership(election_.current().term, election_.current().coordinator);
@@ -230,6 +230,15 @@ bool Mesh::confirming_coordinator(TimePoint now) const {
   if (!confirming_since_ || now - *confirming_since_ >= 3 * config_.membership.sync_interval) return false;
   const Member* m = membership_.find(election_.current().coordinator);
   return !m || !m->verified;
+}
+
+// Whether this node should not claim a term yet: its coordinator is being confirmed, or it was
+// started to join a mesh that has not answered (its join sync lost, say: claiming alone then
+// made a second coordinator of term 1 when hundreds started at once). Either for three sync
+// intervals at most: a seed that never answers leaves the node to serve on its own.
+bool Mesh::too_early_to_claim(TimePoint now) const {
+  if (confirming_coordinator(now)) return true;
+  return membership_.joining() && now - started_ < 3 * config_.membership.sync_interval;
 }
 
 std::vector<Outgoing> Mesh::take_outgoing() {

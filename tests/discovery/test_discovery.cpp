@@ -336,6 +336,20 @@ TEST_CASE("a node joining a mesh larger than a sync follows its coordinator, hea
   CHECK(late.route().size() == 6);
 }
 
+// A node whose join went unanswered knows nobody when its settle time is over: claiming then
+// would make a second coordinator of term 1 (and, its address being later, the one all follow).
+TEST_CASE("a node does not claim a term before the mesh it joins has answered", "[discovery][mesh]") {
+  Bus bus;
+  const TimePoint start = bus.now;
+  bus.cut = [&](const std::string& from, const std::string& to) { return from == "h:2" && to == "h:1" && bus.now < start + 1s; };
+  bus.start(3);
+  bus.run(6s);
+  for (const auto& [address, node] : bus.nodes) {
+    INFO(address);
+    CHECK(node->leadership() == Leadership{1, "h:1"});
+  }
+}
+
 // The coordinator re-plans when its members have been quiet for plan_quiet, and also when they
 // have kept changing for plan_wait: a mesh forming never rests.
 TEST_CASE("a coordinator whose members never rest still re-plans", "[discovery][mesh]") {

@@ -40,10 +40,10 @@ class Election {
   // naming this node, it made this node claim the next.
   bool observe(const Leadership& heard);
   // Claims the next term when the coordinator is gone and this member's turn has come. `live`:
-  // the live members' addresses, sorted, this one's included. `confirming`: the coordinator is
-  // not in `live` because this member has not heard from it yet (it joined or restarted, and was
-  // told of the term by others); it is not gone. True when it claimed.
-  bool tick(TimePoint now, const std::vector<std::string>& live, bool confirming = false);
+  // the live members' addresses, sorted, this one's included. `wait`: this member knows too
+  // little to claim yet — it has not heard from the mesh it joins, or its coordinator is missing
+  // from `live` only because it has not heard from it yet. True when it claimed.
+  bool tick(TimePoint now, const std::vector<std::string>& live, bool wait = false);
 
   const Leadership& current() const { return current_; }
   bool is_coordinator() const { return current_.coordinator == self_; }

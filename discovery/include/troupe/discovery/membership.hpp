@@ -126,6 +126,8 @@ class Membership {
 
   const wire::MemberInfo& self() const { return self_; }
   bool has_left() const { return left_; }
+  // Whether it was asked to join through members and none of them is in its table yet.
+  bool joining() const;
   uint64_t incarnation() const { return incarnation_; }
   // Every member in the table, candidates included (not self).
   const std::map<std::string, Member>& members() const { return members_; }

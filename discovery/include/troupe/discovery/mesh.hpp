@@ -86,6 +86,7 @@ class Mesh {
   // Follows `heard` (from gossip or a plan sent by `from`) unless it is past the bounds.
   void follow(const Leadership& heard, const std::string& from, TimePoint now);
   bool confirming_coordinator(TimePoint now) const;
+  bool too_early_to_claim(TimePoint now) const;
   std::string plan_problem(const wire::PlanAnnounce& plan) const;
   bool stages_known(const wire::PlanAnnounce& plan) const;
   Plan compute_plan() const;

@@ -71,6 +71,11 @@ bool Membership::alive(const std::string& address) const {
   return m && m->verified && (m->state == MemberState::alive || m->state == MemberState::suspect);
 }
 
+bool Membership::verified(const std::string& address) const {
+  const Member* m = index_.find(address);
+  return m && m->verified;
+}
+
 const std::vector<std::string>& Membership::live_addresses() const { return live_; }
 
 Millis Membership::suspicion_timeout(int confirmations) const {
@@ -304,14 +309,8 @@ void Membership::sync_tick(TimePoint now) {
   for (const auto& a : joins_) {
     if (!members_.count(a)) send_sync(a, Gossip::Kind::sync);  // not heard of yet: ask again
   }
-  if (!asked_.empty()) {
-    const Member* m = index_.find(asked_);
-    if (m && m->verified) {
-      asked_.clear();
-    } else {
-      send_sync(asked_, Gossip::Kind::sync);
-    }
-  }
+  if (!asked_.empty() && verified(asked_)) asked_.clear();
+  if (!asked_.empty()) send_sync(asked_, Gossip::Kind::sync);
   if (now < next_sync_at_) return;
   next_sync_at_ = now + sync_period();
   const auto peers = random_live(1, {});

@@ -52,9 +52,7 @@ void Mesh::follow(const Leadership& heard, const std::string& from, TimePoint no
   const uint64_t term = election_.current().term;
   const std::string problem = counter_problem("term", heard.term, term > 0 ? std::optional(term) : std::nullopt);
   if (problem.empty()) {
-    if (!election_.observe(heard) || election_.is_coordinator()) return;
-    const Member* m = membership_.find(heard.coordinator);
-    if (m && m->verified) return;
+    if (!election_.observe(heard) || election_.is_coordinator() || membership_.verified(heard.coordinator)) return;
     confirming_since_ = now;
     membership_.ask_for_table(heard.coordinator);
   } else {
@@ -97,8 +95,7 @@ std::string Mesh::plan_problem(const wire::PlanAnnounce& plan) const {
 bool Mesh::stages_known(const wire::PlanAnnounce& plan) const {
   for (const auto& s : plan.stages) {
     if (s.address == membership_.self().address) continue;
-    const Member* m = membership_.find(s.address);
-    if (!m || !m->verified) return false;
+    if (!membership_.verified(s.address)) return false;
   }
   return true;
 }
@@ -228,8 +225,7 @@ void Mesh::tick(TimePoint now) {
 // asking it (each asks again): past that, or once verified, the usual rules say whether it is gone.
 bool Mesh::confirming_coordinator(TimePoint now) const {
   if (!confirming_since_ || now - *confirming_since_ >= 3 * config_.membership.sync_interval) return false;
-  const Member* m = membership_.find(election_.current().coordinator);
-  return !m || !m->verified;
+  return !membership_.verified(election_.current().coordinator);
 }
 
 // Whether this node should not claim a term yet: its coordinator is being confirmed, or it was

@@ -137,6 +137,7 @@ class Membership {
   const std::map<std::string, Member*>& suspects() const { return suspects_; }
   const std::vector<std::string>& dead() const { return dead_; }
   bool alive(const std::string& address) const;  // verified and alive or suspect; self included
+  bool verified(const std::string& address) const;  // in the table and verified, in any state
   // Addresses of the verified members counted as live (alive or suspect), self included, sorted.
   // Kept between changes: the hosts ask on every tick, and a mesh may have a thousand members.
   const std::vector<std::string>& live_addresses() const;

@@ -101,6 +101,12 @@ void HttpMetrics::render_node(std::string& out, const wire::Status& status) {
   line(out, "troupe_stage_compute_seconds_total", c.stage_compute_seconds);
   metric(out, "troupe_stage_positions_total", "counter", "Positions this node's stage computed");
   line(out, "troupe_stage_positions_total", static_cast<double>(c.stage_positions));
+  metric(out, "troupe_stage_sessions_resumed_total", "counter",
+         "Re-routed sessions this node's stage kept, on the new route with the same layers");
+  line(out, "troupe_stage_sessions_resumed_total", static_cast<double>(c.sessions_resumed));
+  metric(out, "troupe_stage_positions_kept_total", "counter",
+         "Positions of re-routed sessions this node's stage kept rather than run again");
+  line(out, "troupe_stage_positions_kept_total", static_cast<double>(c.positions_kept));
   metric(out, "troupe_network_frames_total", "counter", "Frames this node sent and received");
   line(out, "troupe_network_frames_total{direction=\"sent\"}", static_cast<double>(c.frames_sent));
   line(out, "troupe_network_frames_total{direction=\"received\"}", static_cast<double>(c.frames_received));

@@ -52,6 +52,8 @@ nlohmann::json status_json(const wire::Status& s, bool insecure) {
                    {"sessions_total", c.sessions_total},
                    {"tokens_generated", c.tokens_generated},
                    {"stage_positions", c.stage_positions},
+                   {"sessions_resumed", c.sessions_resumed},
+                   {"positions_kept", c.positions_kept},
                    {"stage_compute_seconds", c.stage_compute_seconds},
                    {"frames_sent", c.frames_sent},
                    {"bytes_sent", c.bytes_sent},

@@ -348,6 +348,8 @@ wire::Status NodeState::status() const {
   c.tokens_generated = x.tokens_generated.load();
   c.stage_positions = x.stage_positions.load();
   c.stage_compute_seconds = double(x.stage_compute_ns.load()) / 1e9;
+  c.sessions_resumed = x.sessions_resumed.load();
+  c.positions_kept = x.positions_kept.load();
   const auto traffic = node_->traffic();
   c.frames_sent = traffic[0];
   c.bytes_sent = traffic[1];

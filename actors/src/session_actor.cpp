@@ -95,11 +95,11 @@ void SessionState::on_wire(const Origin& from, const wire::Message& message) {
   if (attempt == wire_ids_.end() || !protocol_->expects(attempt->first)) return;  // an earlier route's
   const auto& route = protocol_->route();
   const bool from_last = !route.empty() && from.is_peer(route.back().address);
-  const bool from_stage = std::any_of(route.begin(), route.end(), [&](const auto& st) { return from.is_peer(st.address); });
+  const auto stage = std::find_if(route.begin(), route.end(), [&](const auto& st) { return from.is_peer(st.address); });
   if (auto* m = std::get_if<wire::Sampled>(&message.body); m && from_last) {
     on_sampled(from, *m);
-  } else if (auto* m = std::get_if<wire::Error>(&message.body); m && from_stage) {
-    act(protocol_->error(m->code, m->message));
+  } else if (auto* m = std::get_if<wire::Error>(&message.body); m && stage != route.end()) {
+    act(protocol_->error(m->code, m->message, stage->address));
   } else {
     drop_frame(*node_, from, fmt::format("{} for session {:x}, which {} does not send", wire::type_name(message.type()),
                                          id_, from.describe()));
@@ -120,7 +120,8 @@ void SessionState::on_sampled(const Origin& from, const wire::Sampled& m) {
   } catch (const InputError& e) {
     // A stage that samples outside the vocabulary is broken or hostile: this session cannot go on
     // with it (and the node must not go down with it).
-    act(protocol.error(1, "the last stage " + from.describe() + " sent a token the entry cannot take: " + e.what()));
+    act(protocol.error(1, "the last stage " + from.describe() + " sent a token the entry cannot take: " + e.what(),
+                       protocol.route().back().address));
     return;
   }
   if (g.generated_tokens() == 1) first_token_ = node_->clock->now();
@@ -204,6 +205,11 @@ void SessionState::start_on(Protocol::Start& a) {
   start.sampling.seed = a.rng_state;
   start.steps = generation_->steps();
   start.tokens = std::move(a.tokens);
+  if (const auto left = wire_ids_.find(a.resume_attempt); left != wire_ids_.end()) {
+    start.resume = left->second;
+    start.resume_pos = a.resume_pos;
+    start.kept = std::move(a.kept);
+  }
   step_sent_ = {};  // a replay's round trip is not a hop's
   send_to_stage(a.to, a.attempt, std::move(start));
 }

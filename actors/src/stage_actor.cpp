@@ -105,22 +105,27 @@ void StageState::hold(std::optional<LayerRange> want) {
   report();
 }
 
-// Sessions that needed the lost peer cannot finish here; their entry re-routes them
-// (discovery::forget_notice says why it is told).
+// Sessions that needed the lost peer cannot finish on their route; their entry re-routes them
+// (discovery::forget_notice says why it is told), and their state waits for the new route, which
+// may keep it, or for their end. Those of an entry lost are forgotten.
 void StageState::on_peer_lost(const std::string& address) {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
-    const auto& peers = it->second.peers;
-    if (std::find(peers.begin(), peers.end(), address) == peers.end()) {
+    Session& s = it->second;
+    const auto notice = discovery::forget_notice(s.entry, address);
+    if ((notice && s.detached) || std::find(s.peers.begin(), s.peers.end(), address) == s.peers.end()) {
       ++it;
       continue;
     }
-    spdlog::info("session {:x} dropped: peer {} was lost", it->first, address);
-    if (const auto notice = discovery::forget_notice(it->second.entry, address)) {
-      send_to_node(it->second.entry, it->first, 0, wire::Error{wire::kMoved, where() + ": " + *notice});
+    if (notice) {
+      spdlog::info("session {:x} stopped: peer {} was lost", it->first, address);
+      send_to_node(s.entry, it->first, 0, wire::Error{wire::kPeerGone, where() + ": " + *notice});
+      s.detached = true;
+      ++it;
     } else {
-      orphaned_.add(it->first, it->second.entry);
+      spdlog::info("session {:x} dropped: its entry {} was lost", it->first, address);
+      orphaned_.add(it->first, s.entry);
+      it = sessions_.erase(it);
     }
-    it = sessions_.erase(it);
   }
 }
 
@@ -210,41 +215,106 @@ void StageState::on_session_start(const Origin& from, uint64_t id, wire::Session
     return;
   }
   if (!start_from_route(from, id, m)) return;
-  if (const std::size_t held = sessions_of(m.entry); m.entry != node_->address && held >= kMaxSessionsPerEntry) {
+  const bool kept = discovery::kept_at(m, node_->address);
+  if (const std::size_t held = sessions_of(m.entry); !kept && m.entry != node_->address && held >= kMaxSessionsPerEntry) {
     send_to_node(m.entry, id, 0, wire::Error{1, where() + ": busy: entry " + m.entry + " holds " + std::to_string(held) +
                                                    " sessions here, the most one entry may hold at a stage"});
     return;
   }
+  // A kept session is counted already: it takes no place of another.
+  const std::size_t others = sessions_.size() - (kept && sessions_.count(m.resume) ? 1 : 0);
   const discovery::StageAdmission admission = discovery::admit_stage(
-      node_->address, layers_, node_->config->n_layers, sessions_.size(), m.entry, m.route, m.tokens.size(), m.steps);
+      node_->address, layers_, node_->config->n_layers, others, m.entry, m.route, m.tokens.size(), m.steps);
   if (!admission.taken()) {
     send_to_node(m.entry, id, 0, wire::Error{admission.code, where() + ": " + admission.why});
     return;
   }
+  if (kept ? resume_session(id, m, admission) : open_session(id, m)) {
+    begin_on_route(id, sessions_.at(id), m, admission, kept);
+  }
+}
+
+// A session new to this stage: its cache, if the memory budget holds it.
+bool StageState::open_session(uint64_t id, const wire::SessionStart& m) {
   if (const std::string why = memory_refusal(m.steps); !why.empty()) {
     send_to_node(m.entry, id, 0, wire::Error{1, where() + ": " + why});
-    return;
+    return false;
   }
   Session s;
   try {
     s.cache = model_->open(m.steps);
   } catch (const std::exception& e) {
     send_to_node(m.entry, id, 0, wire::Error{1, where() + ": " + e.what()});
-    return;
+    return false;
   }
-  if (last()) s.sampler.emplace(node_->config->vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
   s.entry = m.entry;
-  s.previous = admission.index == 0 ? m.entry : m.route[admission.index - 1].address;
-  s.next = admission.next;
-  s.peers = admission.peers;
+  sessions_.emplace(id, std::move(s));
+  added_session();
+  return true;
+}
+
+// A session this stage keeps from the route it left (under m.resume): now under `id`, back to
+// the positions kept. One it does not hold as the start says (forgotten, reclaimed, restarted,
+// or fewer positions) is refused as moved, and the entry replays the session on a route of its
+// own.
+bool StageState::resume_session(uint64_t id, const wire::SessionStart& m, const discovery::StageAdmission& a) {
+  auto it = sessions_.find(m.resume);
+  const bool next_kept = !a.next.empty() && discovery::kept_at(m, a.next);
+  if (it == sessions_.end() || it->second.entry != m.entry || it->second.next_pos < m.resume_pos ||
+      it->second.cache->context() < m.steps ||
+      (!a.next.empty() && !next_kept && it->second.log.size() < row_bytes() * std::size_t(m.resume_pos))) {
+    send_to_node(m.entry, id, 0, wire::Error{wire::kMoved, where() + ": does not hold the session's state to resume"});
+    return false;
+  }
+  auto held = sessions_.extract(it);
+  held.key() = id;
+  sessions_.insert(std::move(held));
+  ended_.add(m.resume);  // frames of the route it left that come late are dropped quietly
+  Session& s = sessions_.at(id);
+  s.next_pos = m.resume_pos;
+  s.log.resize(std::min(s.log.size(), row_bytes() * std::size_t(m.resume_pos)));
+  s.detached = false;
+  spdlog::info("session {:x} resumed as {:x} at position {}", m.resume, id, m.resume_pos);
+  node_->metrics->sessions_resumed.fetch_add(1, std::memory_order_relaxed);
+  node_->metrics->positions_kept.fetch_add(uint64_t(m.resume_pos), std::memory_order_relaxed);
+  return true;
+}
+
+// The session's place on its route; the start goes on to the next stage, then, when this stage
+// was kept and the next was not, its log of the positions kept; the first stage runs its tokens.
+void StageState::begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, const discovery::StageAdmission& a,
+                                bool kept) {
+  if (last()) s.sampler.emplace(node_->config->vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
+  s.previous = a.index == 0 ? m.entry : m.route[a.index - 1].address;
+  s.next = a.next;
+  s.peers = a.peers;
+  const bool next_kept = !a.next.empty() && discovery::kept_at(m, a.next);
+  s.forward_from = next_kept ? m.resume_pos : 0;
   s.prompt = std::move(m.tokens);
   s.heard = node_->clock->now();
   m.tokens.clear();
-  Session& session = sessions_.emplace(id, std::move(s)).first->second;
-  added_session();
   // The next stage learns of the session before its first activations, over the same link.
-  if (!last()) send_to_node(session.next, id, ++session.seq, m);
-  if (!session.prompt.empty()) send_when_done(caf::actor_cast<StageActor>(self_), prefill_atom::value, id);
+  if (!last()) send_to_node(s.next, id, ++s.seq, m);
+  if (kept && !last() && !next_kept) send_log(id, s, m.resume_pos);
+  if (!s.prompt.empty()) send_when_done(caf::actor_cast<StageActor>(self_), prefill_atom::value, id);
+}
+
+// The rows of positions [0, until) as this stage sent them, to a next stage new to the session.
+void StageState::send_log(uint64_t id, Session& s, int until) {
+  const std::size_t row = row_bytes();
+  for (int at = 0; at < until; at += Transformer::kMaxBatch) {
+    wire::Activations a;
+    a.pos = at;
+    a.count = std::min(Transformer::kMaxBatch, until - at);
+    a.encoding = node_->encoding;
+    const auto from = s.log.begin() + std::ptrdiff_t(row * std::size_t(at));
+    a.data.assign(from, from + std::ptrdiff_t(row * std::size_t(a.count)));
+    send_to_node(s.next, id, ++s.seq, std::move(a));
+  }
+}
+
+std::size_t StageState::row_bytes() const {
+  return std::size_t(node_->config->dim) * (node_->encoding == wire::ActivationEncoding::f32 ? 4 : 2);
 }
 
 void StageState::on_session_end(const Origin& from, uint64_t id) {
@@ -393,9 +463,17 @@ void StageState::emit(uint64_t id, Session& s, int pos, int count, bool sample, 
   s.next_pos = pos + count;
   if (!last()) {
     wire::Activations a = wire::Activations::pack(x_.data(), count, node_->config->dim, node_->encoding);
+    s.log.resize(row_bytes() * std::size_t(pos));
+    s.log.insert(s.log.end(), a.data.begin(), a.data.end());
     a.pos = pos;
     a.sample = sample;
     a.compute_us = upstream_us + charge(count, t0);
+    // Rows the next stage kept (a resumed session) do not go on.
+    const int skip = std::clamp(s.forward_from - pos, 0, count);
+    if (skip == count) return;
+    a.data.erase(a.data.begin(), a.data.begin() + std::ptrdiff_t(row_bytes() * std::size_t(skip)));
+    a.pos += skip;
+    a.count -= skip;
     send_to_node(s.next, id, ++s.seq, std::move(a));
     return;
   }

@@ -14,6 +14,13 @@
 // kMaxSessionsPerEntry sessions of another node's entry, and reclaims a session nothing was heard of for
 // kSessionIdleTimeout, so that sessions started and never ended (a hostile member, an entry
 // that died) cannot keep it busy for good.
+//
+// A re-routed session resumes (discovery::EntrySession): a stage the new route keeps takes the
+// session's state from the route it left (its cache, and the log of the rows it sent on) under
+// the new id, back to the positions kept. Before the new next stage's first rows, it sends that
+// stage its log of them, so that a stage new to the session runs only its own layers for the
+// positions before. A stage that lost a peer of a session other than its entry keeps the
+// session's state for the entry's next route, and forgets it when the entry ends it.
 #pragma once
 
 #include <memory>
@@ -46,6 +53,9 @@ class StageState {
     std::vector<std::string> peers;  // every node the session depends on
     std::vector<int> prompt;         // the first stage's: the tokens to run before the first step
     int next_pos = 0;                // the position the next input must start at
+    std::vector<uint8_t> log;        // the rows computed for the next stage, by position, as sent
+    int forward_from = 0;            // rows before it are not sent on: the next stage kept them
+    bool detached = false;           // a peer it needs was lost: the entry re-routes it
     uint64_t seq = 0;
     Clock::time_point heard;         // its last frame or prompt batch
   };
@@ -77,6 +87,11 @@ class StageState {
   // else the frame is dropped and counted, and nothing is returned.
   Session* session_from(const Origin& from, uint64_t id, const char* what, bool from_entry);
   bool start_from_route(const Origin& from, uint64_t id, const wire::SessionStart& m);
+  bool open_session(uint64_t id, const wire::SessionStart& m);
+  bool resume_session(uint64_t id, const wire::SessionStart& m, const discovery::StageAdmission& a);
+  void begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, const discovery::StageAdmission& a, bool kept);
+  void send_log(uint64_t id, Session& s, int until);
+  std::size_t row_bytes() const;
   std::size_t sessions_of(const std::string& entry) const;
   // Why this node's memory budget cannot hold one more session of `steps` positions (empty: it can).
   std::string memory_refusal(int steps) const;

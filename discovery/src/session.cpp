@@ -1,5 +1,6 @@
 #include "troupe/discovery/session.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace troupe::discovery {
@@ -43,7 +44,41 @@ EntrySession::Actions EntrySession::start_on_route() {
   started_ = true;
   answered_ = false;
   quiet_ = Millis(0);
-  return one(Start{route_.front().address, attempt_, route_, fed_, rng_state_});
+  Actions out;
+  Start start{route_.front().address, attempt_, route_, fed_, rng_state_, -1, 0, {}};
+  if (left_) resume_from_left(start, out);
+  out.push_back(std::move(start));
+  return out;
+}
+
+// The stages of the route left that are on the new one with the same layers, and were not lost,
+// keep the session's state: the start names them, and every position but the last one fed (whose
+// sample is due). The others forget it.
+void EntrySession::resume_from_left(Start& start, Actions& out) {
+  std::vector<int> kept;
+  for (std::size_t i = 0; i < route_.size(); i++) {
+    const bool lost = std::find(lost_.begin(), lost_.end(), route_[i].address) != lost_.end();
+    if (!lost && std::find(left_->route.begin(), left_->route.end(), route_[i]) != left_->route.end()) {
+      kept.push_back(int(i));
+    }
+  }
+  if (!kept.empty()) {
+    start.resume_attempt = left_->attempt;
+    start.resume_pos = int(fed_.size()) - 1;
+    start.kept = kept;
+  }
+  end_left(out, "re-routed", kept);
+}
+
+// The stages of the route left forget the session, but for those kept (indices in route_).
+void EntrySession::end_left(Actions& out, const std::string& reason, const std::vector<int>& kept) {
+  if (!left_) return;
+  for (const auto& stage : left_->route) {
+    const bool is_kept = std::any_of(kept.begin(), kept.end(), [&](int i) { return route_[std::size_t(i)] == stage; });
+    if (!is_kept) out.push_back(End{stage.address, left_->attempt, reason});
+  }
+  left_.reset();
+  lost_.clear();
 }
 
 void EntrySession::end_on_stages(Actions& out, const std::string& reason) {
@@ -59,6 +94,7 @@ EntrySession::Actions EntrySession::fail(int code, const std::string& message) {
   if (over_) return {};
   Actions out;
   end_on_stages(out, message);
+  end_left(out, message);
   over_ = true;
   rerouting_ = false;
   out.push_back(Fail{code, message});
@@ -70,11 +106,18 @@ EntrySession::Actions EntrySession::reroute(const std::string& why, bool moved) 
   if (over_ || rerouting_) return {};
   Actions out;
   reroute_reason_ = why;
-  // Every stage of it forgets the session, the lost one too: a stage declared dead that was not
-  // (it refutes its death and comes back) would otherwise keep the session's cache for good, and
-  // after wire::kMaxSessions of them refuse every session as busy (found by the simulator). A
-  // frame to a stage that is really gone is simply lost.
-  end_on_stages(out, "re-routed");
+  // A route that answered holds the session's state at every stage: they keep it until the new
+  // route is known, and those on it are kept (resume_from_left). Then every other stage of it
+  // forgets the session, the lost one too: a stage declared dead that was not (it refutes its
+  // death and comes back) would otherwise keep the session's cache for good, and after
+  // wire::kMaxSessions of them refuse every session as busy (found by the simulator). A frame to
+  // a stage that is really gone is simply lost. A route that never answered is ended at once.
+  if (started_ && answered_) {
+    left_ = Left{route_, attempt_};
+    started_ = false;
+  } else {
+    end_on_stages(out, "re-routed");
+  }
   rerouting_ = true;
   attempt_++;
   out.push_back(AskRoute{moved, attempt_});
@@ -101,23 +144,31 @@ EntrySession::Actions EntrySession::next(int token) {
 EntrySession::Actions EntrySession::finish() {
   Actions out;
   end_on_stages(out, "done");
+  end_left(out, "done");
   over_ = true;
   return out;
 }
 
-EntrySession::Actions EntrySession::error(int code, const std::string& message) {
-  if (code == wire::kMoved) return reroute(message, true);
-  return fail(1, message);
+EntrySession::Actions EntrySession::error(int code, const std::string& message, const std::string& from) {
+  if (code != wire::kMoved && code != wire::kPeerGone) return fail(1, message);
+  Actions out = reroute(message, true);
+  if (code == wire::kMoved) lost_.push_back(from);
+  return out;
 }
 
 EntrySession::Actions EntrySession::peer_lost(const std::string& address, const std::string& name) {
-  if (over_ || rerouting_) return {};
-  for (const auto& stage : route_) {
-    if (stage.address == address) {
-      return reroute("peer " + name + " (" + address + "), a stage of this session, was lost", false);
-    }
+  if (over_) return {};
+  const auto on = [&](const std::vector<wire::RouteStage>& route) {
+    return std::any_of(route.begin(), route.end(), [&](const auto& stage) { return stage.address == address; });
+  };
+  if (rerouting_) {
+    if (left_ && on(left_->route)) lost_.push_back(address);
+    return {};
   }
-  return {};
+  if (!on(route_)) return {};
+  Actions out = reroute("peer " + name + " (" + address + "), a stage of this session, was lost", false);
+  lost_.push_back(address);
+  return out;
 }
 
 EntrySession::Actions EntrySession::route_found(std::vector<wire::RouteStage> route,
@@ -156,6 +207,7 @@ EntrySession::Actions EntrySession::abandon(const std::string& reason) {
   if (over_) return {};
   Actions out;
   end_on_stages(out, reason);
+  end_left(out, reason);
   over_ = true;
   return out;
 }
@@ -208,7 +260,14 @@ std::string memory_refusal(uint64_t budget, uint64_t resident, uint64_t session_
 
 std::optional<std::string> forget_notice(const std::string& entry, const std::string& gone) {
   if (entry == gone) return std::nullopt;
-  return "dropped the session: " + gone + ", which it needs, is gone";
+  return gone + ", which the session needs, is gone";
+}
+
+bool kept_at(const wire::SessionStart& start, const std::string& address) {
+  if (start.resume == 0) return false;
+  return std::any_of(start.kept.begin(), start.kept.end(), [&](int i) {
+    return i >= 0 && std::size_t(i) < start.route.size() && start.route[std::size_t(i)].address == address;
+  });
 }
 
 void EndedSessions::add(uint64_t id) {

@@ -32,7 +32,7 @@ constexpr int kFirstToken = 3;   // never <unk>, BOS or EOS: answers run to thei
 class StandInModel::Cache final : public StageModel::Session {
  public:
   Cache(const StandInModel& model, int context)
-      : model_(model), context_(context), layers_(std::size_t(model.layers_.size()), 0) {}
+      : model_(model), context_(context), layers_(std::size_t(model.layers_.size())) {}
   int context() const override { return context_; }
 
   void embed(int token, float* x) override { put(x, hash2(uint64_t(uint32_t(token)), 0xE3BED)); }
@@ -42,10 +42,15 @@ class StandInModel::Cache final : public StageModel::Session {
     for (int t = 0; t < count; t++) {
       float* row = x + std::size_t(t) * dim;
       uint64_t v = get(row);
+      const std::size_t q = std::size_t(pos + t);
       for (std::size_t l = 0; l < layers_.size(); l++) {
-        const uint64_t layer = uint64_t(model_.layers_.begin) + l;
-        layers_[l] = hash2(layers_[l], v ^ (uint64_t(pos + t) << 40));
-        v = hash2(layers_[l], layer);
+        // Position q's entry depends on every row up to q, as a KV cache's attention does, and
+        // replaces what q held: a session taken back to q and run again gives what it gave.
+        std::vector<uint64_t>& kv = layers_[l];
+        const uint64_t before = q == 0 ? 0 : kv.at(q - 1);
+        kv.resize(q + 1);
+        kv[q] = hash2(before, v ^ (uint64_t(q) << 40));
+        v = hash2(kv[q], uint64_t(model_.layers_.begin) + l);
       }
       put(row, v);
     }
@@ -67,7 +72,7 @@ class StandInModel::Cache final : public StageModel::Session {
  private:
   const StandInModel& model_;
   int context_;
-  std::vector<uint64_t> layers_;
+  std::vector<std::vector<uint64_t>> layers_;  // per layer, per position: the positions so far, hashed
   std::vector<float> logits_;
 };
 

@@ -136,6 +136,14 @@ TEST_CASE("a stage that lost a session answers the entry's probe, and the entry 
   CHECK(probes >= 1);
   CHECK(moved == 1);
   CHECK(mesh.node(entry).metrics.sessions_total.load() == 1);
+  // The other stages kept the session (the new route is the same): only the first ran it again.
+  uint64_t resumed = 0, kept = 0;
+  for (std::size_t i = 0; i < 3; i++) {
+    resumed += mesh.node(int(i)).metrics.sessions_resumed.load();
+    kept += mesh.node(int(i)).metrics.positions_kept.load();
+  }
+  CHECK(resumed == route.size() - 1);
+  CHECK(kept > 0);
 }
 
 TEST_CASE("a node that cannot cover the model refuses a completion with the reason", "[actors]") {

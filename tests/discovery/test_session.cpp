@@ -80,12 +80,8 @@ TEST_CASE("a lost stage re-routes the session, and the new route replays every t
 
   CHECK(s.peer_lost("z:9", "elsewhere").empty());  // not a stage of this route
   auto out = s.peer_lost("a:1", "n1");
-  const auto ends = only<EntrySession::End>(out);
-  // The lost stage too: one only suspected comes back, and must not keep the session for good.
-  REQUIRE(ends.size() == 2);
-  CHECK(ends[0].to == "a:1");
-  CHECK(ends[1].to == "b:1");
-  CHECK(ends[0].attempt == 0);
+  // The route answered: its stages keep the session's state until the new route is known.
+  CHECK(only<EntrySession::End>(out).empty());
   const auto ask = only<EntrySession::AskRoute>(out);
   REQUIRE(ask.size() == 1);
   CHECK_FALSE(ask[0].after_move);
@@ -96,29 +92,94 @@ TEST_CASE("a lost stage re-routes the session, and the new route replays every t
   CHECK(s.peer_lost("b:1", "n2").empty());  // one re-route at a time
 
   out = s.route_found(kOtherTwo, {});
-  const auto start = std::get<EntrySession::Start>(out.at(0));
+  // b:1 was lost too, meanwhile: no stage is kept, and both of the route left forget the session
+  // (the lost one too: one only suspected comes back, and must not keep it for good).
+  const auto ends = only<EntrySession::End>(out);
+  REQUIRE(ends.size() == 2);
+  CHECK(ends[0].to == "a:1");
+  CHECK(ends[1].to == "b:1");
+  CHECK(ends[0].attempt == 0);
+  const auto start = only<EntrySession::Start>(out).at(0);
   CHECK(start.to == "c:1");
   CHECK(start.attempt == 1);
   CHECK(start.tokens == std::vector<int>{1, 2, 30, 31});
   CHECK(start.rng_state == 200);
+  CHECK(start.resume_attempt == -1);
+  CHECK(start.kept.empty());
   CHECK(s.expects(1));
   CHECK(s.reroute_timeout(1).empty());  // the route came in time
+}
+
+TEST_CASE("a re-routed session keeps the stages of its route left that the new one has, and replays only the rest",
+          "[session]") {
+  const auto three = route_of({{"a:1", {0, 2}}, {"b:1", {2, 5}}, {"c:1", {5, 8}}});
+  EntrySession s({1, 2, 3}, 1);
+  s.begin(three);
+  s.sampled(3, 100);
+  s.next(40);
+  s.sampled(4, 200);
+  s.next(41);
+  CHECK(only<EntrySession::End>(s.peer_lost("b:1", "n2")).empty());
+  // b:1 restarted at its address (a new process): the same route, but b:1 is not kept.
+  const auto again = route_of({{"a:1", {0, 2}}, {"b:1", {2, 5}}, {"c:1", {5, 8}}});
+  auto out = s.route_found(again, {});
+  const auto ends = only<EntrySession::End>(out);
+  REQUIRE(ends.size() == 1);  // only the lost stage forgets the route left's session
+  CHECK(ends[0].to == "b:1");
+  CHECK(ends[0].attempt == 0);
+  const auto start = only<EntrySession::Start>(out).at(0);
+  CHECK(start.to == "a:1");
+  CHECK(start.attempt == 1);
+  CHECK(start.tokens == std::vector<int>{1, 2, 3, 40, 41});
+  CHECK(start.rng_state == 200);
+  CHECK(start.resume_attempt == 0);
+  CHECK(start.resume_pos == 4);  // every position but the last one fed, whose sample is due
+  CHECK(start.kept == std::vector<int>{0, 2});
+  // Ends come before the start, so that a stage holds one of them at a time.
+  CHECK(std::holds_alternative<EntrySession::End>(out.front()));
+
+  // A stage on other layers is not kept, nor one that said it moved; kept ones keep their index.
+  CHECK(s.sampled(5, 300).empty());
+  s.next(42);
+  s.error(wire::kMoved, "stage 0:2 on a moved", "a:1");
+  out = s.route_found(route_of({{"a:1", {0, 2}}, {"d:1", {2, 6}}, {"c:1", {6, 8}}}), {});
+  CHECK(only<EntrySession::End>(out).size() == 3);
+  CHECK(only<EntrySession::Start>(out).at(0).kept.empty());
+}
+
+TEST_CASE("a route that never answered leaves nothing to keep, and a failed session ends the route it left too",
+          "[session]") {
+  EntrySession s({1, 2}, 1);
+  s.begin(kTwoStages);
+  auto out = s.peer_lost("b:1", "n2");  // before any token: the stages may not hold it yet
+  CHECK(only<EntrySession::End>(out).size() == 2);
+  out = s.route_found(kTwoStages, {});
+  CHECK(only<EntrySession::Start>(out).at(0).resume_attempt == -1);
+
+  s.sampled(2, 5);
+  s.next(9);
+  CHECK(only<EntrySession::End>(s.peer_lost("b:1", "n2")).empty());
+  out = s.reroute_timeout(2);  // no route came
+  REQUIRE(only<EntrySession::Fail>(out).size() == 1);
+  const auto ends = only<EntrySession::End>(out);
+  REQUIRE(ends.size() == 2);  // the route left's stages forget it
+  CHECK(ends[0].attempt == 1);
 }
 
 TEST_CASE("a stage that moved sends the session to a new route after a short wait", "[session]") {
   EntrySession s({4}, 1);
   s.begin(kTwoStages);
-  const auto out = s.error(wire::kMoved, "stage 0:4 on n1 moved");
+  const auto out = s.error(wire::kMoved, "stage 0:4 on n1 moved", "a:1");
   const auto ask = only<EntrySession::AskRoute>(out);
   REQUIRE(ask.size() == 1);
   CHECK(ask[0].after_move);
-  CHECK(only<EntrySession::End>(out).size() == 2);
+  CHECK(only<EntrySession::End>(out).size() == 2);  // no token came back: nothing to keep
   CHECK(s.reroute_reason() == "stage 0:4 on n1 moved");
 
   // Any other error ends it.
   EntrySession t({4}, 1);
   t.begin(kTwoStages);
-  CHECK(only<EntrySession::Fail>(t.error(1, "broken")).at(0).message == "broken");
+  CHECK(only<EntrySession::Fail>(t.error(1, "broken", "b:1")).at(0).message == "broken");
 }
 
 TEST_CASE("a session without a route waits for one, and fails when none comes or none can", "[session]") {
@@ -169,14 +230,14 @@ TEST_CASE("a quiet session probes every stage once its route answered, and a sta
     CHECK(p.pos == 4);  // the token sampled after position 4 is due
   }
   // A stage that holds the session says nothing; one that lost it answers kMoved.
-  const auto out = s.error(wire::kMoved, "stage 4:8 on b: does not hold the session");
-  CHECK(only<EntrySession::End>(out).size() == 2);
+  const auto out = s.error(wire::kMoved, "stage 4:8 on b: does not hold the session", "b:1");
+  CHECK(only<EntrySession::End>(out).empty());  // a:1 keeps it for the next route
   REQUIRE(only<EntrySession::AskRoute>(out).size() == 1);
   CHECK(only<EntrySession::AskRoute>(out)[0].after_move);
   CHECK(s.rerouting());
   CHECK(only<EntrySession::Probe>(s.quiet()).empty());  // nothing to probe while re-routing
-  // The new route is probed only once it answered in turn.
-  s.route_found(kOtherTwo, "");
+  // The new route is probed only once it answered in turn. b:1 is not kept: it lost the session.
+  CHECK(only<EntrySession::Start>(s.route_found(kTwoStages, "")).at(0).kept == std::vector<int>{0});
   CHECK(s.quiet().empty());
   CHECK(s.sampled(4, 8).empty());
   CHECK(only<EntrySession::Probe>(s.quiet()).at(0).attempt == 1);
@@ -306,18 +367,24 @@ TEST_CASE("a stage that forgot a session of an entry declared gone tells it once
   CHECK(notice.find("e:1") != std::string::npos);
   EntrySession s({1}, 1);
   s.begin(kTwoStages);
-  CHECK(only<EntrySession::AskRoute>(s.error(wire::kMoved, notice)).size() == 1);
+  CHECK(only<EntrySession::AskRoute>(s.error(wire::kMoved, notice, "b:1")).size() == 1);
 }
 
-TEST_CASE("a stage that forgets a session for a member gone tells its entry, unless the entry is the one gone", "[session]") {
+TEST_CASE("a stage that loses a peer of a session tells its entry, and keeps its state unless the entry is gone",
+          "[session]") {
   CHECK_FALSE(discovery::forget_notice("e:1", "e:1").has_value());
   const auto notice = discovery::forget_notice("e:1", "s:2");
   REQUIRE(notice.has_value());
   CHECK(notice->find("s:2") != std::string::npos);
-  // The entry takes it as a moved stage: it re-routes after a short wait.
+  // The entry re-routes after a short wait, and the stage that told it is kept.
   EntrySession s({1}, 1);
   s.begin(kTwoStages);
-  CHECK(only<EntrySession::AskRoute>(s.error(wire::kMoved, *notice)).size() == 1);
+  s.sampled(1, 3);
+  s.next(7);
+  const auto ask = only<EntrySession::AskRoute>(s.error(wire::kPeerGone, *notice, "b:1"));
+  REQUIRE(ask.size() == 1);
+  CHECK(ask[0].after_move);
+  CHECK(only<EntrySession::Start>(s.route_found(kTwoStages, {})).at(0).kept == std::vector<int>{0, 1});
 }
 
 TEST_CASE("a stage's memory budget takes the first session always, and further ones while they fit", "[session]") {

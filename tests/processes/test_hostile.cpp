@@ -461,6 +461,8 @@ TEST_CASE("an impostor member that answers tokens out of the vocabulary crashes 
 
 TEST_CASE("a stage killed with -9 and started again at once, mid-answer: the answer completes byte-identically "
           "within 3 s of the restart", "[hostile][restart]") {
+  // The middle stage, then the last (which samples): the stages around it keep the session.
+  const std::size_t killed = GENERATE(1, 2);
   // Pinned, as a service manager restarts a node with its flags: the new process takes the same
   // layers at the same address, and nothing else can.
   Mesh mesh(pinned_three());
@@ -479,19 +481,23 @@ TEST_CASE("a stage killed with -9 and started again at once, mid-answer: the ans
     REQUIRE(std::holds_alternative<wire::Text>(m.body));
     text += std::get<wire::Text>(m.body).text;
   }
-  mesh.process(1).stop(SIGKILL);
-  mesh.restart(1, 0);
+  mesh.process(killed).stop(SIGKILL);
+  mesh.restart(killed, 0);
   // The 3 s count from when the new process listens, so that a slow start on a busy machine is
   // not counted (frames to the client queue meanwhile).
-  REQUIRE(mesh.process(1).wait_log("listening on", 20s));
+  REQUIRE(mesh.process(killed).wait_log("listening on", 20s));
   const auto restarted = std::chrono::steady_clock::now();
   const std::size_t before = text.size();
   std::string ended_by;
+  int positions = 0;
   try {
     while (ended_by.empty()) {
       const wire::Message m = client.receive(15s);
       if (const auto* t = std::get_if<wire::Text>(&m.body)) text += t->text;
-      if (std::holds_alternative<wire::Done>(m.body)) ended_by = "done";
+      if (const auto* d = std::get_if<wire::Done>(&m.body)) {
+        ended_by = "done";
+        positions = d->stats.positions;
+      }
       if (const auto* e = std::get_if<wire::Error>(&m.body)) ended_by = "error: " + e->message;
     }
   } catch (const std::exception& e) {
@@ -505,9 +511,22 @@ TEST_CASE("a stage killed with -9 and started again at once, mid-answer: the ans
   CHECK(text + "\n" == expected);
   CHECK(seconds < 3.0);
   check_up(mesh);
-  // ...before the answer's last position: the new instance (the only one that can hold 2:4) ran
-  // some of it.
-  CHECK(status_of(mesh.address(1), mesh.security()).counters.stage_positions > 0);
+  // ...before the answer's last position: the new instance (the only one that can hold its
+  // layers) ran some of it.
+  CHECK(status_of(mesh.address(killed), mesh.security()).counters.stage_positions > 0);
+  // The other two kept the session: they ran each position once, but at each re-route the last
+  // one fed (run again: its sample was due), where a replay would have run them all twice. (A
+  // stage that hears of the restart after the entry re-routed re-routes the session once more,
+  // and keeps it again.)
+  for (std::size_t i = 0; i < 3; i++) {
+    if (i == killed) continue;
+    const wire::NodeCounters c = status_of(mesh.address(i), mesh.security()).counters;
+    INFO("node " << i << ": " << c.stage_positions << " positions run of " << positions << ", "
+                 << c.sessions_resumed << " resumed");
+    CHECK(c.sessions_resumed >= 1);
+    CHECK(c.positions_kept > 0);
+    CHECK(c.stage_positions <= uint64_t(positions) + c.sessions_resumed);
+  }
 }
 
 TEST_CASE("a node whose model has the same shape and one other weight is refused, with a line naming the file",

@@ -149,6 +149,10 @@ std::vector<NamedMessage> session_variants() {
   edges.sampling = {1e30f, 0.0f, 0xffffffffffffffffull};
   edges.steps = 1;
   edges.tokens = {0, 127, 128, 65535, 65536, 2147483647};
+  SessionStart resumed = sample_session_start();
+  resumed.resume = 0xfedcba9876543210ull;
+  resumed.resume_pos = 300;
+  resumed.kept = {1};
   const float rows[8] = {0.5f, -1, 65504, 6e-8f, 1e-3f, 7, -0.0f, 3};
   Activations f16 = Activations::pack(rows, 2, 4, ActivationEncoding::f16);
   f16.pos = kMaxPositions;
@@ -158,6 +162,7 @@ std::vector<NamedMessage> session_variants() {
   return {
       {"session_start_forwarded", {1, 1, forwarded}},
       {"session_start_edges", {0x100000000ull, 65536, edges}},
+      {"session_start_resumed", {0x100000000ull, 7, resumed}},
       {"step_zero", {0, 0, Step{0, 0}}},
       {"step_edges", {128, 255, Step{kMaxPositions, 2147483647}}},
       {"activations_f16", {2, 3, f16}},

@@ -130,7 +130,10 @@ struct Node::Impl {
     }
     const uint64_t embedding = uint64_t(mc.vocab_size) * mc.dim * 4;
     context.mesh.cost = discovery::model_cost(mc, layer_bytes, embedding, embedding, 1);
-    context.mesh.cost.scratch_bytes = Transformer::scratch_bytes(mc, mc.seq_len, pool.size()) + kRuntimeSlack;
+    // A session's working buffers, and the log of the rows a stage sent on (a resumed session's
+    // new next stage runs from it): a full context of f32 rows.
+    const uint64_t log = uint64_t(mc.dim) * uint64_t(mc.seq_len) * 4;
+    context.mesh.cost.scratch_bytes = Transformer::scratch_bytes(mc, mc.seq_len, pool.size()) + log + kRuntimeSlack;
     context.mesh.membership.model_file = model->path;
 
     for (const auto& j : options.joins) transport.expect_peer(j, "--join");

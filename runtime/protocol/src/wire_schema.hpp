@@ -154,7 +154,12 @@ constexpr auto spec(Tag<NodeCounters>) {
             "for a session not held, or of a kind the node does not take"),
       appended(),
       field("rss_bytes", &NodeCounters::rss_bytes, uint64(), "the node's resident memory now (0: not measured)"),
-      field("peak_rss_bytes", &NodeCounters::peak_rss_bytes, uint64(), "and at its peak"));
+      field("peak_rss_bytes", &NodeCounters::peak_rss_bytes, uint64(), "and at its peak"),
+      appended(),
+      field("sessions_resumed", &NodeCounters::sessions_resumed, uint64(),
+            "re-routed sessions this node's stage kept (it was on the new route with the same layers)"),
+      field("positions_kept", &NodeCounters::positions_kept, uint64(),
+            "the positions of those sessions it kept rather than run again"));
 }
 
 // --- messages between nodes ---------------------------------------------------------------------
@@ -172,7 +177,16 @@ constexpr auto spec(Tag<SessionStart>) {
       field("steps", &SessionStart::steps, integer(1, kMaxPositions),
             "positions the session may run (its KV cache size)"),
       field("tokens", &SessionStart::tokens, int32_bin(kMaxPositions),
-            "the prompt's token ids, to the first stage only"));
+            "the prompt's token ids, to the first stage only"),
+      appended(),
+      field("resume", &SessionStart::resume, uint64(),
+            "0, or the wire id the route's kept stages hold the session's state under (the route "
+            "it left)"),
+      field("resume_pos", &SessionStart::resume_pos, integer(0, kMaxPositions),
+            "positions the kept stages keep; the other stages run them from the activations of "
+            "the stage before (its log), or the first stage from the tokens"),
+      field("kept", &SessionStart::kept, array_of(integer(0, int(kMaxRouteStages) - 1), kMaxRouteStages),
+            "the indices in `route` of the stages that keep the session's state"));
 }
 
 constexpr auto spec(Tag<Step>) {
@@ -235,7 +249,9 @@ constexpr auto spec(Tag<Error>) {
       field("code", &Error::code, integer(0, 255),
             "the exit code a client should use: 2 bad input, 1 run-time failure; from a stage, 3 "
             "(`kMoved`) says the stage no longer holds the session's layers, and the entry "
-            "re-routes the session instead of failing it"),
+            "re-routes the session instead of failing it; 4 (`kPeerGone`) says another node the "
+            "session needs is gone: the entry re-routes it, and the stage keeps the session's "
+            "state for the new route"),
       field("message", &Error::message, text(kMaxTextBytes), "what went wrong; it names the peer at fault"));
 }
 

@@ -53,16 +53,22 @@ Admission admit(const Mesh& mesh, std::size_t running_sessions);
 // knows none of the earlier one's sessions, and drops their frames). Then stages forget the
 // sessions that depend on it and entries re-route those whose route it is on. A suspicion alone
 // moves nothing: a suspect keeps its place in the plan, and under loss most suspicions are
-// refuted, while a re-route replays the session's whole context; a stage that really stopped
-// answering is declared dead within the suspicion timeout, and the stall timeout is the last
-// resort.
+// refuted, while a re-route costs a replay; a stage that really stopped answering is declared
+// dead within the suspicion timeout, and the stall timeout is the last resort.
 bool member_gone(const MemberChange& change);
 
 // One session on its entry node: run.c's generation loop with the mesh as the forward pass. The
 // host owns the generator (it turns sampled tokens into text and decides when the answer ends);
 // this keeps the route, the tokens fed so far and the last stage's sampler state, so that a new
-// route rebuilds every KV cache by replaying the tokens as one batch and the sampler resumes
-// where it was: the answer stays what an undisturbed run would have written.
+// route rebuilds the KV caches by replaying the tokens and the sampler resumes where it was: the
+// answer stays what an undisturbed run would have written.
+//
+// A re-route replays only what the new route lacks. The stages of the route left keep the
+// session's state until the new route is known (or the session ends); those that are on the new
+// route with the same layers, and were not lost, are *kept*: they keep every position but the
+// last one fed, and the new stages run those positions from the activations of the stage before
+// them (its log of what it sent) or, first, from the tokens. A stage lost, replaced or moved
+// is never kept. A route that never answered leaves nothing to keep: the next one replays all.
 //
 // Every call returns the actions for the host to carry out, in order. Frames of an earlier
 // route are told apart by the attempt number (the actors keep it in the session id's bits, the
@@ -70,13 +76,18 @@ bool member_gone(const MemberChange& change);
 class EntrySession {
  public:
   // Frames go to the stages of one attempt: `attempt` names it.
-  // Start (again) on `route`: every token so far, one batch, with the sampler where it was.
+  // Start (again) on `route`: every token so far, one batch, with the sampler where it was. A
+  // resumed start names the attempt whose state the stages at `kept` (indices in `route`) hold,
+  // and the positions they keep (`resume_pos`); resume_attempt -1: all start afresh.
   struct Start {
     std::string to;
     int attempt = 0;
     std::vector<wire::RouteStage> route;
     std::vector<int> tokens;
     uint64_t rng_state = 0;
+    int resume_attempt = -1;
+    int resume_pos = 0;
+    std::vector<int> kept;
   };
   struct Step {  // the token at `pos` goes to the first stage
     std::string to;
@@ -124,9 +135,12 @@ class EntrySession {
   bool seen(int pos) const { return pos < int(fed_.size()); }
   Actions next(int token);
   Actions finish();  // the answer is complete
-  // An error frame from a stage of the current route: kMoved re-routes, anything else fails.
-  Actions error(int code, const std::string& message);
-  // The node saw a member go (member_gone): re-route when it was a stage of the route.
+  // An error frame from the stage at `from` on the current route: kMoved re-routes (and that
+  // stage, which moved or does not hold the session, is not kept), kPeerGone re-routes (that
+  // stage keeps the session's state), anything else fails.
+  Actions error(int code, const std::string& message, const std::string& from);
+  // The node saw a member go (member_gone): re-route when it was a stage of the route. A stage
+  // lost is not kept on the next route.
   Actions peer_lost(const std::string& address, const std::string& name);
   // The node's answer to AskRoute: a live route, or none and why (nothing to wait for).
   Actions route_found(std::vector<wire::RouteStage> route, const std::string& problem);
@@ -148,7 +162,9 @@ class EntrySession {
 
  private:
   Actions start_on_route();
+  void resume_from_left(Start& start, Actions& out);
   void end_on_stages(Actions& out, const std::string& reason);
+  void end_left(Actions& out, const std::string& reason, const std::vector<int>& kept = {});
   Actions reroute(const std::string& why, bool moved);
   Actions fail(int code, const std::string& message);
 
@@ -162,6 +178,13 @@ class EntrySession {
   bool rerouting_ = false;
   bool over_ = false;
   std::string reroute_reason_;
+  // The route a re-route left while its stages hold the session's state, and its attempt.
+  struct Left {
+    std::vector<wire::RouteStage> route;
+    int attempt = 0;
+  };
+  std::optional<Left> left_;
+  std::vector<std::string> lost_;  // stages lost since: not kept
 };
 
 // --- a stage -------------------------------------------------------------------------------------
@@ -183,6 +206,10 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
                            const std::vector<wire::RouteStage>& route, std::size_t prompt_tokens,
                            int steps);
 
+// Whether the stage at `address` on a resumed start's route keeps the session's state (a start
+// without `resume` keeps none).
+bool kept_at(const wire::SessionStart& start, const std::string& address);
+
 // Whether a stage's memory budget holds one more session: empty when it does, else why not. The
 // plan made room for one full-context session at every stage, so the first is always taken;
 // each further one is held to `budget` by what the process holds now (`resident`) and what the
@@ -190,11 +217,12 @@ StageAdmission admit_stage(const std::string& self, const std::optional<LayerRan
 // size of 0 (not known, as in the simulator) bounds nothing.
 std::string memory_refusal(uint64_t budget, uint64_t resident, uint64_t session_bytes, std::size_t sessions);
 
-// A stage forgets the sessions that depend on a member gone (member_gone). Their
-// entry may not think it gone yet — views of the mesh differ for a moment, and the entry may
-// even have just chosen a route through it — so, unless the entry is the member gone, the stage
-// tells it (wire::kMoved, with this text) and the entry re-routes; else the session would wait
-// for the stall timeout (found by the simulator).
+// A stage stops serving the sessions that depend on a member gone (member_gone); it keeps their
+// state for the entry's next route, which may keep it (EntrySession), unless the entry is the
+// member gone: then it forgets them. Their entry may not think the member gone yet — views of the
+// mesh differ for a moment, and the entry may even have just chosen a route through it — so the
+// stage tells it (wire::kPeerGone, with this text) and the entry re-routes; else the session would
+// wait for the stall timeout (found by the simulator).
 std::optional<std::string> forget_notice(const std::string& entry, const std::string& gone);
 
 // The sessions a stage was told to end. An end can overtake its session's start: the end comes

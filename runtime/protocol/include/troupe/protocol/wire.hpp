@@ -143,6 +143,12 @@ struct SessionStart {
   SamplingSettings sampling;       // the last stage's sampler (the seed travels with the session)
   int steps = 0;                   // positions the session may run (its KV cache size)
   std::vector<int> tokens;         // the prompt, to the first stage only
+  // A re-routed session resumes: the stages at the indices `kept` of `route` hold its state under
+  // the wire id `resume` (of the route it left) and keep its first `resume_pos` positions; the
+  // others run those positions from the activations of the stage before them. 0: a fresh start.
+  uint64_t resume = 0;
+  int resume_pos = 0;
+  std::vector<int> kept;
 };
 
 struct Step {
@@ -188,9 +194,12 @@ struct SessionProbe {
 // Error code kMoved: the stage no longer serves the session (its layers moved); the entry
 // re-routes the session instead of failing it.
 inline constexpr int kMoved = 3;
+// Error code kPeerGone: a node the session needs (another stage) is gone; the entry re-routes
+// the session, and the stage keeps the session's state for the new route, which may keep it.
+inline constexpr int kPeerGone = 4;
 
 struct Error {
-  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure; or kMoved
+  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure; or kMoved, kPeerGone
   std::string message;
 };
 
@@ -244,6 +253,9 @@ struct NodeCounters {
   // a session not held, of a kind the receiver does not take (appended).
   uint64_t frames_dropped = 0;
   uint64_t rss_bytes = 0, peak_rss_bytes = 0;  // the process's resident memory, now and at peak (appended)
+  // Re-routed sessions this node's stage kept, and the positions it kept of them rather than run
+  // again (appended).
+  uint64_t sessions_resumed = 0, positions_kept = 0;
 };
 
 struct Status {

@@ -264,6 +264,8 @@ bool StageState::resume_session(uint64_t id, const wire::SessionStart& m, const 
       it->second.cache->context() < m.steps ||
       (!a.next.empty() && !next_kept && it->second.log.size() < row_bytes() * std::size_t(m.resume_pos))) {
     send_to_node(m.entry, id, 0, wire::Error{wire::kMoved, where() + ": does not hold the session's state to resume"});
+    // What it holds of the session cannot serve it any more: the entry replays it elsewhere.
+    if (it != sessions_.end() && it->second.entry == m.entry) sessions_.erase(it);
     return false;
   }
   auto held = sessions_.extract(it);

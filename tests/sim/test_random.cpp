@@ -147,6 +147,25 @@ TEST_CASE("a plan one side of a partition made alone is not held against the mes
   CHECK(r.coordinator_changes == 2);  // the isolated node did make a plan of its own
 }
 
+TEST_CASE("a plan of nodes too small for the model is not held against the mesh the moment a big one joins", "[sim]") {
+  // `troupe sim --random --nodes 6 --seed 638`, shrunk: three 64 MB boards hold no layer of a
+  // 60 MB model; a laptop joins, and the boards' plan of no stages was still the agreed one 0.3 s
+  // later, before the coordinator had probed the laptop and planned it (0.35 s after its join).
+  const Summary r = simulate(parse_scenario(
+                                 "seed: 638\nduration: 272s\nmodel: {shape: stories15m, type: f32}\n"
+                                 "nodes:\n  - {count: 3, profile: milkv-duo}\n"
+                                 "network: {latency: 200us, bandwidth: 1000Mbit}\n"
+                                 "workload: {sessions: 1, prompt_tokens: 1, gen_tokens: 1, arrival: every 53s from 25s}\n"
+                                 "faults:\n  - {at: 55s, leave: 1}\n  - {at: 205s, crash: 1}\n"
+                                 "  - {at: 212s, join: 1, profile: laptop}\n"
+                                 "expect: {converge_within: 30s}\n",
+                                 "seed-638.yaml"),
+                             638);
+  INFO((r.ok() ? "" : r.violations[0]));
+  CHECK(r.ok());
+  CHECK(r.sessions_completed == 1);  // the laptop serves the session that comes after it joined
+}
+
 TEST_CASE("a node joins through a node it can reach, not one across a partition", "[sim]") {
   // Found by `troupe sim --random --nodes 8 --seed 71`: a node joined through a node cut off by a
   // partition, knew nobody, and was the term-1 coordinator of a mesh of its own for 30 s. Here

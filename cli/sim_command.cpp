@@ -46,6 +46,7 @@ nlohmann::ordered_json to_json(const sim::Summary& s) {
   j["initial_convergence_seconds"] = s.initial_convergence_seconds;
   j["worst_convergence_seconds"] = s.worst_convergence_seconds;
   j["coordinator_changes"] = s.coordinator_changes;
+  j["longest_split_seconds"] = s.longest_split_seconds;
   j["frames"] = s.frames;
   j["frames_lost"] = s.frames_lost;
   j["trace_hash"] = s.trace_hash;
@@ -64,6 +65,7 @@ void print_text(const sim::Summary& s) {
   std::printf("initial_convergence_seconds: %.1f\n", s.initial_convergence_seconds);
   std::printf("worst_convergence_seconds: %.1f\n", s.worst_convergence_seconds);
   std::printf("coordinator_changes: %d\n", s.coordinator_changes);
+  std::printf("longest_split_seconds: %.1f\n", s.longest_split_seconds);
   std::printf("frames: %llu (lost %llu)\n", (unsigned long long)s.frames, (unsigned long long)s.frames_lost);
   std::printf("violations: %s\n", s.violations.empty() ? "none" : "");
   for (const auto& v : s.violations) std::printf("  - %s\n", v.c_str());

@@ -53,7 +53,7 @@ Scenario parse_scenario(const std::string& yaml_text, const std::string& name) {
   Scenario s;
   s.file = name;
   try {
-    r.only_keys(root, "", {"seed", "duration", "model", "nodes", "network", "workload", "faults", "expect"});
+    r.only_keys(root, "", {"seed", "duration", "model", "nodes", "join", "network", "workload", "faults", "expect"});
     if (root["seed"]) s.seed = static_cast<uint64_t>(r.integer(root["seed"], "seed", 0, (1LL << 62)));
     if (root["duration"]) s.duration = r.duration(root["duration"], "duration");
     if (s.duration.count() <= 0) r.fail("duration", "must be more than 0");
@@ -84,6 +84,11 @@ Scenario parse_scenario(const std::string& yaml_text, const std::string& name) {
       s.nodes.push_back(group);
     }
     if (known > 100000) r.fail("nodes", "more than 100000 nodes");
+    if (root["join"]) {
+      const std::string join = r.text(root["join"], "join");
+      if (join != "first" && join != "random") r.fail("join", "expected first or random, not " + join);
+      s.join = join == "random" ? StartJoin::random_earlier : StartJoin::first;
+    }
     if (root["network"]) read_network(r, root["network"], s.network);
     if (root["workload"]) read_workload(r, root["workload"], s.workload);
     if (root["faults"]) {

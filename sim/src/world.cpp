@@ -298,6 +298,20 @@ int World::join_through(int node) {
   return pool.empty() ? live_random(node) : pool[rng_.below(pool.size())];
 }
 
+int World::join_via(int node, Joining joining) {
+  switch (joining) {
+    case kFirst:
+      return -1;
+    case kThroughFirst:
+      return 0;
+    case kThroughEarlier:
+      return int(rng_.below(uint64_t(node)));
+    case kThroughLive:
+      break;
+  }
+  return join_through(node);
+}
+
 void World::start_soon(int node, Joining joining) {
   schedule(now_ + Nanos(rng_.below(uint64_t(kStartSpread.count()))), EventKind::start, node, joining);
 }
@@ -310,11 +324,11 @@ Summary World::run() {
   for (const auto& g : scenario_.nodes) {
     for (int i = 0; i < g.count; i++) add_node(g.profile);
   }
-  for (auto& n : nodes_) {  // everyone joins through the first, which starts first
+  for (auto& n : nodes_) {  // the first starts first; the others join through it, or a random earlier one
     if (n->index == 0) {
       schedule(Nanos(0), EventKind::start, 0, kFirst);
     } else {
-      start_soon(n->index, kThroughFirst);
+      start_soon(n->index, scenario_.join == StartJoin::first ? kThroughFirst : kThroughEarlier);
     }
   }
   const Nanos last_fault = schedule_faults();
@@ -385,7 +399,7 @@ void World::handle(const Event& e) {
     case EventKind::start: {
       SimNode& n = *nodes_[e.a];
       if (n.life == SimNode::Life::up) break;  // started twice by overlapping restarts
-      start_node(n, e.b == kFirst ? -1 : e.b == kThroughFirst ? 0 : join_through(n.index));
+      start_node(n, join_via(n.index, Joining(e.b)));
       break;
     }
     case EventKind::deliver:

@@ -68,7 +68,7 @@ enum class EventKind : uint8_t {
 };
 
 // How a start event's node finds the mesh (its b).
-enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2 };
+enum Joining : uint64_t { kFirst = 0, kThroughFirst = 1, kThroughLive = 2, kThroughEarlier = 3 };
 
 struct Event {
   int64_t t;      // ns of simulated time
@@ -240,6 +240,7 @@ class World {
   int live_random(int except = -1);
   int join_through(int node);
   void start_soon(int node, Joining joining);  // a start event within a mesh tick from now
+  int join_via(int node, Joining joining);      // the node it joins through; -1: none
   Nanos now() const { return now_; }
 
   // The run's steps.

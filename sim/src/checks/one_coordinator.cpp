@@ -1,7 +1,10 @@
 // Invariant 1, one coordinator per term. Terms are ballots (number, claimant): two claimants may
 // hold one term number for a while (both sides of a partition elect), so three things are
 // checked: a node's ballot never goes back; each ballot is coordinated by one process only; and
-// two coordinators of one term number that can reach each other resolve it within kSplitGrace.
+// two coordinators of one term number that can reach each other resolve it within kSplitGrace
+// (the longest such split goes into the summary).
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <tuple>
 
@@ -75,7 +78,10 @@ class OneCoordinator final : public Checker {
     const Nanos now = world_.now();
     auto it = split_since_.find({term, a, b});
     const Nanos since = it == split_since_.end() ? now : it->second;
-    if (since == Nanos::max() || now - since <= kSplitGrace) return since;
+    if (since == Nanos::max()) return since;
+    double& longest = world_.summary_.longest_split_seconds;
+    longest = std::max(longest, std::chrono::duration<double>(now - since).count());
+    if (now - since <= kSplitGrace) return since;
     world_.violation("two coordinators of term " + std::to_string(term) + " that reach each other: " +
                      world_.nodes_[a]->name + " and " + world_.nodes_[b]->name + " for over " +
                      std::to_string(kSplitGrace.count() / 1000000000) + " s");

@@ -116,12 +116,18 @@ struct Expect {
   Nanos drain{std::chrono::seconds(300)};
 };
 
+// How the nodes of `nodes` join when they start (all within a mesh tick of the first): through
+// the first node, or each through a random node listed before it (which may not have started
+// yet: it retries), as devices given one another's addresses at once would.
+enum class StartJoin { first, random_earlier };
+
 struct Scenario {
   std::string file;
   uint64_t seed = 1;
   Nanos duration{std::chrono::seconds(60)};
   ModelSpec model;
   std::vector<NodeGroup> nodes;
+  StartJoin join = StartJoin::first;
   LinkSpec network;
   Workload workload;
   std::vector<Fault> faults;  // in time order

@@ -27,6 +27,7 @@ struct Summary {
   double initial_convergence_seconds = -1;  // from the start to the first agreement; -1: never
   double worst_convergence_seconds = 0;     // the longest from a fault to agreement again
   int coordinator_changes = 0;              // terms claimed, the first included
+  double longest_split_seconds = 0;         // two coordinators of one term reaching each other, the longest
   uint64_t frames = 0;                      // sent between nodes, control and data
   uint64_t frames_lost = 0;
   std::string trace_hash;                   // 16 hex digits

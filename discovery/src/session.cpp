@@ -47,6 +47,7 @@ EntrySession::Actions EntrySession::start_on_route() {
   Actions out;
   Start start{route_.front().address, attempt_, route_, fed_, rng_state_, -1, 0, {}};
   if (left_) resume_from_left(start, out);
+  kept_ = start.kept;
   out.push_back(std::move(start));
   return out;
 }
@@ -112,8 +113,14 @@ EntrySession::Actions EntrySession::reroute(const std::string& why, bool moved) 
   // death and comes back) would otherwise keep the session's cache for good, and after
   // wire::kMaxSessions of them refuse every session as busy (found by the simulator). A frame to
   // a stage that is really gone is simply lost. A route that never answered is ended at once.
-  if (started_ && answered_) {
+  // A resumed route that has not answered yet holds the state in its kept stages only (the others
+  // may be filling still): those may be kept again (a stage that heard of a restart after the
+  // entry re-routes the session once more).
+  if (started_ && (answered_ || !kept_.empty())) {
     left_ = Left{route_, attempt_};
+    for (std::size_t i = 0; i < route_.size() && !answered_; i++) {
+      if (std::find(kept_.begin(), kept_.end(), int(i)) == kept_.end()) lost_.push_back(route_[i].address);
+    }
     started_ = false;
   } else {
     end_on_stages(out, "re-routed");

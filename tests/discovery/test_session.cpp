@@ -138,6 +138,20 @@ TEST_CASE("a re-routed session keeps the stages of its route left that the new o
   // Ends come before the start, so that a stage holds one of them at a time.
   CHECK(std::holds_alternative<EntrySession::End>(out.front()));
 
+  // Before a token came back, c:1 hears of b:1's restart only now and tells the entry: the kept
+  // stages hold the state still (b:1 may be filling), so they are kept again, and b:1 starts over.
+  out = s.error(wire::kPeerGone, "stage 5:8 on c: b:1, which the session needs, is gone", "c:1");
+  CHECK(only<EntrySession::End>(out).empty());
+  out = s.route_found(again, {});
+  const auto b_again = only<EntrySession::End>(out);
+  REQUIRE(b_again.size() == 1);
+  CHECK(b_again[0].to == "b:1");
+  CHECK(b_again[0].attempt == 1);
+  const auto restart = only<EntrySession::Start>(out).at(0);
+  CHECK(restart.resume_attempt == 1);
+  CHECK(restart.resume_pos == 4);
+  CHECK(restart.kept == std::vector<int>{0, 2});
+
   // A stage on other layers is not kept, nor one that said it moved; kept ones keep their index.
   CHECK(s.sampled(5, 300).empty());
   s.next(42);

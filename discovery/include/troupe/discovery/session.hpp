@@ -68,7 +68,8 @@ bool member_gone(const MemberChange& change);
 // route with the same layers, and were not lost, are *kept*: they keep every position but the
 // last one fed, and the new stages run those positions from the activations of the stage before
 // them (its log of what it sent) or, first, from the tokens. A stage lost, replaced or moved
-// is never kept. A route that never answered leaves nothing to keep: the next one replays all.
+// is never kept. A route that never answered leaves nothing to keep, but for the stages a resumed
+// start kept: the next route replays the rest.
 //
 // Every call returns the actions for the host to carry out, in order. Frames of an earlier
 // route are told apart by the attempt number (the actors keep it in the session id's bits, the
@@ -185,6 +186,7 @@ class EntrySession {
   };
   std::optional<Left> left_;
   std::vector<std::string> lost_;  // stages lost since: not kept
+  std::vector<int> kept_;          // the stages of route_ its start kept (indices)
 };
 
 // --- a stage -------------------------------------------------------------------------------------

@@ -259,10 +259,10 @@ bool StageState::open_session(uint64_t id, const wire::SessionStart& m) {
 // own.
 bool StageState::resume_session(uint64_t id, const wire::SessionStart& m, const discovery::StageAdmission& a) {
   auto it = sessions_.find(m.resume);
-  const bool next_kept = !a.next.empty() && discovery::kept_at(m, a.next);
+  const bool log_needed = !last() && !discovery::kept_at(m, a.next);
   if (it == sessions_.end() || it->second.entry != m.entry || it->second.next_pos < m.resume_pos ||
       it->second.cache->context() < m.steps ||
-      (!a.next.empty() && !next_kept && it->second.log.size() < row_bytes() * std::size_t(m.resume_pos))) {
+      (log_needed && it->second.log.size() < row_bytes() * std::size_t(m.resume_pos))) {
     send_to_node(m.entry, id, 0, wire::Error{wire::kMoved, where() + ": does not hold the session's state to resume"});
     // What it holds of the session cannot serve it any more: the entry replays it elsewhere.
     if (it != sessions_.end() && it->second.entry == m.entry) sessions_.erase(it);
@@ -290,7 +290,7 @@ void StageState::begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, 
   s.previous = a.index == 0 ? m.entry : m.route[a.index - 1].address;
   s.next = a.next;
   s.peers = a.peers;
-  const bool next_kept = !a.next.empty() && discovery::kept_at(m, a.next);
+  const bool next_kept = discovery::kept_at(m, a.next);  // none after the last stage
   s.forward_from = next_kept ? m.resume_pos : 0;
   s.prompt = std::move(m.tokens);
   s.heard = node_->clock->now();
@@ -316,7 +316,7 @@ void StageState::send_log(uint64_t id, Session& s, int until) {
 }
 
 std::size_t StageState::row_bytes() const {
-  return std::size_t(node_->config->dim) * (node_->encoding == wire::ActivationEncoding::f32 ? 4 : 2);
+  return std::size_t(node_->config->dim) * wire::encoded_bytes(node_->encoding);
 }
 
 void StageState::on_session_end(const Origin& from, uint64_t id) {

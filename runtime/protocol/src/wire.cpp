@@ -100,9 +100,11 @@ Activations Activations::pack(const float* x, int count, int dim, ActivationEnco
   return a;
 }
 
+std::size_t encoded_bytes(ActivationEncoding e) { return e == ActivationEncoding::f32 ? 4 : 2; }
+
 void Activations::unpack(float* x, int dim) const {
   const std::size_t n = std::size_t(count) * dim;
-  const std::size_t width = encoding == ActivationEncoding::f32 ? 4 : 2;
+  const std::size_t width = encoded_bytes(encoding);
   if (data.size() != n * width) {
     throw InputError("activations: " + std::to_string(data.size()) + " bytes for " +
                      std::to_string(count) + " rows of " + std::to_string(dim) + " " +

@@ -158,6 +158,7 @@ struct Step {
 
 enum class ActivationEncoding : uint8_t { f32 = 0, f16 = 1 };
 const char* encoding_name(ActivationEncoding e);
+std::size_t encoded_bytes(ActivationEncoding e);  // of one value: 4 (f32) or 2 (f16)
 
 struct Activations {
   int pos = 0;        // position of the first row

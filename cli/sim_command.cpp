@@ -49,6 +49,9 @@ nlohmann::ordered_json to_json(const sim::Summary& s) {
   j["longest_split_seconds"] = s.longest_split_seconds;
   j["frames"] = s.frames;
   j["frames_lost"] = s.frames_lost;
+  j["stage_positions"] = s.stage_positions;
+  j["sessions_resumed"] = s.sessions_resumed;
+  j["positions_kept"] = s.positions_kept;
   j["trace_hash"] = s.trace_hash;
   return j;
 }
@@ -67,6 +70,9 @@ void print_text(const sim::Summary& s) {
   std::printf("coordinator_changes: %d\n", s.coordinator_changes);
   std::printf("longest_split_seconds: %.1f\n", s.longest_split_seconds);
   std::printf("frames: %llu (lost %llu)\n", (unsigned long long)s.frames, (unsigned long long)s.frames_lost);
+  std::printf("stage_positions: %llu (sessions resumed %llu, positions kept %llu)\n",
+              (unsigned long long)s.stage_positions, (unsigned long long)s.sessions_resumed,
+              (unsigned long long)s.positions_kept);
   std::printf("violations: %s\n", s.violations.empty() ? "none" : "");
   for (const auto& v : s.violations) std::printf("  - %s\n", v.c_str());
   std::printf("trace_hash: %s\n", s.trace_hash.c_str());

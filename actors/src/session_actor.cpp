@@ -209,6 +209,7 @@ void SessionState::start_on(Protocol::Start& a) {
     start.resume = left->second;
     start.resume_pos = a.resume_pos;
     start.kept = std::move(a.kept);
+    start.fill = std::move(a.fill);
   }
   step_sent_ = {};  // a replay's round trip is not a hop's
   send_to_stage(a.to, a.attempt, std::move(start));

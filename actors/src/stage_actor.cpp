@@ -77,16 +77,24 @@ void StageState::report() {
   send_when_done(routes_.node, loaded_atom::value, r.begin, r.end);
 }
 
-// Holds `want` (none: nothing). Sessions of the range it releases move elsewhere: their entries
-// hear so and replay them on the new route. The old weights go before the new ones come, so a
-// small device never holds both.
+// Holds `want` (none: nothing). The old weights go before the new ones come, so a small device
+// never holds both. A session keeps what it holds of the layers both ranges share (its entry
+// hears so and resumes it on a new route, which fills the layers gained); a session that shares
+// none moves elsewhere: its entry replays it on a route of its own.
 void StageState::hold(std::optional<LayerRange> want) {
   if (want == layers_) {
     report();
     return;
   }
-  for (const auto& [id, s] : sessions_) send_to_node(s.entry, id, 0, wire::Error{wire::kMoved, where() + " moved"});
-  sessions_.clear();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    const LayerRange v = it->second.valid;
+    if (want && std::max(v.begin, want->begin) < std::min(v.end, want->end)) {
+      ++it;
+      continue;
+    }
+    send_to_node(it->second.entry, it->first, 0, wire::Error{wire::kMoved, where() + " moved"});
+    it = sessions_.erase(it);
+  }
   model_.reset();
   layers_.reset();
   if (want) {
@@ -102,7 +110,32 @@ void StageState::hold(std::optional<LayerRange> want) {
   } else {
     spdlog::info("released its layers");
   }
+  carry_sessions();
   report();
+}
+
+// The sessions kept through a change of layers: their caches on the new layers, holding what
+// they held of the layers kept; each entry hears it must re-route (wire::kRelayered).
+void StageState::carry_sessions() {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    Session& s = it->second;
+    const std::string why = where() + " now holds other layers; it keeps the session's state for a new route";
+    try {
+      if (!layers_) throw std::runtime_error("no layers loaded");
+      s.cache = model_->carry(*s.cache);
+      s.valid = LayerRange{std::max(s.valid.begin, layers_->begin), std::min(s.valid.end, layers_->end)};
+    } catch (const std::exception& e) {
+      send_to_node(s.entry, it->first, 0, wire::Error{wire::kMoved, where() + ": " + e.what()});
+      it = sessions_.erase(it);
+      continue;
+    }
+    s.fill.reset();
+    s.prompt = {};
+    s.detached = true;
+    s.relayered = true;
+    send_to_node(s.entry, it->first, 0, wire::Error{wire::kRelayered, why});
+    ++it;
+  }
 }
 
 // Sessions that needed the lost peer cannot finish on their route; their entry re-routes them
@@ -172,6 +205,7 @@ StageState::Session* StageState::session_from(const Origin& from, uint64_t id, c
     return nullptr;
   }
   s.heard = node_->clock->now();
+  if (s.relayered) return nullptr;  // a frame of the route it left: its layers are not these
   return &s;
 }
 
@@ -229,8 +263,10 @@ void StageState::on_session_start(const Origin& from, uint64_t id, wire::Session
     send_to_node(m.entry, id, 0, wire::Error{admission.code, where() + ": " + admission.why});
     return;
   }
-  if (kept ? resume_session(id, m, admission) : open_session(id, m)) {
-    begin_on_route(id, sessions_.at(id), m, admission, kept);
+  if (!kept) {
+    if (open_session(id, m)) begin_on_route(id, sessions_.at(id), m, admission, nullptr);
+  } else if (const auto work = resume_session(id, m, admission)) {
+    begin_on_route(id, sessions_.at(id), m, admission, &*work);
   }
 }
 
@@ -248,56 +284,76 @@ bool StageState::open_session(uint64_t id, const wire::SessionStart& m) {
     return false;
   }
   s.entry = m.entry;
+  s.valid = *layers_;
+  s.log_at = last() ? -1 : layers_->end;
   sessions_.emplace(id, std::move(s));
   added_session();
   return true;
 }
 
 // A session this stage keeps from the route it left (under m.resume): now under `id`, back to
-// the positions kept. One it does not hold as the start says (forgotten, reclaimed, restarted,
-// or fewer positions) is refused as moved, and the entry replays the session on a route of its
-// own.
-bool StageState::resume_session(uint64_t id, const wire::SessionStart& m, const discovery::StageAdmission& a) {
+// the positions kept, with the work its moved layers need (discovery::resume_work). One it does
+// not hold as the start says (forgotten, reclaimed, restarted, fewer positions, layers it cannot
+// fill) is refused as moved, and the entry replays the session on a route of its own.
+std::optional<discovery::ResumeWork> StageState::resume_session(uint64_t id, const wire::SessionStart& m,
+                                                                const discovery::StageAdmission& a) {
   auto it = sessions_.find(m.resume);
-  const bool log_needed = !last() && !discovery::kept_at(m, a.next);
-  if (it == sessions_.end() || it->second.entry != m.entry || it->second.next_pos < m.resume_pos ||
-      it->second.cache->context() < m.steps ||
-      (log_needed && it->second.log.size() < row_bytes() * std::size_t(m.resume_pos))) {
-    send_to_node(m.entry, id, 0, wire::Error{wire::kMoved, where() + ": does not hold the session's state to resume"});
+  const int until = m.resume_pos;
+  discovery::ResumeWork work;
+  if (it == sessions_.end() || it->second.entry != m.entry || it->second.next_pos < until ||
+      it->second.cache->context() < m.steps) {
+    work.refusal = "does not hold the session's state to resume";
+  } else {
+    const Session& held = it->second;
+    const bool output_needed = !last() && (!discovery::kept_at(m, a.next) || discovery::fills_at(m, a.next));
+    const int log_at = held.log.size() >= row_bytes() * std::size_t(until) ? held.log_at : -1;
+    work = discovery::resume_work(*layers_, held.valid, log_at, discovery::fills_at(m, node_->address), output_needed);
+  }
+  if (!work.refusal.empty()) {
+    send_to_node(m.entry, id, 0, wire::Error{wire::kMoved, where() + ": " + work.refusal});
     // What it holds of the session cannot serve it any more: the entry replays it elsewhere.
     if (it != sessions_.end() && it->second.entry == m.entry) sessions_.erase(it);
-    return false;
+    return std::nullopt;
   }
-  auto held = sessions_.extract(it);
-  held.key() = id;
-  sessions_.insert(std::move(held));
+  auto moved = sessions_.extract(it);
+  moved.key() = id;
+  sessions_.insert(std::move(moved));
   ended_.add(m.resume);  // frames of the route it left that come late are dropped quietly
   Session& s = sessions_.at(id);
-  s.next_pos = m.resume_pos;
-  s.log.resize(std::min(s.log.size(), row_bytes() * std::size_t(m.resume_pos)));
+  s.next_pos = work.rerun ? 0 : until;
+  s.log.resize(std::min(s.log.size(), row_bytes() * std::size_t(until)));
   s.detached = false;
-  spdlog::info("session {:x} resumed as {:x} at position {}", m.resume, id, m.resume_pos);
+  s.relayered = false;
+  s.fill.reset();
+  if (work.on_log.size() > 0) run_on_log(s, until, work.on_log);
+  if (work.rerun) s.valid = *layers_;
+  if (work.on_input.size() > 0 && !work.rerun) s.fill = Session::Fill{work.on_input, 0, until};
+  s.log_at = last() ? -1 : layers_->end;
+  spdlog::info("session {:x} resumed as {:x} at position {}{}", m.resume, id, until,
+               work.rerun ? ", running the kept positions again" : "");
   node_->metrics->sessions_resumed.fetch_add(1, std::memory_order_relaxed);
-  node_->metrics->positions_kept.fetch_add(uint64_t(m.resume_pos), std::memory_order_relaxed);
-  return true;
+  if (!work.rerun) node_->metrics->positions_kept.fetch_add(uint64_t(until), std::memory_order_relaxed);
+  return work;
 }
 
 // The session's place on its route; the start goes on to the next stage, then, when this stage
-// was kept and the next was not, its log of the positions kept; the first stage runs its tokens.
+// was kept and the next needs the kept positions' rows, its log of them; the first stage runs its
+// tokens.
 void StageState::begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, const discovery::StageAdmission& a,
-                                bool kept) {
+                                const discovery::ResumeWork* resumed) {
   if (last()) s.sampler.emplace(node_->config->vocab_size, m.sampling.temperature, m.sampling.topp, m.sampling.seed);
   s.previous = a.index == 0 ? m.entry : m.route[a.index - 1].address;
   s.next = a.next;
   s.peers = a.peers;
-  const bool next_kept = discovery::kept_at(m, a.next);  // none after the last stage
-  s.forward_from = next_kept ? m.resume_pos : 0;
+  // Rows the next stage keeps are not sent (none after the last stage).
+  const bool next_keeps = discovery::kept_at(m, a.next) && !discovery::fills_at(m, a.next);
+  s.forward_from = next_keeps ? m.resume_pos : 0;
   s.prompt = std::move(m.tokens);
   s.heard = node_->clock->now();
   m.tokens.clear();
   // The next stage learns of the session before its first activations, over the same link.
   if (!last()) send_to_node(s.next, id, ++s.seq, m);
-  if (kept && !last() && !next_kept) send_log(id, s, m.resume_pos);
+  if (resumed && resumed->send_log) send_log(id, s, m.resume_pos);
   if (!s.prompt.empty()) send_when_done(caf::actor_cast<StageActor>(self_), prefill_atom::value, id);
 }
 
@@ -313,6 +369,48 @@ void StageState::send_log(uint64_t id, Session& s, int until) {
     a.data.assign(from, from + std::ptrdiff_t(row * std::size_t(a.count)));
     send_to_node(s.next, id, ++s.seq, std::move(a));
   }
+}
+
+// Runs `layers` (gained at the back of the range) on the log's rows of positions [0, until); the
+// rows they give are the log now.
+void StageState::run_on_log(Session& s, int until, LayerRange layers) {
+  const auto t0 = node_->clock->now();
+  const int dim = node_->config->dim;
+  const std::size_t row = row_bytes();
+  std::vector<uint8_t> log;
+  log.reserve(row * std::size_t(until));
+  for (int at = 0; at < until; at += Transformer::kMaxBatch) {
+    wire::Activations a;
+    a.count = std::min(Transformer::kMaxBatch, until - at);
+    a.encoding = node_->encoding;
+    const auto from = s.log.begin() + std::ptrdiff_t(row * std::size_t(at));
+    a.data.assign(from, from + std::ptrdiff_t(row * std::size_t(a.count)));
+    a.unpack(x_.data(), dim);
+    s.cache->forward_layers(x_.data(), a.count, at, layers);
+    const wire::Activations out = wire::Activations::pack(x_.data(), a.count, dim, node_->encoding);
+    log.insert(log.end(), out.data.begin(), out.data.end());
+  }
+  s.log = std::move(log);
+  s.valid.end = layers.end;
+  charge(until, t0);
+}
+
+// Of `count` rows at `pos` in x_, those a resumed session's fill awaits run through the layers it
+// fills only (what they give is not sent: the log holds it), and the rest move to the front of
+// x_. Returns how many it took.
+int StageState::take_fill(Session& s, int pos, int count) {
+  if (!s.fill) return 0;
+  const int taken = std::min(count, s.fill->until - pos);
+  s.cache->forward_layers(x_.data(), taken, pos, s.fill->layers);
+  s.fill->pos += taken;
+  if (s.fill->pos == s.fill->until) {
+    s.valid.begin = s.fill->layers.begin;
+    s.fill.reset();
+  }
+  const std::size_t dim = std::size_t(node_->config->dim);
+  std::copy(x_.begin() + std::ptrdiff_t(dim * std::size_t(taken)),
+            x_.begin() + std::ptrdiff_t(dim * std::size_t(count)), x_.begin());
+  return taken;
 }
 
 std::size_t StageState::row_bytes() const {
@@ -340,6 +438,8 @@ void StageState::on_session_probe(const Origin& from, uint64_t id, const wire::S
   if (it != sessions_.end()) {
     if (!from.is_peer(it->second.entry)) {
       drop_frame(*node_, from, fmt::format("session_probe for session {:x}, which only {} sends", id, it->second.entry));
+    } else if (it->second.relayered) {  // its notice may have been lost
+      send_to_node(it->second.entry, id, 0, wire::Error{wire::kRelayered, where() + ": holds other layers now"});
     }
     return;
   }
@@ -392,14 +492,20 @@ void StageState::on_prefill(uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;  // ended or moved meanwhile
   Session& s = it->second;
+  const int n = static_cast<int>(s.prompt.size()), at = s.fill ? s.fill->pos : s.next_pos;
+  if (s.relayered || at >= n) return;
   s.heard = node_->clock->now();
-  const int n = static_cast<int>(s.prompt.size()), at = s.next_pos;
   const int count = std::min(Transformer::kMaxBatch, n - at);
   try {
     const auto t0 = node_->clock->now();
     for (int t = 0; t < count; t++) s.cache->embed(s.prompt[at + t], x_.data() + std::size_t(t) * node_->config->dim);
-    s.cache->forward_layers(x_.data(), count, at);
-    emit(id, s, at, count, at + count == n, t0, 0);
+    const int filled = take_fill(s, at, count);
+    if (filled < count) {
+      s.cache->forward_layers(x_.data(), count - filled, at + filled);
+      emit(id, s, at + filled, count - filled, at + count == n, t0, 0);
+    } else {
+      charge(count, t0);
+    }
   } catch (const std::exception& e) {
     fail(id, s.entry, e.what());
     return;
@@ -417,6 +523,7 @@ void StageState::on_step(const Origin& from, uint64_t id, const wire::Step& m) {
   Session& s = *found;
   if (m.pos < s.next_pos) return;  // its copy on the other lane came first
   try {
+    if (s.fill) throw InputError("a step came before the kept positions were filled");
     check_input(s, true, m.pos, 1);
     const auto t0 = node_->clock->now();
     s.cache->embed(m.token, x_.data());
@@ -435,16 +542,23 @@ void StageState::on_activations(const Origin& from, uint64_t id, const wire::Act
     check_input(s, false, m.pos, m.count);
     const auto t0 = node_->clock->now();
     m.unpack(x_.data(), node_->config->dim);
-    s.cache->forward_layers(x_.data(), m.count, m.pos);
-    emit(id, s, m.pos, m.count, m.sample, t0, m.compute_us);
+    const int filled = take_fill(s, m.pos, m.count);
+    if (filled == m.count) {
+      charge(m.count, t0);
+      return;
+    }
+    s.cache->forward_layers(x_.data(), m.count - filled, m.pos + filled);
+    emit(id, s, m.pos + filled, m.count - filled, m.sample, t0, m.compute_us);
   } catch (const std::exception& e) {
     fail(id, s.entry, e.what());
   }
 }
 
 // Rows for a session: at the position due, within its cache (discovery::input_problem).
+// While a resumed session fills layers it gained, the rows due are those of its fill.
 void StageState::check_input(const Session& s, bool tokens, int pos, int count) const {
-  const std::string problem = discovery::input_problem(first(), tokens, s.next_pos, pos, count, s.cache->context(),
+  const int due = s.fill ? s.fill->pos : s.next_pos;
+  const std::string problem = discovery::input_problem(first(), tokens, due, pos, count, s.cache->context(),
                                                        Transformer::kMaxBatch);
   if (!problem.empty()) throw InputError(problem);
 }

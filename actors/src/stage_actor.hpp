@@ -20,7 +20,9 @@
 // the new id, back to the positions kept. Before the new next stage's first rows, it sends that
 // stage its log of them, so that a stage new to the session runs only its own layers for the
 // positions before. A stage that lost a peer of a session other than its entry keeps the
-// session's state for the entry's next route, and forgets it when the entry ends it.
+// session's state for the entry's next route, and forgets it when the entry ends it. A stage
+// whose layers move keeps what it computed of the layers it still holds (StageModel::carry);
+// when the session resumes it fills the layers it gained (discovery/resume_plan.hpp).
 #pragma once
 
 #include <memory>
@@ -31,6 +33,7 @@
 
 #include "actors.hpp"
 #include "troupe/actors/stage_limits.hpp"
+#include "troupe/discovery/resume_plan.hpp"
 #include "troupe/discovery/session.hpp"
 #include "troupe/text/sampler.hpp"
 
@@ -54,8 +57,19 @@ class StageState {
     std::vector<int> prompt;         // the first stage's: the tokens to run before the first step
     int next_pos = 0;                // the position the next input must start at
     std::vector<uint8_t> log;        // the rows computed for the next stage, by position, as sent
+    int log_at = -1;                 // the layer boundary of the log's rows (-1: no log)
+    LayerRange valid{0, 0};          // the layers whose keys and values hold every position run
+    // Layers gained at the front of a resumed session's range, filled from rows of positions
+    // [pos, until) before the session goes on (discovery::ResumeWork::on_input).
+    struct Fill {
+      LayerRange layers;
+      int pos = 0;
+      int until = 0;
+    };
+    std::optional<Fill> fill;
     int forward_from = 0;            // rows before it are not sent on: the next stage kept them
     bool detached = false;           // a peer it needs was lost: the entry re-routes it
+    bool relayered = false;          // the stage's layers moved: it serves the session only once resumed
     uint64_t seq = 0;
     Clock::time_point heard;         // its last frame or prompt batch
   };
@@ -88,9 +102,14 @@ class StageState {
   Session* session_from(const Origin& from, uint64_t id, const char* what, bool from_entry);
   bool start_from_route(const Origin& from, uint64_t id, const wire::SessionStart& m);
   bool open_session(uint64_t id, const wire::SessionStart& m);
-  bool resume_session(uint64_t id, const wire::SessionStart& m, const discovery::StageAdmission& a);
-  void begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, const discovery::StageAdmission& a, bool kept);
+  std::optional<discovery::ResumeWork> resume_session(uint64_t id, const wire::SessionStart& m,
+                                                      const discovery::StageAdmission& a);
+  void begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, const discovery::StageAdmission& a,
+                      const discovery::ResumeWork* resumed);
   void send_log(uint64_t id, Session& s, int until);
+  void run_on_log(Session& s, int until, LayerRange layers);
+  int take_fill(Session& s, int pos, int count);
+  void carry_sessions();
   std::size_t row_bytes() const;
   std::size_t sessions_of(const std::string& entry) const;
   // Why this node's memory budget cannot hold one more session of `steps` positions (empty: it can).

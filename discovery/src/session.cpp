@@ -1,5 +1,7 @@
 #include "troupe/discovery/session.hpp"
 
+#include "troupe/discovery/resume_plan.hpp"
+
 #include <algorithm>
 #include <utility>
 
@@ -45,28 +47,36 @@ EntrySession::Actions EntrySession::start_on_route() {
   answered_ = false;
   quiet_ = Millis(0);
   Actions out;
-  Start start{route_.front().address, attempt_, route_, fed_, rng_state_, -1, 0, {}};
+  Start start{route_.front().address, attempt_, route_, fed_, rng_state_, -1, 0, {}, {}};
   if (left_) resume_from_left(start, out);
   kept_ = start.kept;
   out.push_back(std::move(start));
   return out;
 }
 
-// The stages of the route left that are on the new one with the same layers, and were not lost,
-// keep the session's state: the start names them, and every position but the last one fed (whose
-// sample is due). The others forget it.
+// The stages of the route left that are on the new one with layers overlapping those they held,
+// and were not lost, keep the session's state: the start names them, and every position but the
+// last one fed (whose sample is due); those whose layers moved and must take rows from before are
+// named in `fill` (fill_stages). The others forget it.
 void EntrySession::resume_from_left(Start& start, Actions& out) {
   std::vector<int> kept;
+  std::vector<std::optional<LayerRange>> held(route_.size());
   for (std::size_t i = 0; i < route_.size(); i++) {
     const bool lost = std::find(lost_.begin(), lost_.end(), route_[i].address) != lost_.end();
-    if (!lost && std::find(left_->route.begin(), left_->route.end(), route_[i]) != left_->route.end()) {
-      kept.push_back(int(i));
-    }
+    const auto was = std::find_if(left_->route.begin(), left_->route.end(),
+                                  [&](const wire::RouteStage& s) { return s.address == route_[i].address; });
+    if (lost || was == left_->route.end()) continue;
+    const LayerRange now = route_[i].layers;
+    if (std::max(now.begin, was->layers.begin) >= std::min(now.end, was->layers.end)) continue;
+    kept.push_back(int(i));
+    held[i] = was->layers;
   }
   if (!kept.empty()) {
     start.resume_attempt = left_->attempt;
     start.resume_pos = int(fed_.size()) - 1;
     start.kept = kept;
+    // A route covers the model: its last stage ends at the model's last layer.
+    start.fill = fill_stages(route_, held, left_->route.back().layers.end);
   }
   end_left(out, "re-routed", kept);
 }
@@ -75,7 +85,8 @@ void EntrySession::resume_from_left(Start& start, Actions& out) {
 void EntrySession::end_left(Actions& out, const std::string& reason, const std::vector<int>& kept) {
   if (!left_) return;
   for (const auto& stage : left_->route) {
-    const bool is_kept = std::any_of(kept.begin(), kept.end(), [&](int i) { return route_[std::size_t(i)] == stage; });
+    const bool is_kept = std::any_of(kept.begin(), kept.end(),
+                                     [&](int i) { return route_[std::size_t(i)].address == stage.address; });
     if (!is_kept) out.push_back(End{stage.address, left_->attempt, reason});
   }
   left_.reset();
@@ -157,7 +168,7 @@ EntrySession::Actions EntrySession::finish() {
 }
 
 EntrySession::Actions EntrySession::error(int code, const std::string& message, const std::string& from) {
-  if (code != wire::kMoved && code != wire::kPeerGone) return fail(1, message);
+  if (code != wire::kMoved && code != wire::kPeerGone && code != wire::kRelayered) return fail(1, message);
   Actions out = reroute(message, true);
   if (code == wire::kMoved) lost_.push_back(from);
   return out;

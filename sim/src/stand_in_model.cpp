@@ -1,6 +1,8 @@
 #include "stand_in_model.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace troupe::sim {
@@ -32,29 +34,38 @@ constexpr int kFirstToken = 3;   // never <unk>, BOS or EOS: answers run to thei
 class StandInModel::Cache final : public StageModel::Session {
  public:
   Cache(const StandInModel& model, int context)
-      : model_(model), context_(context), layers_(std::size_t(model.layers_.size())) {}
+      : model_(model), range_(model.layers_), context_(context), layers_(std::size_t(model.layers_.size())) {}
   int context() const override { return context_; }
+  LayerRange layers() const override { return range_; }
+
+  // `from`'s entries of the layers both hold (`from`'s model may be gone: only its own fields are read).
+  void take(const Cache& from) {
+    for (int l = std::max(range_.begin, from.range_.begin); l < std::min(range_.end, from.range_.end); l++) {
+      layers_[std::size_t(l - range_.begin)] = from.layers_[std::size_t(l - from.range_.begin)];
+    }
+  }
 
   void embed(int token, float* x) override { put(x, hash2(uint64_t(uint32_t(token)), 0xE3BED)); }
 
-  void forward_layers(float* x, int count, int pos) override {
+  void forward_layers(float* x, int count, int pos, LayerRange sub) override {
+    if (!range_.contains(sub)) throw std::logic_error("layers outside the stage's");
     const int dim = model_.model_.config.dim;
     for (int t = 0; t < count; t++) {
       float* row = x + std::size_t(t) * dim;
       uint64_t v = get(row);
       const std::size_t q = std::size_t(pos + t);
-      for (std::size_t l = 0; l < layers_.size(); l++) {
+      for (std::size_t l = std::size_t(sub.begin - range_.begin); l < std::size_t(sub.end - range_.begin); l++) {
         // Position q's entry depends on every row up to q, as a KV cache's attention does, and
         // replaces what q held: a session taken back to q and run again gives what it gave.
         std::vector<uint64_t>& kv = layers_[l];
         const uint64_t before = q == 0 ? 0 : kv.at(q - 1);
         kv.resize(q + 1);
         kv[q] = hash2(before, v ^ (uint64_t(q) << 40));
-        v = hash2(kv[q], uint64_t(model_.layers_.begin) + l);
+        v = hash2(kv[q], uint64_t(range_.begin) + l);
       }
       put(row, v);
     }
-    if (model_.spend_) model_.spend_(stage_time(*model_.device_, model_.model_, model_.layers_, count));
+    if (model_.spend_) model_.spend_(stage_time(*model_.device_, model_.model_, sub, count));
   }
 
   float* logits(float* row) override {
@@ -71,6 +82,7 @@ class StandInModel::Cache final : public StageModel::Session {
 
  private:
   const StandInModel& model_;
+  LayerRange range_;
   int context_;
   std::vector<std::vector<uint64_t>> layers_;  // per layer, per position: the positions so far, hashed
   std::vector<float> logits_;
@@ -82,6 +94,12 @@ StandInModel::StandInModel(const ModelPrice& model, LayerRange layers, const Dev
 
 std::unique_ptr<StageModel::Session> StandInModel::open(int context) const {
   return std::make_unique<Cache>(*this, context);
+}
+
+std::unique_ptr<StageModel::Session> StandInModel::carry(const Session& from) const {
+  auto cache = std::make_unique<Cache>(*this, from.context());
+  cache->take(dynamic_cast<const Cache&>(from));
+  return cache;
 }
 
 }  // namespace troupe::sim

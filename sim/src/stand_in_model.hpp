@@ -26,6 +26,7 @@ class StandInModel final : public StageModel {
                std::function<void(Nanos)> spend);
   LayerRange layers() const override { return layers_; }
   std::unique_ptr<Session> open(int context) const override;
+  std::unique_ptr<Session> carry(const Session& from) const override;
 
  private:
   class Cache;

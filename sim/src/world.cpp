@@ -220,6 +220,7 @@ void World::crash(SimNode& n, SimNode::Life life) {
   stage_jobs_.erase(n.stage_job);
   n.stage_job = nullptr;
   n.process->actors->stop();
+  count_stage_work(*n.process);
   graveyard_.push_back(std::move(n.process));  // its actors still have their exits to run
   entry_lost(n);
   connections_lost(n);
@@ -448,6 +449,9 @@ Summary World::summarize(std::chrono::steady_clock::time_point wall_start) {
   summary_.sim_seconds = double(now_.count()) / 1e9;
   summary_.nodes = int(nodes_.size());
   summary_.sessions = int(sessions_.size());
+  for (const auto& n : nodes_) {
+    if (n->process) count_stage_work(*n->process);
+  }
   for (const auto& s : sessions_) {
     summary_.sessions_completed += s.outcome == SimSession::Outcome::completed;
     summary_.sessions_failed += s.outcome == SimSession::Outcome::failed;
@@ -460,6 +464,12 @@ Summary World::summarize(std::chrono::steady_clock::time_point wall_start) {
   summary_.trace_hash = hex;
   summary_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return summary_;
+}
+
+void World::count_stage_work(const NodeProcess& p) {
+  summary_.stage_positions += p.metrics.stage_positions.load();
+  summary_.sessions_resumed += p.metrics.sessions_resumed.load();
+  summary_.positions_kept += p.metrics.positions_kept.load();
 }
 
 Summary simulate(const Scenario& scenario, uint64_t seed, const Options& options) {

@@ -249,6 +249,7 @@ class World {
   void handle(const Event& e);
   bool sessions_open() const;
   Summary summarize(std::chrono::steady_clock::time_point wall_start);
+  void count_stage_work(const NodeProcess& p);  // into summary_, once per process
 
   // --- faults.cpp ------------------------------------------------------------------------------
   void fault_starts(int index);

@@ -40,17 +40,30 @@ constexpr uint64_t kLayerBytes = uint64_t(1) << 20;  // what one layer costs a m
 class TinyStage::Cache final : public StageModel::Session {
  public:
   Cache(const TinyStage& model, int context)
-      : model_(model), context_(context), layers_(std::size_t(model.layers_.size()), 0) {}
+      : model_(model), range_(model.layers_), context_(context), layers_(std::size_t(model.layers_.size())) {}
   int context() const override { return context_; }
+  LayerRange layers() const override { return range_; }
+  void take(const Cache& from) {
+    for (int l = std::max(range_.begin, from.range_.begin); l < std::min(range_.end, from.range_.end); l++) {
+      layers_[std::size_t(l - range_.begin)] = from.layers_[std::size_t(l - from.range_.begin)];
+    }
+  }
   void embed(int token, float* x) override { put(x, mix(uint64_t(uint32_t(token)), 0xE3BED)); }
 
-  void forward_layers(float* x, int count, int pos) override {
+  void forward_layers(float* x, int count, int pos, LayerRange sub) override {
+    if (model_.work_) *model_.work_ += uint64_t(count) * uint64_t(sub.size());
     for (int t = 0; t < count; t++) {
       float* row = x + std::size_t(t) * model_.config_.dim;
       uint64_t v = get(row);
-      for (std::size_t l = 0; l < layers_.size(); l++) {
-        layers_[l] = mix(layers_[l], v ^ (uint64_t(pos + t) << 40));
-        v = mix(layers_[l], uint64_t(model_.layers_.begin) + l);
+      const std::size_t q = std::size_t(pos + t);
+      for (std::size_t l = std::size_t(sub.begin - range_.begin); l < std::size_t(sub.end - range_.begin); l++) {
+        // Position q's entry hashes every row up to q, and replaces what q held (a position
+        // run again, as a resumed session's, gives what it gave).
+        std::vector<uint64_t>& kv = layers_[l];
+        const uint64_t before = q == 0 ? 0 : kv.at(q - 1);
+        kv.resize(q + 1);
+        kv[q] = mix(before, v ^ (uint64_t(q) << 40));
+        v = mix(kv[q], uint64_t(range_.begin) + l);
       }
       put(row, v);
     }
@@ -69,13 +82,20 @@ class TinyStage::Cache final : public StageModel::Session {
 
  private:
   const TinyStage& model_;
+  LayerRange range_;
   int context_;
-  std::vector<uint64_t> layers_;
+  std::vector<std::vector<uint64_t>> layers_;  // per layer, per position: the rows up to it, hashed
   std::vector<float> logits_;
 };
 
 std::unique_ptr<StageModel::Session> TinyStage::open(int context) const {
   return std::make_unique<Cache>(*this, context);
+}
+
+std::unique_ptr<StageModel::Session> TinyStage::carry(const Session& from) const {
+  auto cache = std::make_unique<Cache>(*this, from.context());
+  cache->take(dynamic_cast<const Cache&>(from));
+  return cache;
 }
 
 ModelConfig tiny_config() {
@@ -221,8 +241,8 @@ TestNode& MemoryMesh::add_node(int layers, std::vector<std::string> joins, std::
   c.mesh.cost.n_layers = config_.n_layers;
   c.mesh.cost.layer_bytes = kLayerBytes;  // no KV cache, embedding, head or overhead
   c.config = &config_;
-  if (initial) c.initial = std::make_shared<TinyStage>(config_, *initial);
-  c.load_layers = [this](LayerRange r) { return std::make_shared<TinyStage>(config_, r); };
+  if (initial) c.initial = std::make_shared<TinyStage>(config_, *initial, &layer_positions);
+  c.load_layers = [this](LayerRange r) { return std::make_shared<TinyStage>(config_, r, &layer_positions); };
   c.tokenizer = &tokenizer_;
   c.clock = &n->clock;
   c.random = &n->random;

@@ -22,20 +22,24 @@
 
 namespace troupe::testing {
 
-// A model for the tests: each layer keeps a running hash of the positions it has seen (its KV
+// A model for the tests: each layer keeps, for each position, a hash of the rows up to it (its KV
 // cache) and a row carries a value from layer to layer in its first floats; the logits of a row
 // favour a few tokens drawn from its value. An answer depends on every earlier token and on every
-// layer seeing every position once and in order, but not on how the layers are split into stages.
+// layer seeing every position in order, but not on how the layers are split into stages. `work`
+// (when given) counts the layers run times the positions they ran.
 class TinyStage final : public StageModel {
  public:
-  TinyStage(const ModelConfig& config, LayerRange layers) : config_(config), layers_(layers) {}
+  TinyStage(const ModelConfig& config, LayerRange layers, uint64_t* work = nullptr)
+      : config_(config), layers_(layers), work_(work) {}
   LayerRange layers() const override { return layers_; }
   std::unique_ptr<Session> open(int context) const override;
+  std::unique_ptr<Session> carry(const Session& from) const override;
 
  private:
   class Cache;
   const ModelConfig& config_;
   LayerRange layers_;
+  uint64_t* work_;
 };
 
 // The model's shape: 6 layers, a vocabulary of 300 (synthetic_vocabulary's), 64 positions.
@@ -132,6 +136,8 @@ class MemoryMesh {
   caf::actor_clock::time_point epoch() const { return epoch_; }
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
+  // Layers run times the positions they ran, over every node's stage (TinyStage's `work`).
+  uint64_t layer_positions = 0;
 
   // --- for MemoryTransport ---
   void deliver(const std::string& from, const std::string& to, Frame frame);

@@ -146,6 +146,55 @@ TEST_CASE("a stage that lost a session answers the entry's probe, and the entry 
   CHECK(kept > 0);
 }
 
+// A stage gone for good mid-answer: the two others take its layers in a new plan, their ranges
+// move, and they keep the keys and values of the layers they still hold; each runs only the
+// layers it gained over the positions so far (or, having lost layers at its back, its layers
+// again), never the whole context through every layer. Which stage goes decides which.
+TEST_CASE("a stage gone for good mid-answer: the others keep the layers they still hold and fill the rest", "[actors]") {
+  const QuietLog quiet;
+  const int gone_stage = GENERATE(0, 1, 2);
+  const wire::GenerateRequest r = request("a prompt of some length", 36, 91);
+  const auto run = [&](bool crash, uint64_t& fed_at_crash, MemoryMesh& mesh) {
+    for (int i = 0; i < 3; i++) mesh.add_node(3, i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"n0:7000"});
+    REQUIRE(mesh.run_until([&] { return agreed(mesh); }, 20s));
+    const auto route = mesh.node(0).mesh().route();
+    REQUIRE(route.size() == 3);  // 2 layers each: every node's 3 would leave one out
+    int gone = 0, entry = 0;
+    while (mesh.node(gone).context.address != route[std::size_t(gone_stage)].address) gone++;
+    while (entry == gone) entry++;
+    // The crash (nothing more in or out) as position 40 passes between two stages.
+    mesh.tap([&, gone](const std::string&, const std::string&, wire::Message& m) {
+      const auto* a = std::get_if<wire::Activations>(&m.body);
+      if (!crash || fed_at_crash > 0 || !a || a->pos < 40) return;
+      fed_at_crash = uint64_t(a->pos);
+      mesh.node(gone).actors->stop();
+    });
+    const uint64_t before = mesh.layer_positions;
+    mesh.client_send(entry, "client", wire::Message{0, 1, r});
+    REQUIRE(mesh.run_until([&] { return answer(mesh, "client").has_value(); }, 60s));
+    CHECK(*answer(mesh, "client") == answer_alone(r, mesh.config(), mesh.tokenizer()));
+    return mesh.layer_positions - before;
+  };
+  uint64_t fed = 0;
+  MemoryMesh calm_mesh, crash_mesh;
+  const uint64_t calm = run(false, fed, calm_mesh);
+  const uint64_t crashed = run(true, fed, crash_mesh);
+  uint64_t resumed = 0, kept = 0;
+  for (int i = 0; i < 3; i++) {
+    resumed += crash_mesh.node(i).metrics.sessions_resumed.load();
+    kept += crash_mesh.node(i).metrics.positions_kept.load();
+  }
+  INFO("gone: stage " << gone_stage << "; layer-positions " << calm << " undisturbed, " << crashed
+                      << " with the crash at position " << fed << "; resumed " << resumed << ", kept " << kept);
+  CHECK(resumed == 2);
+  CHECK(kept >= fed);
+  // Replaying the context would run its positions through all 6 layers again: 6 * fed more. The
+  // survivors fill 2 to 4 layers' worth (4: the first stage gone, the next one runs its layers
+  // again), and the position in flight runs again.
+  CHECK(crashed > calm);
+  CHECK(crashed - calm <= 4 * (fed + 1) + 6);
+}
+
 TEST_CASE("a node that cannot cover the model refuses a completion with the reason", "[actors]") {
   const QuietLog quiet;
   MemoryMesh mesh;

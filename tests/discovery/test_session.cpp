@@ -152,13 +152,26 @@ TEST_CASE("a re-routed session keeps the stages of its route left that the new o
   CHECK(restart.resume_pos == 4);
   CHECK(restart.kept == std::vector<int>{0, 2});
 
-  // A stage on other layers is not kept, nor one that said it moved; kept ones keep their index.
+  // A stage that said it moved is not kept, one whose layers moved but overlap is; kept ones keep
+  // their index.
   CHECK(s.sampled(5, 300).empty());
   s.next(42);
   s.error(wire::kMoved, "stage 0:2 on a moved", "a:1");
   out = s.route_found(route_of({{"a:1", {0, 2}}, {"d:1", {2, 6}}, {"c:1", {6, 8}}}), {});
-  CHECK(only<EntrySession::End>(out).size() == 3);
-  CHECK(only<EntrySession::Start>(out).at(0).kept.empty());
+  CHECK(only<EntrySession::End>(out).size() == 2);
+  const auto shrunk = only<EntrySession::Start>(out).at(0);
+  CHECK(shrunk.kept == std::vector<int>{2});
+  CHECK(shrunk.fill.empty());  // c:1 lost layer 5 only: it holds the rest
+
+  // A stage on layers that share none with those it held is not kept.
+  CHECK(s.sampled(6, 400).empty());
+  s.next(43);
+  s.error(wire::kRelayered, "stage 6:8 on c now holds other layers", "c:1");
+  out = s.route_found(route_of({{"c:1", {0, 4}}, {"d:1", {4, 8}}}), {});
+  const auto moved = only<EntrySession::Start>(out).at(0);
+  CHECK(moved.kept == std::vector<int>{1});  // d:1, from 2:6 to 4:8
+  CHECK(moved.fill.empty());                  // 6:8 run on its log of layer 6's rows
+  CHECK(only<EntrySession::End>(out).size() == 2);  // a:1's, and c:1's of layers 6:8
 }
 
 TEST_CASE("a route that never answered leaves nothing to keep, and a failed session ends the route it left too",

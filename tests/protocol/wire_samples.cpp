@@ -153,6 +153,7 @@ std::vector<NamedMessage> session_variants() {
   resumed.resume = 0xfedcba9876543210ull;
   resumed.resume_pos = 300;
   resumed.kept = {1};
+  resumed.fill = {1};
   const float rows[8] = {0.5f, -1, 65504, 6e-8f, 1e-3f, 7, -0.0f, 3};
   Activations f16 = Activations::pack(rows, 2, 4, ActivationEncoding::f16);
   f16.pos = kMaxPositions;

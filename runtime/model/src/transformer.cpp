@@ -74,6 +74,19 @@ void KvCache::store_key(int layer, int pos, const float* key) {
   }
 }
 
+void KvCache::copy_layers(const KvCache& from) {
+  if (from.context_ != context_ || from.kv_dim_ != kv_dim_ || from.head_floats_ != head_floats_) {
+    throw InputError("a KV cache of another shape cannot be copied");
+  }
+  const std::size_t key_floats = std::size_t(kv_heads_) * head_floats_;
+  const std::size_t value_floats = std::size_t(context_) * kv_dim_;
+  for (int l = std::max(layers_.begin, from.layers_.begin); l < std::min(layers_.end, from.layers_.end); l++) {
+    std::copy_n(from.keys_.data() + from.head_offset(l, 0), key_floats, keys_.data() + head_offset(l, 0));
+    std::copy_n(from.values_.data() + std::size_t(l - from.layers_.begin) * value_floats, value_floats,
+                values_.data() + std::size_t(l - layers_.begin) * value_floats);
+  }
+}
+
 Transformer::Transformer(const Model& model, LayerRange layers, int context, ThreadPool& pool)
     : model_(model), layers_(layers), pool_(pool), cache_(model.config, layers, context) {
   const ModelConfig& c = model.config;
@@ -278,14 +291,15 @@ void Transformer::attention(int layer, int count, int pos) {
   });
 }
 
-void Transformer::forward_layers(float* x, int count, int pos) {
+void Transformer::forward_layers(float* x, int count, int pos, LayerRange sub) {
   const ModelConfig& c = model_.config;
+  if (!layers_.contains(sub)) throw InputError("layers " + std::to_string(sub.begin) + ".." + std::to_string(sub.end) + " are not this stage's");
   if (count < 1 || count > kMaxBatch || pos < 0 || pos + count > cache_.context()) {
     throw InputError("positions " + std::to_string(pos) + ".." + std::to_string(pos + count - 1) +
                      " do not fit the context of " + std::to_string(cache_.context()));
   }
   const int dim = c.dim, hidden = c.hidden_dim, kv_dim = c.kv_dim();
-  for (int l = layers_.begin; l < layers_.end; l++) {
+  for (int l = sub.begin; l < sub.end; l++) {
     const LayerWeights& w = model_.layers[l];
     for_tokens(count, [&](int t) {
       k::rmsnorm(xb_.data() + t * dim, x + t * dim, w.rms_att, dim, c.rms_eps);

@@ -186,7 +186,10 @@ constexpr auto spec(Tag<SessionStart>) {
             "positions the kept stages keep; the other stages run them from the activations of "
             "the stage before (its log), or the first stage from the tokens"),
       field("kept", &SessionStart::kept, array_of(integer(0, int(kMaxRouteStages) - 1), kMaxRouteStages),
-            "the indices in `route` of the stages that keep the session's state"));
+            "the indices in `route` of the stages that keep the session's state"),
+      field("fill", &SessionStart::fill, array_of(integer(0, int(kMaxRouteStages) - 1), kMaxRouteStages),
+            "the indices in `route` of kept stages whose layers moved: they take the kept positions' "
+            "activations too, to fill the layers they gained or to run them on for the next stage"));
 }
 
 constexpr auto spec(Tag<Step>) {
@@ -251,7 +254,8 @@ constexpr auto spec(Tag<Error>) {
             "(`kMoved`) says the stage no longer holds the session's layers, and the entry "
             "re-routes the session instead of failing it; 4 (`kPeerGone`) says another node the "
             "session needs is gone: the entry re-routes it, and the stage keeps the session's "
-            "state for the new route"),
+            "state for the new route; 5 (`kRelayered`) says the stage now holds other layers and "
+            "keeps what it holds of the session for the new route"),
       field("message", &Error::message, text(kMaxTextBytes), "what went wrong; it names the peer at fault"));
 }
 

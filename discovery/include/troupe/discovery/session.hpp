@@ -65,11 +65,12 @@ bool member_gone(const MemberChange& change);
 //
 // A re-route replays only what the new route lacks. The stages of the route left keep the
 // session's state until the new route is known (or the session ends); those that are on the new
-// route with the same layers, and were not lost, are *kept*: they keep every position but the
-// last one fed, and the new stages run those positions from the activations of the stage before
-// them (its log of what it sent) or, first, from the tokens. A stage lost, replaced or moved
-// is never kept. A route that never answered leaves nothing to keep, but for the stages a resumed
-// start kept: the next route replays the rest.
+// route with layers overlapping those they held, and were not lost, are *kept*: they keep every
+// position but the last one fed, and the new stages run those positions from the activations of
+// the stage before them (its log of what it sent) or, first, from the tokens. A kept stage whose
+// layers moved fills only the layers it gained (resume_plan.hpp). A stage lost, replaced or
+// moved away from every layer it held is never kept. A route that never answered leaves nothing
+// to keep, but for the stages a resumed start kept: the next route replays the rest.
 //
 // Every call returns the actions for the host to carry out, in order. Frames of an earlier
 // route are told apart by the attempt number (the actors keep it in the session id's bits, the
@@ -89,6 +90,7 @@ class EntrySession {
     int resume_attempt = -1;
     int resume_pos = 0;
     std::vector<int> kept;
+    std::vector<int> fill;  // kept stages whose layers moved (resume_plan.hpp)
   };
   struct Step {  // the token at `pos` goes to the first stage
     std::string to;
@@ -137,7 +139,7 @@ class EntrySession {
   Actions next(int token);
   Actions finish();  // the answer is complete
   // An error frame from the stage at `from` on the current route: kMoved re-routes (and that
-  // stage, which moved or does not hold the session, is not kept), kPeerGone re-routes (that
+  // stage, which moved or does not hold the session, is not kept), kPeerGone and kRelayered re-route (that
   // stage keeps the session's state), anything else fails.
   Actions error(int code, const std::string& message, const std::string& from);
   // The node saw a member go (member_gone): re-route when it was a stage of the route. A stage

@@ -30,6 +30,11 @@ struct Summary {
   double longest_split_seconds = 0;         // two coordinators of one term reaching each other, the longest
   uint64_t frames = 0;                      // sent between nodes, control and data
   uint64_t frames_lost = 0;
+  // Stage work, over every node's life: positions run through a stage's layers, sessions
+  // resumed on a new route, and positions those kept rather than ran again.
+  uint64_t stage_positions = 0;
+  uint64_t sessions_resumed = 0;
+  uint64_t positions_kept = 0;
   std::string trace_hash;                   // 16 hex digits
 
   bool ok() const { return violations.empty(); }

@@ -19,8 +19,11 @@ class StageModel {
    public:
     virtual ~Session() = default;
     virtual int context() const = 0;
+    virtual LayerRange layers() const = 0;
     virtual void embed(int token, float* x) = 0;                 // the stage holds layer 0
-    virtual void forward_layers(float* x, int count, int pos) = 0;
+    // Only the layers of `sub` (within layers()); the session's whole range by default.
+    virtual void forward_layers(float* x, int count, int pos, LayerRange sub) = 0;
+    void forward_layers(float* x, int count, int pos) { forward_layers(x, count, pos, layers()); }
     virtual float* logits(float* row) = 0;                       // holds the last layer
   };
 
@@ -28,6 +31,10 @@ class StageModel {
   virtual LayerRange layers() const = 0;
   // A session of `context` positions; throws when the device cannot hold its cache.
   virtual std::unique_ptr<Session> open(int context) const = 0;
+  // A session on this stage's layers that holds what `from` (a session of this model kind, on
+  // other layers, perhaps of weights since released) held of the layers both have: a stage whose
+  // range moves keeps what it computed. Its other layers hold nothing yet.
+  virtual std::unique_ptr<Session> carry(const Session& from) const = 0;
 };
 
 // The real one: `model`'s loaded layers, run by `pool` (which must outlive it).

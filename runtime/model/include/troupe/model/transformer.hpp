@@ -40,7 +40,11 @@ class KvCache {
   // Floats from one position's value to the next's.
   std::ptrdiff_t stride() const { return kv_dim_; }
   int context() const { return context_; }
+  LayerRange layers() const { return layers_; }
   std::size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
+  // Takes `from`'s keys and values of the layers both hold (a stage whose range moved keeps what
+  // it computed). Both must be of one context.
+  void copy_layers(const KvCache& from);
 
  private:
   std::size_t head_offset(int layer, int head) const {
@@ -73,13 +77,16 @@ class Transformer {
 
   // The pieces a pipeline stage uses. x holds count rows of dim floats, for positions pos.. .
   void embed(int token, float* x) const;
-  void forward_layers(float* x, int count, int pos);
+  void forward_layers(float* x, int count, int pos) { forward_layers(x, count, pos, layers_); }
+  // Only the layers of `sub` (within layers()): a stage filling the cache of layers it gained.
+  void forward_layers(float* x, int count, int pos, LayerRange sub);
   float* logits(float* x);  // final norm (in place) and classifier, for one row
 
   const ModelConfig& config() const { return model_.config; }
   LayerRange layers() const { return layers_; }
   int context() const { return cache_.context(); }
   const KvCache& cache() const { return cache_; }
+  KvCache& cache() { return cache_; }
 
  private:
   struct MatvecJob {

@@ -146,9 +146,12 @@ struct SessionStart {
   // A re-routed session resumes: the stages at the indices `kept` of `route` hold its state under
   // the wire id `resume` (of the route it left) and keep its first `resume_pos` positions; the
   // others run those positions from the activations of the stage before them. 0: a fresh start.
+  // The kept stages at the indices `fill` (layers moved: discovery/resume_plan.hpp) take those
+  // positions' activations too, for the layers they lack or to pass them on.
   uint64_t resume = 0;
   int resume_pos = 0;
   std::vector<int> kept;
+  std::vector<int> fill;
 };
 
 struct Step {
@@ -198,9 +201,12 @@ inline constexpr int kMoved = 3;
 // Error code kPeerGone: a node the session needs (another stage) is gone; the entry re-routes
 // the session, and the stage keeps the session's state for the new route, which may keep it.
 inline constexpr int kPeerGone = 4;
+// Error code kRelayered: the stage now holds other layers (a new plan); it keeps what it holds of
+// the session's state for a new route, which may keep it, and the entry re-routes the session.
+inline constexpr int kRelayered = 5;
 
 struct Error {
-  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure; or kMoved, kPeerGone
+  int code = 1;  // as the CLI's exit codes: 2 bad input, 1 run-time failure; or kMoved, kPeerGone, kRelayered
   std::string message;
 };
 

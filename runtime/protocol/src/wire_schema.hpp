@@ -187,6 +187,7 @@ constexpr auto spec(Tag<SessionStart>) {
             "the stage before (its log), or the first stage from the tokens"),
       field("kept", &SessionStart::kept, array_of(integer(0, int(kMaxRouteStages) - 1), kMaxRouteStages),
             "the indices in `route` of the stages that keep the session's state"),
+      appended(),
       field("fill", &SessionStart::fill, array_of(integer(0, int(kMaxRouteStages) - 1), kMaxRouteStages),
             "the indices in `route` of kept stages whose layers moved: they take the kept positions' "
             "activations too, to fill the layers they gained or to run them on for the next stage"));

@@ -96,7 +96,7 @@ TEST_CASE("a node with another mesh secret gets no membership, no stage and no a
   const std::size_t impostor = mesh.add(planned("impostor"), 0, {"--mesh-key", other, "--throughput", "1000"});
   INFO(mesh.logs());
   REQUIRE(mesh.process(impostor).wait_log("the handshake fails", 15s));
-  REQUIRE(mesh.process(0).wait_log("refused a connection from 127.0.0.1", 10s));
+  REQUIRE(mesh.process(0).wait_log("refused a connection from", 10s));
   const wire::Status s = status_of(mesh.address(0));
   CHECK(member_names(s) == std::vector<std::string>{"a"});
   REQUIRE(s.stages.size() == 1);
@@ -159,7 +159,7 @@ TEST_CASE("a raw ZeroMQ socket without CURVE gets no answer, and its session_end
   CHECK(text + "\n" == c["expected_stdout"].get<std::string>());
   for (std::size_t i = 0; i < mesh.size(); i++) {
     INFO("node " << mesh.name(i) << "\n" << mesh.logs());
-    CHECK(mesh.process(i).wait_log("refused a connection from 127.0.0.1", 10s));
+    CHECK(mesh.process(i).wait_log("refused a connection from", 10s));
   }
   zmq::message_t reply;
   for (auto& d : strangers) CHECK_FALSE(d.recv(reply, zmq::recv_flags::dontwait));
@@ -176,7 +176,9 @@ TEST_CASE("a node or client with --insecure on one side only is refused both way
   const std::size_t stray = secure.add({"stray", std::nullopt}, 0, {"--insecure"});
   // The logs are read after each wait, so a failure shows what the nodes had written by then.
   const bool stray_refused = secure.process(stray).wait_log("the handshake fails", 15s);
-  const bool refusal_logged = secure.process(0).wait_log("refused a connection from 127.0.0.1", 10s);
+  // The refusal names the peer's address, or says it was gone already when the handshake's
+  // failure was reported (the stray's connection may close first: it retries).
+  const bool refusal_logged = secure.process(0).wait_log("refused a connection from", 10s);
   INFO(secure.logs() << open.logs());
   REQUIRE(stray_refused);
   CHECK(secure.process(stray).log().find("--insecure: connections are neither authenticated nor encrypted") !=

@@ -69,6 +69,28 @@ TEST_CASE("a crashed coordinator is replaced and sessions finish with the undist
   CHECK(s.worst_convergence_seconds > 0);
 }
 
+// Three equal devices hold 4 layers each; the middle one goes for good while an answer runs
+// through it, and the new plan gives the others 6 each. Both keep the keys and values of the
+// layers they held (resume_plan.hpp), and the answer is the undisturbed one.
+TEST_CASE("a stage gone for good mid-answer: the others resume the session on their moved layers", "[sim]") {
+  const Summary s = simulate(parse_scenario(
+                                 "seed: 1\n"
+                                 "duration: 90s\n"
+                                 "model: {shape: stories110m, type: q8_0}\n"
+                                 "nodes:\n"
+                                 "  - {count: 3, profile: rpi4}\n"
+                                 "network: {latency: 2ms, jitter: 1ms, loss: 0.5%}\n"
+                                 "workload: {sessions: 4, prompt_tokens: 40, gen_tokens: 120, arrival: every 5s from 5s}\n"
+                                 "expect: {converge_within: 20s}\n"
+                                 "faults:\n"
+                                 "  - {at: 14s, crash: [1]}\n",
+                                 "gone.yaml"),
+                             1);
+  require_clean(s);
+  CHECK(s.sessions_resumed >= 2);  // both survivors kept the session in flight
+  CHECK(s.positions_kept >= 2 * 40);
+}
+
 // Once failed a session: the restarted entry named its first session as its earlier life had,
 // and the stages, which remember ended sessions, dropped it as long over.
 TEST_CASE("a restarted node rejoins with its state lost", "[sim]") {

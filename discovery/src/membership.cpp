@@ -255,8 +255,20 @@ TimePoint::duration Membership::probe_period() const {
                                    config_.suspicion_max);
 }
 
+// A suspicion lasts longer, in proportion, while the measured round trip stretches the probe
+// period past its configured interval: a refutation needs round trips too, and under a slow
+// network every member's suspicions and refutations crowd the gossip. It is read when the
+// suspicion is judged, not when it began: the first suspicions of a latency spell are raised
+// before any late ack has measured it.
+TimePoint::duration Membership::stretched(TimePoint::duration suspicion) const {
+  const auto period = probe_period();
+  const auto interval = std::chrono::duration_cast<TimePoint::duration>(config_.probe_interval);
+  if (period <= interval) return suspicion;
+  return suspicion * period.count() / interval.count();
+}
+
 void Membership::measured_round_trip(TimePoint::duration sample) {
-  round_trip_ = sample > round_trip_ ? sample : round_trip_ - (round_trip_ - sample) / 8;
+  round_trip_ = sample > round_trip_ ? sample : round_trip_ - (round_trip_ - sample) / 2;
 }
 
 void Membership::probe_tick(TimePoint now) {
@@ -269,7 +281,8 @@ void Membership::probe_tick(TimePoint now) {
     }
     if (now >= probe_->sent + probe_period()) {
       const std::string target = probe_->target;
-      late_probe_ = std::move(probe_);
+      late_probes_.push_back(std::move(*probe_));
+      if (late_probes_.size() > kLateProbes) late_probes_.pop_front();
       probe_.reset();
       suspect(target, now);
     }
@@ -356,7 +369,7 @@ void Membership::tick(TimePoint now) {
   // The suspects whose time is up, in address order as members_ holds them.
   std::vector<std::string> expired;
   for (const auto& [address, m] : suspects_) {
-    if (now >= m->suspect_deadline) expired.push_back(address);
+    if (now >= m->since + stretched(m->suspect_deadline - m->since)) expired.push_back(address);
   }
   for (const auto& address : expired) {
     Member& m = *index_.find(address);
@@ -427,10 +440,13 @@ bool Membership::take_ack(const Gossip& g, TimePoint now) {
     probe_.reset();
     return proof;
   }
-  if (late_probe_ && direct && g.from == late_probe_->target && g.probe == late_probe_->id) {
+  const auto late = std::find_if(late_probes_.begin(), late_probes_.end(), [&](const Probe& p) {
+    return direct && g.from == p.target && g.probe == p.id;
+  });
+  if (late != late_probes_.end()) {
     // Too late to spare it the suspicion (only its own refutation ends that), not too late to be measured.
-    measured_round_trip(now - late_probe_->sent);
-    late_probe_.reset();
+    measured_round_trip(now - late->sent);
+    late_probes_.erase(late);
     return true;
   }
   if (auto it = relays_.find(g.probe); it != relays_.end() && it->second.target == g.target) {

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -187,6 +188,7 @@ class Membership {
   // (a network that slows down past them would otherwise have every member suspect every other).
   TimePoint::duration probe_timeout() const;
   TimePoint::duration probe_period() const;
+  TimePoint::duration stretched(TimePoint::duration suspicion) const;
   void measured_round_trip(TimePoint::duration sample);
   void enqueue(const wire::MemberUpdate& u);
   uint64_t random();
@@ -246,10 +248,14 @@ class Membership {
   std::optional<TimePoint> earliest_gone_;     // at or before the oldest dead or left member's `since`
   std::vector<std::string> probe_order_;
   std::optional<Probe> probe_;
-  // The last probe that ended without an ack: its ack, arriving late, is still a round trip.
-  std::optional<Probe> late_probe_;
-  // The round trip of direct acks to this node's pings: up at once to a longer one, down by an
-  // eighth of the difference per shorter one.
+  // The last probes that ended without an ack, newest last: an ack arriving late is still a round
+  // trip. Several: when the round trip grows past a few probe periods at once (a latency spell),
+  // each probe's ack comes after the next probes ended, and only it measures the new round trip.
+  static constexpr std::size_t kLateProbes = 8;
+  std::deque<Probe> late_probes_;
+  // The round trip of direct acks to this node's pings: up at once to a longer one, down by half
+  // the difference per shorter one (after a latency spell, probes and suspicions are quick again
+  // within a few probes).
   TimePoint::duration round_trip_{0};
   std::map<uint64_t, Relay> relays_;
   // The member declared dead that the last sync interval pinged (and synced): its direct answer

@@ -146,8 +146,9 @@ struct SessionStart {
   // A re-routed session resumes: the stages at the indices `kept` of `route` hold its state under
   // the wire id `resume` (of the route it left) and keep its first `resume_pos` positions; the
   // others run those positions from the activations of the stage before them. 0: a fresh start.
-  // The kept stages at the indices `fill` (layers moved: discovery/resume_plan.hpp) take those
-  // positions' activations too, for the layers they lack or to pass them on.
+  // The kept stages at the indices `fill` (their layers moved) take those positions' activations
+  // too: to run the layers they gained at their front, or to run their layers again and pass
+  // them on.
   uint64_t resume = 0;
   int resume_pos = 0;
   std::vector<int> kept;

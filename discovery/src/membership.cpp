@@ -228,9 +228,20 @@ void Membership::start_probe(const std::string& target, TimePoint now) {
   send(target, gossip(Gossip::Kind::ping, {}, probe_->id));
 }
 
+// This node's own probe of `address` failed. A member suspected already on another's word is
+// confirmed by it, here and, once told, everywhere: without that, two members whose probes both
+// failed never counted each other (the second heard the first before its own probe ended) and a
+// dead stage took suspicion_max to be declared so, not suspicion_min.
 void Membership::suspect(const std::string& address, TimePoint now) {
   Member* m = index_.find(address);
-  if (!m || !m->verified || m->state != MemberState::alive) return;
+  if (!m || !m->verified) return;
+  if (m->state == MemberState::suspect) {
+    if (std::find(m->suspecters.begin(), m->suspecters.end(), self_.address) != m->suspecters.end()) return;
+    confirm_suspicion(*m, self_.address);
+    enqueue({m->info, MemberState::suspect, m->incarnation, self_.address});
+    return;
+  }
+  if (m->state != MemberState::alive) return;
   set_state(*m, MemberState::suspect, now);
   m->suspecters.push_back(self_.address);
   enqueue({m->info, MemberState::suspect, m->incarnation, self_.address});

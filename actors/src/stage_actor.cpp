@@ -87,8 +87,7 @@ void StageState::hold(std::optional<LayerRange> want) {
     return;
   }
   for (auto it = sessions_.begin(); it != sessions_.end();) {
-    const LayerRange v = it->second.valid;
-    if (want && std::max(v.begin, want->begin) < std::min(v.end, want->end)) {
+    if (want && it->second.valid.shared(*want).size() > 0) {
       ++it;
       continue;
     }
@@ -123,7 +122,7 @@ void StageState::carry_sessions() {
     try {
       if (!layers_) throw std::runtime_error("no layers loaded");
       s.cache = model_->carry(*s.cache);
-      s.valid = LayerRange{std::max(s.valid.begin, layers_->begin), std::min(s.valid.end, layers_->end)};
+      s.valid = s.valid.shared(*layers_);
     } catch (const std::exception& e) {
       send_to_node(s.entry, it->first, 0, wire::Error{wire::kMoved, where() + ": " + e.what()});
       it = sessions_.erase(it);

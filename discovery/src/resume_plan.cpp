@@ -4,13 +4,6 @@
 
 namespace troupe::discovery {
 
-namespace {
-LayerRange overlap(LayerRange a, LayerRange b) {
-  const int begin = std::max(a.begin, b.begin);
-  return LayerRange{begin, std::max(begin, std::min(a.end, b.end))};
-}
-}  // namespace
-
 ResumeWork resume_work(LayerRange range, LayerRange valid, int log_at, bool input, bool output_needed) {
   ResumeWork work;
   if (valid.size() <= 0 || !range.contains(valid)) {
@@ -50,7 +43,7 @@ std::vector<int> fill_stages(const std::vector<wire::RouteStage>& route,
     }
     // The last stage keeps no log; the others' is at the end of what they held.
     const int log_at = old->end == n_layers ? -1 : old->end;
-    const ResumeWork work = resume_work(route[i].layers, overlap(*old, route[i].layers), log_at, true, next_needs);
+    const ResumeWork work = resume_work(route[i].layers, old->shared(route[i].layers), log_at, true, next_needs);
     next_needs = work.on_input.size() > 0;
     if (next_needs) fill.push_back(int(i));
   }

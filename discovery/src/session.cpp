@@ -66,8 +66,7 @@ void EntrySession::resume_from_left(Start& start, Actions& out) {
     const auto was = std::find_if(left_->route.begin(), left_->route.end(),
                                   [&](const wire::RouteStage& s) { return s.address == route_[i].address; });
     if (lost || was == left_->route.end()) continue;
-    const LayerRange now = route_[i].layers;
-    if (std::max(now.begin, was->layers.begin) >= std::min(now.end, was->layers.end)) continue;
+    if (route_[i].layers.shared(was->layers).size() == 0) continue;
     kept.push_back(int(i));
     held[i] = was->layers;
   }

@@ -40,7 +40,8 @@ class StandInModel::Cache final : public StageModel::Session {
 
   // `from`'s entries of the layers both hold (`from`'s model may be gone: only its own fields are read).
   void take(const Cache& from) {
-    for (int l = std::max(range_.begin, from.range_.begin); l < std::min(range_.end, from.range_.end); l++) {
+    const LayerRange both = range_.shared(from.range_);
+    for (int l = both.begin; l < both.end; l++) {
       layers_[std::size_t(l - range_.begin)] = from.layers_[std::size_t(l - from.range_.begin)];
     }
   }

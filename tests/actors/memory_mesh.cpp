@@ -44,7 +44,8 @@ class TinyStage::Cache final : public StageModel::Session {
   int context() const override { return context_; }
   LayerRange layers() const override { return range_; }
   void take(const Cache& from) {
-    for (int l = std::max(range_.begin, from.range_.begin); l < std::min(range_.end, from.range_.end); l++) {
+    const LayerRange both = range_.shared(from.range_);
+    for (int l = both.begin; l < both.end; l++) {
       layers_[std::size_t(l - range_.begin)] = from.layers_[std::size_t(l - from.range_.begin)];
     }
   }

@@ -21,6 +21,13 @@ std::vector<wire::RouteStage> route_of(std::vector<LayerRange> ranges) {
 bool empty(LayerRange r) { return r.size() <= 0; }
 }  // namespace
 
+TEST_CASE("the layers two ranges share", "[resume]") {
+  CHECK(LayerRange{2, 6}.shared({4, 9}) == LayerRange{4, 6});
+  CHECK(LayerRange{4, 9}.shared({2, 6}) == LayerRange{4, 6});
+  CHECK(LayerRange{0, 3}.shared({3, 6}).size() == 0);
+  CHECK(LayerRange{5, 8}.shared({0, 2}).size() == 0);
+}
+
 TEST_CASE("a stage whose layers did not move does nothing but send its log to a new next stage", "[resume]") {
   const ResumeWork kept = resume_work({2, 5}, {2, 5}, 5, false, false);
   CHECK(kept.refusal.empty());

@@ -78,9 +78,13 @@ TEST_CASE("the README's two-machine commands join two hosts and answer as troupe
     ProcessResult r;
     for (int attempt = 0; attempt < 60; attempt++) {
       r = hosts.run(step.host, argv);
-      const bool serving = command.find(" status ") == std::string::npos ||
-                           r.out.find("not serving") == std::string::npos;
-      if (r.exit_code == 0 && serving) break;
+      // Status is read once the mesh serves and lists both machines: A serves alone before B's
+      // join has reached it (the user would look again a moment later).
+      const bool formed = command.find(" status ") == std::string::npos ||
+                          (r.out.find("not serving") == std::string::npos &&
+                           r.out.find(hosts.ip(0) + ":7000") != std::string::npos &&
+                           r.out.find(hosts.ip(1) + ":7000") != std::string::npos);
+      if (r.exit_code == 0 && formed) break;
       std::this_thread::sleep_for(500ms);
     }
     INFO("stdout: " << r.out << "\nstderr: " << r.err << "\nA: " << nodes.at(0)->log()

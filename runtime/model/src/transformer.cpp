@@ -80,7 +80,8 @@ void KvCache::copy_layers(const KvCache& from) {
   }
   const std::size_t key_floats = std::size_t(kv_heads_) * head_floats_;
   const std::size_t value_floats = std::size_t(context_) * kv_dim_;
-  for (int l = std::max(layers_.begin, from.layers_.begin); l < std::min(layers_.end, from.layers_.end); l++) {
+  const LayerRange both = layers_.shared(from.layers_);
+  for (int l = both.begin; l < both.end; l++) {
     std::copy_n(from.keys_.data() + from.head_offset(l, 0), key_floats, keys_.data() + head_offset(l, 0));
     std::copy_n(from.values_.data() + std::size_t(l - from.layers_.begin) * value_floats, value_floats,
                 values_.data() + std::size_t(l - layers_.begin) * value_floats);

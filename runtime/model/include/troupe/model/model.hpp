@@ -45,6 +45,12 @@ struct LayerRange {
   int end = 0;
   int size() const { return end - begin; }
   bool contains(LayerRange other) const { return begin <= other.begin && other.end <= end; }
+  // The layers both hold (size 0 when none).
+  LayerRange shared(LayerRange other) const {
+    const int b = begin > other.begin ? begin : other.begin;
+    const int e = end < other.end ? end : other.end;
+    return {b, e > b ? e : b};
+  }
   bool operator==(const LayerRange&) const = default;
 };
 

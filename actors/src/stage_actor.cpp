@@ -412,6 +412,19 @@ int StageState::take_fill(Session& s, int pos, int count) {
   return taken;
 }
 
+// The `count` rows at `pos` in x_: those a fill awaits through its layers, the rest through every
+// layer and on (emit).
+void StageState::run_rows(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0,
+                          uint64_t upstream_us) {
+  const int filled = take_fill(s, pos, count);
+  if (filled == count) {
+    charge(count, t0);
+    return;
+  }
+  s.cache->forward_layers(x_.data(), count - filled, pos + filled);
+  emit(id, s, pos + filled, count - filled, sample, t0, upstream_us);
+}
+
 std::size_t StageState::row_bytes() const {
   return std::size_t(node_->config->dim) * wire::encoded_bytes(node_->encoding);
 }
@@ -498,13 +511,7 @@ void StageState::on_prefill(uint64_t id) {
   try {
     const auto t0 = node_->clock->now();
     for (int t = 0; t < count; t++) s.cache->embed(s.prompt[at + t], x_.data() + std::size_t(t) * node_->config->dim);
-    const int filled = take_fill(s, at, count);
-    if (filled < count) {
-      s.cache->forward_layers(x_.data(), count - filled, at + filled);
-      emit(id, s, at + filled, count - filled, at + count == n, t0, 0);
-    } else {
-      charge(count, t0);
-    }
+    run_rows(id, s, at, count, at + count == n, t0, 0);
   } catch (const std::exception& e) {
     fail(id, s.entry, e.what());
     return;
@@ -541,13 +548,7 @@ void StageState::on_activations(const Origin& from, uint64_t id, const wire::Act
     check_input(s, false, m.pos, m.count);
     const auto t0 = node_->clock->now();
     m.unpack(x_.data(), node_->config->dim);
-    const int filled = take_fill(s, m.pos, m.count);
-    if (filled == m.count) {
-      charge(m.count, t0);
-      return;
-    }
-    s.cache->forward_layers(x_.data(), m.count - filled, m.pos + filled);
-    emit(id, s, m.pos + filled, m.count - filled, m.sample, t0, m.compute_us);
+    run_rows(id, s, m.pos, m.count, m.sample, t0, m.compute_us);
   } catch (const std::exception& e) {
     fail(id, s.entry, e.what());
   }

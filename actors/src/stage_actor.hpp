@@ -109,6 +109,7 @@ class StageState {
   void send_log(uint64_t id, Session& s, int until);
   void run_on_log(Session& s, int until, LayerRange layers);
   int take_fill(Session& s, int pos, int count);
+  void run_rows(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0, uint64_t upstream_us);
   void carry_sessions();
   std::size_t row_bytes() const;
   std::size_t sessions_of(const std::string& entry) const;

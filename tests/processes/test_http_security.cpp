@@ -94,8 +94,8 @@ std::size_t established_to(int port) {
     std::string slot, local, remote, state;
     fields >> slot >> local >> remote >> state;
     const auto colon = remote.find(':');
-    if (colon != std::string::npos && std::stoi(remote.substr(colon + 1), nullptr, 16) == port &&
-        state == "01")
+    if (colon != std::string::npos && remote.substr(0, colon) == "0100007F" &&
+        std::stoi(remote.substr(colon + 1), nullptr, 16) == port && state == "01")
       n++;
   }
   return n;
@@ -294,7 +294,8 @@ TEST_CASE("seventy streams that connect while the node is busy are all queued, a
   }
   const std::size_t queued = established_to(node.http);
   node.process->signal(SIGCONT);
-  CHECK(queued == kClients);
+  // At least: a client of a test beside this one may have reached the port before it was ours.
+  CHECK(queued >= kClients);
   for (int i = 0; i < kClients; i++) {
     INFO("client " << i);
     HttpResponse r;

@@ -308,6 +308,12 @@ int run_status(const StatusFlags& f) {
   for (const auto& st : s->stages) std::printf(" %s %s", st.node.c_str(), discovery::format_range(st.layers).c_str());
   const bool starting = s->problem.rfind("starting", 0) == 0;
   std::printf("\n%s\n", s->serving ? "serving" : starting ? s->problem.c_str() : ("not serving: " + s->problem).c_str());
+  const wire::NodeCounters& n = s->counters;
+  if (n.stage_passes > 0) {
+    std::printf("its stage: %llu positions in %llu batched passes, %.1f rows and %.1f sessions a pass\n",
+                static_cast<unsigned long long>(n.stage_positions), static_cast<unsigned long long>(n.stage_passes),
+                double(n.stage_positions) / double(n.stage_passes), double(n.stage_pass_sessions) / double(n.stage_passes));
+  }
   return 0;
 }
 

@@ -101,6 +101,12 @@ void HttpMetrics::render_node(std::string& out, const wire::Status& status) {
   line(out, "troupe_stage_compute_seconds_total", c.stage_compute_seconds);
   metric(out, "troupe_stage_positions_total", "counter", "Positions this node's stage computed");
   line(out, "troupe_stage_positions_total", static_cast<double>(c.stage_positions));
+  metric(out, "troupe_stage_passes_total", "counter",
+         "Batched passes this node's stage ran through its layers (positions / passes: rows a pass)");
+  line(out, "troupe_stage_passes_total", static_cast<double>(c.stage_passes));
+  metric(out, "troupe_stage_pass_sessions_total", "counter",
+         "Sessions those passes ran, summed (/ passes: sessions batched a pass)");
+  line(out, "troupe_stage_pass_sessions_total", static_cast<double>(c.stage_pass_sessions));
   metric(out, "troupe_stage_sessions_resumed_total", "counter",
          "Re-routed sessions this node's stage kept, on the new route with the same layers");
   line(out, "troupe_stage_sessions_resumed_total", static_cast<double>(c.sessions_resumed));

@@ -54,6 +54,8 @@ nlohmann::json status_json(const wire::Status& s, bool insecure) {
                    {"stage_positions", c.stage_positions},
                    {"sessions_resumed", c.sessions_resumed},
                    {"positions_kept", c.positions_kept},
+                   {"stage_passes", c.stage_passes},
+                   {"stage_pass_sessions", c.stage_pass_sessions},
                    {"stage_compute_seconds", c.stage_compute_seconds},
                    {"frames_sent", c.frames_sent},
                    {"bytes_sent", c.bytes_sent},
@@ -91,6 +93,8 @@ nlohmann::json pipeline_json(const wire::Status& entry,
       const wire::NodeCounters& c = s->counters;
       stage["positions"] = c.stage_positions;
       stage["ms_per_position"] = c.stage_positions ? 1e3 * c.stage_compute_seconds / double(c.stage_positions) : 0.0;
+      stage["rows_per_pass"] = c.stage_passes ? double(c.stage_positions) / double(c.stage_passes) : 0.0;
+      stage["sessions_per_pass"] = c.stage_passes ? double(c.stage_pass_sessions) / double(c.stage_passes) : 0.0;
       stage["bytes_sent"] = c.bytes_sent;
       stage["bytes_received"] = c.bytes_received;
       stage["rss_bytes"] = c.rss_bytes;

@@ -350,6 +350,8 @@ wire::Status NodeState::status() const {
   c.stage_compute_seconds = double(x.stage_compute_ns.load()) / 1e9;
   c.sessions_resumed = x.sessions_resumed.load();
   c.positions_kept = x.positions_kept.load();
+  c.stage_passes = x.stage_passes.load();
+  c.stage_pass_sessions = x.stage_pass_sessions.load();
   const auto traffic = node_->traffic();
   c.frames_sent = traffic[0];
   c.bytes_sent = traffic[1];

@@ -23,7 +23,7 @@ StageActor::behavior_type StageState::behavior(const NodeContext* node) {
       [this](wire_atom, const Origin& from, wire::Message& message) { on_wire(from, message); },
       [this](load_atom, int begin, int end) { on_load(begin, end); },
       [this](peer_lost_atom, const std::string& address) { on_peer_lost(address); },
-      [this](prefill_atom, uint64_t id) { on_prefill(id); },
+      [this](pass_atom, uint64_t ticket) { on_pass(ticket); },
       [this](tick_atom) { on_tick(); },
   };
 }
@@ -38,6 +38,13 @@ void StageState::send_when_done(const Handle& to, Ts&&... xs) {
   } else {
     self_->send(to, std::forward<Ts>(xs)...);
   }
+}
+
+// The next pass (stage_batch.cpp) comes after what is in the mailbox now.
+void StageState::schedule_pass() {
+  if (pass_due_) return;
+  pass_due_ = true;
+  send_when_done(caf::actor_cast<StageActor>(self_), pass_atom::value, ++pass_ticket_);
 }
 
 void StageState::send_to_node(const std::string& address, uint64_t id, uint64_t seq, wire::Body body) {
@@ -353,7 +360,7 @@ void StageState::begin_on_route(uint64_t id, Session& s, wire::SessionStart& m, 
   // The next stage learns of the session before its first activations, over the same link.
   if (!last()) send_to_node(s.next, id, ++s.seq, m);
   if (resumed && resumed->send_log) send_log(id, s, m.resume_pos);
-  if (!s.prompt.empty()) send_when_done(caf::actor_cast<StageActor>(self_), prefill_atom::value, id);
+  if (!s.prompt.empty()) schedule_pass();
 }
 
 // The rows of positions [0, until) as this stage sent them, to a next stage new to the session.
@@ -421,8 +428,11 @@ void StageState::run_rows(uint64_t id, Session& s, int pos, int count, bool samp
     charge(count, t0);
     return;
   }
-  s.cache->forward_layers(x_.data(), count - filled, pos + filled);
-  emit(id, s, pos + filled, count - filled, sample, t0, upstream_us);
+  const int rest = count - filled;
+  s.cache->forward_layers(x_.data(), rest, pos + filled);
+  float* row = x_.data() + std::size_t(rest - 1) * node_->config->dim;
+  float* logits = sample && last() ? s.cache->logits(row) : nullptr;
+  emit(id, s, pos + filled, rest, sample, x_.data(), logits, upstream_us + charge(count, t0));
 }
 
 std::size_t StageState::row_bytes() const {
@@ -496,33 +506,6 @@ void StageState::on_tick() {
   if (!sessions_.empty()) added_session();
 }
 
-// The first stage runs a prompt (or a replay) one batch per message: steps of other sessions,
-// ends and loads that came meanwhile go first, so a long prompt never holds the stage for its
-// whole length, and what is left of an abandoned session's prompt never runs. The next stage
-// works on one batch while this one computes the following.
-void StageState::on_prefill(uint64_t id) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;  // ended or moved meanwhile
-  Session& s = it->second;
-  const int n = static_cast<int>(s.prompt.size()), at = s.fill ? s.fill->pos : s.next_pos;
-  if (s.relayered || at >= n) return;
-  s.heard = node_->clock->now();
-  const int count = std::min(Transformer::kMaxBatch, n - at);
-  try {
-    const auto t0 = node_->clock->now();
-    for (int t = 0; t < count; t++) s.cache->embed(s.prompt[at + t], x_.data() + std::size_t(t) * node_->config->dim);
-    run_rows(id, s, at, count, at + count == n, t0, 0);
-  } catch (const std::exception& e) {
-    fail(id, s.entry, e.what());
-    return;
-  }
-  if (at + count < n) {
-    send_when_done(caf::actor_cast<StageActor>(self_), prefill_atom::value, id);
-  } else {
-    s.prompt = {};
-  }
-}
-
 void StageState::on_step(const Origin& from, uint64_t id, const wire::Step& m) {
   Session* found = session_from(from, id, "a step", false);
   if (!found) return;
@@ -530,11 +513,7 @@ void StageState::on_step(const Origin& from, uint64_t id, const wire::Step& m) {
   if (m.pos < s.next_pos) return;  // its copy on the other lane came first
   try {
     if (s.fill) throw InputError("a step came before the kept positions were filled");
-    check_input(s, true, m.pos, 1);
-    const auto t0 = node_->clock->now();
-    s.cache->embed(m.token, x_.data());
-    s.cache->forward_layers(x_.data(), 1, m.pos);
-    emit(id, s, m.pos, 1, true, t0, 0);
+    queue(s, true, Pending{id, m.pos, 1, true, 0, m.token, {}});
   } catch (const std::exception& e) {
     fail(id, s.entry, e.what());
   }
@@ -545,10 +524,11 @@ void StageState::on_activations(const Origin& from, uint64_t id, const wire::Act
   if (!found) return;
   Session& s = *found;
   try {
-    check_input(s, false, m.pos, m.count);
-    const auto t0 = node_->clock->now();
-    m.unpack(x_.data(), node_->config->dim);
-    run_rows(id, s, m.pos, m.count, m.sample, t0, m.compute_us);
+    if (m.count < 1 || m.count > Transformer::kMaxBatch) throw InputError("activations of " + std::to_string(m.count) + " rows");
+    Pending p{id, m.pos, m.count, m.sample, m.compute_us, -1, {}};
+    p.rows.resize(std::size_t(m.count) * node_->config->dim);
+    m.unpack(p.rows.data(), node_->config->dim);
+    queue(s, false, std::move(p));
   } catch (const std::exception& e) {
     fail(id, s.entry, e.what());
   }
@@ -571,19 +551,16 @@ uint64_t StageState::charge(int count, Clock::time_point t0) {
   return uint64_t(ns) / 1000;
 }
 
-// After forward_layers on `count` rows at `pos` (begun at `t0`; `upstream_us` of compute by the
-// stages before): on to the next stage, or (last stage) sample from the final row when asked
-// to. The compute time travels with the rows, so the entry can tell it from the network's.
-void StageState::emit(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0,
-                          uint64_t upstream_us) {
+void StageState::emit(uint64_t id, Session& s, int pos, int count, bool sample, const float* rows, float* logits,
+                      uint64_t compute_us) {
   s.next_pos = pos + count;
   if (!last()) {
-    wire::Activations a = wire::Activations::pack(x_.data(), count, node_->config->dim, node_->encoding);
+    wire::Activations a = wire::Activations::pack(rows, count, node_->config->dim, node_->encoding);
     s.log.resize(row_bytes() * std::size_t(pos));
     s.log.insert(s.log.end(), a.data.begin(), a.data.end());
     a.pos = pos;
     a.sample = sample;
-    a.compute_us = upstream_us + charge(count, t0);
+    a.compute_us = compute_us;
     // Rows the next stage kept (a resumed session) do not go on.
     const int skip = std::clamp(s.forward_from - pos, 0, count);
     if (skip == count) return;
@@ -593,13 +570,9 @@ void StageState::emit(uint64_t id, Session& s, int pos, int count, bool sample, 
     send_to_node(s.next, id, ++s.seq, std::move(a));
     return;
   }
-  if (!sample) {
-    charge(count, t0);
-    return;
-  }
-  float* row = x_.data() + std::size_t(count - 1) * node_->config->dim;
-  const int token = s.sampler->sample(s.cache->logits(row));
-  send_to_node(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state(), upstream_us + charge(count, t0)});
+  if (!sample) return;
+  const int token = s.sampler->sample(logits);
+  send_to_node(s.entry, id, ++s.seq, wire::Sampled{pos + count, token, s.sampler->rng_state(), compute_us});
 }
 
 }  // namespace troupe::actors

@@ -2,8 +2,7 @@
 // It loads the range the plan gives the node and releases the one it held; sessions of a
 // released range are told their stage moved, and their entries re-route them.
 //
-// Per session it keeps the model's session state (StageModel::Session: its KV cache and
-// scratch), the sampler when it holds the last layer, and where results go. Messages of one
+// Per session it keeps the model's session state (StageModel::Session: its KV cache), the sampler when it holds the last layer, and where results go. Messages of one
 // session arrive in order (each comes over one connection from one sender); the positions they
 // carry are checked against the cache all the same, so a confused or hostile sender gets an
 // error, never a write outside the cache.
@@ -15,6 +14,10 @@
 // kSessionIdleTimeout, so that sessions started and never ended (a hostile member, an entry
 // that died) cannot keep it busy for good.
 //
+// Rows that arrive wait for the stage's next pass (stage_batch.cpp), which runs the rows ready
+// from all its sessions through its layers as one batch: weights read once for every session
+// (discovery/batch_plan.hpp says which rows go first).
+//
 // A re-routed session resumes (discovery::EntrySession): a stage the new route keeps takes the
 // session's state from the route it left (its cache, and the log of the rows it sent on) under
 // the new id, back to the positions kept. Before the new next stage's first rows, it sends that
@@ -25,6 +28,7 @@
 // when the session resumes it fills the layers it gained (discovery/resume_plan.hpp).
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +76,37 @@ class StageState {
     bool relayered = false;          // the stage's layers moved: it serves the session only once resumed
     uint64_t seq = 0;
     Clock::time_point heard;         // its last frame or prompt batch
+    // Its round trip: when its last sampled row left (awaited: its next has not come yet), and
+    // how long the next took the time before.
+    Clock::time_point sent_at;
+    bool awaited = false;
+    std::optional<Clock::time_point::duration> loop;
+  };
+
+  // Rows a session's previous stage (or its entry) sent, waiting for a pass.
+  struct Pending {
+    uint64_t id = 0;
+    int pos = 0;
+    int count = 0;
+    bool sample = false;
+    uint64_t upstream_us = 0;
+    int token = -1;            // a step's token (count 1); -1: activations
+    std::vector<float> rows;   // activations: count rows of dim floats
+  };
+  // What one session offers a pass: its first pending entry (`pending`) or its prompt's next rows.
+  struct Candidate {
+    uint64_t id;
+    Session* session;
+    Pending* pending;  // null: the prompt
+  };
+  // What a pass took of a candidate: `count` rows of positions pos.. .
+  struct Taken {
+    uint64_t id;
+    Session* session;
+    int pos;
+    int count;
+    bool sample;
+    uint64_t upstream_us;
   };
 
   // The handlers.
@@ -83,7 +118,7 @@ class StageState {
   void on_activations(const Origin& from, uint64_t id, const wire::Activations& m);
   void on_session_end(const Origin& from, uint64_t id);
   void on_session_probe(const Origin& from, uint64_t id, const wire::SessionProbe& m);
-  void on_prefill(uint64_t id);
+  void on_pass(uint64_t ticket);
   void on_load(int begin, int end);
   void on_peer_lost(const std::string& address);
   void on_tick();
@@ -94,7 +129,10 @@ class StageState {
   void send_when_done(const Handle& to, Ts&&... xs);
   void send_to_node(const std::string& address, uint64_t id, uint64_t seq, wire::Body body);
   void fail(uint64_t id, const std::string& entry, const std::string& why);
-  void emit(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0, uint64_t upstream_us);
+  // After the layers on `count` rows at `pos` (`rows`; `logits`: the last one's, where sampled),
+  // computed in `compute_us` (with the stages before): on to the next stage, or the token sampled.
+  void emit(uint64_t id, Session& s, int pos, int count, bool sample, const float* rows, float* logits,
+            uint64_t compute_us);
   uint64_t charge(int count, Clock::time_point t0);
   void check_input(const Session& s, bool tokens, int pos, int count) const;
   // The session `id` when `from` may send it `what` (its entry, or the peer before this stage);
@@ -110,6 +148,15 @@ class StageState {
   void run_on_log(Session& s, int until, LayerRange layers);
   int take_fill(Session& s, int pos, int count);
   void run_rows(uint64_t id, Session& s, int pos, int count, bool sample, Clock::time_point t0, uint64_t upstream_us);
+  // The batching (stage_batch.cpp).
+  void queue(Session& s, bool tokens, Pending p);
+  void schedule_pass();
+  std::vector<Candidate> candidates();
+  int prompt_left(const Session& s) const;
+  void run_alone(const Candidate& c);
+  std::optional<Taken> take(const Candidate& c, int count, float* x);
+  void finish_pass(const std::vector<Taken>& taken, Clock::time_point t0);
+  std::optional<Clock::time_point> rows_due_soon() const;
   void carry_sessions();
   std::size_t row_bytes() const;
   std::size_t sessions_of(const std::string& entry) const;
@@ -131,7 +178,13 @@ class StageState {
   std::unordered_map<uint64_t, Session> sessions_;
   discovery::EndedSessions ended_;  // a start that comes after its session's end is dropped
   discovery::OrphanedSessions orphaned_;  // forgotten when their entry was declared gone
-  std::vector<float> x_;            // the rows being computed (one message at a time)
+  std::deque<Pending> pending_;     // in the order they came
+  bool pass_due_ = false;           // a pass_atom is on its way
+  uint64_t pass_ticket_ = 0;        // the one that runs
+  bool waited_ = false;             // the pass on its way waited for rows due soon
+  Clock::time_point::duration last_pass_{};     // how long the last pass took
+  std::vector<float> x_;            // the rows of the pass being run
+  std::vector<float> logits_;       // the logits of its rows that sample
   bool ticking_ = false;            // a look for idle sessions is scheduled
 };
 

@@ -37,6 +37,8 @@ class StandInModel::Cache final : public StageModel::Session {
       : model_(model), range_(model.layers_), context_(context), layers_(std::size_t(model.layers_.size())) {}
   int context() const override { return context_; }
   LayerRange layers() const override { return range_; }
+  int dim() const override { return model_.model_.config.dim; }
+  int vocab_size() const override { return model_.model_.config.vocab_size; }
 
   // `from`'s entries of the layers both hold (`from`'s model may be gone: only its own fields are read).
   void take(const Cache& from) {
@@ -49,6 +51,12 @@ class StandInModel::Cache final : public StageModel::Session {
   void embed(int token, float* x) override { put(x, hash2(uint64_t(uint32_t(token)), 0xE3BED)); }
 
   void forward_layers(float* x, int count, int pos, LayerRange sub) override {
+    run(x, count, pos, sub);
+    if (model_.spend_) model_.spend_(stage_time(*model_.device_, model_.model_, sub, count));
+  }
+
+  // forward_layers without the device's time (StandInModel::forward_rows charges a batch once).
+  void run(float* x, int count, int pos, LayerRange sub) {
     if (!range_.contains(sub)) throw std::logic_error("layers outside the stage's");
     const int dim = model_.model_.config.dim;
     for (int t = 0; t < count; t++) {
@@ -66,10 +74,16 @@ class StandInModel::Cache final : public StageModel::Session {
       }
       put(row, v);
     }
-    if (model_.spend_) model_.spend_(stage_time(*model_.device_, model_.model_, sub, count));
   }
 
   float* logits(float* row) override {
+    pick(row);
+    if (model_.spend_) model_.spend_(head_time(*model_.device_, model_.model_));
+    return logits_.data();
+  }
+
+  // logits without the device's time.
+  const float* pick(const float* row) {
     const int vocab = model_.model_.config.vocab_size;
     logits_.assign(std::size_t(vocab), -std::numeric_limits<float>::infinity());
     const uint64_t v = get(row);
@@ -77,7 +91,6 @@ class StandInModel::Cache final : public StageModel::Session {
       const uint64_t h = hash2(v, uint64_t(k));
       logits_[kFirstToken + h % uint64_t(vocab - kFirstToken)] = float(h >> 54) / 256.0f;
     }
-    if (model_.spend_) model_.spend_(head_time(*model_.device_, model_.model_));
     return logits_.data();
   }
 
@@ -95,6 +108,24 @@ StandInModel::StandInModel(const ModelPrice& model, LayerRange layers, const Dev
 
 std::unique_ptr<StageModel::Session> StandInModel::open(int context) const {
   return std::make_unique<Cache>(*this, context);
+}
+
+// A batch costs what a device's pass over its rows costs: the weights streamed once, the
+// arithmetic of every row (compute.hpp), and the classifier read once for the rows that sample.
+void StandInModel::forward_rows(float* x, std::span<const Rows> rows, float* logits) const {
+  int count = 0, sampled = 0;
+  for (const Rows& r : rows) {
+    auto& cache = static_cast<Cache&>(*r.session);
+    cache.run(x, r.count, r.pos, layers_);
+    x += std::size_t(r.count) * model_.config.dim;
+    count += r.count;
+    if (!r.sample) continue;
+    logits = std::copy_n(cache.pick(x - model_.config.dim), model_.config.vocab_size, logits);
+    sampled++;
+  }
+  if (!spend_) return;
+  spend_(stage_time(*device_, model_, layers_, count));
+  if (sampled > 0) spend_(head_time(*device_, model_));
 }
 
 std::unique_ptr<StageModel::Session> StandInModel::carry(const Session& from) const {

@@ -27,6 +27,7 @@ class StandInModel final : public StageModel {
   LayerRange layers() const override { return layers_; }
   std::unique_ptr<Session> open(int context) const override;
   std::unique_ptr<Session> carry(const Session& from) const override;
+  void forward_rows(float* x, std::span<const Rows> rows, float* logits) const override;
 
  private:
   class Cache;

@@ -43,6 +43,8 @@ class TinyStage::Cache final : public StageModel::Session {
       : model_(model), range_(model.layers_), context_(context), layers_(std::size_t(model.layers_.size())) {}
   int context() const override { return context_; }
   LayerRange layers() const override { return range_; }
+  int dim() const override { return model_.config_.dim; }
+  int vocab_size() const override { return model_.config_.vocab_size; }
   void take(const Cache& from) {
     const LayerRange both = range_.shared(from.range_);
     for (int l = both.begin; l < both.end; l++) {

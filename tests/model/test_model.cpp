@@ -8,6 +8,7 @@
 #include "support/checkpoint_writer.hpp"
 #include "support/process.hpp"
 #include "troupe/model/error.hpp"
+#include "troupe/model/stage_model.hpp"
 #include "troupe/model/transformer.hpp"
 
 using namespace troupe;
@@ -54,6 +55,64 @@ void check_batch_is_one_at_a_time(const Model& m, int layers, const std::vector<
 
 int argmax(const std::vector<float>& v) {
   return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// Sessions of different prompt lengths, started one pass apart, run through one stage in shared
+// passes (prompts beside other sessions' next tokens, StageModel::forward_rows): every logit
+// each session samples is that of running it alone, bit for bit.
+void check_sessions_batched_are_alone(std::shared_ptr<const Model> m, int decode_steps) {
+  ThreadPool pool(2);
+  const ModelConfig& c = m->config;
+  const std::vector<int> lengths = {1, 3, 8, 13, 20};
+  const int context = 20 + decode_steps + 1;
+  std::vector<std::vector<int>> prompts;
+  for (std::size_t i = 0; i < lengths.size(); i++) {
+    std::vector<int> p;
+    for (int t = 0; t < lengths[i]; t++) p.push_back(int((t * 37 + 11 * i + 5) % std::size_t(c.vocab_size - 3)) + 3);
+    prompts.push_back(p);
+  }
+  // Alone: the logits each session samples from, greedy.
+  std::vector<std::vector<std::vector<float>>> alone(prompts.size());
+  for (std::size_t i = 0; i < prompts.size(); i++) {
+    Transformer t(*m, LayerRange{0, c.n_layers}, context, pool);
+    const float* l = t.forward_batch(prompts[i], 0);
+    for (int step = 0; step < decode_steps; step++) {
+      alone[i].emplace_back(l, l + c.vocab_size);
+      if (step + 1 < decode_steps) l = t.forward(argmax(alone[i].back()), lengths[i] + step);
+    }
+  }
+  // Batched: session i starts at pass i; a pass holds every started session's prompt or next token.
+  const auto stage = transformer_stage(m, pool);
+  std::vector<std::unique_ptr<StageModel::Session>> sessions;
+  std::vector<std::vector<std::vector<float>>> batched(prompts.size());
+  std::vector<int> next_token(prompts.size(), -1);
+  std::vector<float> x(std::size_t(StageModel::kMaxRows) * c.dim), logits(prompts.size() * c.vocab_size);
+  for (std::size_t i = 0; i < prompts.size(); i++) sessions.push_back(stage->open(context));
+  for (int pass = 0; pass < int(prompts.size()) + decode_steps; pass++) {
+    std::vector<StageModel::Rows> rows;
+    std::vector<std::size_t> who;
+    float* at = x.data();
+    for (std::size_t i = 0; i < prompts.size() && int(i) <= pass; i++) {
+      const int step = pass - int(i);  // 0: the prompt
+      if (step >= decode_steps) continue;
+      const std::vector<int> in = step == 0 ? prompts[i] : std::vector<int>{next_token[i]};
+      for (std::size_t t = 0; t < in.size(); t++) sessions[i]->embed(in[t], at + t * c.dim);
+      rows.push_back({sessions[i].get(), step == 0 ? 0 : lengths[i] + step - 1, int(in.size()), true});
+      who.push_back(i);
+      at += in.size() * c.dim;
+    }
+    stage->forward_rows(x.data(), rows, logits.data());
+    for (std::size_t r = 0; r < who.size(); r++) {
+      const float* l = logits.data() + r * c.vocab_size;
+      batched[who[r]].emplace_back(l, l + c.vocab_size);
+      next_token[who[r]] = argmax(batched[who[r]].back());
+    }
+  }
+  for (std::size_t i = 0; i < prompts.size(); i++) {
+    INFO("session " << i);
+    REQUIRE(batched[i].size() == alone[i].size());
+    for (std::size_t step = 0; step < alone[i].size(); step++) CHECK(batched[i][step] == alone[i][step]);
+  }
 }
 }  // namespace
 
@@ -199,6 +258,24 @@ TEST_CASE("a batched prompt of f16, Q8_0 and Q4_0 weights gives the floats of on
     std::vector<int> tokens;
     for (int i = 0; i < 27; i++) tokens.push_back((i * 37 + 5) % 300);
     check_batch_is_one_at_a_time(load_model(path), 2, tokens, 7);
+  }
+}
+
+TEST_CASE("sessions batched in shared passes give the floats of each run alone", "[model][batch]") {
+  check_sessions_batched_are_alone(std::make_shared<const Model>(load_model(stories_path())), 6);
+}
+
+TEST_CASE("sessions batched in shared passes over f16, Q8_0 and Q4_0 weights give the floats of each run alone",
+          "[model][batch]") {
+  troupe::test::TempDir dir;
+  for (const std::string type : {"f16", "q8_0", "q4_0"}) {
+    INFO("type " << type);
+    const std::string path = dir / (type + ".gguf");
+    const auto r = troupe::test::run_troupe(
+        {"synth", "--dim", "1024", "--hidden", "2816", "--layers", "2", "--heads", "16",
+         "--kv-heads", "4", "--vocab", "300", "--seq-len", "64", "--type", type, "--out", path});
+    REQUIRE(r.exit_code == 0);
+    check_sessions_batched_are_alone(std::make_shared<const Model>(load_model(path)), 4);
   }
 }
 

@@ -118,6 +118,45 @@ TEST_CASE("eight concurrent sessions give the texts of one at a time", "[pipelin
   }
 }
 
+TEST_CASE("sessions batched at every stage, greedy and seeded, some left mid-answer, give the texts of one at a time",
+          "[pipeline][batch]") {
+  using Ranges = std::vector<std::pair<int, int>>;
+  const Ranges ranges = GENERATE(Ranges{{0, 5}}, Ranges{{0, 2}, {2, 5}}, Ranges{{0, 2}, {2, 4}, {4, 5}});
+  INFO(ranges.size() << " stages");
+  const json cases = reference_cases();
+  Mesh mesh(layout(ranges));
+  REQUIRE(mesh.wait_serving());
+  // Two clients that go away mid-answer, while the others run.
+  std::vector<std::unique_ptr<troupe::net::MeshClient>> leaving;
+  for (int i = 0; i < 2; i++) {
+    auto client = std::make_unique<troupe::net::MeshClient>(mesh.address(0), mesh.security());
+    troupe::wire::GenerateRequest request;
+    request.prompt = "Once upon a time";
+    request.sampling = {1.0f, 0.9f, uint64_t(i + 1)};
+    request.steps = 512;
+    client->send(troupe::wire::Message{0, 1, request});
+    REQUIRE(std::holds_alternative<troupe::wire::Text>(client->receive(std::chrono::seconds(10)).body));
+    leaving.push_back(std::move(client));
+  }
+  constexpr int kSessions = 12;  // each reference case twice: mixed prompts, lengths and samplers
+  std::vector<std::future<ProcessResult>> runs;
+  for (int i = 0; i < kSessions; i++) {
+    const json c = cases[i % cases.size()];
+    const std::string peer = mesh.address(std::size_t(i) % mesh.size());
+    runs.push_back(std::async(std::launch::async, [c, peer] { return run_troupe(generate_args(peer, c)); }));
+  }
+  leaving.clear();
+  for (int i = 0; i < kSessions; i++) check_result(mesh, std::size_t(i) % mesh.size(), cases[i % cases.size()], runs[i].get());
+  // Every stage ran sessions side by side: more sessions than passes, summed.
+  for (std::size_t n = 0; n < mesh.size(); n++) {
+    const troupe::wire::NodeCounters c = status_of(mesh.address(n)).counters;
+    INFO("node " << n << ": " << c.stage_passes << " passes, " << c.stage_pass_sessions << " sessions in them, "
+                 << c.stage_positions << " positions");
+    CHECK(c.stage_passes > 0);
+    CHECK(c.stage_pass_sessions > c.stage_passes);
+  }
+}
+
 TEST_CASE("f16 activations travel at half the size and still tell a story", "[pipeline]") {
   Mesh mesh(layout({{0, 2}, {2, 5}}), {"--activations", "f16"});
   REQUIRE(mesh.wait_serving());

@@ -109,6 +109,8 @@ Status sample_status() {
   status.model_layers = 5;
   status.problem = "layers 2:5 are held by no live node";
   status.counters = {1, 7, 900, 1200, 3.25, 10, 2000, 11, 2100, 44, 0.0042, 6};
+  status.counters.stage_passes = 400;
+  status.counters.stage_pass_sessions = 1100;
   return status;
 }
 

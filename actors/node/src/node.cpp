@@ -12,7 +12,7 @@
 #include "troupe/actors/node_context.hpp"
 #include "troupe/model/device.hpp"
 #include "troupe/model/model_identity.hpp"
-#include "troupe/model/transformer.hpp"
+#include "troupe/model/layer_pass.hpp"
 #include "troupe/net/lan_beacon.hpp"
 #include "troupe/net/system_random.hpp"
 #include "troupe/net/zmq_transport.hpp"
@@ -133,7 +133,7 @@ struct Node::Impl {
     // A session's working buffers, and the log of the rows a stage sent on (a resumed session's
     // new next stage runs from it): a full context of f32 rows.
     const uint64_t log = uint64_t(mc.dim) * uint64_t(mc.seq_len) * 4;
-    context.mesh.cost.scratch_bytes = Transformer::scratch_bytes(mc, mc.seq_len, pool.size()) + log + kRuntimeSlack;
+    context.mesh.cost.scratch_bytes = LayerPass::scratch_bytes(mc, mc.seq_len, pool.size()) + log + kRuntimeSlack;
     context.mesh.membership.model_file = model->path;
 
     for (const auto& j : options.joins) transport.expect_peer(j, "--join");

@@ -1,46 +1,89 @@
 #include "troupe/model/stage_model.hpp"
 
-#include "troupe/model/transformer.hpp"
+#include <algorithm>
+
+#include "troupe/model/error.hpp"
+#include "troupe/model/kv_cache.hpp"
+#include "troupe/model/layer_pass.hpp"
 
 namespace troupe {
 
+static_assert(StageModel::kMaxRows == LayerPass::kMaxBatch && StageModel::kMaxRows == LayerPass::kMaxLogitRows);
+
+void StageModel::forward_rows(float* x, std::span<const Rows> rows, float* logits) const {
+  for (const Rows& r : rows) {
+    const int dim = r.session->dim();
+    r.session->forward_layers(x, r.count, r.pos);
+    x += std::size_t(r.count) * dim;
+    if (!r.sample) continue;
+    const float* l = r.session->logits(x - dim);
+    logits = std::copy_n(l, r.session->vocab_size(), logits);
+  }
+}
+
 namespace {
 
+// A session of the real stage: its KV cache, run by the stage's pass. The pass belongs to the
+// stage: a session carried to new layers only hands its cache over (the old stage may be gone).
 class TransformerSession final : public StageModel::Session {
  public:
-  TransformerSession(const Model& model, int context, ThreadPool& pool)
-      : transformer_(model, model.loaded, context, pool) {}
-  int context() const override { return transformer_.context(); }
-  LayerRange layers() const override { return transformer_.layers(); }
-  void embed(int token, float* x) override { transformer_.embed(token, x); }
+  TransformerSession(LayerPass& pass, int context)
+      : pass_(pass), cache_(pass.config(), pass.layers(), context) {}
+  int context() const override { return cache_.context(); }
+  LayerRange layers() const override { return cache_.layers(); }
+  int dim() const override { return pass_.config().dim; }
+  int vocab_size() const override { return pass_.config().vocab_size; }
+  void embed(int token, float* x) override { pass_.embed(token, x); }
   void forward_layers(float* x, int count, int pos, LayerRange sub) override {
-    transformer_.forward_layers(x, count, pos, sub);
+    const CacheRows rows{&cache_, pos, count};
+    pass_.forward_layers(x, {&rows, 1}, sub);
   }
-  float* logits(float* row) override { return transformer_.logits(row); }
-  // Keys and values only: the weights `from` ran on may be gone.
-  void take_cache(const TransformerSession& from) { transformer_.cache().copy_layers(from.transformer_.cache()); }
+  float* logits(float* row) override { return pass_.logits(row, 1); }
+  KvCache& cache() { return cache_; }
+  const KvCache& cache() const { return cache_; }
 
  private:
-  Transformer transformer_;
+  LayerPass& pass_;
+  KvCache cache_;
 };
 
 class TransformerStage final : public StageModel {
  public:
-  TransformerStage(std::shared_ptr<const Model> model, ThreadPool& pool) : model_(std::move(model)), pool_(pool) {}
+  TransformerStage(std::shared_ptr<const Model> model, ThreadPool& pool)
+      : model_(std::move(model)), pass_(*model_, model_->loaded, pool) {}
   LayerRange layers() const override { return model_->loaded; }
   std::unique_ptr<Session> open(int context) const override {
-    return std::make_unique<TransformerSession>(*model_, context, pool_);
+    return std::make_unique<TransformerSession>(pass_, context);
   }
   std::unique_ptr<Session> carry(const Session& from) const override {
-    auto session = std::make_unique<TransformerSession>(*model_, from.context(), pool_);
-    session->take_cache(dynamic_cast<const TransformerSession&>(from));
+    auto session = std::make_unique<TransformerSession>(pass_, from.context());
+    session->cache().copy_layers(dynamic_cast<const TransformerSession&>(from).cache());
     return session;
   }
+  void forward_rows(float* x, std::span<const Rows> rows, float* logits) const override;
 
  private:
   std::shared_ptr<const Model> model_;
-  ThreadPool& pool_;
+  // Scratch for the batch being run: the stage runs one batch at a time (its actor's).
+  mutable LayerPass pass_;
+  mutable std::vector<float> last_rows_;  // the sampled entries' last rows, side by side
 };
+
+void TransformerStage::forward_rows(float* x, std::span<const Rows> rows, float* logits) const {
+  if (rows.size() > std::size_t(kMaxRows)) throw InputError("a batch of too many sessions");
+  std::vector<CacheRows> caches;
+  caches.reserve(rows.size());
+  for (const Rows& r : rows) caches.push_back({&static_cast<TransformerSession*>(r.session)->cache(), r.pos, r.count});
+  pass_.forward_layers(x, caches, pass_.layers());
+  const int dim = pass_.config().dim, vocab = pass_.config().vocab_size;
+  last_rows_.clear();
+  for (const Rows& r : rows) {
+    x += std::size_t(r.count) * dim;
+    if (r.sample) last_rows_.insert(last_rows_.end(), x - dim, x);
+  }
+  const int sampled = static_cast<int>(last_rows_.size()) / dim;
+  if (sampled > 0) std::copy_n(pass_.logits(last_rows_.data(), sampled), std::size_t(sampled) * vocab, logits);
+}
 
 }  // namespace
 

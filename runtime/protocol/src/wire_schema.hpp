@@ -159,7 +159,12 @@ constexpr auto spec(Tag<NodeCounters>) {
       field("sessions_resumed", &NodeCounters::sessions_resumed, uint64(),
             "re-routed sessions this node's stage kept (it was on the new route with the same layers)"),
       field("positions_kept", &NodeCounters::positions_kept, uint64(),
-            "the positions of those sessions it kept rather than run again"));
+            "the positions of those sessions it kept rather than run again"),
+      appended(),
+      field("stage_passes", &NodeCounters::stage_passes, uint64(),
+            "batched passes its stage ran through its layers (stage_positions / stage_passes: rows a pass)"),
+      field("stage_pass_sessions", &NodeCounters::stage_pass_sessions, uint64(),
+            "the sessions those passes ran, summed (/ stage_passes: sessions batched a pass)"));
 }
 
 // --- messages between nodes ---------------------------------------------------------------------

@@ -37,8 +37,9 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 // the layers the stage holds now.
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
-// (prefill_atom, session id): run the next batch of that session's prompt.
-using prefill_atom = caf::atom_constant<caf::atom("prefill")>;
+// (pass_atom, ticket): run the rows ready from every session through the layers, as one batch
+// (a ticket other than the stage's latest: a pass already run).
+using pass_atom = caf::atom_constant<caf::atom("pass")>;
 // (reroute_atom, session id): a session needs a route; (route_atom, stages, problem, wire id): one
 // to take (none, and why), and the id the stages are to know the session by on it.
 // (reroute_atom, attempt): that attempt's wait for a route is over.
@@ -76,7 +77,7 @@ using StageActor = caf::typed_actor<
     caf::reacts_to<wire_atom, Origin, wire::Message>,       // session_start, step, activations, end
     caf::reacts_to<load_atom, int, int>,                    // the node actor
     caf::reacts_to<peer_lost_atom, std::string>,            // the node actor
-    caf::reacts_to<prefill_atom, uint64_t>,                 // itself
+    caf::reacts_to<pass_atom, uint64_t>,                    // itself, while rows are ready
     caf::reacts_to<tick_atom>>;                             // itself, while it holds sessions
 
 // One completion that entered through this node.

@@ -27,6 +27,7 @@ struct NodeMetrics {
   std::atomic<uint64_t> sessions_total{0}, tokens_generated{0}, stage_positions{0};
   std::atomic<uint64_t> stage_compute_ns{0}, hops{0}, hop_ns{0};
   std::atomic<uint64_t> sessions_resumed{0}, positions_kept{0};
+  std::atomic<uint64_t> stage_passes{0}, stage_pass_sessions{0};  // batched passes, sessions in them
   DropLog dropped_frames;
 };
 

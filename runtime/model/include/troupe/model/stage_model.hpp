@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 
 #include "troupe/model/model.hpp"
 #include "troupe/model/thread_pool.hpp"
@@ -20,6 +21,8 @@ class StageModel {
     virtual ~Session() = default;
     virtual int context() const = 0;
     virtual LayerRange layers() const = 0;
+    virtual int dim() const = 0;         // floats a row
+    virtual int vocab_size() const = 0;  // floats of a row's logits
     virtual void embed(int token, float* x) = 0;                 // the stage holds layer 0
     // Only the layers of `sub` (within layers()); the session's whole range by default.
     virtual void forward_layers(float* x, int count, int pos, LayerRange sub) = 0;
@@ -27,8 +30,25 @@ class StageModel {
     virtual float* logits(float* row) = 0;                       // holds the last layer
   };
 
+  // One session's rows in a batch: `count` rows for positions pos.. of `session`, stacked in x
+  // after the rows of the entries before it; `sample`: the logits of its last row are wanted.
+  struct Rows {
+    Session* session;
+    int pos;
+    int count;
+    bool sample;
+  };
+  // The most rows one forward_rows takes (each entry may sample).
+  static constexpr int kMaxRows = 64;
+
   virtual ~StageModel() = default;
   virtual LayerRange layers() const = 0;
+  // The rows of several sessions through their whole range, as one batch; then the logits of
+  // the last row of each entry that samples, vocab_size floats each, one after another in
+  // `logits` in the entries' order. The real one reads each weight once for the whole batch;
+  // every row's floats are those of running its session alone. This one runs the sessions one
+  // after another.
+  virtual void forward_rows(float* x, std::span<const Rows> rows, float* logits) const;
   // A session of `context` positions; throws when the device cannot hold its cache.
   virtual std::unique_ptr<Session> open(int context) const = 0;
   // A session on this stage's layers that holds what `from` (a session of this model kind, on

@@ -264,6 +264,8 @@ struct NodeCounters {
   // Re-routed sessions this node's stage kept, and the positions it kept of them rather than run
   // again (appended).
   uint64_t sessions_resumed = 0, positions_kept = 0;
+  // Batched passes this node's stage ran, and the sessions they ran, summed (appended).
+  uint64_t stage_passes = 0, stage_pass_sessions = 0;
 };
 
 struct Status {

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -80,6 +81,56 @@ TEST_CASE("a stage killed mid-answer: the answer completes, byte-identical", "[m
   // The survivors serve on without it.
   const auto after = wait_status(mesh, entry, [](const wire::Status& s) { return serving_with(s, 2); });
   for (const auto& st : after.stages) CHECK(st.address != mesh.address(victim));
+}
+
+TEST_CASE("four sessions batched at every stage, a stage killed mid-answer: every answer completes, byte-identical",
+          "[mesh][batch]") {
+  const std::string dir = temp_dir();
+  const std::string model = dir + "/long.gguf";
+  REQUIRE(run_troupe({"synth", "--dim", "256", "--hidden", "768", "--layers", "6", "--heads", "8",
+                      "--kv-heads", "4", "--vocab", "2048", "--seq-len", "1024", "--seed", "5",
+                      "--out", model}).exit_code == 0);
+  // One greedy answer and three seeded ones, of different prompts.
+  const std::vector<std::vector<std::string>> settings = {{"-t", "1", "-s", "42", "-n", "900", "-i", "Once upon"},
+                                                          {"-t", "0", "-n", "800", "-i", "A dog"},
+                                                          {"-t", "0.8", "-s", "7", "-n", "850", "-i", "The sun was"},
+                                                          {"-t", "1", "-s", "3", "-n", "700", "-i", "Tom"}};
+  std::vector<std::string> alone;
+  for (const auto& set : settings) {
+    std::vector<std::string> args = {"run", model, "--threads", "1"};
+    args.insert(args.end(), set.begin(), set.end());
+    const auto r = run_troupe(args);
+    REQUIRE(r.exit_code == 0);
+    alone.push_back(r.out);
+  }
+  Mesh mesh({planned("a"), planned("b"), planned("c")}, kEqual, {}, model);
+  const auto s = wait_status(mesh, 0, [](const wire::Status& s) { return serving_with(s, 3); });
+  const std::size_t entry = index_of(mesh, s.stages[0].address);
+  const std::size_t victim = index_of(mesh, s.stages[1].address);
+  std::vector<std::future<ProcessResult>> others;
+  for (std::size_t i = 1; i < settings.size(); i++) {
+    std::vector<std::string> args = {"generate", "--peer", mesh.address(entry)};
+    args.insert(args.end(), settings[i].begin(), settings[i].end());
+    const auto more = mesh.client_args();
+    args.insert(args.end(), more.begin(), more.end());
+    others.push_back(std::async(std::launch::async, [args] { return run_troupe(args); }));
+  }
+  wire::GenerateRequest request;
+  request.prompt = "Once upon";
+  request.sampling = {1.0f, 0.9f, 42};
+  request.steps = 900;
+  const std::string text = answer_killing(mesh, entry, request, victim, 100);
+  INFO(mesh.logs());
+  CHECK(text + "\n" == alone[0]);
+  for (std::size_t i = 1; i < settings.size(); i++) {
+    const ProcessResult r = others[i - 1].get();
+    INFO("session " << i << ": " << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == alone[i]);
+  }
+  // The entry's stage ran them side by side.
+  const wire::NodeCounters c = status_of(mesh.address(entry), mesh.security()).counters;
+  CHECK(c.stage_pass_sessions > c.stage_passes);
 }
 
 TEST_CASE("the coordinator killed: another is elected, and restarted, it rejoins as a member", "[mesh]") {

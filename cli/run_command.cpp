@@ -36,6 +36,8 @@ struct RunOptions {
   int threads = 0;
   std::string quantize;
   bool mmap = false;
+  std::string speculate = "off";
+  int draft_tokens = 4;
   SpeechFlags speech;
 };
 
@@ -64,6 +66,10 @@ void report(const GenerationStats& s, int threads, const Model& model) {
                s.generated_tokens > 1 ? s.decode_ms / (s.generated_tokens - 1) : 0.0,
                peak_rss_mib(), model.bytes_per_token() / 1e6, threads,
                std::string(kernels::isa_name(kernels::detected_isa())).c_str());
+  if (s.drafted > 0) {
+    std::fprintf(stderr, "troupe: speculation: %d of %d guesses accepted (%.0f%%)\n", s.accepted, s.drafted,
+                 100.0 * s.accepted / s.drafted);
+  }
 }
 
 // Reads one line from stdin after printing `guide`, as run.c's read_stdin; false at end of input.
@@ -149,11 +155,20 @@ int run(RunOptions opt) {
     speech.finish();
     return 0;
   }
-  const GenerationStats stats =
-      generate(transformer, tokenizer, sampler, opt.prompt, steps, [&](std::string_view piece) {
+  Speculation speculation;
+  if (opt.speculate == "lookup") {
+    if (opt.draft_tokens < 1 || opt.draft_tokens >= Transformer::kMaxBatch) {
+      throw InputError("--draft-tokens: must be 1 to " + std::to_string(Transformer::kMaxBatch - 1));
+    }
+    speculation = {opt.draft_tokens, [](std::span<const int> context, int k) { return lookup_drafts(context, k); }};
+  }
+  const GenerationStats stats = generate(
+      transformer, tokenizer, sampler, opt.prompt, steps,
+      [&](std::string_view piece) {
         print_piece(piece);
         speech.add(piece);
-      });
+      },
+      speculation);
   std::fputs("\n", stdout);
   std::fflush(stdout);
   speech.finish();
@@ -182,6 +197,11 @@ Action add_run_command(CLI::App& app) {
       ->check(CLI::IsMember(quantize_on_load_types()));
   cmd->add_flag("--mmap", opt->mmap,
                 "Leave the weights mapped from the file instead of loading them into memory");
+  cmd->add_option("--speculate", opt->speculate,
+                  "Guess tokens and check them in one batch: off, or lookup (from the text so far); "
+                  "the text is the same either way (default off)")
+      ->check(CLI::IsMember({"off", "lookup"}));
+  cmd->add_option("--draft-tokens", opt->draft_tokens, "Guesses checked a step with --speculate (default 4)");
   add_speech_flags(cmd, opt->speech);
   return [opt, cmd] {
     opt->has_system_prompt = cmd->count("-y") > 0;

@@ -50,6 +50,30 @@ TEST_CASE("troupe run matches llama2.c on every reference case", "[run][referenc
   }
 }
 
+TEST_CASE("troupe run --speculate lookup prints llama2.c's texts, and how many guesses held", "[run][speculation]") {
+  std::ifstream f(shared_dir() + "/reference/stories260K-cases.json");
+  const auto cases = nlohmann::json::parse(f);
+  for (const auto& c : cases) {
+    auto args = stories_args();
+    for (const std::string& a :
+         {std::string("-t"), fmt(c["temperature"]), std::string("-p"), fmt(c["topp"]), std::string("-s"),
+          std::to_string(c["seed"].get<long>()), std::string("-n"), std::to_string(c["steps"].get<int>()),
+          std::string("-i"), c["prompt"].get<std::string>(), std::string("--speculate"), std::string("lookup")}) {
+      args.push_back(a);
+    }
+    const auto r = run_troupe(args);
+    INFO("prompt '" << c["prompt"].get<std::string>() << "', t " << c["temperature"] << "\nstderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out == c["expected_stdout"].get<std::string>());
+    CHECK(r.err.find("guesses accepted") != std::string::npos);
+  }
+  auto bad = stories_args();
+  for (const char* a : {"-i", "Once", "--speculate", "lookup", "--draft-tokens", "0"}) bad.emplace_back(a);
+  const auto r = run_troupe(bad);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--draft-tokens") != std::string::npos);
+}
+
 TEST_CASE("statistics go to stderr only", "[run]") {
   auto args = stories_args();
   for (const char* a : {"-t", "0", "-n", "20", "-i", "Once"}) args.emplace_back(a);

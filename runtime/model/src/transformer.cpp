@@ -20,6 +20,13 @@ float* Transformer::forward(int token, int pos) {
   return logits(x_.data());
 }
 
+float* Transformer::forward_each(std::span<const int> tokens, int pos) {
+  const int dim = config().dim, count = static_cast<int>(tokens.size());
+  for (int t = 0; t < count; t++) embed(tokens[t], x_.data() + std::size_t(t) * dim);
+  forward_layers(x_.data(), count, pos);
+  return pass_.logits(x_.data(), count);
+}
+
 float* Transformer::forward_batch(std::span<const int> tokens, int pos) {
   const int dim = config().dim;
   int count = 0;

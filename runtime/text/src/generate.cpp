@@ -166,25 +166,54 @@ std::string Generation::accept(int token) {
   return text;
 }
 
+namespace {
+
+// The rows of one step: its input, and the guesses that fit after it.
+std::vector<int> step_rows(const Generation& g, const std::vector<int>& context, const Speculation& speculation) {
+  const auto in = g.input();
+  std::vector<int> rows(in.begin(), in.end());
+  const int room = std::min({speculation.draft_tokens, g.steps() - g.position() - 1, Transformer::kMaxBatch - 1});
+  if (in.size() != 1 || room <= 0 || !speculation.drafts) return rows;
+  std::vector<int> guesses = speculation.drafts(context, room);
+  guesses.resize(std::min(guesses.size(), std::size_t(room)));
+  rows.insert(rows.end(), guesses.begin(), guesses.end());
+  return rows;
+}
+
+}  // namespace
+
 GenerationStats generate(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler,
                          std::string_view prompt, int steps,
-                         const std::function<void(std::string_view)>& emit) {
+                         const std::function<void(std::string_view)>& emit, const Speculation& speculation) {
   const auto t0 = std::chrono::steady_clock::now();
   Generation g(tokenizer, prompt, steps, transformer.config().seq_len);
   GenerationStats stats;
   stats.prompt_tokens = static_cast<int>(g.prompt_tokens().size());
   if (!g.prompt_text().empty()) emit(g.prompt_text());
   std::chrono::steady_clock::time_point first;
+  std::vector<int> context = g.prompt_tokens();  // what the guesses look up
+  const int vocab = transformer.config().vocab_size;
   while (!g.done()) {
-    const auto in = g.input();
-    float* logits = in.size() == 1 ? transformer.forward(in[0], g.position())
-                                   : transformer.forward_batch(in, g.position());
-    const std::string text = g.accept(sampler.sample(logits));
-    if (g.generated_tokens() == 1) {
-      first = std::chrono::steady_clock::now();
-      stats.first_token_ms = ms_since(t0);
+    const std::vector<int> rows = step_rows(g, context, speculation);
+    const int pos = g.position();
+    float* logits = rows.size() == 1  ? transformer.forward(rows[0], pos)
+                    : g.input().size() > 1 ? transformer.forward_batch(rows, pos)
+                                           : transformer.forward_each(rows, pos);
+    const bool guessed = g.input().size() == 1 && rows.size() > 1;
+    stats.drafted += guessed ? static_cast<int>(rows.size()) - 1 : 0;
+    for (std::size_t i = 0; !g.done(); i++) {
+      const int token = sampler.sample(logits + (guessed ? i * std::size_t(vocab) : 0));
+      const std::string text = g.accept(token);
+      context.push_back(token);
+      if (g.generated_tokens() == 1) {
+        first = std::chrono::steady_clock::now();
+        stats.first_token_ms = ms_since(t0);
+      }
+      if (!text.empty()) emit(text);
+      // The next row was run on the guess: its logits are the next step's when the guess holds.
+      if (!guessed || i + 1 == rows.size() || token != rows[i + 1]) break;
+      stats.accepted++;
     }
-    if (!text.empty()) emit(text);
   }
   stats.generated_tokens = g.generated_tokens();
   stats.positions = g.positions();

@@ -28,6 +28,9 @@ class Transformer {
   float* forward(int token, int pos);
   // The whole model for tokens at positions pos, pos+1, ...; returns the logits of the last.
   float* forward_batch(std::span<const int> tokens, int pos);
+  // At most kMaxBatch tokens at positions pos, pos+1, ... as one batch; returns every one's
+  // logits, vocab_size floats each (a speculative step checks a guess with each).
+  float* forward_each(std::span<const int> tokens, int pos);
 
   // The pieces a pipeline stage uses. x holds count rows of dim floats, for positions pos.. .
   void embed(int token, float* x) const { pass_.embed(token, x); }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "troupe/model/transformer.hpp"
+#include "troupe/text/draft.hpp"
 #include "troupe/text/sampler.hpp"
 #include "troupe/text/tokenizer.hpp"
 
@@ -27,6 +28,8 @@ struct GenerationStats {
   double first_token_ms = 0;    // start to the first sampled token (the prompt included)
   double decode_ms = 0;         // first sampled token to the last one
   double total_ms = 0;
+  int drafted = 0;              // guesses checked (speculation)
+  int accepted = 0;             // guesses the sampler drew
   double decode_tokens_per_s() const;
   double prompt_tokens_per_s() const;
 };
@@ -117,9 +120,19 @@ class Generation {
   bool done_ = false;
 };
 
+// Exact speculative decoding: each step runs its token and up to `draft_tokens` guesses from
+// `drafts` as one batch, then emits tokens while the sampler draws the guess that was run after
+// them. The sampler draws once for each emitted token, in order, as without guesses, so the text
+// is the same for greedy and for seeded sampling; a wrong guess costs its row, and the cache
+// rows past it are written again (a cache row is read only by positions after it).
+struct Speculation {
+  int draft_tokens = 0;  // 0: off
+  DraftSource drafts;
+};
+
 // Throws InputError when the prompt does not fit in the model's context.
 GenerationStats generate(Transformer& transformer, const Tokenizer& tokenizer, Sampler& sampler,
                          std::string_view prompt, int steps,
-                         const std::function<void(std::string_view)>& emit);
+                         const std::function<void(std::string_view)>& emit, const Speculation& speculation = {});
 
 }  // namespace troupe

@@ -57,6 +57,17 @@ int argmax(const std::vector<float>& v) {
   return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
+// A two-layer model of `type` weights, of shapes past the batch's tiles (Q8_0 rows of 2816
+// columns take two tiles a chunk), written by `troupe synth` into `dir`.
+std::string synth_two_layers(const troupe::test::TempDir& dir, const std::string& type) {
+  const std::string path = dir / (type + ".gguf");
+  const auto r = troupe::test::run_troupe(
+      {"synth", "--dim", "1024", "--hidden", "2816", "--layers", "2", "--heads", "16",
+       "--kv-heads", "4", "--vocab", "300", "--seq-len", "64", "--type", type, "--out", path});
+  REQUIRE(r.exit_code == 0);
+  return path;
+}
+
 // Sessions of different prompt lengths, started one pass apart, run through one stage in shared
 // passes (prompts beside other sessions' next tokens, StageModel::forward_rows): every logit
 // each session samples is that of running it alone, bit for bit.
@@ -244,17 +255,12 @@ TEST_CASE("a batched prompt gives the floats of one token at a time", "[model]")
 
 TEST_CASE("a batched prompt of f16, Q8_0 and Q4_0 weights gives the floats of one token at a time",
           "[model]") {
-  // Shapes past the batch's tiles: Q8_0 rows of 2816 columns take two tiles a chunk, and 27
-  // tokens run as passes of 8 and a remainder; the interleaved kernels run where the CPU has them,
+  // 27 tokens run as passes of 8 and a remainder; the interleaved kernels run where the CPU has them,
   // f16 tiles are widened for the f32 kernel.
   troupe::test::TempDir dir;
   for (const std::string type : {"f16", "q8_0", "q4_0"}) {
     INFO("type " << type);
-    const std::string path = dir / (type + ".gguf");
-    const auto r = troupe::test::run_troupe(
-        {"synth", "--dim", "1024", "--hidden", "2816", "--layers", "2", "--heads", "16",
-         "--kv-heads", "4", "--vocab", "300", "--seq-len", "64", "--type", type, "--out", path});
-    REQUIRE(r.exit_code == 0);
+    const std::string path = synth_two_layers(dir, type);
     std::vector<int> tokens;
     for (int i = 0; i < 27; i++) tokens.push_back((i * 37 + 5) % 300);
     check_batch_is_one_at_a_time(load_model(path), 2, tokens, 7);
@@ -270,11 +276,7 @@ TEST_CASE("sessions batched in shared passes over f16, Q8_0 and Q4_0 weights giv
   troupe::test::TempDir dir;
   for (const std::string type : {"f16", "q8_0", "q4_0"}) {
     INFO("type " << type);
-    const std::string path = dir / (type + ".gguf");
-    const auto r = troupe::test::run_troupe(
-        {"synth", "--dim", "1024", "--hidden", "2816", "--layers", "2", "--heads", "16",
-         "--kv-heads", "4", "--vocab", "300", "--seq-len", "64", "--type", type, "--out", path});
-    REQUIRE(r.exit_code == 0);
+    const std::string path = synth_two_layers(dir, type);
     check_sessions_batched_are_alone(std::make_shared<const Model>(load_model(path)), 4);
   }
 }

@@ -20,6 +20,14 @@ struct Answer {
   GenerationStats stats;
 };
 
+// stories260K, its tokenizer and llama2.c's reference cases.
+struct Stories {
+  std::string dir = shared_dir() + "/models/stories260K";
+  Model model = load_model(dir + "/stories260K.bin");
+  Tokenizer tok = Tokenizer::load_llama2c(dir + "/tok512.bin", 512);
+  nlohmann::json cases = nlohmann::json::parse(std::ifstream(shared_dir() + "/reference/stories260K-cases.json"));
+};
+
 Answer answer(const Model& m, const Tokenizer& tok, const nlohmann::json& c, const Speculation& speculation) {
   ThreadPool pool(1);
   const int steps = c["steps"].get<int>();
@@ -75,18 +83,14 @@ TEST_CASE("after a rejected guess, the next positions give what a run that never
 }
 
 TEST_CASE("speculation by prompt lookup writes llama2.c's texts, greedy and seeded, and guesses right", "[speculation]") {
-  const std::string dir = shared_dir() + "/models/stories260K";
-  const Model m = load_model(dir + "/stories260K.bin");
-  const Tokenizer tok = Tokenizer::load_llama2c(dir + "/tok512.bin", 512);
-  std::ifstream f(shared_dir() + "/reference/stories260K-cases.json");
-  const nlohmann::json cases = nlohmann::json::parse(f);
+  const Stories s;
   int accepted = 0;
-  for (const auto& c : cases) {
+  for (const auto& c : s.cases) {
     INFO("prompt '" << c["prompt"].get<std::string>() << "', t " << c["temperature"] << ", seed " << c["seed"]);
     const std::string expected = c["expected_stdout"].get<std::string>();
     for (int k : {1, 4, 8}) {
       INFO(k << " guesses a step");
-      const Answer a = answer(m, tok, c, {k, [](std::span<const int> context, int n) { return lookup_drafts(context, n); }});
+      const Answer a = answer(s.model, s.tok, c, {k, [](std::span<const int> context, int n) { return lookup_drafts(context, n); }});
       CHECK(a.text + "\n" == expected);
       CHECK(a.stats.drafted > 0);
       accepted += a.stats.accepted;
@@ -96,16 +100,12 @@ TEST_CASE("speculation by prompt lookup writes llama2.c's texts, greedy and seed
 }
 
 TEST_CASE("guesses that are always wrong still give the same text", "[speculation]") {
-  const std::string dir = shared_dir() + "/models/stories260K";
-  const Model m = load_model(dir + "/stories260K.bin");
-  const Tokenizer tok = Tokenizer::load_llama2c(dir + "/tok512.bin", 512);
-  std::ifstream f(shared_dir() + "/reference/stories260K-cases.json");
-  const nlohmann::json cases = nlohmann::json::parse(f);
+  const Stories s;
   // <unk> (id 0): stories260K never samples it.
   const Speculation wrong{4, [](std::span<const int>, int n) { return std::vector<int>(std::size_t(n), 0); }};
-  for (const auto& c : cases) {
+  for (const auto& c : s.cases) {
     INFO("prompt '" << c["prompt"].get<std::string>() << "', t " << c["temperature"]);
-    const Answer a = answer(m, tok, c, wrong);
+    const Answer a = answer(s.model, s.tok, c, wrong);
     CHECK(a.text + "\n" == c["expected_stdout"].get<std::string>());
     CHECK(a.stats.drafted > 0);
     CHECK(a.stats.accepted == 0);

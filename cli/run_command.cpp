@@ -157,8 +157,8 @@ int run(RunOptions opt) {
   }
   Speculation speculation;
   if (opt.speculate == "lookup") {
-    if (opt.draft_tokens < 1 || opt.draft_tokens >= Transformer::kMaxBatch) {
-      throw InputError("--draft-tokens: must be 1 to " + std::to_string(Transformer::kMaxBatch - 1));
+    if (opt.draft_tokens < 1 || opt.draft_tokens >= Transformer::kMaxEach) {
+      throw InputError("--draft-tokens: must be 1 to " + std::to_string(Transformer::kMaxEach - 1));
     }
     speculation = {opt.draft_tokens, [](std::span<const int> context, int k) { return lookup_drafts(context, k); }};
   }

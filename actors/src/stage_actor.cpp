@@ -524,6 +524,7 @@ void StageState::on_activations(const Origin& from, uint64_t id, const wire::Act
   if (!found) return;
   Session& s = *found;
   try {
+    // Checked before its rows are allocated (queue checks the rest).
     if (m.count < 1 || m.count > Transformer::kMaxBatch) throw InputError("activations of " + std::to_string(m.count) + " rows");
     Pending p{id, m.pos, m.count, m.sample, m.compute_us, -1, {}};
     p.rows.resize(std::size_t(m.count) * node_->config->dim);

@@ -68,14 +68,14 @@ std::string synth_two_layers(const troupe::test::TempDir& dir, const std::string
   return path;
 }
 
-// Sessions of different prompt lengths, started one pass apart, run through one stage in shared
-// passes (prompts beside other sessions' next tokens, StageModel::forward_rows): every logit
-// each session samples is that of running it alone, bit for bit.
-void check_sessions_batched_are_alone(std::shared_ptr<const Model> m, int decode_steps) {
+// Sessions of prompts of `lengths` tokens, started `stagger` passes apart, run through one stage
+// in shared passes (prompts beside other sessions' next tokens, StageModel::forward_rows): every
+// logit each session samples is that of running it alone, bit for bit.
+void check_sessions_batched_are_alone(std::shared_ptr<const Model> m, int decode_steps,
+                                      const std::vector<int>& lengths = {1, 3, 8, 13, 20}, int stagger = 1) {
   ThreadPool pool(2);
   const ModelConfig& c = m->config;
-  const std::vector<int> lengths = {1, 3, 8, 13, 20};
-  const int context = 20 + decode_steps + 1;
+  const int context = *std::max_element(lengths.begin(), lengths.end()) + decode_steps + 1;
   std::vector<std::vector<int>> prompts;
   for (std::size_t i = 0; i < lengths.size(); i++) {
     std::vector<int> p;
@@ -92,19 +92,20 @@ void check_sessions_batched_are_alone(std::shared_ptr<const Model> m, int decode
       if (step + 1 < decode_steps) l = t.forward(argmax(alone[i].back()), lengths[i] + step);
     }
   }
-  // Batched: session i starts at pass i; a pass holds every started session's prompt or next token.
+  // Batched: session i starts at pass i * stagger; a pass holds every started session's prompt or
+  // next token.
   const auto stage = transformer_stage(m, pool);
   std::vector<std::unique_ptr<StageModel::Session>> sessions;
   std::vector<std::vector<std::vector<float>>> batched(prompts.size());
   std::vector<int> next_token(prompts.size(), -1);
   std::vector<float> x(std::size_t(StageModel::kMaxRows) * c.dim), logits(prompts.size() * c.vocab_size);
   for (std::size_t i = 0; i < prompts.size(); i++) sessions.push_back(stage->open(context));
-  for (int pass = 0; pass < int(prompts.size()) + decode_steps; pass++) {
+  for (int pass = 0; pass < int(prompts.size()) * stagger + decode_steps; pass++) {
     std::vector<StageModel::Rows> rows;
     std::vector<std::size_t> who;
     float* at = x.data();
-    for (std::size_t i = 0; i < prompts.size() && int(i) <= pass; i++) {
-      const int step = pass - int(i);  // 0: the prompt
+    for (std::size_t i = 0; i < prompts.size() && int(i) * stagger <= pass; i++) {
+      const int step = pass - int(i) * stagger;  // 0: the prompt
       if (step >= decode_steps) continue;
       const std::vector<int> in = step == 0 ? prompts[i] : std::vector<int>{next_token[i]};
       for (std::size_t t = 0; t < in.size(); t++) sessions[i]->embed(in[t], at + t * c.dim);
@@ -269,6 +270,12 @@ TEST_CASE("a batched prompt of f16, Q8_0 and Q4_0 weights gives the floats of on
 
 TEST_CASE("sessions batched in shared passes give the floats of each run alone", "[model][batch]") {
   check_sessions_batched_are_alone(std::make_shared<const Model>(load_model(stories_path())), 6);
+}
+
+TEST_CASE("twenty sessions that sample in one pass get each its own logits", "[model][batch]") {
+  std::vector<int> lengths;
+  for (int i = 0; i < 20; i++) lengths.push_back(1 + i % 4);  // more sampling rows than one logits call takes
+  check_sessions_batched_are_alone(std::make_shared<const Model>(load_model(stories_path())), 3, lengths, 0);
 }
 
 TEST_CASE("sessions batched in shared passes over f16, Q8_0 and Q4_0 weights give the floats of each run alone",

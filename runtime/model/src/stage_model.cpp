@@ -8,7 +8,7 @@
 
 namespace troupe {
 
-static_assert(StageModel::kMaxRows == LayerPass::kMaxBatch && StageModel::kMaxRows == LayerPass::kMaxLogitRows);
+static_assert(StageModel::kMaxRows == LayerPass::kMaxBatch);
 
 void StageModel::forward_rows(float* x, std::span<const Rows> rows, float* logits) const {
   for (const Rows& r : rows) {
@@ -82,7 +82,11 @@ void TransformerStage::forward_rows(float* x, std::span<const Rows> rows, float*
     if (r.sample) last_rows_.insert(last_rows_.end(), x - dim, x);
   }
   const int sampled = static_cast<int>(last_rows_.size()) / dim;
-  if (sampled > 0) std::copy_n(pass_.logits(last_rows_.data(), sampled), std::size_t(sampled) * vocab, logits);
+  for (int at = 0; at < sampled; at += LayerPass::kMaxLogitRows) {
+    const int n = std::min(LayerPass::kMaxLogitRows, sampled - at);
+    const float* out = pass_.logits(last_rows_.data() + std::size_t(at) * dim, n);
+    std::copy_n(out, std::size_t(n) * vocab, logits + std::size_t(at) * vocab);
+  }
 }
 
 }  // namespace

@@ -172,7 +172,7 @@ namespace {
 std::vector<int> step_rows(const Generation& g, const std::vector<int>& context, const Speculation& speculation) {
   const auto in = g.input();
   std::vector<int> rows(in.begin(), in.end());
-  const int room = std::min({speculation.draft_tokens, g.steps() - g.position() - 1, Transformer::kMaxBatch - 1});
+  const int room = std::min({speculation.draft_tokens, g.steps() - g.position() - 1, Transformer::kMaxEach - 1});
   if (in.size() != 1 || room <= 0 || !speculation.drafts) return rows;
   std::vector<int> guesses = speculation.drafts(context, room);
   guesses.resize(std::min(guesses.size(), std::size_t(room)));

@@ -36,8 +36,9 @@ class LayerPass {
  public:
   // The most rows pushed through the layers at once; longer prompts go in chunks.
   static constexpr int kMaxBatch = 64;
-  // The most rows whose logits one logits() call computes (a batch's rows may all sample).
-  static constexpr int kMaxLogitRows = kMaxBatch;
+  // The most rows whose logits one logits() call computes (more go in several calls: the
+  // scratch holds this many rows of the vocabulary's size).
+  static constexpr int kMaxLogitRows = 16;
 
   // The model must hold the weights of `layers` (and the embedding / head where embed() or
   // logits() are used). `pool` must outlive the pass.

@@ -19,6 +19,7 @@ namespace troupe {
 class Transformer {
  public:
   static constexpr int kMaxBatch = LayerPass::kMaxBatch;
+  static constexpr int kMaxEach = LayerPass::kMaxLogitRows;  // forward_each's tokens, at most
 
   // `context` bounds the positions this instance will see (1..seq_len). The model must hold the
   // weights of `layers` (and the embedding / head where forward() or logits() are used).
@@ -28,7 +29,7 @@ class Transformer {
   float* forward(int token, int pos);
   // The whole model for tokens at positions pos, pos+1, ...; returns the logits of the last.
   float* forward_batch(std::span<const int> tokens, int pos);
-  // At most kMaxBatch tokens at positions pos, pos+1, ... as one batch; returns every one's
+  // At most kMaxEach tokens at positions pos, pos+1, ... as one batch; returns every one's
   // logits, vocab_size floats each (a speculative step checks a guess with each).
   float* forward_each(std::span<const int> tokens, int pos);
 

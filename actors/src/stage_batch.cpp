@@ -46,11 +46,16 @@ void StageState::queue(Session& s, bool tokens, Pending p) {
 // not waited for.
 std::optional<Clock::time_point> StageState::rows_due_soon() const {
   const auto now = node_->clock->now();
+  const auto horizon = now + last_pass_ / 4;
   std::optional<Clock::time_point> latest;
   for (const auto& [id, s] : sessions_) {
     if (!s.awaited || !s.loop) continue;
-    const auto due = s.sent_at + 2 * *s.loop;  // twice the last round trip: some slack
-    if (due > now && due <= now + last_pass_ / 4) latest = std::max(latest.value_or(due), due);
+    const auto expected = s.sent_at + *s.loop;  // as long a round trip as the last one
+    if (expected > horizon) continue;
+    // Some slack for a late one: half its round trip, at least a thread's wake-up.
+    const auto slack = std::max<Clock::time_point::duration>(*s.loop / 2, std::chrono::microseconds(200));
+    const auto until = std::min(expected + slack, horizon);
+    if (until > now) latest = std::max(latest.value_or(until), until);
   }
   return latest;
 }

@@ -33,7 +33,8 @@ class Transformer {
   // logits, vocab_size floats each (a speculative step checks a guess with each).
   float* forward_each(std::span<const int> tokens, int pos);
 
-  // The pieces a pipeline stage uses. x holds count rows of dim floats, for positions pos.. .
+  // The pieces of a pass, for a model split by hand (a stage on a device runs a LayerPass through
+  // StageModel). x holds count rows of dim floats, for positions pos.. .
   void embed(int token, float* x) const { pass_.embed(token, x); }
   void forward_layers(float* x, int count, int pos) { forward_layers(x, count, pos, pass_.layers()); }
   // Only the layers of `sub` (within layers()).

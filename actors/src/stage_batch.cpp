@@ -20,7 +20,7 @@ namespace troupe::actors {
 void StageState::queue(Session& s, bool tokens, Pending p) {
   int due = s.fill ? s.fill->pos : s.next_pos;
   for (const Pending& q : pending_) {
-    if (q.id != p.id || q.count == 0) continue;
+    if (q.id != p.id) continue;
     if (tokens && q.pos == p.pos) return;
     due = q.pos + q.count;
   }
@@ -70,7 +70,7 @@ int StageState::prompt_left(const Session& s) const {
 std::vector<StageState::Candidate> StageState::candidates() {
   std::erase_if(pending_, [&](const Pending& p) {
     const auto it = sessions_.find(p.id);
-    return p.count == 0 || it == sessions_.end() || it->second.relayered;
+    return it == sessions_.end() || it->second.relayered;
   });
   std::vector<Candidate> out;
   std::unordered_set<uint64_t> seen;
@@ -164,7 +164,7 @@ void StageState::on_pass(uint64_t ticket) {
     }
   }
   if (!taken.empty()) finish_pass(taken, t0);
-  std::erase_if(pending_, [](const Pending& p) { return p.count == 0; });
+  std::erase_if(pending_, [](const Pending& p) { return p.count == 0; });  // taken whole: no later step sees them
   const bool more = !pending_.empty() ||
                     std::any_of(sessions_.begin(), sessions_.end(), [&](const auto& s) { return prompt_left(s.second) > 0; });
   if (more) schedule_pass();
